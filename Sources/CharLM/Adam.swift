@@ -1,0 +1,78 @@
+// Gradient clipping and the Adam optimizer, each a single loop over the flat buffers. Semantics follow PyTorch's
+// `torch.nn.utils.clip_grad_norm_` and `torch.optim.Adam` (no weight decay, no amsgrad).
+
+import Foundation
+
+/// Scales `gradients` so their global L2 norm is at most `maxNorm` (PyTorch: coefficient maxNorm / (norm + 1e-6),
+/// applied only when below 1). Returns the norm before clipping. `maxNorm` <= 0 disables clipping.
+@discardableResult
+public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Double {
+    let g = gradients.pointer
+    var sumOfSquares = 0.0
+    for index in 0..<gradients.count { sumOfSquares += Double(g[index]) * Double(g[index]) }
+    let norm = sumOfSquares.squareRoot()
+    if maxNorm > 0 && norm.isFinite {
+        let coefficient = Double(maxNorm) / (norm + 1e-6)
+        if coefficient < 1 {
+            let scale = Float(coefficient)
+            for index in 0..<gradients.count { g[index] *= scale }
+        }
+    }
+    return norm
+}
+
+/// Adam's hyper-parameters.
+public struct AdamSettings: Equatable, Sendable {
+    public var learningRate: Float = 2e-3
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public init(learningRate: Float = 2e-3) { self.learningRate = learningRate }
+}
+
+/// Adam with bias correction, over one flat parameter buffer:
+///   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+///   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+public final class Adam {
+    public var settings: AdamSettings
+    /// First moment, same layout as the parameters.
+    public let firstMoment: FloatBuffer
+    /// Second moment, same layout as the parameters.
+    public let secondMoment: FloatBuffer
+    /// Updates applied so far (t in the formula).
+    public private(set) var stepCount = 0
+
+    public init(parameterCount: Int, settings: AdamSettings) {
+        self.settings = settings
+        firstMoment = FloatBuffer(count: parameterCount)
+        secondMoment = FloatBuffer(count: parameterCount)
+    }
+
+    /// One update of `parameters` from `gradients`.
+    public func update(parameters: FloatBuffer, gradients: FloatBuffer) {
+        precondition(parameters.count == firstMoment.count && gradients.count == firstMoment.count)
+        stepCount += 1
+        let (beta1, beta2, epsilon) = (settings.beta1, settings.beta2, settings.epsilon)
+        let correction1 = 1 - pow(Double(beta1), Double(stepCount))
+        let correction2 = 1 - pow(Double(beta2), Double(stepCount))
+        let stepSize = Float(Double(settings.learningRate) / correction1)
+        let rootCorrection2 = Float(correction2.squareRoot())
+        let p = parameters.pointer, g = gradients.pointer
+        let m = firstMoment.pointer, v = secondMoment.pointer
+        for index in 0..<parameters.count {
+            let gradient = g[index]
+            m[index] = beta1 * m[index] + (1 - beta1) * gradient
+            v[index] = beta2 * v[index] + (1 - beta2) * gradient * gradient
+            let denominator = v[index].squareRoot() / rootCorrection2 + epsilon
+            p[index] -= stepSize * m[index] / denominator
+        }
+    }
+
+    /// Restores moments and step count (checkpoint resume).
+    public func restore(firstMoment m: [Float], secondMoment v: [Float], stepCount: Int) {
+        precondition(m.count == firstMoment.count && v.count == secondMoment.count)
+        firstMoment.copy(from: FloatBuffer(m))
+        secondMoment.copy(from: FloatBuffer(v))
+        self.stepCount = stepCount
+    }
+}

@@ -1,0 +1,193 @@
+// Token storage and the data the trainer sees: a corpus (normalised text as compact token indices), its
+// train/validation split, random training batches, and the fixed evaluation windows. Windows are index ranges into
+// the token buffer; nothing is copied until a batch is gathered into the model's input buffers.
+
+/// Token indices stored compactly: one byte each when V <= 256, else two.
+public enum TokenBuffer: Equatable, Sendable {
+    case narrow([UInt8])
+    case wide([UInt16])
+
+    /// Stores `tokens` in the narrowest form that holds indices below `vocabularySize`.
+    public init(_ tokens: [Int], vocabularySize: Int) {
+        if vocabularySize <= 256 {
+            self = .narrow(tokens.map { UInt8($0) })
+        } else {
+            self = .wide(tokens.map { UInt16($0) })
+        }
+    }
+
+    public var count: Int {
+        switch self {
+        case .narrow(let tokens): return tokens.count
+        case .wide(let tokens): return tokens.count
+        }
+    }
+
+    /// Bytes held per token (1 or 2).
+    public var bytesPerToken: Int {
+        switch self {
+        case .narrow: return 1
+        case .wide: return 2
+        }
+    }
+
+    public subscript(index: Int) -> Int {
+        switch self {
+        case .narrow(let tokens): return Int(tokens[index])
+        case .wide(let tokens): return Int(tokens[index])
+        }
+    }
+
+    /// Copies tokens `start ..< start + count` into `destination` with stride `stride` (for time-major batches).
+    @inline(__always)
+    func gather(start: Int, count: Int, into destination: UnsafeMutablePointer<Int32>, stride: Int) {
+        switch self {
+        case .narrow(let tokens):
+            tokens.withUnsafeBufferPointer { source in
+                for t in 0..<count { destination[t * stride] = Int32(source[start + t]) }
+            }
+        case .wide(let tokens):
+            tokens.withUnsafeBufferPointer { source in
+                for t in 0..<count { destination[t * stride] = Int32(source[start + t]) }
+            }
+        }
+    }
+}
+
+/// A normalised text as tokens, with its vocabulary, per-character counts and load report.
+public struct Corpus: Sendable {
+    public let vocabulary: Vocabulary
+    public let tokens: TokenBuffer
+    /// How often each vocabulary entry occurs, by index.
+    public let counts: [Int]
+    public let report: NormalizationReport
+
+    /// Loads a text file: reads, decodes, normalises, builds the vocabulary and tokenises.
+    public static func load(path: String, normalization: NormalizationOptions) throws -> Corpus {
+        let bytes = try readFileBytes(at: path)
+        return try make(utf8: bytes, normalization: normalization, name: path)
+    }
+
+    /// Builds a corpus from a string (tests and built-in texts).
+    public static func make(text: String, normalization: NormalizationOptions) throws -> Corpus {
+        try make(utf8: Array(text.utf8), normalization: normalization, name: "<text>")
+    }
+
+    /// Two passes over the bytes: the first counts the normalised characters (the vocabulary), the second maps them
+    /// to indices. Normalising twice costs less than holding the text as 4-byte scalars in between.
+    static func make(utf8 bytes: [UInt8], normalization: NormalizationOptions, name: String) throws -> Corpus {
+        guard !bytes.isEmpty else { throw CharLMError.emptyFile(path: name) }
+        if let zero = bytes.firstIndex(of: 0) {
+            throw CharLMError.binaryFile(path: name, reason: "it has a NUL byte at offset \(zero)")
+        }
+        return try bytes.withUnsafeBufferPointer { buffer in
+            var asciiCounts = [Int](repeating: 0, count: 128)
+            var otherCounts: [UInt32: Int] = [:]
+            var normalizer = TextNormalizer(options: normalization)
+            let report = normalizer.normalize(utf8: buffer) { scalar in
+                if scalar.value < 128 { asciiCounts[Int(scalar.value)] += 1 } else { otherCounts[scalar.value, default: 0] += 1 }
+            }
+            // Text that is mostly invalid UTF-8 is not text.
+            if report.replacedSequences * 10 > bytes.count {
+                let percent = report.replacedSequences * 100 / bytes.count
+                throw CharLMError.binaryFile(path: name, reason: "\(percent)% of its bytes are not valid UTF-8")
+            }
+            guard report.characters > 0 else {
+                throw CharLMError.nothingLeftAfterNormalization(path: name, removed: report.invisibleRemoved + report.droppedNonASCII)
+            }
+            var present: [(UInt32, Int)] = asciiCounts.enumerated().compactMap { $0.element > 0 ? (UInt32($0.offset), $0.element) : nil }
+            present += otherCounts.map { ($0.key, $0.value) }
+            present.sort { $0.0 < $1.0 }
+            guard present.count <= 65_535 else { throw CharLMError.vocabularyTooLarge(size: present.count) }
+            let vocabulary = try Vocabulary(scalars: present.map { Unicode.Scalar($0.0)! }, normalization: normalization)
+
+            var indexOfASCII = [Int](repeating: -1, count: 128)
+            var indexOfOther: [UInt32: Int] = [:]
+            for (index, entry) in present.enumerated() {
+                if entry.0 < 128 { indexOfASCII[Int(entry.0)] = index } else { indexOfOther[entry.0] = index }
+            }
+            func tokenize<Element: FixedWidthInteger>(as _: Element.Type) -> [Element] {
+                var tokens: [Element] = []
+                tokens.reserveCapacity(report.characters)
+                var second = TextNormalizer(options: normalization)
+                _ = second.normalize(utf8: buffer) { scalar in
+                    let index = scalar.value < 128 ? indexOfASCII[Int(scalar.value)] : indexOfOther[scalar.value]!
+                    tokens.append(Element(truncatingIfNeeded: index))
+                }
+                return tokens
+            }
+            let tokens: TokenBuffer = vocabulary.count <= 256
+                ? .narrow(tokenize(as: UInt8.self)) : .wide(tokenize(as: UInt16.self))
+            return Corpus(
+                vocabulary: vocabulary, tokens: tokens,
+                counts: present.map { $0.1 }, report: report)
+        }
+    }
+
+    /// The token to prime generation from an empty prompt: a newline when the vocabulary has one, else the most
+    /// frequent character.
+    public var primer: Int {
+        if let newline = vocabulary.index(of: "\n") { return newline }
+        return counts.indices.max { counts[$0] < counts[$1] } ?? 0
+    }
+}
+
+/// A corpus split into training and validation ranges, with batch and window access.
+public struct Dataset: Sendable {
+    public let tokens: TokenBuffer
+    /// Token positions used for training: the first part of the corpus.
+    public let trainRange: Range<Int>
+    /// Token positions used for validation: the last `validationFraction` of the corpus.
+    public let validationRange: Range<Int>
+
+    /// Splits at `Int(n * (1 - validationFraction))`, as the PyTorch reference does with `int(0.9 * N)`.
+    public init(tokens: TokenBuffer, validationFraction: Double) throws {
+        guard validationFraction >= 0 && validationFraction < 1 else {
+            throw CharLMError.invalidSetting(
+                name: "val", message: "must be >= 0 and < 1; got \(validationFraction)")
+        }
+        let split = Int(Double(tokens.count) * (1.0 - validationFraction))
+        self.tokens = tokens
+        trainRange = 0..<split
+        validationRange = split..<tokens.count
+    }
+
+    /// Checks that the training split holds at least one window of `steps` inputs and its targets.
+    public func checkTrainable(steps: Int) throws {
+        if trainRange.count < steps + 1 {
+            throw CharLMError.corpusTooShort(split: "training", tokens: trainRange.count, needed: steps + 1, seq: steps)
+        }
+    }
+
+    /// Fills time-major (T, B) `inputs` and `targets` with B windows at random offsets in the training split.
+    /// Window b starting at s has inputs tokens[s ..< s+T] and targets tokens[s+1 ..< s+T+1].
+    public func sampleBatch(
+        steps: Int, batch: Int, generator: inout SeededGenerator,
+        inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
+    ) {
+        let offsetCount = trainRange.count - steps  // valid starts: 0 ..< n - T
+        for b in 0..<batch {
+            let start = trainRange.lowerBound + generator.nextIndex(below: offsetCount)
+            tokens.gather(start: start, count: steps, into: inputs + b, stride: batch)
+            tokens.gather(start: start + 1, count: steps, into: targets + b, stride: batch)
+        }
+    }
+
+    /// The number of evaluation windows of T inputs in the validation split: floor((n - 1) / T).
+    public func validationWindowCount(steps: Int) -> Int {
+        validationRange.isEmpty ? 0 : (validationRange.count - 1) / steps
+    }
+
+    /// Fills time-major (T, count) `inputs` and `targets` with validation windows first ..< first + count, where
+    /// window k predicts tokens[k*T+1 ... k*T+T] from tokens[k*T ... k*T+T-1] (offsets within the split).
+    public func validationBatch(
+        steps: Int, first: Int, count: Int,
+        inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
+    ) {
+        for b in 0..<count {
+            let start = validationRange.lowerBound + (first + b) * steps
+            tokens.gather(start: start, count: steps, into: inputs + b, stride: count)
+            tokens.gather(start: start + 1, count: steps, into: targets + b, stride: count)
+        }
+    }
+}

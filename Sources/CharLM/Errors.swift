@@ -1,0 +1,52 @@
+// The errors CharLM throws. Each case carries the offending value and renders a message that says what was wrong
+// and what to do about it. Libraries throw; only the executable decides exit codes.
+
+/// Everything that can go wrong in the engine, with a human-readable `description`.
+public enum CharLMError: Error, Equatable, CustomStringConvertible {
+    case fileNotFound(path: String)
+    case isDirectory(path: String)
+    case unreadable(path: String, reason: String)
+    case emptyFile(path: String)
+    case binaryFile(path: String, reason: String)
+    case nothingLeftAfterNormalization(path: String, removed: Int)
+    case vocabularyTooLarge(size: Int)
+    case corpusTooShort(split: String, tokens: Int, needed: Int, seq: Int)
+    case invalidSetting(name: String, message: String)
+    case tokenOutOfRange(token: Int, vocabularySize: Int)
+    case nonFiniteLoss(step: Int, loss: Double)
+    case nonFiniteGradient(step: Int)
+
+    public var description: String {
+        switch self {
+        case .fileNotFound(let path):
+            return "no such file '\(path)': check the path"
+        case .isDirectory(let path):
+            return "'\(path)' is a directory, not a text file: name a file inside it"
+        case .unreadable(let path, let reason):
+            return "cannot read '\(path)': \(reason)"
+        case .emptyFile(let path):
+            return "'\(path)' is empty: a corpus needs some text"
+        case .binaryFile(let path, let reason):
+            return "'\(path)' looks like a binary file (\(reason)): load a UTF-8 text file"
+        case .nothingLeftAfterNormalization(let path, let removed):
+            return "'\(path)' has no characters left after normalisation (\(removed) removed): "
+                + "turn `ascii` off to keep non-ASCII text"
+        case .vocabularyTooLarge(let size):
+            return "the text has \(size) distinct characters; charlm supports at most 65,535: "
+                + "turn `ascii` on or clean the text"
+        case .corpusTooShort(let split, let tokens, let needed, let seq):
+            return "the \(split) split has \(tokens) characters; it needs at least seq+1 = \(needed) "
+                + "(seq is \(seq)): lower `seq` or load more text"
+        case .invalidSetting(let name, let message):
+            return "\(name) \(message)"
+        case .tokenOutOfRange(let token, let vocabularySize):
+            return "token \(token) is outside the vocabulary of \(vocabularySize) characters"
+        case .nonFiniteLoss(let step, let loss):
+            return "training stopped at step \(step): the loss became \(loss). Parameters and optimizer state "
+                + "are as they were before that step: lower `lr` or `clip`, or `reset`"
+        case .nonFiniteGradient(let step):
+            return "training stopped at step \(step): the gradient is not finite. Parameters and optimizer state "
+                + "are as they were before that step: lower `lr` or `clip`, or `reset`"
+        }
+    }
+}

@@ -1,0 +1,205 @@
+// Prompt -> tokens -> model state -> distribution -> sampler -> characters. `Sampler` shapes a distribution from
+// logits (temperature, top-k, top-p) and draws from it; `TextGenerator` feeds a prompt and then one character at a
+// time, carrying the LSTM state between calls.
+
+import Foundation
+
+/// How the next character is chosen from the model's scores.
+public struct SamplingSettings: Equatable, Sendable {
+    /// Divides the logits; 0 means argmax (greedy).
+    public var temperature: Float = 1
+    /// Keep only the k most likely characters; 0 turns it off.
+    public var topK: Int = 0
+    /// Keep only the smallest set of most likely characters whose mass reaches p; 1 turns it off.
+    public var topP: Float = 1
+
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+    }
+
+    public func validate() throws {
+        guard temperature >= 0 && temperature.isFinite else {
+            throw CharLMError.invalidSetting(name: "temp", message: "must be >= 0; got \(temperature)")
+        }
+        guard topK >= 0 else {
+            throw CharLMError.invalidSetting(name: "topk", message: "must be >= 0 (0 turns it off); got \(topK)")
+        }
+        guard topP > 0 && topP <= 1 else {
+            throw CharLMError.invalidSetting(name: "topp", message: "must be > 0 and <= 1 (1 turns it off); got \(topP)")
+        }
+    }
+}
+
+/// Turns a row of V logits into the distribution to draw from, and draws. Buffers are allocated once.
+public final class Sampler {
+    public let vocabularySize: Int
+    /// (V) the distribution after temperature, top-k and top-p, renormalised; zero outside the kept set.
+    public let probabilities: UnsafeMutableBufferPointer<Double>
+    /// (V) indices sorted by decreasing probability (ties: lower index first); the first `keptCount` are kept.
+    public private(set) var order: [Int]
+    /// How many characters the cut-offs kept.
+    public private(set) var keptCount = 0
+
+    public init(vocabularySize V: Int) {
+        vocabularySize = V
+        probabilities = .allocate(capacity: V)
+        probabilities.initialize(repeating: 0)
+        order = Array(0..<V)
+    }
+
+    deinit { probabilities.deallocate() }
+
+    /// softmax(logits / temperature) with its maximum subtracted, into `probabilities` (temperature > 0).
+    private func softmax(_ logits: UnsafePointer<Float>, temperature: Float) {
+        let V = vocabularySize
+        var maximum = -Float.infinity
+        for v in 0..<V { maximum = max(maximum, logits[v]) }
+        let inverseTemperature = 1 / Double(temperature)
+        var sum = 0.0
+        for v in 0..<V {
+            let e = exp((Double(logits[v]) - Double(maximum)) * inverseTemperature)
+            probabilities[v] = e
+            sum += e
+        }
+        for v in 0..<V { probabilities[v] /= sum }
+    }
+
+    /// Fills `probabilities`: temperature first, then top-k, then top-p over what top-k kept, then renormalises.
+    /// Temperature 0 puts all mass on the argmax (lowest index among ties).
+    public func prepare(logits: UnsafePointer<Float>, settings: SamplingSettings) {
+        let V = vocabularySize
+        if settings.temperature == 0 {
+            var best = 0
+            for v in 1..<max(V, 1) where logits[v] > logits[best] { best = v }
+            for v in 0..<V { probabilities[v] = 0 }
+            probabilities[best] = 1
+            order = [best] + (0..<V).filter { $0 != best }
+            keptCount = 1
+            return
+        }
+        softmax(logits, temperature: settings.temperature)
+        keptCount = V
+        if settings.topK == 0 && settings.topP >= 1 { return }
+        for v in 0..<V { order[v] = v }
+        order.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+        if settings.topK > 0 { keptCount = min(settings.topK, V) }
+        if settings.topP < 1 {
+            // The smallest prefix (of what top-k kept, renormalised) whose mass reaches p.
+            var keptMass = 0.0
+            for rank in 0..<keptCount { keptMass += probabilities[order[rank]] }
+            var cumulative = 0.0
+            var count = 0
+            while count < keptCount {
+                cumulative += probabilities[order[count]] / keptMass
+                count += 1
+                if cumulative >= Double(settings.topP) { break }
+            }
+            keptCount = count
+        }
+        var mass = 0.0
+        for rank in 0..<keptCount { mass += probabilities[order[rank]] }
+        for rank in keptCount..<V { probabilities[order[rank]] = 0 }
+        for rank in 0..<keptCount { probabilities[order[rank]] /= mass }
+    }
+
+    /// Draws an index from `probabilities` with one uniform number.
+    public func draw(generator: inout SeededGenerator) -> Int {
+        let u = generator.nextUnitDouble()
+        var cumulative = 0.0
+        var last = 0
+        for v in 0..<vocabularySize where probabilities[v] > 0 {
+            cumulative += probabilities[v]
+            if u < cumulative { return v }
+            last = v
+        }
+        return last  // u fell in the rounding gap at the top
+    }
+
+    /// `prepare` then `draw`; temperature 0 draws nothing from the generator.
+    public func sample(logits: UnsafePointer<Float>, settings: SamplingSettings, generator: inout SeededGenerator) -> Int {
+        prepare(logits: logits, settings: settings)
+        if settings.temperature == 0 { return order[0] }
+        return draw(generator: &generator)
+    }
+}
+
+/// Generates text from a model: feeds a prompt, then samples one character at a time, carrying the LSTM state.
+public final class TextGenerator {
+    public let model: CharLSTM
+    public let sampler: Sampler
+    /// Prompts are fed in chunks of at most this many characters.
+    private let chunk = 256
+    private let workspace: ModelWorkspace
+
+    public init(model: CharLSTM) {
+        self.model = model
+        sampler = Sampler(vocabularySize: model.config.vocabularySize)
+        workspace = model.makeWorkspace(steps: chunk, batch: 1)
+    }
+
+    /// Feeds `tokens` from a zero state and returns the logits after the last one (V values).
+    public func logits(after tokens: [Int]) throws -> [Float] {
+        try feed(tokens, carryState: false)
+        let V = model.config.vocabularySize
+        return Array(UnsafeBufferPointer(start: lastLogits, count: V))
+    }
+
+    /// Feeds `prompt` (or `primer` alone when the prompt is empty) from a zero state, then generates `count`
+    /// characters, calling `onToken` with each as soon as it is chosen; `onToken` returning false stops early.
+    /// Returns the generated tokens (not the prompt).
+    @discardableResult
+    public func generate(
+        prompt: [Int], count: Int, settings: SamplingSettings, primer: Int,
+        generator: inout SeededGenerator, onToken: (Int) -> Bool = { _ in true }
+    ) throws -> [Int] {
+        try settings.validate()
+        guard count >= 0 else {
+            throw CharLMError.invalidSetting(name: "length", message: "must be >= 0; got \(count)")
+        }
+        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false)
+        var output: [Int] = []
+        output.reserveCapacity(count)
+        var unused = SeededGenerator(seed: 0)
+        while output.count < count {
+            let token = sampler.sample(logits: lastLogits, settings: settings, generator: &generator)
+            output.append(token)
+            if !onToken(token) || output.count == count { break }
+            workspace.inputs[0] = Int32(token)
+            model.forward(steps: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused, carryState: true)
+            workspace.carryState(steps: 1, batch: 1)
+            lastRow = 0
+        }
+        return output
+    }
+
+    /// Row of the logits buffer that holds the latest prediction.
+    private var lastRow = 0
+    private var lastLogits: UnsafePointer<Float> {
+        UnsafePointer(workspace.logits.pointer + lastRow * model.config.vocabularySize)
+    }
+
+    /// Runs `tokens` through the model in chunks, leaving the state after the last in slot 0.
+    private func feed(_ tokens: [Int], carryState: Bool) throws {
+        let V = model.config.vocabularySize
+        for token in tokens where token < 0 || token >= V {
+            throw CharLMError.tokenOutOfRange(token: token, vocabularySize: V)
+        }
+        guard !tokens.isEmpty else {
+            throw CharLMError.invalidSetting(name: "prompt", message: "is empty: feed at least one character")
+        }
+        var unused = SeededGenerator(seed: 0)
+        var start = 0
+        var carry = carryState
+        while start < tokens.count {
+            let T = min(chunk, tokens.count - start)
+            for t in 0..<T { workspace.inputs[t] = Int32(tokens[start + t]) }
+            model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused, carryState: carry)
+            workspace.carryState(steps: T, batch: 1)
+            lastRow = T - 1
+            carry = true
+            start += T
+        }
+    }
+}

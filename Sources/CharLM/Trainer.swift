@@ -1,0 +1,139 @@
+// Training and evaluation: batches -> model -> loss -> gradients -> clipping -> Adam -> parameters, one step at a
+// time, plus the validation protocol. No terminal I/O: callers show progress from the values returned.
+
+import Foundation
+
+/// The settings of a training run that are not part of the architecture.
+public struct TrainingSettings: Equatable, Sendable {
+    /// T: characters per training window.
+    public var steps: Int = 100
+    /// B: windows per batch.
+    public var batch: Int = 64
+    public var learningRate: Float = 2e-3
+    /// Global gradient-norm limit; 0 disables clipping.
+    public var clip: Float = 5
+
+    public init(steps: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5) {
+        self.steps = steps
+        self.batch = batch
+        self.learningRate = learningRate
+        self.clip = clip
+    }
+
+    public func validate() throws {
+        guard (1...10_000).contains(steps) else {
+            throw CharLMError.invalidSetting(name: "seq", message: "must be between 1 and 10000; got \(steps)")
+        }
+        guard (1...4096).contains(batch) else {
+            throw CharLMError.invalidSetting(name: "batch", message: "must be between 1 and 4096; got \(batch)")
+        }
+        guard learningRate > 0 && learningRate.isFinite else {
+            throw CharLMError.invalidSetting(name: "lr", message: "must be > 0; got \(learningRate)")
+        }
+        guard clip >= 0 && clip.isFinite else {
+            throw CharLMError.invalidSetting(name: "clip", message: "must be >= 0 (0 turns clipping off); got \(clip)")
+        }
+    }
+}
+
+/// A validation result in the three usual units.
+public struct Evaluation: Equatable, Sendable {
+    /// Mean cross-entropy, nats per character.
+    public let nats: Double
+    /// Characters predicted.
+    public let characters: Int
+    /// Bits per character.
+    public var bits: Double { nats / log(2) }
+    /// exp(nats).
+    public var perplexity: Double { exp(nats) }
+}
+
+/// Mean cross-entropy over the validation split with the standard protocol: non-overlapping windows of T inputs
+/// from the split's first token (floor((n-1)/T) of them), a zero state per window, every predicted character counted.
+/// Windows run B at a time in `workspace`.
+public func evaluate(
+    model: CharLSTM, dataset: Dataset, steps T: Int, batch B: Int, workspace: ModelWorkspace
+) throws -> Evaluation {
+    let windows = dataset.validationWindowCount(steps: T)
+    guard windows > 0 else {
+        throw CharLMError.corpusTooShort(
+            split: "validation", tokens: dataset.validationRange.count, needed: T + 1, seq: T)
+    }
+    var unused = SeededGenerator(seed: 0)  // inference mode draws nothing
+    var total = 0.0
+    var first = 0
+    while first < windows {
+        let count = min(B, windows - first)
+        dataset.validationBatch(steps: T, first: first, count: count, inputs: workspace.inputs, targets: workspace.targets)
+        model.forward(steps: T, batch: count, workspace: workspace, mode: .inference, generator: &unused)
+        total += model.loss(steps: T, batch: count, workspace: workspace, gradient: false) * Double(count * T)
+        first += count
+    }
+    return Evaluation(nats: total / Double(windows * T), characters: windows * T)
+}
+
+/// Owns a model, its optimizer and the data, and advances them one step at a time.
+public final class Trainer {
+    public let model: CharLSTM
+    public let optimizer: Adam
+    public let dataset: Dataset
+    public private(set) var settings: TrainingSettings
+    /// Draws batch offsets and dropout masks.
+    public var generator: SeededGenerator
+    /// Completed training steps.
+    public private(set) var step = 0
+    /// Training loss of every completed step, in order.
+    public private(set) var lossHistory: [Double] = []
+    private var workspace: ModelWorkspace
+
+    public init(model: CharLSTM, dataset: Dataset, settings: TrainingSettings, seed: UInt64) throws {
+        try settings.validate()
+        try dataset.checkTrainable(steps: settings.steps)
+        self.model = model
+        self.dataset = dataset
+        self.settings = settings
+        optimizer = Adam(parameterCount: model.layout.totalCount, settings: AdamSettings(learningRate: settings.learningRate))
+        generator = SeededGenerator(seed: seed)
+        workspace = model.makeWorkspace(steps: settings.steps, batch: settings.batch)
+    }
+
+    /// Training steps that make one pass over the training split's tokens: ceil(n / (B*T)).
+    public var stepsPerEpoch: Int {
+        let perStep = settings.steps * settings.batch
+        return max(1, (dataset.trainRange.count + perStep - 1) / perStep)
+    }
+
+    /// One step: sample a batch, forward, loss, backward, clip, Adam. Returns the batch's mean loss (before the
+    /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
+    @discardableResult
+    public func trainStep() throws -> Double {
+        let (T, B) = (settings.steps, settings.batch)
+        dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
+        model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+        let loss = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+        guard loss.isFinite else { throw CharLMError.nonFiniteLoss(step: step + 1, loss: loss) }
+        model.gradients.zero()
+        model.backward(steps: T, batch: B, workspace: workspace)
+        let norm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
+        guard norm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
+        // Nothing has changed the parameters or the optimizer until here.
+        optimizer.update(parameters: model.parameters, gradients: model.gradients)
+        step += 1
+        lossHistory.append(loss)
+        return loss
+    }
+
+    /// Validation loss with the standard protocol, T = `settings.steps`, run B windows at a time.
+    public func evaluate() throws -> Evaluation {
+        try CharLM.evaluate(model: model, dataset: dataset, steps: settings.steps, batch: settings.batch, workspace: workspace)
+    }
+
+    /// Changes the learning rate for the steps that follow.
+    public func setLearningRate(_ learningRate: Float) throws {
+        var changed = settings
+        changed.learningRate = learningRate
+        try changed.validate()
+        settings = changed
+        optimizer.settings.learningRate = learningRate
+    }
+}

@@ -1,0 +1,97 @@
+// Characters <-> indices. A vocabulary is the sorted set of Unicode scalars in a normalised corpus (exactly Python's
+// `sorted(set(text))`), plus the normalisation that produced it, so a prompt is mapped the same way as the corpus.
+
+/// The model's alphabet: scalar <-> index, and how raw text is normalised into it.
+public struct Vocabulary: Equatable, Sendable {
+    /// The characters in index order.
+    public let scalars: [Unicode.Scalar]
+    /// The normalisation applied to text before it is encoded.
+    public let normalization: NormalizationOptions
+    /// Index of each scalar value.
+    private let indexByValue: [UInt32: Int]
+
+    /// V, the number of characters.
+    public var count: Int { scalars.count }
+
+    /// A vocabulary with the given characters in the given order (which need not be sorted, so a file made
+    /// elsewhere keeps its order). Throws on duplicates, an empty list, or more than 65,535 entries.
+    public init(scalars: [Unicode.Scalar], normalization: NormalizationOptions) throws {
+        guard !scalars.isEmpty else {
+            throw CharLMError.invalidSetting(name: "vocabulary", message: "is empty: it needs at least one character")
+        }
+        guard scalars.count <= 65_535 else { throw CharLMError.vocabularyTooLarge(size: scalars.count) }
+        var indexByValue: [UInt32: Int] = [:]
+        for (index, scalar) in scalars.enumerated() {
+            if indexByValue.updateValue(index, forKey: scalar.value) != nil {
+                throw CharLMError.invalidSetting(
+                    name: "vocabulary", message: "lists the character \(visible(scalar)) twice")
+            }
+        }
+        self.scalars = scalars
+        self.normalization = normalization
+        self.indexByValue = indexByValue
+    }
+
+    /// The index of `scalar`, or nil when it is not in the vocabulary.
+    public func index(of scalar: Unicode.Scalar) -> Int? { indexByValue[scalar.value] }
+
+    /// The result of encoding a user's text.
+    public struct Encoding: Equatable, Sendable {
+        /// Token indices of the characters that are in the vocabulary.
+        public var tokens: [Int]
+        /// Characters that were still unknown after normalisation and were left out, each once, in first-seen order.
+        public var dropped: [Unicode.Scalar]
+        /// How many characters were left out in all.
+        public var droppedCount: Int
+        /// What normalisation changed.
+        public var report: NormalizationReport
+    }
+
+    /// Normalises `text` as the corpus was, then maps it to indices, leaving out (and reporting) unknown characters.
+    public func encode(_ text: String) -> Encoding {
+        var normalizer = TextNormalizer(options: normalization)
+        let (normalized, report) = normalizer.normalize(text)
+        var tokens: [Int] = []
+        tokens.reserveCapacity(normalized.count)
+        var dropped: [Unicode.Scalar] = []
+        var droppedCount = 0
+        for scalar in normalized {
+            if let index = indexByValue[scalar.value] {
+                tokens.append(index)
+            } else {
+                droppedCount += 1
+                if !dropped.contains(scalar) { dropped.append(scalar) }
+            }
+        }
+        return Encoding(tokens: tokens, dropped: dropped, droppedCount: droppedCount, report: report)
+    }
+
+    /// The text of `tokens`; throws if an index is out of range.
+    public func decode(_ tokens: [Int]) throws -> String {
+        var text = String.UnicodeScalarView()
+        for token in tokens {
+            guard token >= 0 && token < scalars.count else {
+                throw CharLMError.tokenOutOfRange(token: token, vocabularySize: scalars.count)
+            }
+            text.append(scalars[token])
+        }
+        return String(text)
+    }
+
+    /// The character of one token as a string (the caller guarantees the index is valid).
+    public func character(_ token: Int) -> String { String(Character(scalars[token])) }
+}
+
+/// A character spelled so a reader can see it: `'\n'`, `' '`, `'a'`, `'U+200B'`.
+public func visible(_ scalar: Unicode.Scalar) -> String {
+    switch scalar {
+    case "\n": return "'\\n'"
+    case "\t": return "'\\t'"
+    case "\r": return "'\\r'"
+    default:
+        if scalar.value < 0x20 || scalar.value == 0x7F || scalar.properties.generalCategory == .format {
+            return "'U+" + String(scalar.value, radix: 16, uppercase: true) + "'"
+        }
+        return "'" + String(Character(scalar)) + "'"
+    }
+}

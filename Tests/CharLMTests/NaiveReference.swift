@@ -1,0 +1,130 @@
+// Independent references for the fast paths, written for clarity rather than speed: a triple-loop matrix product
+// and the whole model (Embedding -> per-gate scalar LSTM -> Linear -> cross-entropy) in Double precision, straight
+// from the equations in PyTorch's nn.LSTM documentation. Tests compare the engine against these.
+
+import CharLM
+import Foundation
+
+/// C = alpha * op(A) op(B) + beta * C on row-major arrays, in Double, one element at a time.
+func naiveGemm(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: [Float], lda: Int, b: [Float], ldb: Int,
+    beta: Double, c: [Float], ldc: Int
+) -> [Double] {
+    var result = c.map(Double.init)
+    for i in 0..<m {
+        for j in 0..<n {
+            var sum = 0.0
+            for p in 0..<k {
+                let aValue = transA ? a[p * lda + i] : a[i * lda + p]
+                let bValue = transB ? b[j * ldb + p] : b[p * ldb + j]
+                sum += Double(aValue) * Double(bValue)
+            }
+            result[i * ldc + j] = alpha * sum + beta * Double(c[i * ldc + j])
+        }
+    }
+    return result
+}
+
+/// The model in Double precision, unit by unit.
+struct NaiveModel {
+    let config: ModelConfig
+    let layout: ParameterLayout
+    var parameters: [Double]
+
+    init(model: CharLSTM) {
+        config = model.config
+        layout = model.layout
+        parameters = model.parameters.array.map(Double.init)
+    }
+
+    /// Element (row, column) of a 2-D parameter tensor, or element `row` of a 1-D one.
+    func value(_ view: ParameterView, _ row: Int, _ column: Int = 0) -> Double {
+        let columns = view.shape.count == 2 ? view.shape[1] : 1
+        return parameters[view.offset + row * columns + column]
+    }
+
+    struct Output {
+        /// [b][t][v] logits.
+        var logits: [[[Double]]]
+        /// [layer][b] final cell state.
+        var finalCell: [[[Double]]]
+        /// Mean cross-entropy, when targets were given.
+        var loss: Double?
+    }
+
+    /// Runs B sequences from a zero state. `inputs[b][t]`; `masks[l]` (optional) is the time-major (T, B, H) dropout
+    /// mask applied to layer l's output before layer l+1.
+    func run(inputs: [[Int]], targets: [[Int]]? = nil, masks: [[Float]] = []) -> Output {
+        let (E, H, V, L) = (config.embeddingSize, config.hiddenSize, config.vocabularySize, config.layerCount)
+        let B = inputs.count
+        let T = inputs[0].count
+        var logits = [[[Double]]](repeating: [], count: B)
+        var finalCell = [[[Double]]](repeating: [[Double]](repeating: [], count: B), count: L)
+        var totalLoss = 0.0
+        for b in 0..<B {
+            var h = [[Double]](repeating: [Double](repeating: 0, count: H), count: L)
+            var c = h
+            for t in 0..<T {
+                var x = (0..<E).map { value(layout.embedding, inputs[b][t], $0) }
+                for l in 0..<L {
+                    let views = layout.layers[l]
+                    func preactivation(_ row: Int) -> Double {
+                        var sum = value(views.biasIH, row) + value(views.biasHH, row)
+                        for k in 0..<views.inputSize { sum += value(views.weightIH, row, k) * x[k] }
+                        for k in 0..<H { sum += value(views.weightHH, row, k) * h[l][k] }
+                        return sum
+                    }
+                    var newH = [Double](repeating: 0, count: H)
+                    var newC = [Double](repeating: 0, count: H)
+                    for j in 0..<H {
+                        let i = 1 / (1 + exp(-preactivation(j)))
+                        let f = 1 / (1 + exp(-preactivation(H + j)))
+                        let g = tanh(preactivation(2 * H + j))
+                        let o = 1 / (1 + exp(-preactivation(3 * H + j)))
+                        newC[j] = f * c[l][j] + i * g
+                        newH[j] = o * tanh(newC[j])
+                    }
+                    h[l] = newH
+                    c[l] = newC
+                    x = newH
+                    if l < masks.count {
+                        for j in 0..<H { x[j] *= Double(masks[l][(t * B + b) * H + j]) }
+                    }
+                }
+                let scores = (0..<V).map { v in
+                    (0..<H).reduce(value(layout.fcBias, v)) { $0 + value(layout.fcWeight, v, $1) * x[$1] }
+                }
+                logits[b].append(scores)
+                if let targets {
+                    let maximum = scores.max()!
+                    let logSum = log(scores.reduce(0) { $0 + exp($1 - maximum) }) + maximum
+                    totalLoss += logSum - scores[targets[b][t]]
+                }
+            }
+            for l in 0..<L { finalCell[l][b] = c[l] }
+        }
+        return Output(logits: logits, finalCell: finalCell, loss: targets == nil ? nil : totalLoss / Double(B * T))
+    }
+}
+
+/// A small model with PyTorch-style initialisation from a fixed seed.
+func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1) throws -> CharLSTM {
+    var generator = SeededGenerator(seed: seed)
+    return try CharLSTM(
+        config: ModelConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout),
+        generator: &generator)
+}
+
+/// B random sequences of T tokens below V: [b][t].
+func randomSequences(B: Int, T: Int, V: Int, seed: UInt64) -> [[Int]] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<B).map { _ in (0..<T).map { _ in generator.nextIndex(below: V) } }
+}
+
+/// Writes [b][t] sequences into a workspace's time-major (T, B) buffer.
+func load(_ sequences: [[Int]], into buffer: UnsafeMutablePointer<Int32>) {
+    let B = sequences.count
+    for b in 0..<B {
+        for t in 0..<sequences[b].count { buffer[t * B + b] = Int32(sequences[b][t]) }
+    }
+}
