@@ -42,7 +42,7 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let token, let vocabularySize):
             return "token \(token) is outside the vocabulary of \(vocabularySize) characters"
         case .nonFiniteLoss(let step, let loss):
-            return "training stopped at step \(step): the loss became \(loss). Parameters and optimizer state "
+            return "training stopped at step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"). Parameters and optimizer state "
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"
         case .nonFiniteGradient(let step):
             return "training stopped at step \(step): the gradient is not finite. Parameters and optimizer state "

@@ -1,0 +1,84 @@
+// The BLAS wrapper against a naive triple loop, and clipping and Adam against values worked out by hand.
+
+import CharLM
+import Testing
+
+private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
+}
+
+@Test(arguments: [false, true], [false, true])
+func gemmMatchesNaiveTripleLoop(transA: Bool, transB: Bool) {
+    let (m, n, k) = (5, 7, 3)
+    // Strided: every matrix is stored with two spare columns, so leading dimensions exceed the logical widths.
+    let (aRows, aColumns) = transA ? (k, m) : (m, k)
+    let (bRows, bColumns) = transB ? (n, k) : (k, n)
+    let (lda, ldb, ldc) = (aColumns + 2, bColumns + 2, n + 2)
+    let a = randomFloats(aRows * lda, seed: 1)
+    let b = randomFloats(bRows * ldb, seed: 2)
+    var c = randomFloats(m * ldc, seed: 3)
+    let expected = naiveGemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+        beta: 2, c: c, ldc: ldc)
+    c.withUnsafeMutableBufferPointer { cBuffer in
+        BLAS.gemm(transA ? .transposed : .none, transB ? .transposed : .none, m: m, n: n, k: k, alpha: 0.5,
+                  a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: cBuffer.baseAddress!, ldc: ldc)
+    }
+    for i in 0..<m {
+        for j in 0..<n { #expect(abs(Double(c[i * ldc + j]) - expected[i * ldc + j]) < 1e-5) }
+        // The spare columns are untouched.
+        for j in n..<ldc { #expect(Double(c[i * ldc + j]) == expected[i * ldc + j]) }
+    }
+}
+
+@Test(arguments: [false, true])
+func gemvMatchesNaiveLoop(transposed: Bool) {
+    let (rows, cols, lda) = (6, 4, 5)
+    let a = randomFloats(rows * lda, seed: 4)
+    let x = randomFloats(transposed ? rows : cols, seed: 5)
+    var y = randomFloats(transposed ? cols : rows, seed: 6)
+    // y as a one-column matrix: y = 1.5 * op(A) x + 0.25 y.
+    let expected = naiveGemm(
+        transA: transposed, transB: false, m: y.count, n: 1, k: x.count, alpha: 1.5, a: a, lda: lda, b: x, ldb: 1,
+        beta: 0.25, c: y, ldc: 1)
+    y.withUnsafeMutableBufferPointer { yBuffer in
+        BLAS.gemv(transposed ? .transposed : .none, rows: rows, cols: cols, alpha: 1.5, a: a, lda: lda, x: x,
+                  beta: 0.25, y: yBuffer.baseAddress!)
+    }
+    for i in 0..<y.count { #expect(abs(Double(y[i]) - expected[i]) < 1e-5) }
+}
+
+@Test func adamTwoStepsMatchTheFormulaByHand() {
+    // One parameter p0 = 1, lr 0.1, beta1 0.9, beta2 0.999, eps 1e-8; gradients 0.5 then -0.25.
+    // Step 1: m = 0.1 * 0.5 = 0.05;  v = 0.001 * 0.25 = 0.00025;  corrections 1 - 0.9 = 0.1, 1 - 0.999 = 0.001
+    //         p = 1 - (0.1 / 0.1) * 0.05 / (sqrt(0.00025) / sqrt(0.001) + 1e-8) = 1 - 0.05 / 0.50000001 = 0.900000002
+    // Step 2: m = 0.9 * 0.05 + 0.1 * (-0.25) = 0.02;  v = 0.999 * 0.00025 + 0.001 * 0.0625 = 0.00031225
+    //         corrections 1 - 0.81 = 0.19, 1 - 0.998001 = 0.001999
+    //         p = 0.900000002 - (0.1 / 0.19) * 0.02 / (sqrt(0.00031225) / sqrt(0.001999) + 1e-8) = 0.87336630
+    let parameters = FloatBuffer([1])
+    let gradients = FloatBuffer([0.5])
+    let adam = Adam(parameterCount: 1, settings: AdamSettings(learningRate: 0.1))
+    adam.update(parameters: parameters, gradients: gradients)
+    #expect(abs(adam.firstMoment[0] - 0.05) < 1e-7)
+    // Float32 holds 1 - 0.999 as 0.000999987, a relative error of 1.3e-5; moments are compared relatively.
+    #expect(abs(adam.secondMoment[0] - 0.00025) / 0.00025 < 2e-5)
+    #expect(abs(parameters[0] - 0.900000002) < 1e-6)
+    gradients[0] = -0.25
+    adam.update(parameters: parameters, gradients: gradients)
+    #expect(abs(adam.firstMoment[0] - 0.02) < 1e-7)
+    #expect(abs(adam.secondMoment[0] - 0.00031225) / 0.00031225 < 2e-5)
+    #expect(abs(parameters[0] - 0.87336630) < 1e-6)
+    #expect(adam.stepCount == 2)
+}
+
+@Test func clippingScalesToTheMaximumNormOnlyWhenAbove() {
+    // Norm of (3, 4) is 5. With max 1 the coefficient is 1 / (5 + 1e-6); with max 10 nothing changes.
+    let gradients = FloatBuffer([3, 4])
+    let norm = clipGradientNorm(gradients, maxNorm: 1)
+    #expect(norm == 5)
+    #expect(abs(gradients[0] - 0.6) < 1e-6 && abs(gradients[1] - 0.8) < 1e-6)
+    let unclipped = FloatBuffer([3, 4])
+    clipGradientNorm(unclipped, maxNorm: 10)
+    #expect(unclipped.array == [3, 4])
+}
