@@ -78,10 +78,64 @@ func quality(_ options: [String: String]) throws {
     }
 }
 
+/// Writes one training step's inputs and results as raw little-endian files, for a side-by-side check with PyTorch:
+/// parameters.f32 (flat, state_dict order), inputs.i32 and targets.i32 (B, T), gradients.f32, loss.txt.
+func dumpStep(_ options: [String: String]) throws {
+    let corpus = try Corpus.load(path: options["corpus"] ?? "../shared/data/tinyshakespeare.txt", normalization: .raw)
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+    let folder = options["out"] ?? "/tmp/charlm-dump"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let (T, B) = (try number(options, "seq", 100), try number(options, "batch", 64))
+    let config = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: try number(options, "embed", 64),
+                             hiddenSize: try number(options, "hidden", 256), layerCount: try number(options, "layers", 2))
+    var generator = SeededGenerator(seed: 1)
+    let model = try CharLSTM(config: config, generator: &generator)
+    let workspace = model.makeWorkspace(steps: T, batch: B)
+    dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
+    func write<T>(_ values: [T], _ name: String) throws {
+        try values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: folder + "/" + name)) }
+    }
+    try write(model.parameters.array, "parameters.f32")
+    var inputs = [Int32](repeating: 0, count: T * B), targets = inputs
+    for b in 0..<B {
+        for t in 0..<T { inputs[b * T + t] = workspace.inputs[t * B + b]; targets[b * T + t] = workspace.targets[t * B + b] }
+    }
+    try write(inputs, "inputs.i32")
+    try write(targets, "targets.i32")
+    model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+    let loss = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+    model.gradients.zero()
+    model.backward(steps: T, batch: B, workspace: workspace)
+    try write(model.gradients.array, "gradients.f32")
+    model.gradients.zero()
+    try "\(loss) \(config.vocabularySize) \(config.embeddingSize) \(config.hiddenSize) \(config.layerCount) \(T) \(B)".write(
+        toFile: folder + "/loss.txt", atomically: true, encoding: .utf8)
+    // Then `train-steps` full training steps from the same start, recording each batch (the trainer's generator,
+    // copied, draws the same offsets) and each loss.
+    let trainSteps: Int = try number(options, "train-steps", 0)
+    if trainSteps > 0 {
+        let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: T, batch: B), seed: 2)
+        var batches: [Int32] = [], losses: [String] = []
+        let batchInputs = UnsafeMutablePointer<Int32>.allocate(capacity: T * B)
+        let batchTargets = UnsafeMutablePointer<Int32>.allocate(capacity: T * B)
+        for _ in 0..<trainSteps {
+            var copy = trainer.generator
+            dataset.sampleBatch(steps: T, batch: B, generator: &copy, inputs: batchInputs, targets: batchTargets)
+            for b in 0..<B { for t in 0..<T { batches.append(batchInputs[t * B + b]) } }
+            for b in 0..<B { for t in 0..<T { batches.append(batchTargets[t * B + b]) } }
+            losses.append(String(try trainer.trainStep()))
+        }
+        try write(batches, "batches.i32")
+        try losses.joined(separator: "\n").write(toFile: folder + "/losses.txt", atomically: true, encoding: .utf8)
+    }
+    print("wrote \(folder): loss \(loss)")
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 do {
     switch arguments.first {
     case "quality": try quality(try parseOptions(arguments.dropFirst()))
+    case "dump-step": try dumpStep(try parseOptions(arguments.dropFirst()))
     default:
         throw UsageError(description: "usage: charlm-bench quality [--corpus PATH] [--steps N] [--eval-every N] ...")
     }
