@@ -101,6 +101,41 @@ def train(args):
             recent, recent_count = 0.0, 0
 
 
+def fixture_training(args):
+    """Writes a JSON fixture: a small model's initial parameters (state_dict order, flattened), a run of training
+    steps (each batch and the loss PyTorch computed before its update, with grad-norm clipping and Adam), and the
+    final parameters. charlm's tests replay the same batches and must match."""
+    import json
+    torch.manual_seed(args.seed)
+    text = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\n"
+    vocab = sorted(set(text))
+    ids = torch.tensor([vocab.index(c) for c in text])
+    V, E, H, L, T, B = len(vocab), 8, 16, 2, 10, 4
+    model = CharLSTM(V, E, H, L)
+    flat = lambda: [float(v) for p in model.parameters() for v in p.detach().reshape(-1).tolist()]
+    initial = flat()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    steps = []
+    for _ in range(args.steps):
+        starts = torch.randint(0, len(ids) - T, (B,))
+        x = ids[starts[:, None] + torch.arange(T)[None, :]]
+        y = ids[starts[:, None] + torch.arange(T)[None, :] + 1]
+        logits, _ = model(x)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+        steps.append({"inputs": x.tolist(), "targets": y.tolist(), "loss": loss.item(), "grad_norm": norm.item()})
+    fixture = {"made_by": "scripts/torch_reference.py fixture-training, torch " + torch.__version__,
+               "config": {"vocab": V, "embed": E, "hidden": H, "layers": L, "seq": T, "batch": B,
+                          "lr": args.lr, "clip": args.clip},
+               "initial_parameters": initial, "steps": steps, "final_parameters": flat()}
+    with open(args.out, "w") as f:
+        json.dump(fixture, f)
+    print(f"wrote {args.out}: {len(steps)} steps, final loss {steps[-1]['loss']:.6f}")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,9 +154,17 @@ def main(argv):
     t.add_argument("--clip", type=float, default=5.0)
     t.add_argument("--device", default="cpu")
     t.add_argument("--threads", type=int, default=0)
+    f = commands.add_parser("fixture-training", help="write the JSON training fixture charlm's tests replay")
+    f.add_argument("--out", required=True)
+    f.add_argument("--steps", type=int, default=30)
+    f.add_argument("--seed", type=int, default=7)
+    f.add_argument("--lr", type=float, default=1e-2)
+    f.add_argument("--clip", type=float, default=0.5)
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)
+    elif args.command == "fixture-training":
+        fixture_training(args)
 
 
 if __name__ == "__main__":

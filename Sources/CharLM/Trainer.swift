@@ -84,6 +84,8 @@ public final class Trainer {
     public private(set) var step = 0
     /// Training loss of every completed step, in order.
     public private(set) var lossHistory: [Double] = []
+    /// Global gradient norm of the latest step, before clipping.
+    public private(set) var lastGradientNorm = 0.0
     private var workspace: ModelWorkspace
 
     public init(model: CharLSTM, dataset: Dataset, settings: TrainingSettings, seed: UInt64) throws {
@@ -103,19 +105,47 @@ public final class Trainer {
         return max(1, (dataset.trainRange.count + perStep - 1) / perStep)
     }
 
-    /// One step: sample a batch, forward, loss, backward, clip, Adam. Returns the batch's mean loss (before the
-    /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
+    /// One step: sample a batch of B random windows from the training split, then `trainStep(onBatch:)`.
     @discardableResult
     public func trainStep() throws -> Double {
         let (T, B) = (settings.steps, settings.batch)
         dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
+        return try trainOnWorkspaceBatch()
+    }
+
+    /// One step on a given batch: `inputs[b]` and `targets[b]` are B sequences of T token indices.
+    @discardableResult
+    public func trainStep(inputs: [[Int]], targets: [[Int]]) throws -> Double {
+        let (T, B) = (settings.steps, settings.batch)
+        let V = model.config.vocabularySize
+        guard inputs.count == B, targets.count == B, (inputs + targets).allSatisfy({ $0.count == T }) else {
+            throw CharLMError.invalidSetting(name: "batch", message: "must be \(B) sequences of \(T) tokens")
+        }
+        for sequence in inputs + targets {
+            if let bad = sequence.first(where: { $0 < 0 || $0 >= V }) {
+                throw CharLMError.tokenOutOfRange(token: bad, vocabularySize: V)
+            }
+        }
+        for b in 0..<B {
+            for t in 0..<T {
+                workspace.inputs[t * B + b] = Int32(inputs[b][t])
+                workspace.targets[t * B + b] = Int32(targets[b][t])
+            }
+        }
+        return try trainOnWorkspaceBatch()
+    }
+
+    /// Forward, loss, backward, clip, Adam on the batch in the workspace. Returns the batch's mean loss (before the
+    /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
+    private func trainOnWorkspaceBatch() throws -> Double {
+        let (T, B) = (settings.steps, settings.batch)
         model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
         let loss = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
         guard loss.isFinite else { throw CharLMError.nonFiniteLoss(step: step + 1, loss: loss) }
         model.gradients.zero()
         model.backward(steps: T, batch: B, workspace: workspace)
-        let norm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
-        guard norm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
+        lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
+        guard lastGradientNorm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
         // Nothing has changed the parameters or the optimizer until here.
         optimizer.update(parameters: model.parameters, gradients: model.gradients)
         step += 1
