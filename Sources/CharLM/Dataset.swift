@@ -124,6 +124,18 @@ public struct Corpus: Sendable {
         }
     }
 
+    /// Length and FNV-1a 64-bit hash of the token indices (each as two little-endian bytes), for checkpoints.
+    public var fingerprint: CorpusFingerprint {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        for index in 0..<tokens.count {
+            let token = tokens[index]
+            mix(UInt8(token & 0xFF))
+            mix(UInt8(token >> 8))
+        }
+        return CorpusFingerprint(characters: tokens.count, hash: hash)
+    }
+
     /// The token to prime generation from an empty prompt: a newline when the vocabulary has one, else the most
     /// frequent character.
     public var primer: Int {
@@ -139,6 +151,8 @@ public struct Dataset: Sendable {
     public let trainRange: Range<Int>
     /// Token positions used for validation: the last `validationFraction` of the corpus.
     public let validationRange: Range<Int>
+    /// The share of the corpus kept for validation.
+    public let validationFraction: Double
 
     /// Splits at `Int(n * (1 - validationFraction))`, as the PyTorch reference does with `int(0.9 * N)`.
     public init(tokens: TokenBuffer, validationFraction: Double) throws {
@@ -148,6 +162,7 @@ public struct Dataset: Sendable {
         }
         let split = Int(Double(tokens.count) * (1.0 - validationFraction))
         self.tokens = tokens
+        self.validationFraction = validationFraction
         trainRange = 0..<split
         validationRange = split..<tokens.count
     }

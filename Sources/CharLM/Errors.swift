@@ -15,6 +15,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(token: Int, vocabularySize: Int)
     case nonFiniteLoss(step: Int, loss: Double)
     case nonFiniteGradient(step: Int)
+    case badCheckpoint(path: String, problem: String)
+    case saveFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -44,6 +46,10 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .nonFiniteLoss(let step, let loss):
             return "training stopped at step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"). Parameters and optimizer state "
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"
+        case .badCheckpoint(let path, let problem):
+            return "'\(path)' is not a usable checkpoint: \(problem)"
+        case .saveFailed(let path, let reason):
+            return "could not save '\(path)': \(reason)"
         case .nonFiniteGradient(let step):
             return "training stopped at step \(step): the gradient is not finite. Parameters and optimizer state "
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"

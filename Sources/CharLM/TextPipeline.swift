@@ -199,21 +199,3 @@ private func decodeMultibyte(_ bytes: UnsafeBufferPointer<UInt8>, at position: I
     }
     return (Unicode.Scalar(value), length)
 }
-
-/// Reads a whole file, with the errors a user can act on.
-public func readFileBytes(at path: String) throws -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw CharLMError.fileNotFound(path: path)
-    }
-    if isDirectory.boolValue { throw CharLMError.isDirectory(path: path) }
-    guard FileManager.default.isReadableFile(atPath: path) else {
-        throw CharLMError.unreadable(path: path, reason: "permission denied")
-    }
-    do {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        return [UInt8](data)
-    } catch {
-        throw CharLMError.unreadable(path: path, reason: error.localizedDescription)
-    }
-}

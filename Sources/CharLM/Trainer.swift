@@ -158,6 +158,36 @@ public final class Trainer {
         try CharLM.evaluate(model: model, dataset: dataset, steps: settings.steps, batch: settings.batch, workspace: workspace)
     }
 
+    /// Everything needed to resume this run exactly: progress and the optimizer's state.
+    public var state: (training: TrainingState, optimizer: OptimizerState) {
+        (TrainingState(settings: settings, validationFraction: dataset.validationFraction, step: step,
+                       generator: generator, lossHistory: lossHistory),
+         OptimizerState(firstMoment: optimizer.firstMoment.array, secondMoment: optimizer.secondMoment.array,
+                        stepCount: optimizer.stepCount, settings: optimizer.settings))
+    }
+
+    /// Continues a run saved with `state`: the next step draws what it would have drawn had the run not stopped.
+    /// Without `optimizer` (a file with only the model) Adam starts afresh.
+    public func restore(training: TrainingState, optimizer saved: OptimizerState?) throws {
+        try training.settings.validate()
+        try dataset.checkTrainable(steps: training.settings.steps)
+        if let saved {
+            guard saved.firstMoment.count == model.layout.totalCount, saved.secondMoment.count == model.layout.totalCount else {
+                throw CharLMError.invalidSetting(name: "optimizer state", message: "does not match the model's size")
+            }
+            optimizer.restore(firstMoment: saved.firstMoment, secondMoment: saved.secondMoment, stepCount: saved.stepCount)
+            optimizer.settings = saved.settings
+        }
+        if training.settings.steps > workspace.maxSteps || training.settings.batch > workspace.maxBatch {
+            workspace = model.makeWorkspace(steps: training.settings.steps, batch: training.settings.batch)
+        }
+        settings = training.settings
+        optimizer.settings.learningRate = training.settings.learningRate
+        step = training.step
+        generator = training.generator
+        lossHistory = training.lossHistory
+    }
+
     /// Changes the learning rate for the steps that follow.
     public func setLearningRate(_ learningRate: Float) throws {
         var changed = settings

@@ -1,0 +1,330 @@
+// Checkpoints: everything a session needs to carry on exactly where it stopped, in a safetensors file that PyTorch
+// reads and writes. Model tensors use PyTorch's `state_dict` names; Adam's moments ride along as
+// `optim.exp_avg.<name>` and `optim.exp_avg_sq.<name>`; the rest is JSON in `__metadata__`:
+//
+//   vocab     JSON array of one-character strings, index order                       (minimal contract)
+//   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size"} (minimal: first five)
+//   format    "charlm", format_version "1"
+//   training  {"seq", "batch", "lr", "clip", "val_fraction", "step", "epoch", "generator", "loss_history"}
+//   optimizer {"type": "adam", "step", "lr", "beta1", "beta2", "eps"}
+//   sampling  {"temperature", "top_k", "top_p"}
+//   corpus    {"characters", "fnv1a64"}: the fingerprint of the text trained on
+//   settings  {string: string}: the shell's own settings
+//
+// Floats that must come back bit-identical (lr, clip, ...) are written as the exact decimal value of the Float32.
+
+import Foundation
+
+/// Adam's state for resuming.
+public struct OptimizerState: Equatable, Sendable {
+    public var firstMoment: [Float]
+    public var secondMoment: [Float]
+    public var stepCount: Int
+    public var settings: AdamSettings
+}
+
+/// Training progress for resuming.
+public struct TrainingState: Equatable, Sendable {
+    public var settings: TrainingSettings
+    public var validationFraction: Double
+    /// Completed steps.
+    public var step: Int
+    /// The trainer's generator (batch offsets, dropout masks) as it is after `step` steps.
+    public var generator: SeededGenerator
+    public var lossHistory: [Double]
+}
+
+/// Identifies the text a model was trained on: its length and a 64-bit FNV-1a hash of its token indices.
+public struct CorpusFingerprint: Equatable, Sendable {
+    public var characters: Int
+    public var hash: UInt64
+}
+
+/// A saved session: model, vocabulary, and whatever else was saved with it.
+public struct Checkpoint: Sendable {
+    public static let formatName = "charlm"
+    public static let formatVersion = 1
+
+    public var config: ModelConfig
+    public var vocabulary: Vocabulary
+    /// Flat, in `ParameterLayout` order.
+    public var parameters: [Float]
+    public var optimizer: OptimizerState?
+    public var training: TrainingState?
+    public var sampling: SamplingSettings?
+    public var corpus: CorpusFingerprint?
+    /// Settings of the program that saved the file (the shell's), string to string.
+    public var settings: [String: String]
+    /// What loading noticed and a user should hear (a fresh optimizer, ignored tensors).
+    public private(set) var notes: [String] = []
+
+    public init(
+        config: ModelConfig, vocabulary: Vocabulary, parameters: [Float], optimizer: OptimizerState? = nil,
+        training: TrainingState? = nil, sampling: SamplingSettings? = nil, corpus: CorpusFingerprint? = nil,
+        settings: [String: String] = [:]
+    ) {
+        self.config = config
+        self.vocabulary = vocabulary
+        self.parameters = parameters
+        self.optimizer = optimizer
+        self.training = training
+        self.sampling = sampling
+        self.corpus = corpus
+        self.settings = settings
+    }
+
+    // MARK: Writing
+
+    /// The safetensors bytes of this checkpoint.
+    public func serialized() -> [UInt8] {
+        let layout = ParameterLayout(config: config)
+        var tensors = layout.views.map { view in
+            NamedTensor(name: view.name, shape: view.shape, values: Array(parameters[view.offset..<(view.offset + view.count)]))
+        }
+        var metadata: [String: String] = [
+            "format": Self.formatName,
+            "format_version": String(Self.formatVersion),
+            "vocab": "[" + vocabulary.scalars.map { jsonString(String(Character($0))) }.joined(separator: ", ") + "]",
+            "config": jsonObject([
+                ("vocab_size", String(config.vocabularySize)), ("embed", String(config.embeddingSize)),
+                ("hidden", String(config.hiddenSize)), ("layers", String(config.layerCount)),
+                ("dropout", exact(config.dropout)), ("lowercase", String(vocabulary.normalization.lowercase)),
+                ("ascii", String(vocabulary.normalization.ascii)),
+            ]),
+        ]
+        if let optimizer {
+            for (prefix, values) in [("optim.exp_avg.", optimizer.firstMoment), ("optim.exp_avg_sq.", optimizer.secondMoment)] {
+                tensors += layout.views.map { view in
+                    NamedTensor(name: prefix + view.name, shape: view.shape, values: Array(values[view.offset..<(view.offset + view.count)]))
+                }
+            }
+            metadata["optimizer"] = jsonObject([
+                ("type", jsonString("adam")), ("step", String(optimizer.stepCount)),
+                ("lr", exact(optimizer.settings.learningRate)), ("beta1", exact(optimizer.settings.beta1)),
+                ("beta2", exact(optimizer.settings.beta2)), ("eps", exact(optimizer.settings.epsilon)),
+            ])
+        }
+        if let training {
+            let perStep = training.settings.steps * training.settings.batch
+            let trainCharacters = corpus.map { Int(Double($0.characters) * (1 - training.validationFraction)) }
+            metadata["training"] = jsonObject([
+                ("seq", String(training.settings.steps)), ("batch", String(training.settings.batch)),
+                ("lr", exact(training.settings.learningRate)), ("clip", exact(training.settings.clip)),
+                ("val_fraction", String(training.validationFraction)), ("step", String(training.step)),
+                ("epoch", trainCharacters.map { String(Double(training.step * perStep) / Double(max($0, 1))) } ?? "null"),
+                ("generator", jsonString(hex(training.generator))),
+                ("loss_history", "[" + training.lossHistory.map { String($0) }.joined(separator: ",") + "]"),
+            ])
+        }
+        if let sampling {
+            metadata["sampling"] = jsonObject([
+                ("temperature", exact(sampling.temperature)), ("top_k", String(sampling.topK)), ("top_p", exact(sampling.topP)),
+            ])
+        }
+        if let corpus {
+            metadata["corpus"] = jsonObject([
+                ("characters", String(corpus.characters)), ("fnv1a64", jsonString(String(corpus.hash, radix: 16))),
+            ])
+        }
+        if !settings.isEmpty {
+            metadata["settings"] = jsonObject(settings.keys.sorted().map { ($0, jsonString(settings[$0]!)) })
+        }
+        return SafeTensorsFile(metadata: metadata, tensors: tensors).serialized()
+    }
+
+    /// Writes the checkpoint atomically: the previous file stays intact unless the new one is complete.
+    public func save(to path: String) throws {
+        try writeFileAtomically(serialized(), to: path)
+    }
+
+    // MARK: Reading
+
+    /// Reads and checks a checkpoint file. Nothing in memory changes if this throws.
+    public static func load(from path: String) throws -> Checkpoint {
+        try parse(readFileBytes(at: path), path: path)
+    }
+
+    /// Parses and checks checkpoint bytes; errors name `path` and the problem.
+    public static func parse(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+        func bad(_ problem: String) -> CharLMError { .badCheckpoint(path: path, problem: problem) }
+        let file = try SafeTensorsFile.parse(bytes, path: path)
+        func metadataJSON(_ key: String) throws -> JSONValue? {
+            guard let text = file.metadata[key] else { return nil }
+            do { return try JSONValue.parse(text) } catch { throw bad("metadata `\(key)` is not valid JSON (\(error))") }
+        }
+
+        // The minimal contract: vocab and config.
+        guard let vocabJSON = try metadataJSON("vocab") else {
+            throw bad("it has no `vocab` metadata (a JSON array of one-character strings in index order)")
+        }
+        guard let entries = vocabJSON.array else { throw bad("metadata `vocab` is not a JSON array") }
+        var scalars: [Unicode.Scalar] = []
+        for (index, entry) in entries.enumerated() {
+            guard let text = entry.string, text.unicodeScalars.count == 1 else {
+                throw bad("vocabulary entry \(index) is not a one-character string")
+            }
+            scalars.append(text.unicodeScalars.first!)
+        }
+        guard let configJSON = try metadataJSON("config"), case .object = configJSON else {
+            throw bad("it has no `config` metadata (a JSON object with embed, hidden, layers, lowercase, ascii)")
+        }
+        func configInteger(_ key: String) throws -> Int {
+            guard let value = configJSON[key]?.integer else { throw bad("config `\(key)` is missing or not an integer") }
+            return value
+        }
+        func configBool(_ key: String) throws -> Bool {
+            guard let value = configJSON[key]?.bool else { throw bad("config `\(key)` is missing or not true/false") }
+            return value
+        }
+        let normalization = NormalizationOptions(lowercase: try configBool("lowercase"), ascii: try configBool("ascii"))
+        let vocabulary: Vocabulary
+        do {
+            vocabulary = try Vocabulary(scalars: scalars, normalization: normalization)
+        } catch let error as CharLMError {
+            throw bad("its vocabulary is unusable: \(error)")
+        }
+        if let size = configJSON["vocab_size"], size.integer != vocabulary.count {
+            throw bad("config says vocab_size \(size.integer.map(String.init) ?? "?") but `vocab` has \(vocabulary.count) entries")
+        }
+        var dropout: Float = 0
+        if let value = configJSON["dropout"] {
+            guard let number = value.double else { throw bad("config `dropout` is not a number") }
+            dropout = Float(number)
+        }
+        let config = ModelConfig(
+            vocabularySize: vocabulary.count, embeddingSize: try configInteger("embed"),
+            hiddenSize: try configInteger("hidden"), layerCount: try configInteger("layers"), dropout: dropout)
+        do { try config.validate() } catch let error as CharLMError { throw bad("its config is unusable: \(error)") }
+
+        // Model tensors: every one present, with the right shape, finite.
+        let layout = ParameterLayout(config: config)
+        var byName: [String: NamedTensor] = [:]
+        for tensor in file.tensors { byName[tensor.name] = tensor }
+        func flatTensors(prefix: String, nonNegative: Bool = false) throws -> [Float] {
+            var flat = [Float](repeating: 0, count: layout.totalCount)
+            for view in layout.views {
+                let name = prefix + view.name
+                guard let tensor = byName[name] else { throw bad("tensor '\(name)' is missing") }
+                guard tensor.shape == view.shape else {
+                    throw bad("tensor '\(name)' has shape \(tensor.shape); config and vocab say \(view.shape)")
+                }
+                if let index = tensor.values.firstIndex(where: { !$0.isFinite || (nonNegative && $0 < 0) }) {
+                    let value = tensor.values[index]
+                    let what = value.isNaN ? "NaN" : value.isInfinite ? "an infinite value" : "a negative value"
+                    throw bad("tensor '\(name)' has \(what) at element \(index)")
+                }
+                flat.replaceSubrange(view.offset..<(view.offset + view.count), with: tensor.values)
+            }
+            return flat
+        }
+        let parameters = try flatTensors(prefix: "")
+        var checkpoint = Checkpoint(config: config, vocabulary: vocabulary, parameters: parameters)
+        let isCharLM = file.metadata["format"] == formatName
+        if isCharLM, let version = file.metadata["format_version"], version != String(formatVersion) {
+            throw bad("it is charlm format version \(version); this charlm reads version \(formatVersion)")
+        }
+
+        // Optimizer state: all or nothing.
+        let optimizerTensorCount = file.tensors.filter { $0.name.hasPrefix("optim.") }.count
+        if optimizerTensorCount > 0 {
+            guard let optimizerJSON = try metadataJSON("optimizer"), let step = optimizerJSON["step"]?.integer, step >= 0 else {
+                throw bad("it has optimizer tensors but no valid `optimizer` metadata with a step count")
+            }
+            var settings = AdamSettings()
+            for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon)] {
+                if let value = optimizerJSON[key] {
+                    guard let number = value.double, number.isFinite else { throw bad("optimizer `\(key)` is not a number") }
+                    settings[keyPath: path] = Float(number)
+                }
+            }
+            checkpoint.optimizer = OptimizerState(
+                firstMoment: try flatTensors(prefix: "optim.exp_avg."),
+                secondMoment: try flatTensors(prefix: "optim.exp_avg_sq.", nonNegative: true),
+                stepCount: step, settings: settings)
+        } else {
+            checkpoint.notes.append("no optimizer state in the file: training continues with a fresh optimizer")
+        }
+        let known = Set(layout.views.flatMap { [$0.name, "optim.exp_avg." + $0.name, "optim.exp_avg_sq." + $0.name] })
+        let ignored = file.tensors.map(\.name).filter { !known.contains($0) }.sorted()
+        if !ignored.isEmpty {
+            checkpoint.notes.append("ignored tensors charlm does not use: " + ignored.joined(separator: ", "))
+        }
+
+        if let trainingJSON = try metadataJSON("training") {
+            func integer(_ key: String) throws -> Int {
+                guard let value = trainingJSON[key]?.integer else { throw bad("training `\(key)` is missing or not an integer") }
+                return value
+            }
+            func number(_ key: String) throws -> Double {
+                guard let value = trainingJSON[key]?.double else { throw bad("training `\(key)` is missing or not a number") }
+                return value
+            }
+            let settings = TrainingSettings(
+                steps: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
+                clip: Float(try number("clip")))
+            do { try settings.validate() } catch let error as CharLMError { throw bad("its training settings are unusable: \(error)") }
+            guard let generatorText = trainingJSON["generator"]?.string, let generator = parseGenerator(generatorText) else {
+                throw bad("training `generator` is missing or not a valid generator state")
+            }
+            let fraction = try number("val_fraction")
+            guard fraction >= 0 && fraction < 1 else { throw bad("training `val_fraction` must be >= 0 and < 1") }
+            let history = try (trainingJSON["loss_history"]?.array ?? []).map { item -> Double in
+                guard let value = item.double else { throw bad("training `loss_history` holds a non-number") }
+                return value
+            }
+            let step = try integer("step")
+            guard step >= 0 else { throw bad("training `step` is negative") }
+            checkpoint.training = TrainingState(
+                settings: settings, validationFraction: fraction, step: step, generator: generator, lossHistory: history)
+        }
+        if let samplingJSON = try metadataJSON("sampling") {
+            guard let temperature = samplingJSON["temperature"]?.double, let topK = samplingJSON["top_k"]?.integer,
+                  let topP = samplingJSON["top_p"]?.double else {
+                throw bad("metadata `sampling` needs temperature, top_k and top_p")
+            }
+            let sampling = SamplingSettings(temperature: Float(temperature), topK: topK, topP: Float(topP))
+            do { try sampling.validate() } catch let error as CharLMError { throw bad("its sampling settings are unusable: \(error)") }
+            checkpoint.sampling = sampling
+        }
+        if let corpusJSON = try metadataJSON("corpus") {
+            guard let characters = corpusJSON["characters"]?.integer, let hashText = corpusJSON["fnv1a64"]?.string,
+                  let hash = UInt64(hashText, radix: 16) else {
+                throw bad("metadata `corpus` needs characters and fnv1a64")
+            }
+            checkpoint.corpus = CorpusFingerprint(characters: characters, hash: hash)
+        }
+        if let settingsJSON = try metadataJSON("settings") {
+            guard case .object(let pairs) = settingsJSON else { throw bad("metadata `settings` is not a JSON object") }
+            for (key, value) in pairs {
+                guard let text = value.string else { throw bad("setting `\(key)` is not a string") }
+                checkpoint.settings[key] = text
+            }
+        }
+        return checkpoint
+    }
+}
+
+/// A JSON object from already-encoded values, keys in the given order.
+private func jsonObject(_ pairs: [(String, String)]) -> String {
+    "{" + pairs.map { jsonString($0.0) + ": " + $0.1 }.joined(separator: ", ") + "}"
+}
+
+/// The exact decimal value of a Float32 (through Double), so reading it back gives the same bits.
+private func exact(_ value: Float) -> String { String(Double(value)) }
+
+/// A generator state as 64 hex digits.
+private func hex(_ generator: SeededGenerator) -> String {
+    let (a, b, c, d) = generator.state
+    return [a, b, c, d].map { word in
+        let digits = String(word, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }.joined()
+}
+
+private func parseGenerator(_ text: String) -> SeededGenerator? {
+    guard text.count == 64, text.allSatisfy(\.isHexDigit) else { return nil }
+    let characters = Array(text)
+    let words = (0..<4).compactMap { UInt64(String(characters[($0 * 16)..<($0 * 16 + 16)]), radix: 16) }
+    guard words.count == 4 else { return nil }
+    return SeededGenerator(state: (words[0], words[1], words[2], words[3]))
+}
