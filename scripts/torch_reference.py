@@ -3,9 +3,20 @@
 
 A tool for side-by-side checks with charlm; never a dependency of the Swift build or of `swift test`.
 
-  python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--eval-every 250] [--seed 1337]
-        [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64] [--lr 2e-3] [--clip 5]
-        [--device cpu|cuda] [--threads N]
+  train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--eval-every 250]
+                [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
+                [--lr 2e-3] [--clip 5] [--lowercase] [--ascii] [--device cpu|cuda] [--threads N] [--save FILE]
+            Several GPUs (or CPU processes): torchrun --nproc_per_node=N scripts/torch_reference.py train ...
+            (DistributedDataParallel; each process draws its own batches; rank 0 validates and saves).
+  logits    python3 scripts/torch_reference.py logits --model FILE --prompt TEXT
+            The logits after the prompt, as JSON.
+  eval      python3 scripts/torch_reference.py eval --model FILE --corpus FILE [--seq 100]
+            Validation loss of a charlm file (raw text, last 10%, the protocol below).
+  generate  python3 scripts/torch_reference.py generate --model FILE --prompt TEXT [--length 200]
+            Greedy (temperature 0) continuation.
+
+Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata. Files that
+charlm saved also hold `optim.*` tensors (Adam's moments); they are skipped when loading the model here.
 
 Training follows charlm's protocol: batches of B windows at uniformly random offsets in the first 90% of the
 corpus, every position a target; validation on the last 10% in non-overlapping windows of T inputs, zero state each.
@@ -34,9 +45,34 @@ class CharLSTM(nn.Module):
         return self.fc(out), state
 
 
-def load_corpus(path):
+ASCII_FOLDS = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u2039": "'", "\u203a": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u2022": "*", "\u00b7": ".", "\u2028": "\n", "\u2029": "\n", "\u00c6": "AE", "\u00e6": "ae", "\u0152": "OE",
+    "\u0153": "oe", "\u00d8": "O", "\u00f8": "o", "\u00df": "ss", "\u0141": "L", "\u0142": "l", "\u0110": "D",
+    "\u0111": "d", "\u00d0": "D", "\u00f0": "d", "\u00de": "TH", "\u00fe": "th", "\u0131": "i",
+}
+
+
+def normalize(text, lowercase=False, ascii=False):
+    """charlm's normalisation: line breaks, invisible format characters, then optional ASCII fold and lowercase."""
+    import unicodedata
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    out = []
+    for c in text:
+        if ord(c) >= 128:
+            if unicodedata.category(c) == "Cf":
+                continue
+            if ascii:
+                c = ASCII_FOLDS.get(c) or "".join(d for d in unicodedata.normalize("NFKD", c) if ord(d) < 128)
+        out.append(c.lower() if lowercase else c)
+    return "".join(out)
+
+
+def load_corpus(path, lowercase=False, ascii=False):
     with open(path, "rb") as f:
-        text = f.read().decode("utf-8", errors="replace")
+        text = normalize(f.read().decode("utf-8", errors="replace"), lowercase, ascii)
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
     ids = torch.tensor([index[c] for c in text], dtype=torch.long)
@@ -61,19 +97,80 @@ def evaluate(model, val, seq, batch, device):
     return total / (windows * seq)
 
 
+def save_charlm(model, vocab, config, path):
+    """Writes the minimal contract: state_dict tensors plus `vocab` and `config` metadata."""
+    import json
+    from safetensors.torch import save_file
+    state = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    save_file(state, path, metadata={"vocab": json.dumps(vocab), "config": json.dumps(config)})
+
+
+def load_charlm(path, device="cpu"):
+    """Reads any charlm file (ours or charlm's), skipping optimizer state. Returns (model, vocab, config)."""
+    import json
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+        state = {name: f.get_tensor(name).float() for name in f.keys() if not name.startswith("optim.")}
+    vocab = json.loads(metadata["vocab"])
+    config = json.loads(metadata["config"])
+    model = CharLSTM(len(vocab), config["embed"], config["hidden"], config["layers"])
+    model.load_state_dict(state)
+    return model.to(device).eval(), vocab, config
+
+
+def encode(text, vocab, config):
+    index = {c: i for i, c in enumerate(vocab)}
+    text = normalize(text, config.get("lowercase", False), config.get("ascii", False))
+    return [index[c] for c in text if c in index]
+
+
+@torch.no_grad()
+def logits_after(model, ids):
+    logits, _ = model(torch.tensor([ids]))
+    return logits[0, -1]
+
+
+@torch.no_grad()
+def greedy(model, ids, length):
+    logits, state = model(torch.tensor([ids]))
+    out = []
+    for _ in range(length):
+        token = int(torch.argmax(logits[0, -1]))
+        out.append(token)
+        logits, state = model(torch.tensor([[token]]), state)
+    return out
+
+
 def train(args):
-    torch.manual_seed(args.seed)
+    import os
+    distributed = "LOCAL_RANK" in os.environ
+    rank = 0
+    if distributed:
+        import torch.distributed as dist
+        backend = "nccl" if args.device == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        rank = dist.get_rank()
+        if args.device == "cuda":
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    torch.manual_seed(args.seed)  # the same initial model in every process
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    vocab, ids = load_corpus(args.corpus)
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if args.device == "cuda" else args.device)
+    vocab, ids = load_corpus(args.corpus, args.lowercase, args.ascii)
     split = int(0.9 * len(ids))
     train_ids, val_ids = ids[:split], ids[split:]
     model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers, args.dropout).to(device)
+    core = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        model = DistributedDataParallel(model)
+        torch.manual_seed(args.seed + rank)  # each process draws its own batches
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    print(f"corpus {args.corpus}: {len(ids)} characters, V {len(vocab)}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}")
-    print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
+    if rank == 0:
+        print(f"corpus {args.corpus}: {len(ids)} characters, V {len(vocab)}; torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, device {device}" + (f", {dist.get_world_size()} processes" if distributed else ""))
+        print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
     offsets = torch.arange(args.seq)
     training_seconds = 0.0
     recent, recent_count = 0.0, 0
@@ -93,12 +190,49 @@ def train(args):
         recent += loss.item()
         recent_count += 1
         training_seconds += time.time() - step_start
-        if step % args.eval_every == 0 or step == args.steps:
-            val = evaluate(model, val_ids, args.seq, args.batch, device)
+        if rank == 0 and (step % args.eval_every == 0 or step == args.steps):
+            val = evaluate(core, val_ids, args.seq, args.batch, device)
             rate = step * args.seq * args.batch / training_seconds
             print(f"{step:4d}  {recent / recent_count:10.4f}  {val:8.4f}  {val / math.log(2):7.4f}  "
                   f"{time.time() - start:9.1f}  {rate:18.0f}", flush=True)
             recent, recent_count = 0.0, 0
+    if rank == 0 and args.save:
+        config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "lowercase": args.lowercase,
+                  "ascii": args.ascii, "dropout": args.dropout}
+        save_charlm(core, vocab, config, args.save)
+        print(f"saved {args.save}")
+    if distributed:
+        dist.destroy_process_group()
+
+
+def fixture_checkpoint(args):
+    """A tiny model trained briefly, saved as a charlm file, with the logits and greedy text PyTorch computes."""
+    import json, os
+    torch.manual_seed(args.seed)
+    text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 4
+    vocab = sorted(set(text))
+    ids = torch.tensor([vocab.index(c) for c in text])
+    model = CharLSTM(len(vocab), 5, 7, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        starts = torch.randint(0, len(ids) - 12, (4,))
+        x = ids[starts[:, None] + torch.arange(12)[None, :]]
+        y = ids[starts[:, None] + torch.arange(12)[None, :] + 1]
+        logits, _ = model(x)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    path = os.path.join(args.out_dir, "torch-tiny.safetensors")
+    save_charlm(model, vocab, {"embed": 5, "hidden": 7, "layers": 2, "lowercase": False, "ascii": False}, path)
+    prompt = "Whether 'tis"
+    expected = {"made_by": "scripts/torch_reference.py fixture-checkpoint, torch " + torch.__version__,
+                "prompt": prompt, "logits": logits_after(model, encode(prompt, vocab, {})).tolist(),
+                "greedy": "".join(vocab[i] for i in greedy(model, encode(prompt, vocab, {}), 40))}
+    with open(os.path.join(args.out_dir, "torch-tiny-expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+    print(f"wrote {path} and torch-tiny-expected.json")
 
 
 def fixture_training(args):
@@ -154,6 +288,24 @@ def main(argv):
     t.add_argument("--clip", type=float, default=5.0)
     t.add_argument("--device", default="cpu")
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--lowercase", action="store_true")
+    t.add_argument("--ascii", action="store_true")
+    t.add_argument("--save", help="write the trained model as a charlm file")
+    lg = commands.add_parser("logits", help="print the logits after a prompt as JSON")
+    lg.add_argument("--model", required=True)
+    lg.add_argument("--prompt", required=True)
+    ev = commands.add_parser("eval", help="validation loss of a charlm file on a corpus")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--corpus", required=True)
+    ev.add_argument("--seq", type=int, default=100)
+    ev.add_argument("--batch", type=int, default=64)
+    gn = commands.add_parser("generate", help="greedy continuation of a prompt")
+    gn.add_argument("--model", required=True)
+    gn.add_argument("--prompt", required=True)
+    gn.add_argument("--length", type=int, default=200)
+    fc = commands.add_parser("fixture-checkpoint", help="write charlm's tiny PyTorch model fixture")
+    fc.add_argument("--out-dir", required=True)
+    fc.add_argument("--seed", type=int, default=11)
     f = commands.add_parser("fixture-training", help="write the JSON training fixture charlm's tests replay")
     f.add_argument("--out", required=True)
     f.add_argument("--steps", type=int, default=30)
@@ -165,6 +317,26 @@ def main(argv):
         train(args)
     elif args.command == "fixture-training":
         fixture_training(args)
+    elif args.command == "fixture-checkpoint":
+        fixture_checkpoint(args)
+    elif args.command == "logits":
+        import json
+        model, vocab, config = load_charlm(args.model)
+        print(json.dumps({"prompt": args.prompt, "logits": logits_after(model, encode(args.prompt, vocab, config)).tolist()}))
+    elif args.command == "eval":
+        model, vocab, config = load_charlm(args.model)
+        _, ids = load_corpus(args.corpus, config.get("lowercase", False), config.get("ascii", False))
+        index = {c: i for i, c in enumerate(vocab)}
+        with open(args.corpus, "rb") as f:
+            text = normalize(f.read().decode("utf-8", errors="replace"), config.get("lowercase", False), config.get("ascii", False))
+        ids = torch.tensor([index[c] for c in text])
+        val = ids[int(0.9 * len(ids)):]
+        loss = evaluate(model, val, args.seq, args.batch, "cpu")
+        print(f"validation loss {loss:.4f} nats/char, {loss / math.log(2):.4f} bits/char, perplexity {math.exp(loss):.3f}")
+    elif args.command == "generate":
+        model, vocab, config = load_charlm(args.model)
+        ids = encode(args.prompt, vocab, config)
+        print(args.prompt + "".join(vocab[i] for i in greedy(model, ids, args.length)), end="")
 
 
 if __name__ == "__main__":

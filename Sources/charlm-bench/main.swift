@@ -131,10 +131,29 @@ func dumpStep(_ options: [String: String]) throws {
     print("wrote \(folder): loss \(loss)")
 }
 
+/// Validation loss of a checkpoint on a corpus (normalised as the checkpoint says), with the standard protocol.
+func evaluateCheckpoint(_ options: [String: String]) throws {
+    guard let path = options["model"] else { throw UsageError(description: "eval needs --model FILE") }
+    let checkpoint = try Checkpoint.load(from: path)
+    let model = try CharLSTM(config: checkpoint.config, parameters: checkpoint.parameters)
+    let corpus = try Corpus.load(path: options["corpus"] ?? "../shared/data/tinyshakespeare.txt",
+                                 normalization: checkpoint.vocabulary.normalization)
+    guard corpus.vocabulary == checkpoint.vocabulary else {
+        throw UsageError(description: "the corpus's vocabulary differs from the model's")
+    }
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+    let T: Int = try number(options, "seq", 100)
+    let start = Date()
+    let evaluation = try evaluate(model: model, dataset: dataset, steps: T, batch: 64, workspace: model.makeWorkspace(steps: T, batch: 64))
+    print(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f over %d characters (%.1f s)",
+                 evaluation.nats, evaluation.bits, evaluation.perplexity, evaluation.characters, Date().timeIntervalSince(start)))
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 do {
     switch arguments.first {
     case "quality": try quality(try parseOptions(arguments.dropFirst()))
+    case "eval": try evaluateCheckpoint(try parseOptions(arguments.dropFirst()))
     case "dump-step": try dumpStep(try parseOptions(arguments.dropFirst()))
     default:
         throw UsageError(description: "usage: charlm-bench quality [--corpus PATH] [--steps N] [--eval-every N] ...")
