@@ -8,7 +8,12 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "CharLM", targets: ["CharLM"]),
+        .library(name: "CharLMShell", targets: ["CharLMShell"]),
+        .executable(name: "charlm", targets: ["charlm"]),
         .executable(name: "charlm-bench", targets: ["charlm-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // BLAS: OpenBLAS through pkg-config on Linux. On macOS, CharLM imports Accelerate instead.
@@ -21,8 +26,24 @@ let package = Package(
             name: "CharLM",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]
         ),
+        // GNU readline for the interactive prompt; only Sources/charlm/ReadlineLineSource.swift imports it.
+        .systemLibrary(
+            name: "CReadline",
+            pkgConfig: "readline",
+            providers: [.apt(["libreadline-dev"]), .brew(["readline"])]
+        ),
+        // The shell core: session, command table, lexer, completion, script runner. No terminal library.
+        .target(name: "CharLMShell", dependencies: ["CharLM"]),
+        .executableTarget(
+            name: "charlm",
+            dependencies: [
+                "CharLMShell", "CReadline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(name: "charlm-bench", dependencies: ["CharLM"]),
         .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
+        .testTarget(name: "CharLMShellTests", dependencies: ["CharLMShell", "charlm"]),
     ],
     swiftLanguageModes: [.v6]
 )

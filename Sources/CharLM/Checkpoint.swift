@@ -137,6 +137,11 @@ public struct Checkpoint: Sendable {
         try writeFileAtomically(serialized(), to: path)
     }
 
+    /// Writes already serialised checkpoint bytes atomically.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try writeFileAtomically(bytes, to: path)
+    }
+
     // MARK: Reading
 
     /// Reads and checks a checkpoint file. Nothing in memory changes if this throws.

@@ -75,7 +75,7 @@ public struct Corpus: Sendable {
 
     /// Two passes over the bytes: the first counts the normalised characters (the vocabulary), the second maps them
     /// to indices. Normalising twice costs less than holding the text as 4-byte scalars in between.
-    static func make(utf8 bytes: [UInt8], normalization: NormalizationOptions, name: String) throws -> Corpus {
+    public static func make(utf8 bytes: [UInt8], normalization: NormalizationOptions, name: String) throws -> Corpus {
         guard !bytes.isEmpty else { throw CharLMError.emptyFile(path: name) }
         if let zero = bytes.firstIndex(of: 0) {
             throw CharLMError.binaryFile(path: name, reason: "it has a NUL byte at offset \(zero)")

@@ -188,6 +188,17 @@ public final class Trainer {
         lossHistory = training.lossHistory
     }
 
+    /// Applies changed settings (window, batch, learning rate, clip) to the steps that follow.
+    public func apply(_ changed: TrainingSettings) throws {
+        try changed.validate()
+        try dataset.checkTrainable(steps: changed.steps)
+        if changed.steps > workspace.maxSteps || changed.batch > workspace.maxBatch {
+            workspace = model.makeWorkspace(steps: changed.steps, batch: changed.batch)
+        }
+        settings = changed
+        optimizer.settings.learningRate = changed.learningRate
+    }
+
     /// Changes the learning rate for the steps that follow.
     public func setLearningRate(_ learningRate: Float) throws {
         var changed = settings

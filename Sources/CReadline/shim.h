@@ -1,0 +1,58 @@
+// GNU readline and history. Only Sources/charlm/ReadlineLineSource.swift imports this module. Readline's settings
+// are global C variables; these accessors keep them out of Swift, whose strict concurrency checking rejects
+// mutable C globals.
+#include <stdio.h>
+#include <readline/readline.h>
+#include <readline/history.h>
+
+typedef char **(*charlm_completer)(const char *text, int start, int end);
+
+static inline void charlm_readline_configure(const char *name, charlm_completer completer) {
+    rl_readline_name = name;
+    rl_completer_word_break_characters = " \t";
+    rl_attempted_completion_function = completer;
+}
+
+static inline const char *charlm_readline_line(void) { return rl_line_buffer; }
+static inline int charlm_readline_point(void) { return rl_point; }
+
+/// Tells readline the candidates are final (no file-name fallback) and what to append after a single match.
+static inline void charlm_readline_completion_done(int append_character) {
+    rl_attempted_completion_over = 1;
+    rl_completion_append_character = append_character;
+}
+
+// Ctrl-C. The handler only sets a flag (async-signal-safe); the session polls it between training steps and
+// generated characters. While readline waits for a key, the interrupted read calls the event hook, which empties
+// the line and ends it, so the prompt comes back clean.
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t charlm_interrupt_flag = 0;
+
+static void charlm_sigint_handler(int signal_number) {
+    (void)signal_number;
+    charlm_interrupt_flag = 1;
+}
+
+static inline int charlm_readline_signal_hook(void) {
+    if (charlm_interrupt_flag) {
+        rl_replace_line("", 0);
+        rl_done = 1;
+    }
+    return 0;
+}
+
+static inline void charlm_install_interrupt_handler(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = charlm_sigint_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: a blocked read returns so readline can call the hook
+    sigaction(SIGINT, &action, NULL);
+    rl_catch_signals = 0;
+    rl_signal_event_hook = charlm_readline_signal_hook;
+}
+
+static inline int charlm_interrupt_pending(void) { return charlm_interrupt_flag != 0; }
+static inline void charlm_interrupt_clear(void) { charlm_interrupt_flag = 0; }

@@ -1,0 +1,300 @@
+// The command table. Each command is one value: name, usage, summary, details with an example, what it runs and
+// how its arguments complete. `help`, "did you mean" and completion are generated from this table; adding a command
+// touches this file only.
+
+import CharLM
+import Foundation
+
+/// What a running command can reach: the session and the runner that called it.
+public struct CommandContext {
+    public let session: Session
+    public let runner: Runner
+}
+
+/// One shell command.
+public struct Command: Sendable {
+    public let name: String
+    public let aliases: [String]
+    public let usage: String
+    public let summary: String
+    /// Shown by `help NAME`: what it does, then an example.
+    public let details: String
+    let run: @Sendable (CommandContext, [Word]) throws -> Void
+    /// Candidates for the argument being typed, given the arguments before it.
+    let complete: @Sendable (Session?, [String], String) -> [String]
+
+    init(_ name: String, aliases: [String] = [], usage: String, summary: String, details: String,
+         complete: @escaping @Sendable (Session?, [String], String) -> [String] = { _, _, _ in [] },
+         run: @escaping @Sendable (CommandContext, [Word]) throws -> Void) {
+        self.name = name
+        self.aliases = aliases
+        self.usage = usage
+        self.summary = summary
+        self.details = details
+        self.run = run
+        self.complete = complete
+    }
+}
+
+/// Throws a usage error unless `words` has between `min` and `max` entries.
+private func expectArguments(_ words: [Word], _ min: Int, _ max: Int, _ usage: String) throws {
+    guard words.count >= min && words.count <= max else { throw ShellError("usage: \(usage)") }
+}
+
+/// A setting shorthand such as `temp 0.8`: sets it, or shows it with no value.
+private func shorthand(_ name: String, _ key: String, _ example: String) -> Command {
+    let summary = Settings.key(named: key)!.summary
+    return Command(name, usage: "\(name) [VALUE]", summary: "set \(summary) (same as `set \(key) VALUE`)",
+                   details: "With a value, sets \(key); without, shows it.\nExample: \(example)",
+                   complete: { _, previous, prefix in previous.isEmpty ? Settings.key(named: key)!.suggestions.filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+        try expectArguments(words, 0, 1, "\(name) [VALUE]")
+        if let value = words.first {
+            try context.session.set(key, value.text)
+        } else {
+            context.session.console.info("\(key) \(Settings.key(named: key)!.get(context.session.settings))\n")
+        }
+    }
+}
+
+/// Parses `train` arguments: `N` epochs, `N steps`, `90s`, `5m`.
+func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
+    let usage = "train N (epochs) | train N steps | train 90s | train 5m"
+    switch words.count {
+    case 0: return .epochs(1)
+    case 1:
+        let word = words[0].lowercased()
+        for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where word.hasSuffix(suffix) {
+            guard let value = Double(word.dropLast()), value > 0, value.isFinite else { throw ShellError("usage: \(usage)") }
+            return .seconds(value * scale)
+        }
+        guard let epochs = Double(word), epochs > 0, epochs.isFinite else {
+            throw ShellError("train needs a positive number of epochs, `N steps` or a duration like 90s; got '\(words[0])'")
+        }
+        return .epochs(epochs)
+    case 2:
+        guard ["steps", "step"].contains(words[1].lowercased()), let steps = Int(words[0]), steps > 0 else {
+            throw ShellError("usage: \(usage)")
+        }
+        return .steps(steps)
+    default:
+        throw ShellError("usage: \(usage)")
+    }
+}
+
+/// File names in the folder of `prefix` that start with it; folders end in "/".
+func completePath(_ prefix: String) -> [String] {
+    let expanded = prefix.hasPrefix("~/") ? NSHomeDirectory() + prefix.dropFirst(1) : prefix
+    let folder: String, partial: String, shown: String
+    if let slash = expanded.lastIndex(of: "/") {
+        folder = String(expanded[...slash])
+        partial = String(expanded[expanded.index(after: slash)...])
+        shown = String(prefix[...prefix.lastIndex(of: "/")!])
+    } else {
+        (folder, partial, shown) = ("", expanded, "")
+    }
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return [] }
+    return entries.filter { $0.hasPrefix(partial) && (partial.hasPrefix(".") || !$0.hasPrefix(".")) }.sorted().map { entry in
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: folder + entry, isDirectory: &isDirectory)
+        return shown + entry + (isDirectory.boolValue ? "/" : "")
+    }
+}
+
+/// The command table.
+public enum Commands {
+    public static let table: [Command] = [
+        Command("load", usage: "load PATH|URL|NAME", summary: "load a text corpus or a checkpoint",
+                details: """
+                Loads a text file (normalised by the `lowercase` and `ascii` settings, split by `val`) or a checkpoint \
+                (recognised by its content, whatever its name), restoring everything the checkpoint holds. NAME is a \
+                built-in dataset (\(Downloads.builtIn.keys.sorted().joined(separator: ", "))), downloaded once into \
+                $CHARLM_CACHE (default ~/.cache/charlm) and checked against its sha256; a URL downloads any http(s) \
+                text the same way.
+                Example: load tinyshakespeare
+                """,
+                complete: { _, previous, prefix in
+                    previous.isEmpty ? Downloads.builtIn.keys.sorted().filter { $0.hasPrefix(prefix) } + completePath(prefix) : []
+                }) { context, words in
+            try expectArguments(words, 1, 1, "load PATH|URL|NAME")
+            try context.session.load(words[0].text)
+        },
+        Command("set", usage: "set KEY VALUE", summary: "change a setting",
+                details: "Changes one setting; `show` lists them all with their values.\nExample: set hidden 512",
+                complete: { _, previous, prefix in
+                    if previous.isEmpty { return Settings.keys.map(\.name).filter { $0.hasPrefix(prefix) } }
+                    if previous.count == 1, let key = Settings.key(named: previous[0]) { return key.suggestions.filter { $0.hasPrefix(prefix) } }
+                    return []
+                }) { context, words in
+            try expectArguments(words, 2, 2, "set KEY VALUE")
+            try context.session.set(words[0].text, words[1].text)
+        },
+        Command("show", usage: "show [KEY]", summary: "show settings",
+                details: "Without a key, lists every setting with its value and meaning.\nExample: show lr",
+                complete: { _, previous, prefix in previous.isEmpty ? Settings.keys.map(\.name).filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            try expectArguments(words, 0, 1, "show [KEY]")
+            let session = context.session
+            if let name = words.first?.text {
+                guard let key = Settings.key(named: name) else {
+                    let hint = suggestion(for: name, among: Settings.keys.map(\.name))
+            throw ShellError("unknown setting '\(name)'" + (hint.isEmpty ? "; `show` lists them" : hint))
+                }
+                session.console.info("\(key.name) \(key.get(session.settings))\n")
+            } else {
+                let width = Settings.keys.map(\.name.count).max()!
+                for key in Settings.keys {
+                    let value = key.get(session.settings)
+                    session.console.info(key.name.padding(toLength: width + 2, withPad: " ", startingAt: 0)
+                                         + value.padding(toLength: 9, withPad: " ", startingAt: 0) + key.summary + "\n")
+                }
+            }
+        },
+        shorthand("temp", "temp", "temp 0.8"),
+        shorthand("seed", "seed", "seed 42"),
+        shorthand("topk", "topk", "topk 40"),
+        shorthand("topp", "topp", "topp 0.9"),
+        shorthand("len", "length", "len 500"),
+        Command("model", aliases: ["info"], usage: "model", summary: "describe the model, the corpus and progress",
+                details: "Architecture, parameter count, corpus, step, epoch, last training and validation loss.\nExample: model") { context, words in
+            try expectArguments(words, 0, 0, "model")
+            let session = context.session
+            guard let model = session.model else {
+                session.console.info("no model yet: `load` a text or a checkpoint\n")
+                return
+            }
+            var lines = ["model: \(session.describeModel(model.config))"]
+            lines.append("corpus: " + (session.corpusName.map { "\($0) (\(grouped(session.corpus!.tokens.count)) characters)" } ?? "none loaded"))
+            var progress = "step \(session.step)"
+            if let perEpoch = session.stepsPerEpoch { progress += String(format: ", epoch %.2f", Double(session.step) / Double(perEpoch)) }
+            lines.append(progress)
+            if let loss = session.lossHistory.last { lines.append(String(format: "last training loss %.4f", loss)) }
+            if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
+            session.console.info(lines.joined(separator: "\n") + "\n")
+        },
+        Command("reset", usage: "reset", summary: "start a fresh model from the current settings",
+                details: "Builds a new, untrained model with the current embed, hidden, layers and dropout on the loaded text's characters; forgets the optimizer and histories.\nExample: set hidden 128; reset") { context, words in
+            try expectArguments(words, 0, 0, "reset")
+            try context.session.reset()
+        },
+        Command("train", usage: "train [N | N steps | 90s | 5m]", summary: "train for N epochs, N steps or a time",
+                details: """
+                Trains the model on the loaded text: N epochs (one epoch = one pass over the training split's \
+                characters; default 1), N steps, or for a time (90s, 5m, 1h). Validates every `eval` steps and at the \
+                end. Ctrl-C stops after the current step.
+                Example: train 500 steps
+                """,
+                complete: { _, previous, prefix in previous.count == 1 ? ["steps"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            try context.session.train(parseTrainingAmount(words.map(\.text)))
+        },
+        Command("eval", usage: "eval", summary: "validation loss in nats/char, bits/char and perplexity",
+                details: "Mean cross-entropy over the validation split in windows of `seq` characters, each from a zero state.\nExample: eval") { context, words in
+            try expectArguments(words, 0, 0, "eval")
+            let evaluation = try context.session.evaluate()
+            context.session.console.info(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f (%@ characters)\n",
+                                                evaluation.nats, evaluation.bits, evaluation.perplexity, grouped(evaluation.characters)))
+        },
+        Command("gen", aliases: ["generate"], usage: "gen [\"PROMPT\"] [N]", summary: "generate N characters after a prompt",
+                details: """
+                Streams N characters (default `len`) after PROMPT, using temp, topk, topp and the seed. The prompt takes \
+                escapes (\\n, \\t, \\", \\\\); @FILE reads it from a file. Characters the model does not know are \
+                reported and left out. Ctrl-C stops.
+                Example: gen "ROMEO:" 300
+                """,
+                complete: { _, previous, prefix in previous.isEmpty && prefix.hasPrefix("@") ? completePath(String(prefix.dropFirst())).map { "@" + $0 } : [] }) { context, words in
+            try expectArguments(words, 0, 2, "gen [\"PROMPT\"] [N]")
+            let session = context.session
+            var prompt = ""
+            var count = session.settings.length
+            var rest = words[...]
+            if let first = rest.first, first.quoted || Int(first.text) == nil {
+                prompt = first.text
+                rest = rest.dropFirst()
+                if !first.quoted && prompt.hasPrefix("@") {
+                    let path = String(prompt.dropFirst())
+                    guard let bytes = try? readFileBytes(at: path) else { throw ShellError("cannot read the prompt file '\(path)'") }
+                    prompt = String(decoding: bytes, as: UTF8.self)
+                }
+            }
+            if let last = rest.first {
+                guard let value = Int(last.text), value >= 0 else { throw ShellError("gen: N must be a whole number >= 0; got '\(last.text)'") }
+                count = value
+            }
+            try session.generate(prompt: prompt, count: count)
+        },
+        Command("save", usage: "save [PATH]", summary: "save the session to a checkpoint",
+                details: "Writes model, optimizer, settings and histories to a safetensors checkpoint (default: the last path used, else charlm.safetensors), atomically.\nExample: save shakespeare.safetensors",
+                complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
+            try expectArguments(words, 0, 1, "save [PATH]")
+            let (path, size) = try context.session.save(to: words.first?.text)
+            context.session.console.info("saved \(path) (\(grouped(size)) bytes)\n")
+        },
+        Command("source", usage: "source FILE.clm", summary: "run the commands in a script",
+                details: "Runs a .clm script inside this session; paths in it are relative to the script's folder.\nExample: source scripts/demo.clm",
+                complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
+            try expectArguments(words, 1, 1, "source FILE.clm")
+            try context.runner.source(words[0].text)
+        },
+        Command("history", usage: "history", summary: "the losses so far, as a small chart",
+                details: "Training loss per step (a text chart) and every validation loss.\nExample: history") { context, words in
+            try expectArguments(words, 0, 0, "history")
+            context.session.console.info(lossChart(training: context.session.lossHistory, validation: context.session.validationHistory))
+        },
+        Command("help", usage: "help [COMMAND]", summary: "list the commands, or explain one",
+                details: "Example: help train",
+                complete: { _, previous, prefix in previous.isEmpty ? Commands.table.map(\.name).filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            try expectArguments(words, 0, 1, "help [COMMAND]")
+            context.session.console.info(helpText(for: words.first?.text))
+        },
+        Command("quit", aliases: ["exit"], usage: "quit", summary: "leave charlm (also Ctrl-D)",
+                details: "Ends the session; unsaved work is lost, so `save` first.\nExample: quit") { context, words in
+            try expectArguments(words, 0, 0, "quit")
+            context.runner.requestQuit()
+        },
+    ]
+
+    /// The command called `name` (or with that alias).
+    public static func command(named name: String) -> Command? {
+        table.first { $0.name == name || $0.aliases.contains(name) }
+    }
+}
+
+/// `help` and `help NAME`.
+func helpText(for name: String?) -> String {
+    if let name {
+        guard let command = Commands.command(named: name) else {
+            return "unknown command '\(name)'" + suggestion(for: name, among: Commands.table.map(\.name)) + "\n"
+        }
+        let aliases = command.aliases.isEmpty ? "" : " (also: " + command.aliases.joined(separator: ", ") + ")"
+        return "usage: \(command.usage)\(aliases)\n\(command.summary)\n\n\(command.details)\n"
+    }
+    let width = Commands.table.map(\.usage.count).max()!
+    return "commands (`help COMMAND` for details):\n"
+        + Commands.table.map { "  " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n")
+        + "\nscripts: one command per line, # comments, a trailing \\ continues a line\n"
+}
+
+/// A small text chart of the training loss (averaged into columns) and the validation points.
+func lossChart(training: [Double], validation: [(step: Int, loss: Double)], width: Int = 60, height: Int = 8) -> String {
+    guard !training.isEmpty else { return "no training yet\n" }
+    let columns = min(width, training.count)
+    let averages = (0..<columns).map { column -> Double in
+        let start = column * training.count / columns
+        let end = max(start + 1, (column + 1) * training.count / columns)
+        return training[start..<end].reduce(0, +) / Double(end - start)
+    }
+    let (low, high) = (averages.min()!, averages.max()!)
+    let span = max(high - low, 1e-9)
+    var rows: [String] = []
+    for row in 0..<height {
+        let level = high - span * Double(row) / Double(height - 1)
+        let label = String(format: "%7.3f |", level)
+        let cells = averages.map { abs($0 - level) <= span / Double(2 * (height - 1)) || (row == height - 1 && $0 <= level) ? "*" : " " }
+        rows.append(label + cells.joined())
+    }
+    rows.append("        +" + String(repeating: "-", count: columns))
+    rows.append("         step 1" + String(repeating: " ", count: max(1, columns - 6 - String(training.count).count)) + "step \(training.count)")
+    var text = "training loss:\n" + rows.joined(separator: "\n") + "\n"
+    if !validation.isEmpty {
+        text += "validation loss: " + validation.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
+    }
+    return text
+}

@@ -1,0 +1,68 @@
+// Where the shell's output goes. Generated text and requested information go to `out` (stdout); progress, notes,
+// warnings and errors go to `err` (stderr). Tests use `BufferConsole`; the executable uses `StandardConsole`.
+
+import Foundation
+
+/// The shell's output channels.
+public protocol Console: AnyObject {
+    /// Generated text and requested information.
+    func out(_ text: String)
+    /// Progress, notes, warnings and errors.
+    func err(_ text: String)
+    /// Whether stderr is a terminal (live progress lines rewrite themselves).
+    var isTerminal: Bool { get }
+    /// Whether to colour (a terminal, and NO_COLOR unset).
+    var useColor: Bool { get }
+    /// `-q`: only generated text reaches stdout.
+    var quiet: Bool { get }
+}
+
+extension Console {
+    /// Information a user asked for (suppressed by `-q`).
+    public func info(_ text: String) { if !quiet { out(text) } }
+    /// A note on stderr.
+    public func note(_ text: String) { err(text) }
+    /// An error line, "error:" in red on a colour terminal.
+    public func error(_ message: String, location: String? = nil) {
+        let label = useColor ? "\u{1B}[1;31merror:\u{1B}[0m" : "error:"
+        err((location.map { $0 + ": " } ?? "") + label + " " + message + "\n")
+    }
+}
+
+/// stdout and stderr of the process.
+public final class StandardConsole: Console {
+    public let isTerminal: Bool
+    public let useColor: Bool
+    public let quiet: Bool
+
+    public init(quiet: Bool) {
+        isTerminal = isatty(2) == 1
+        useColor = isTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        self.quiet = quiet
+    }
+
+    public func out(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    public func err(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// Collects output in memory (tests).
+public final class BufferConsole: Console {
+    public private(set) var stdout = ""
+    public private(set) var stderr = ""
+    public let isTerminal = false
+    public let useColor = false
+    public let quiet: Bool
+
+    public init(quiet: Bool = false) { self.quiet = quiet }
+    public func out(_ text: String) { stdout += text }
+    public func err(_ text: String) { stderr += text }
+    public func clear() {
+        stdout = ""
+        stderr = ""
+    }
+}

@@ -1,0 +1,80 @@
+// Splits one command line into words: whitespace separates, double quotes group (with \n, \t, \", \\ escapes),
+// `#` outside quotes starts a comment. Errors point at the column.
+
+/// One word of a command line.
+public struct Word: Equatable, Sendable {
+    /// The text after quotes and escapes are resolved.
+    public var text: String
+    /// Whether any part of it was quoted (a quoted "" is an empty word, and quoted text is never a keyword).
+    public var quoted: Bool
+    /// 1-based column of its first character.
+    public var column: Int
+
+    public init(_ text: String, quoted: Bool = false, column: Int = 1) {
+        self.text = text
+        self.quoted = quoted
+        self.column = column
+    }
+}
+
+/// A malformed line.
+public struct LexError: Error, Equatable, CustomStringConvertible {
+    public let message: String
+    public let column: Int
+    public var description: String { "\(message) (column \(column))" }
+}
+
+/// The words of `line`.
+public func lex(_ line: String) throws -> [Word] {
+    var words: [Word] = []
+    let characters = Array(line)
+    var index = 0
+    while index < characters.count {
+        let character = characters[index]
+        if character == " " || character == "\t" {
+            index += 1
+            continue
+        }
+        if character == "#" { break }
+        let start = index
+        var text = ""
+        var quoted = false
+        while index < characters.count, characters[index] != " ", characters[index] != "\t" {
+            if characters[index] == "\"" {
+                quoted = true
+                let open = index
+                index += 1
+                var closed = false
+                while index < characters.count {
+                    let inner = characters[index]
+                    if inner == "\"" {
+                        closed = true
+                        index += 1
+                        break
+                    }
+                    if inner == "\\" {
+                        guard index + 1 < characters.count else { break }
+                        switch characters[index + 1] {
+                        case "n": text.append("\n")
+                        case "t": text.append("\t")
+                        case "\"": text.append("\"")
+                        case "\\": text.append("\\")
+                        default:
+                            throw LexError(message: "unknown escape '\\\(characters[index + 1])'; use \\n, \\t, \\\" or \\\\", column: index + 1)
+                        }
+                        index += 2
+                        continue
+                    }
+                    text.append(inner)
+                    index += 1
+                }
+                if !closed { throw LexError(message: "unterminated quote", column: open + 1) }
+            } else {
+                text.append(characters[index])
+                index += 1
+            }
+        }
+        words.append(Word(text, quoted: quoted, column: start + 1))
+    }
+    return words
+}

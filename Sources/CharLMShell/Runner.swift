@@ -1,0 +1,125 @@
+// The loop that turns lines into commands. The interactive prompt, `.clm` scripts, `source` and `-c` arguments are
+// all this loop fed by different line sources; only the error format and stop-on-error rule differ.
+
+import CharLM
+import Foundation
+
+/// Where lines come from: readline at a terminal, a file, a list.
+public protocol LineSource: AnyObject {
+    /// The next line without its newline, or nil at the end (Ctrl-D at the prompt).
+    func nextLine(prompt: String) -> String?
+}
+
+/// Lines from memory (scripts, `-c`, tests).
+public final class ArrayLineSource: LineSource {
+    private var lines: [String]
+    private var index = 0
+    public init(_ lines: [String]) { self.lines = lines }
+    public func nextLine(prompt: String) -> String? {
+        guard index < lines.count else { return nil }
+        defer { index += 1 }
+        return lines[index]
+    }
+}
+
+/// A nested script's error, already printed with its location.
+struct AlreadyReported: Error {}
+
+/// Runs lines against a session.
+public final class Runner {
+    public let session: Session
+    /// Scripts continue after an error (`--keep-going`).
+    public var keepGoing = false
+    /// Whether Ctrl-C returns to the prompt (interactive) or ends the program with 130 (batch).
+    public var interactive = false
+    public private(set) var quitRequested = false
+    /// Folders of the scripts being run, innermost last (relative paths in `source` resolve against the last).
+    private var scriptFolders: [String] = []
+    public static let maximumNesting = 8
+
+    public init(session: Session) { self.session = session }
+
+    func requestQuit() { quitRequested = true }
+
+    /// The outcome of running some lines.
+    public enum Status: Int32, Sendable {
+        case success = 0
+        case failed = 1
+        case interrupted = 130
+    }
+
+    /// Runs every line of `source`. `name` labels errors (`FILE:LINE:`); nil for the prompt and `-c`.
+    public func run(_ source: LineSource, name: String?, prompt: String = "") -> Status {
+        var failed = false
+        var lineNumber = 0
+        while !quitRequested {
+            guard var line = source.nextLine(prompt: prompt) else { break }
+            lineNumber += 1
+            let firstLine = lineNumber
+            // A trailing backslash continues the command on the next line.
+            while line.hasSuffix("\\") && !line.hasSuffix("\\\\") {
+                line.removeLast()
+                guard let next = source.nextLine(prompt: interactive ? "...> " : "") else { break }
+                lineNumber += 1
+                line += next
+            }
+            let location = name.map { "\($0):\(firstLine)" }
+            do {
+                try execute(line)
+            } catch is AlreadyReported {
+                failed = true
+                if !keepGoing && !interactive { return .failed }
+            } catch let interruption as Interrupted {
+                if !interactive {
+                    session.console.error(interruption.description, location: location)
+                    return .interrupted
+                }
+            } catch {
+                failed = true
+                session.console.error(describe(error), location: location)
+                if !keepGoing && !interactive { return .failed }
+            }
+        }
+        return failed ? .failed : .success
+    }
+
+    /// Runs one command line.
+    public func execute(_ line: String) throws {
+        let words: [Word]
+        do { words = try lex(line) } catch let error as LexError { throw ShellError(error.description) }
+        guard let first = words.first else { return }
+        guard let command = Commands.command(named: first.text) else {
+            let hint = suggestion(for: first.text, among: Commands.table.map(\.name))
+            throw ShellError("unknown command '\(first.text)'" + (hint.isEmpty ? "; `help` lists the commands" : hint))
+        }
+        try command.run(CommandContext(session: session, runner: self), Array(words.dropFirst()))
+    }
+
+    /// Runs a script file inside the session (the `source` command and `charlm FILE.clm`).
+    public func source(_ path: String) throws {
+        guard scriptFolders.count < Self.maximumNesting else {
+            throw ShellError("scripts nested deeper than \(Self.maximumNesting) levels: does '\(path)' source itself?")
+        }
+        let resolved = path.hasPrefix("/") || scriptFolders.isEmpty ? path : scriptFolders.last! + "/" + path
+        let bytes: [UInt8]
+        do { bytes = try readFileBytes(at: resolved) } catch let error as CharLMError { throw ShellError(error.description) }
+        var lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\n")
+        if lines.last == "" { lines.removeLast() }
+        scriptFolders.append((resolved as NSString).deletingLastPathComponent.isEmpty ? "." : (resolved as NSString).deletingLastPathComponent)
+        defer { scriptFolders.removeLast() }
+        let wasInteractive = interactive
+        interactive = false
+        defer { interactive = wasInteractive }
+        switch run(ArrayLineSource(lines.map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }), name: resolved) {
+        case .success: return
+        case .failed: throw AlreadyReported()
+        case .interrupted: throw Interrupted(description: "script '\(resolved)' interrupted")
+        }
+    }
+
+    private func describe(_ error: Error) -> String {
+        if let error = error as? ShellError { return error.description }
+        if let error = error as? CharLMError { return error.description }
+        return "\(error)"
+    }
+}

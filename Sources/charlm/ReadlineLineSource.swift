@@ -1,0 +1,66 @@
+// The only file that talks to GNU readline: the interactive line source (editing, persistent history, tab
+// completion through the shell core's `completions`) and the Ctrl-C flag.
+
+import CharLMShell
+import CReadline
+import Foundation
+
+/// Ctrl-C: a flag set by the C handler in the readline shim, polled by the session.
+enum Interrupts {
+    static var pending: Bool { charlm_interrupt_pending() != 0 }
+    static func clear() { charlm_interrupt_clear() }
+    static func install() { charlm_install_interrupt_handler() }
+}
+
+/// The session whose state completion consults (readline's callbacks are plain C functions).
+nonisolated(unsafe) private var completionSession: Session?
+nonisolated(unsafe) private var completionCandidates: [String] = []
+
+/// Reads lines with GNU readline at the `charlm>` prompt.
+final class ReadlineLineSource: LineSource {
+    private let historyPath: String
+
+    init(session: Session) {
+        historyPath = ProcessInfo.processInfo.environment["CHARLM_HISTORY"]
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".charlm_history")
+        completionSession = session
+        charlm_readline_configure(strdup("charlm")) { text, _, _ in
+            let line = String(cString: charlm_readline_line())
+            completionCandidates = completions(line: line, cursor: Int(charlm_readline_point()), session: completionSession)
+            let single = completionCandidates.count == 1
+            charlm_readline_completion_done(single && completionCandidates[0].hasSuffix("/") ? 0 : 32)
+            return rl_completion_matches(text) { _, state in
+                let index = Int(state)
+                guard index < completionCandidates.count else { return nil }
+                return strdup(completionCandidates[index])
+            }
+        }
+        using_history()
+        stifle_history(1000)
+        read_history(historyPath)
+    }
+
+    func nextLine(prompt: String) -> String? {
+        while true {
+            Interrupts.clear()
+            // Ctrl-C at the prompt sets the flag; the line typed so far is discarded and we prompt again.
+            guard let raw = readline(prompt) else {
+                FileHandle.standardError.write(Data("\n".utf8))
+                return nil
+            }
+            defer { free(raw) }
+            let line = String(cString: raw)
+            if Interrupts.pending {
+                Interrupts.clear()
+                FileHandle.standardError.write(Data("^C\n".utf8))
+                continue
+            }
+            if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(raw) }
+            return line
+        }
+    }
+
+    func saveHistory() {
+        write_history(historyPath)
+    }
+}

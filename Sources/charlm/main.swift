@@ -1,0 +1,84 @@
+// charlm: the executable. Reads argv, picks interactive (readline) or batch input, and maps outcomes to exit
+// codes: 0 success, 1 a command failed, 2 bad usage, 130 interrupted in batch mode.
+
+import ArgumentParser
+import CharLMShell
+import Foundation
+
+struct CharLMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "charlm",
+        abstract: "A character-level LSTM language model you train and sample from a shell.",
+        discussion: """
+        With no scripts and no -c, charlm opens the charlm> prompt when stdin is a terminal, and otherwise reads \
+        commands from stdin, one per line. Type `help` at the prompt for the commands.
+        """)
+
+    @Argument(help: "Scripts (.clm) to run in order, then exit.")
+    var scripts: [String] = []
+
+    @Option(name: .customShort("c"), help: ArgumentHelp("Run a command, then exit (repeatable).", valueName: "command"))
+    var commands: [String] = []
+
+    @Flag(name: .customShort("i"), help: "Stay interactive after running the scripts and commands.")
+    var interactive = false
+
+    @Flag(name: .customShort("q"), help: "Quiet: only generated text on stdout.")
+    var quiet = false
+
+    @Flag(name: .long, help: "Scripts continue after a failing command.")
+    var keepGoing = false
+
+    mutating func run() throws {
+        let console = StandardConsole(quiet: quiet)
+        let session = Session(console: console)
+        let runner = Runner(session: session)
+        runner.keepGoing = keepGoing
+        Interrupts.install()
+        session.interruptRequested = { Interrupts.pending }
+        session.clearInterrupt = { Interrupts.clear() }
+
+        var status: Runner.Status = .success
+        for script in scripts where status == .success || keepGoing {
+            do {
+                try runner.source(script)
+            } catch is Interrupted {
+                status = .interrupted
+            } catch let error as ShellError {
+                console.error(error.description)
+                status = .failed
+            } catch {
+                status = .failed
+            }
+            if status == .interrupted || runner.quitRequested { break }
+        }
+        if !commands.isEmpty && (status == .success || keepGoing) && !runner.quitRequested {
+            let result = runner.run(ArrayLineSource(commands), name: nil)
+            if result != .success { status = result }
+        }
+        let stdinIsTerminal = isatty(0) == 1
+        let stayInteractive = interactive || (scripts.isEmpty && commands.isEmpty && stdinIsTerminal)
+        if stayInteractive && status != .interrupted && !runner.quitRequested {
+            runner.interactive = true
+            if stdinIsTerminal {
+                console.err("charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n")
+                let source = ReadlineLineSource(session: session)
+                _ = runner.run(source, name: nil, prompt: "charlm> ")
+                source.saveHistory()
+                status = .success
+            } else {
+                status = runner.run(StandardInputLineSource(), name: nil)
+            }
+        } else if scripts.isEmpty && commands.isEmpty {
+            status = runner.run(StandardInputLineSource(), name: nil)
+        }
+        if status != .success { throw ExitCode(status.rawValue) }
+    }
+}
+
+/// Lines from stdin without a prompt (batch mode).
+final class StandardInputLineSource: LineSource {
+    func nextLine(prompt: String) -> String? { readLine(strippingNewline: true) }
+}
+
+CharLMCommand.main()
