@@ -50,6 +50,11 @@ static inline void charlm_install_interrupt_handler(void) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: a blocked read returns so readline can call the hook
     sigaction(SIGINT, &action, NULL);
+    // A parent may have started us with SIGINT blocked; Ctrl-C must reach the handler.
+    sigset_t interrupt_only;
+    sigemptyset(&interrupt_only);
+    sigaddset(&interrupt_only, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &interrupt_only, NULL);
     rl_catch_signals = 0;
     rl_signal_event_hook = charlm_readline_signal_hook;
 }

@@ -81,4 +81,19 @@ final class StandardInputLineSource: LineSource {
     func nextLine(prompt: String) -> String? { readLine(strippingNewline: true) }
 }
 
-CharLMCommand.main()
+// Bad usage exits with 2 (ArgumentParser's own default is 64); help and version exit 0.
+do {
+    var command = try CharLMCommand.parseAsRoot()
+    try command.run()
+} catch let exit as ExitCode {
+    Foundation.exit(exit.rawValue)
+} catch {
+    let code = CharLMCommand.exitCode(for: error)
+    let message = CharLMCommand.fullMessage(for: error)
+    if code == .success {
+        print(message)
+        Foundation.exit(0)
+    }
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    Foundation.exit(2)
+}
