@@ -24,7 +24,7 @@ static inline void charlm_readline_completion_done(int append_character) {
 
 // Ctrl-C. The handler only sets a flag (async-signal-safe); the session polls it between training steps and
 // generated characters. While readline waits for a key, the interrupted read calls the event hook, which empties
-// the line and ends it, so the prompt comes back clean.
+// the line and draws a fresh prompt (readline keeps reading, so no typed-ahead key is lost).
 #include <signal.h>
 #include <string.h>
 
@@ -37,8 +37,11 @@ static void charlm_sigint_handler(int signal_number) {
 
 static inline int charlm_readline_signal_hook(void) {
     if (charlm_interrupt_flag) {
+        charlm_interrupt_flag = 0;
         rl_replace_line("", 0);
-        rl_done = 1;
+        fputs("^C\n", rl_outstream ? rl_outstream : stdout);
+        rl_on_new_line();
+        rl_redisplay();
     }
     return 0;
 }

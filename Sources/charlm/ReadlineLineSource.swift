@@ -43,18 +43,13 @@ final class ReadlineLineSource: LineSource {
     func nextLine(prompt: String) -> String? {
         while true {
             Interrupts.clear()
-            // Ctrl-C at the prompt sets the flag; the line typed so far is discarded and we prompt again.
             guard let raw = readline(prompt) else {
                 FileHandle.standardError.write(Data("\n".utf8))
                 return nil
             }
             defer { free(raw) }
             let line = String(cString: raw)
-            if Interrupts.pending {
-                Interrupts.clear()
-                FileHandle.standardError.write(Data("^C\n".utf8))
-                continue
-            }
+
             if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(raw) }
             return line
         }

@@ -1,0 +1,168 @@
+// The shell in a real terminal (tmux drives the binary through a pseudo-terminal), and downloads from a local HTTP
+// server on 127.0.0.1 (never the internet).
+
+@testable import CharLMShell
+import Foundation
+import Testing
+
+/// Runs a program to completion and returns its stdout.
+@discardableResult
+private func shell(_ arguments: [String], capture: Bool = true) throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    // The test runner starts children with ordinary signals blocked; tmux (and the charlm it runs) need them, so the
+    // command starts through python3, which clears the signal mask and then becomes the command.
+    process.arguments = ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])"] + arguments
+    let out = Pipe()
+    // A daemon (the tmux server) would hold a captured pipe open forever.
+    process.standardOutput = capture ? out : FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    guard capture else {
+        // Starting the tmux server: its client exits at once; give the server a moment instead of waiting on it.
+        Thread.sleep(forTimeInterval: 0.5)
+        return (0, "")
+    }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+private let tmuxAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux")
+    || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/tmux")
+
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func aRealTerminalCompletesInterruptsAndExits() throws {
+    let folder = try temporaryFolder()
+    try FileManager.default.copyItem(atPath: fixture("tiny.txt"), toPath: folder.appendingPathComponent("tiny.txt").path)
+    let name = "charlm-test-\(UUID().uuidString.prefix(8))"
+    let history = folder.appendingPathComponent("history").path
+    try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", "150", "-y", "40", "-c", folder.path,
+               "env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary)"], capture: false)
+    defer { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
+    func screen() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-t", name]).1) ?? "" }
+    func send(_ keys: String...) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
+    func waitFor(_ text: String, seconds: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if screen().contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return false
+    }
+    // capture-pane drops trailing spaces, so the prompt reads "charlm>".
+    #expect(waitFor("charlm>"), "no prompt: \(screen())")
+    // TAB completes a partial command.
+    try send("set hid", "Tab")
+    #expect(waitFor("charlm> set hidden"), "no completion: \(screen())")
+    try send("64", "Enter")
+    try send("load tiny.", "Tab")
+    #expect(waitFor("charlm> load tiny.txt"), "no file completion: \(screen())")
+    try send("Enter")
+    #expect(waitFor("loaded tiny.txt"))
+    // A long training run, then Ctrl-C: it stops after the current step and the prompt returns.
+    try send("train 100000 steps", "Enter")
+    #expect(waitFor("tok/s"), "no live progress: \(screen())")
+    try send("C-c")
+    #expect(waitFor("interrupted after step"), "Ctrl-C did not stop training: \(screen())")
+    try send("model", "Enter")
+    #expect(waitFor("last training loss"), "model lost after Ctrl-C: \(screen())")
+    let lines = screen().components(separatedBy: "\n").filter { !$0.isEmpty }
+    #expect(lines.last?.hasPrefix("charlm>") == true)
+    // Ctrl-C on the prompt clears the line (nothing typed is lost afterwards); Ctrl-D on an empty line exits.
+    try send("gen \"half typed", "C-c")
+    #expect(waitFor("^C"))
+    try send("show seed", "Enter")
+    #expect(waitFor("seed 1337"), "typing after Ctrl-C at the prompt: \(screen())")
+    try send("C-d")
+    let deadline = Date().addingTimeInterval(10)
+    var exited = false
+    while Date() < deadline {
+        if (try? shell(["tmux", "-L", name, "has-session", "-t", name]).0) != 0 {
+            exited = true
+            break
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    #expect(exited, "Ctrl-D did not end charlm: \(screen())")
+    // Interactive history was written.
+    let saved = (try? String(contentsOfFile: history, encoding: .utf8)) ?? ""
+    #expect(saved.contains("train 100000 steps"))
+}
+
+@Test func sha256MatchesPublishedVectors() {
+    #expect(sha256Hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    #expect(sha256Hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    #expect(sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+}
+
+/// A python3 http.server on 127.0.0.1 serving `folder`, stopped when the returned closure is called.
+private func startServer(serving folder: URL) throws -> (port: Int, stop: () -> Void) {
+    var generator = SystemRandomNumberGenerator()
+    let port = 20_000 + Int(generator.next() % 30_000)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-u", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", folder.path]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // It is ready once it says "Serving HTTP on 127.0.0.1 port N".
+    var greeting = Data()
+    while !String(decoding: greeting, as: UTF8.self).contains("Serving HTTP") {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { break }  // it exited (port taken?)
+        greeting += chunk
+    }
+    // SIGKILL: the test runner starts children with ordinary signals blocked, so SIGTERM would wait forever.
+    return (port, { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() })
+}
+
+private let sharedCorpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../../../shared/data/tinyshakespeare.txt").standardizedFileURL.path
+
+@Test(.enabled(if: FileManager.default.fileExists(atPath: sharedCorpus), "../shared/data/tinyshakespeare.txt is absent: the good-checksum download cannot be served"))
+func theBuiltInDatasetDownloadsVerifiesAndIsReused() throws {
+    let served = try temporaryFolder()
+    try FileManager.default.copyItem(atPath: sharedCorpus, toPath: served.appendingPathComponent("input.txt").path)
+    let cache = try temporaryFolder()
+    let server = try startServer(serving: served)
+    let environment = ["CHARLM_CACHE": cache.path, "CHARLM_TINYSHAKESPEARE_URL": "http://127.0.0.1:\(server.port)/input.txt"]
+    let first = try runCharLM(["-c", "set hidden 8", "-c", "load tinyshakespeare"], environment: environment)
+    server.stop()
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stderr.contains("downloading tinyshakespeare from http://127.0.0.1:\(server.port)/input.txt"))
+    #expect(first.stdout.contains("1,115,394 characters"))
+    // The server is gone; the cache serves.
+    let again = try runCharLM(["-c", "set hidden 8", "-c", "load tinyshakespeare"], environment: environment)
+    #expect(again.status == 0)
+    #expect(!again.stderr.contains("downloading"))
+}
+
+@Test func aWrongChecksumOrAMissingServerIsExplainedAndNothingIsCached() throws {
+    let served = try temporaryFolder()
+    try "not shakespeare\n".write(to: served.appendingPathComponent("input.txt"), atomically: true, encoding: .utf8)
+    try "any text at all\n".write(to: served.appendingPathComponent("other.txt"), atomically: true, encoding: .utf8)
+    let cache = try temporaryFolder()
+    let server = try startServer(serving: served)
+    var environment = ["CHARLM_CACHE": cache.path, "CHARLM_TINYSHAKESPEARE_URL": "http://127.0.0.1:\(server.port)/input.txt"]
+    let wrong = try runCharLM(["-c", "load tinyshakespeare"], environment: environment)
+    #expect(wrong.status == 1)
+    #expect(wrong.stderr.contains("has sha256 \(sha256Hex(Array("not shakespeare\n".utf8))), not 86c4e6aa"))
+    #expect(wrong.stderr.contains("nothing was saved"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).isEmpty)
+    // Any URL downloads (no checksum to check) and is cached.
+    let url = try runCharLM(["-c", "set hidden 8", "-c", "load http://127.0.0.1:\(server.port)/other.txt"], environment: environment)
+    #expect(url.status == 0, "\(url.stderr)")
+    #expect(url.stdout.contains("16 characters"))
+    let missing = try runCharLM(["-c", "load http://127.0.0.1:\(server.port)/nope.txt"], environment: environment)
+    #expect(missing.stderr.contains("the server answered HTTP 404"))
+    server.stop()
+    // Server down: says how to get the file.
+    environment["CHARLM_TINYSHAKESPEARE_URL"] = "http://127.0.0.1:\(server.port)/input.txt"
+    let down = try runCharLM(["-c", "load tinyshakespeare"], environment: environment)
+    #expect(down.status == 1)
+    #expect(down.stderr.contains("could not download http://127.0.0.1:\(server.port)/input.txt"))
+    #expect(down.stderr.contains("Offline? Put the file at \(cache.path)/tinyshakespeare.txt (sha256 86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed)"))
+}
