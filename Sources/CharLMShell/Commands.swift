@@ -44,7 +44,7 @@ private func expectArguments(_ words: [Word], _ min: Int, _ max: Int, _ usage: S
 /// A setting shorthand such as `temp 0.8`: sets it, or shows it with no value.
 private func shorthand(_ name: String, _ key: String, _ example: String) -> Command {
     let summary = Settings.key(named: key)!.summary
-    return Command(name, usage: "\(name) [VALUE]", summary: "set \(summary) (same as `set \(key) VALUE`)",
+    return Command(name, usage: "\(name) [VALUE]", summary: "set \(key): \(summary)",
                    details: "With a value, sets \(key); without, shows it.\nExample: \(example)",
                    complete: { _, previous, prefix in previous.isEmpty ? Settings.key(named: key)!.suggestions.filter { $0.hasPrefix(prefix) } : [] }) { context, words in
         try expectArguments(words, 0, 1, "\(name) [VALUE]")
