@@ -75,11 +75,6 @@ public final class ModelWorkspace {
     public func cellState(layer: Int, slot t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: layers[layer].cell(at: t, batch: B), count: B * layers[layer].hiddenSize)
     }
-
-    /// (B, H) hidden state h_t of `layer` at slot t (t = 0 is the initial state).
-    public func hiddenState(layer: Int, slot t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: layers[layer].hidden(at: t, batch: B), count: B * layers[layer].hiddenSize)
-    }
 }
 
 /// Whether a forward pass draws dropout masks.

@@ -75,7 +75,13 @@ public final class Sampler {
             for v in 1..<max(V, 1) where logits[v] > logits[best] { best = v }
             for v in 0..<V { probabilities[v] = 0 }
             probabilities[best] = 1
-            order = [best] + (0..<V).filter { $0 != best }
+            // The argmax first, the rest in index order; filled in place (no allocation per character).
+            order[0] = best
+            var rank = 1
+            for v in 0..<V where v != best {
+                order[rank] = v
+                rank += 1
+            }
             keptCount = 1
             return
         }

@@ -198,13 +198,4 @@ public final class Trainer {
         settings = changed
         optimizer.settings.learningRate = changed.learningRate
     }
-
-    /// Changes the learning rate for the steps that follow.
-    public func setLearningRate(_ learningRate: Float) throws {
-        var changed = settings
-        changed.learningRate = learningRate
-        try changed.validate()
-        settings = changed
-        optimizer.settings.learningRate = learningRate
-    }
 }
