@@ -24,7 +24,11 @@ let package = Package(
         ),
         .target(
             name: "CharLM",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))]
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            // The element-wise kernels (GateKernels.swift) use the widest vectors this CPU has. charlm is built
+            // from source where it runs (scripts/setup), so the binary need not run on older CPUs. Optimised in
+            // debug builds too: unoptimised SIMD code is 100x slower, and the tests train real models.
+            swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "native"])]
         ),
         // GNU readline for the interactive prompt; only Sources/charlm/ReadlineLineSource.swift imports it.
         .systemLibrary(

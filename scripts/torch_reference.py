@@ -14,6 +14,9 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             Validation loss of a charlm file (raw text, last 10%, the protocol below).
   generate  python3 scripts/torch_reference.py generate --model FILE --prompt TEXT [--length 200]
             Greedy (temperature 0) continuation.
+  train-speed, generate-speed, load-speed
+            The twins of `charlm-bench train-speed | generate-speed | load-speed` (same options); each prints one
+            JSON line. `scripts/bench` runs them side by side with charlm's.
 
 Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata. Files that
 charlm saved also hold `optim.*` tensors (Adam's moments); they are skipped when loading the model here.
@@ -205,6 +208,92 @@ def train(args):
         dist.destroy_process_group()
 
 
+def peak_rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def speed_corpus(path):
+    import os
+    if os.path.exists(path):
+        return load_corpus(path)
+    generator = torch.Generator().manual_seed(5)
+    return [chr(32 + i) for i in range(65)], torch.randint(0, 65, (200_000,), generator=generator)
+
+
+def train_speed(args):
+    """Tokens per second of full training steps (batch, forward, loss, backward, clipping, Adam) after warm-up."""
+    import json
+    torch.manual_seed(1)
+    torch.set_num_threads(args.threads)
+    vocab, ids = speed_corpus(args.corpus)
+    train_ids = ids[:int(0.9 * len(ids))]
+    model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    offsets = torch.arange(args.seq)
+
+    def step():
+        starts = torch.randint(0, len(train_ids) - args.seq, (args.batch,))
+        x = train_ids[starts[:, None] + offsets[None, :]]
+        y = train_ids[starts[:, None] + offsets[None, :] + 1]
+        logits, _ = model(x)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        last = step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"impl": "pytorch", "figure": "train", "hidden": args.hidden, "seq": args.seq, "batch": args.batch,
+                      "steps": args.steps, "seconds": seconds, "tokens_per_s": args.steps * args.seq * args.batch / seconds,
+                      "last_loss": last, "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}), flush=True)
+
+
+@torch.no_grad()
+def generate_speed(args):
+    """Characters per second generated at batch 1 with temperature sampling, after a warm-up prompt."""
+    import json
+    torch.manual_seed(1)
+    torch.set_num_threads(args.threads)
+    vocab, ids = speed_corpus(args.corpus)
+    model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers).eval()
+
+    def run(length):
+        logits, state = model(ids[:args.warmup].reshape(1, -1))
+        out = []
+        for _ in range(length):
+            probabilities = torch.softmax(logits[0, -1] / 0.8, dim=-1)
+            token = int(torch.multinomial(probabilities, 1))
+            out.append(token)
+            logits, state = model(torch.tensor([[token]]), state)
+        return out
+
+    run(10)
+    start = time.perf_counter()
+    out = run(args.length)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"impl": "pytorch", "figure": "generate", "hidden": args.hidden, "characters": len(out),
+                      "seconds": seconds, "chars_per_s": len(out) / seconds, "peak_rss_mb": peak_rss_mb(),
+                      "threads": torch.get_num_threads()}), flush=True)
+
+
+def load_speed(args):
+    """Load and tokenise time of a corpus file as the reference does it (the same steps as `train`)."""
+    import json
+    start = time.perf_counter()
+    vocab, ids = load_corpus(args.corpus)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"impl": "pytorch", "figure": "load", "characters": len(ids), "seconds": seconds,
+                      "held_bytes_per_char": ids.element_size(), "peak_rss_mb": peak_rss_mb(),
+                      "vocabulary": len(vocab)}), flush=True)
+
+
 def fixture_checkpoint(args):
     """A tiny model trained briefly, saved as a charlm file, with the logits and greedy text PyTorch computes."""
     import json, os
@@ -306,6 +395,20 @@ def main(argv):
     fc = commands.add_parser("fixture-checkpoint", help="write charlm's tiny PyTorch model fixture")
     fc.add_argument("--out-dir", required=True)
     fc.add_argument("--seed", type=int, default=11)
+    for name in ("train-speed", "generate-speed"):
+        sp = commands.add_parser(name, help="speed benchmark (one JSON line)")
+        sp.add_argument("--corpus", default="../shared/data/tinyshakespeare.txt")
+        sp.add_argument("--embed", type=int, default=64)
+        sp.add_argument("--hidden", type=int, default=256)
+        sp.add_argument("--layers", type=int, default=2)
+        sp.add_argument("--seq", type=int, default=100)
+        sp.add_argument("--batch", type=int, default=64)
+        sp.add_argument("--steps", type=int, default=20)
+        sp.add_argument("--warmup", type=int, default=3 if name == "train-speed" else 50)
+        sp.add_argument("--length", type=int, default=2000)
+        sp.add_argument("--threads", type=int, default=2)
+    ls = commands.add_parser("load-speed", help="corpus load benchmark (one JSON line)")
+    ls.add_argument("--corpus", required=True)
     f = commands.add_parser("fixture-training", help="write the JSON training fixture charlm's tests replay")
     f.add_argument("--out", required=True)
     f.add_argument("--steps", type=int, default=30)
@@ -315,6 +418,12 @@ def main(argv):
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)
+    elif args.command == "train-speed":
+        train_speed(args)
+    elif args.command == "generate-speed":
+        generate_speed(args)
+    elif args.command == "load-speed":
+        load_speed(args)
     elif args.command == "fixture-training":
         fixture_training(args)
     elif args.command == "fixture-checkpoint":

@@ -28,6 +28,20 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        if m == 1 {
+            // One row (generation at batch 1): a matrix-vector product, which BLAS does without gemm's packing.
+            // c(n) = op(B)^T a(k): B stored (n, k) when transposed, (k, n) when not; a's k values are a row of A
+            // (stride 1) or, when A is transposed, a column (stride lda).
+            let incA = transA == .none ? 1 : lda
+            if transB == .transposed {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasInt(n), blasInt(k), alpha, b, blasInt(ldb),
+                            a, blasInt(incA), beta, c, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, blasInt(k), blasInt(n), alpha, b, blasInt(ldb),
+                            a, blasInt(incA), beta, c, 1)
+            }
+            return
+        }
         cblas_sgemm(
             CblasRowMajor, transA.cblas, transB.cblas, blasInt(m), blasInt(n), blasInt(k),
             alpha, a, blasInt(lda), b, blasInt(ldb), beta, c, blasInt(ldc))

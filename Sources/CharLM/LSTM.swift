@@ -45,6 +45,8 @@ public final class LSTMActivations {
     let hidden: FloatBuffer
     /// (T, B, H) tanh(c_t), kept so backward need not recompute it.
     let cellTanh: FloatBuffer
+    /// (4H) b_ih + b_hh, summed once per forward pass.
+    let bias: FloatBuffer
 
     init(hiddenSize H: Int, steps T: Int, batch B: Int) {
         hiddenSize = H
@@ -52,6 +54,7 @@ public final class LSTMActivations {
         cell = FloatBuffer(count: (T + 1) * B * H)
         hidden = FloatBuffer(count: (T + 1) * B * H)
         cellTanh = FloatBuffer(count: T * B * H)
+        bias = FloatBuffer(count: 4 * H)
     }
 
     /// The hidden state at slot t (t = 0 is h_0), as a (B, H) block.
@@ -79,8 +82,6 @@ final class LSTMGradientScratch {
     }
 }
 
-@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
-
 /// Forward through T steps from the initial state in slot 0 of `activations`.
 ///
 /// - Parameters:
@@ -97,33 +98,19 @@ func lstmForward(
     // Input projection of all T steps at once: gates(T*B, 4H) = input(T*B, in) * W_ih^T.
     BLAS.gemm(.none, .transposed, m: T * B, n: G, k: inputSize,
               a: input, lda: inputSize, b: weights.weightIH, ldb: inputSize, beta: 0, c: gates, ldc: G)
-    let biasIH = weights.biasIH, biasHH = weights.biasHH
+    // Both biases enter every step's pre-activation unchanged, so add them once.
+    let bias = activations.bias.pointer
+    for j in 0..<G { bias[j] = weights.biasIH[j] + weights.biasHH[j] }
     for t in 0..<T {
         let stepGates = gates + t * B * G
-        let hiddenPrevious = activations.hidden(at: t, batch: B)
-        let cellPrevious = activations.cell(at: t, batch: B)
-        let hiddenNow = activations.hidden(at: t + 1, batch: B)
-        let cellNow = activations.cell(at: t + 1, batch: B)
-        let tanhNow = activations.cellTanh.pointer + t * B * H
         // Recurrent projection: gates_t(B, 4H) += h_{t-1}(B, H) * W_hh^T.
         BLAS.gemm(.none, .transposed, m: B, n: G, k: H,
-                  a: hiddenPrevious, lda: H, b: weights.weightHH, ldb: H, beta: 1, c: stepGates, ldc: G)
-        for b in 0..<B {
-            let a = stepGates + b * G
-            let row = b * H
-            for j in 0..<H {
-                let i = sigmoid(a[j] + biasIH[j] + biasHH[j])
-                let f = sigmoid(a[H + j] + biasIH[H + j] + biasHH[H + j])
-                let g = tanhf(a[2 * H + j] + biasIH[2 * H + j] + biasHH[2 * H + j])
-                let o = sigmoid(a[3 * H + j] + biasIH[3 * H + j] + biasHH[3 * H + j])
-                a[j] = i; a[H + j] = f; a[2 * H + j] = g; a[3 * H + j] = o
-                let c = f * cellPrevious[row + j] + i * g
-                let tc = tanhf(c)
-                cellNow[row + j] = c
-                tanhNow[row + j] = tc
-                hiddenNow[row + j] = o * tc
-            }
-        }
+                  a: activations.hidden(at: t, batch: B), lda: H, b: weights.weightHH, ldb: H,
+                  beta: 1, c: stepGates, ldc: G)
+        lstmCellForward(
+            gates: stepGates, bias: bias, cellPrevious: activations.cell(at: t, batch: B),
+            cell: activations.cell(at: t + 1, batch: B), cellTanh: activations.cellTanh.pointer + t * B * H,
+            hidden: activations.hidden(at: t + 1, batch: B), batch: B, hiddenSize: H)
     }
 }
 
@@ -150,33 +137,10 @@ func lstmBackward(
     for t in stride(from: T - 1, through: 0, by: -1) {
         let stepGates = gates + t * B * G
         let stepDGates = dGates + t * B * G
-        let cellPrevious = activations.cell(at: t, batch: B)
-        let tanhNow = activations.cellTanh.pointer + t * B * H
-        let dOutput = outputGradient + t * B * H
-        for b in 0..<B {
-            let a = stepGates + b * G
-            let da = stepDGates + b * G
-            let row = b * H
-            for j in 0..<H {
-                let i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j]
-                let tc = tanhNow[row + j]
-                // h_t feeds the layer above and step t+1.
-                let dh = dOutput[row + j] + dHiddenNext[row + j]
-                // through h_t = o * tanh(c_t)
-                let dO = dh * tc
-                let dc = dCellNext[row + j] + dh * o * (1 - tc * tc)
-                // through c_t = f * c_{t-1} + i * g
-                let dI = dc * g
-                let dG = dc * i
-                let dF = dc * cellPrevious[row + j]
-                dCellNext[row + j] = dc * f
-                // through the gate nonlinearities: sigmoid' = s(1 - s), tanh' = 1 - tanh^2
-                da[j] = dI * i * (1 - i)
-                da[H + j] = dF * f * (1 - f)
-                da[2 * H + j] = dG * (1 - g * g)
-                da[3 * H + j] = dO * o * (1 - o)
-            }
-        }
+        lstmCellBackward(
+            gates: stepGates, cellPrevious: activations.cell(at: t, batch: B),
+            cellTanh: activations.cellTanh.pointer + t * B * H, outputGradient: outputGradient + t * B * H,
+            hiddenGradient: dHiddenNext, cellGradient: dCellNext, gateGradients: stepDGates, batch: B, hiddenSize: H)
         // through h_{t-1} * W_hh^T: dh_{t-1}(B, H) = dgates_t(B, 4H) * W_hh(4H, H)
         if t > 0 {
             BLAS.gemm(.none, .none, m: B, n: H, k: G,

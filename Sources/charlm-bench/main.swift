@@ -1,5 +1,6 @@
 // charlm-bench: measurements that are too slow or too machine-dependent for unit tests.
 //
+//   charlm-bench train-speed | generate-speed | load-speed ...   (see Speed.swift; `scripts/bench` runs them)
 //   charlm-bench quality [--corpus PATH] [--steps N] [--eval-every N] [--seed N] [--embed E] [--hidden H]
 //                        [--layers L] [--seq T] [--batch B] [--lr X] [--clip X] [--dropout P]
 //
@@ -155,6 +156,11 @@ do {
     case "quality": try quality(try parseOptions(arguments.dropFirst()))
     case "eval": try evaluateCheckpoint(try parseOptions(arguments.dropFirst()))
     case "dump-step": try dumpStep(try parseOptions(arguments.dropFirst()))
+    case "train-speed": try trainSpeed(try parseOptions(arguments.dropFirst()))
+    case "generate-speed": try generateSpeed(try parseOptions(arguments.dropFirst()))
+    case "load-speed": try loadSpeed(try parseOptions(arguments.dropFirst()))
+    case "train-profile": try trainProfile(try parseOptions(arguments.dropFirst()))
+    case "gemm-speed": try gemmSpeed(try parseOptions(arguments.dropFirst()))
     default:
         throw UsageError(description: "usage: charlm-bench quality [--corpus PATH] [--steps N] [--eval-every N] ...")
     }
