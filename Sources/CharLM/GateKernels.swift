@@ -73,30 +73,26 @@ typealias Lanes = SIMD16<Float>
     for lane in 0..<count { pointer[lane] = value[lane] }
 }
 
-/// The forward cell on 16 units: pre-activations (bias included) and c_{t-1} in; activations, c_t, tanh(c_t), h_t out.
+/// The forward cell on 16 units: pre-activations and c_{t-1} in; activations, c_t and h_t out.
 @inline(__always) private func cellForward(
     _ aI: Lanes, _ aF: Lanes, _ aG: Lanes, _ aO: Lanes, _ cellPrevious: Lanes
-) -> (i: Lanes, f: Lanes, g: Lanes, o: Lanes, c: Lanes, tanhC: Lanes, h: Lanes) {
+) -> (i: Lanes, f: Lanes, g: Lanes, o: Lanes, c: Lanes, h: Lanes) {
     let i = sigmoid(aI), f = sigmoid(aF), g = tanh(aG), o = sigmoid(aO)
     let c = f * cellPrevious + i * g
-    let tanhC = tanh(c)
-    return (i, f, g, o, c, tanhC, o * tanhC)
+    return (i, f, g, o, c, o * tanh(c))
 }
 
 /// One time step's cell, forward, for B sequences:
-///   i, f, o = sigmoid(a + bias), g = tanh(a + bias);  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
+///   i, f, o = sigmoid(a), g = tanh(a);  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
 ///
 /// - Parameters:
-///   - gates: (B, 4H) pre-activations without bias on entry; the activations i, f, g, o on return.
-///   - bias: (4H) b_ih + b_hh.
+///   - gates: (B, 4H) pre-activations a (biases included) on entry; the activations i, f, g, o on return.
 ///   - cellPrevious: (B, H) c_{t-1}.
 ///   - cell: (B, H) receives c_t.
-///   - cellTanh: (B, H) receives tanh(c_t).
 ///   - hidden: (B, H) receives h_t.
 func lstmCellForward(
-    gates: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>,
-    cell: UnsafeMutablePointer<Float>, cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>,
-    batch B: Int, hiddenSize H: Int
+    gates: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>,
+    cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
     let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
@@ -104,24 +100,18 @@ func lstmCellForward(
         let row = b * H
         for j in full {
             let out = cellForward(
-                load(a + j) + load(bias + j), load(a + H + j) + load(bias + H + j),
-                load(a + 2 * H + j) + load(bias + 2 * H + j), load(a + 3 * H + j) + load(bias + 3 * H + j),
-                load(cellPrevious + row + j))
+                load(a + j), load(a + H + j), load(a + 2 * H + j), load(a + 3 * H + j), load(cellPrevious + row + j))
             store(out.i, a + j); store(out.f, a + H + j); store(out.g, a + 2 * H + j); store(out.o, a + 3 * H + j)
-            store(out.c, cell + row + j); store(out.tanhC, cellTanh + row + j); store(out.h, hidden + row + j)
+            store(out.c, cell + row + j); store(out.h, hidden + row + j)
         }
         if tail > 0 {
             let j = tailStart
             let out = cellForward(
-                loadPartial(a + j, tail) + loadPartial(bias + j, tail),
-                loadPartial(a + H + j, tail) + loadPartial(bias + H + j, tail),
-                loadPartial(a + 2 * H + j, tail) + loadPartial(bias + 2 * H + j, tail),
-                loadPartial(a + 3 * H + j, tail) + loadPartial(bias + 3 * H + j, tail),
-                loadPartial(cellPrevious + row + j, tail))
+                loadPartial(a + j, tail), loadPartial(a + H + j, tail), loadPartial(a + 2 * H + j, tail),
+                loadPartial(a + 3 * H + j, tail), loadPartial(cellPrevious + row + j, tail))
             storePartial(out.i, a + j, tail); storePartial(out.f, a + H + j, tail)
             storePartial(out.g, a + 2 * H + j, tail); storePartial(out.o, a + 3 * H + j, tail)
-            storePartial(out.c, cell + row + j, tail); storePartial(out.tanhC, cellTanh + row + j, tail)
-            storePartial(out.h, hidden + row + j, tail)
+            storePartial(out.c, cell + row + j, tail); storePartial(out.h, hidden + row + j, tail)
         }
     }
 }
@@ -141,44 +131,41 @@ func lstmCellForward(
 /// One time step's cell, backward, the mirror of `lstmCellForward`.
 ///
 /// - Parameters:
-///   - gates: (B, 4H) the activations i, f, g, o of this step.
+///   - gates: (B, 4H) the activations i, f, g, o of this step on entry; dLoss/d(pre-activations) on return.
 ///   - cellPrevious: (B, H) c_{t-1}.
-///   - cellTanh: (B, H) tanh(c_t).
+///   - cell: (B, H) c_t (its tanh is recomputed here rather than stored).
 ///   - outputGradient: (B, H) dLoss/dh_t from above.
 ///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1 (through W_hh).
 ///   - cellGradient: (B, H) dLoss/dc_t from step t+1 on entry; dLoss/dc_{t-1} on return.
-///   - gateGradients: (B, 4H) receives dLoss/d(pre-activations).
 func lstmCellBackward(
-    gates: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>,
+    gates: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>, cell: UnsafePointer<Float>,
     outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafePointer<Float>,
-    cellGradient: UnsafeMutablePointer<Float>, gateGradients: UnsafeMutablePointer<Float>,
-    batch B: Int, hiddenSize H: Int
+    cellGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
     let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
         let a = gates + b * 4 * H
-        let da = gateGradients + b * 4 * H
         let row = b * H
         // h_t feeds the layer above and step t+1, so its gradient is the sum of both.
         for j in full {
             let out = cellBackward(
                 i: load(a + j), f: load(a + H + j), g: load(a + 2 * H + j), o: load(a + 3 * H + j),
-                tanhC: load(cellTanh + row + j), cellPrevious: load(cellPrevious + row + j),
+                tanhC: tanh(load(cell + row + j)), cellPrevious: load(cellPrevious + row + j),
                 dHidden: load(outputGradient + row + j) + load(hiddenGradient + row + j),
                 dCellNext: load(cellGradient + row + j))
-            store(out.dI, da + j); store(out.dF, da + H + j); store(out.dG, da + 2 * H + j)
-            store(out.dO, da + 3 * H + j); store(out.dCellPrevious, cellGradient + row + j)
+            store(out.dI, a + j); store(out.dF, a + H + j); store(out.dG, a + 2 * H + j)
+            store(out.dO, a + 3 * H + j); store(out.dCellPrevious, cellGradient + row + j)
         }
         if tail > 0 {
             let j = tailStart
             let out = cellBackward(
                 i: loadPartial(a + j, tail), f: loadPartial(a + H + j, tail), g: loadPartial(a + 2 * H + j, tail),
-                o: loadPartial(a + 3 * H + j, tail), tanhC: loadPartial(cellTanh + row + j, tail),
+                o: loadPartial(a + 3 * H + j, tail), tanhC: tanh(loadPartial(cell + row + j, tail)),
                 cellPrevious: loadPartial(cellPrevious + row + j, tail),
                 dHidden: loadPartial(outputGradient + row + j, tail) + loadPartial(hiddenGradient + row + j, tail),
                 dCellNext: loadPartial(cellGradient + row + j, tail))
-            storePartial(out.dI, da + j, tail); storePartial(out.dF, da + H + j, tail)
-            storePartial(out.dG, da + 2 * H + j, tail); storePartial(out.dO, da + 3 * H + j, tail)
+            storePartial(out.dI, a + j, tail); storePartial(out.dF, a + H + j, tail)
+            storePartial(out.dG, a + 2 * H + j, tail); storePartial(out.dO, a + 3 * H + j, tail)
             storePartial(out.dCellPrevious, cellGradient + row + j, tail)
         }
     }

@@ -1,6 +1,11 @@
 // The whole network: Embedding (V x E) -> L LSTM layers (H) -> Linear (H -> V), forward and backward side by side.
 // Parameters and gradients live in two flat buffers laid out by `ParameterLayout`; activations live in a
-// `ModelWorkspace` allocated once per (T, B) and reused. Loss is in Loss.swift, the LSTM cell in LSTM.swift.
+// `ModelWorkspace` allocated once per (T, B) and reused. Loss is in Loss.swift, the LSTM layer in LSTM.swift.
+//
+// Embedding then layer 0's input projection is, for each character v, the same (4H) row:
+// embedding[v] W_ih0^T + b_ih0 + b_hh0. The forward pass computes those V rows once (a (V, 4H) table) and looks
+// them up, instead of multiplying T*B embedding rows; backward sums the gate gradients per character and
+// multiplies only the V sums.
 
 import Foundation
 
@@ -11,8 +16,10 @@ public final class ModelWorkspace {
     /// (T, B) token indices: inputs and targets, time-major.
     public let inputs: UnsafeMutablePointer<Int32>
     public let targets: UnsafeMutablePointer<Int32>
-    /// (T, B, E) embedding rows of the inputs.
-    let embedded: FloatBuffer
+    /// (V, 4H) layer 0's input projection of every character: embedding W_ih0^T + b_ih0 + b_hh0.
+    let inputTable: FloatBuffer
+    /// (V, 4H) dLoss/d(inputTable): layer 0's gate gradients summed per character.
+    let inputTableGradient: FloatBuffer
     /// One per layer.
     let layers: [LSTMActivations]
     /// (T, B, H) per layer boundary (L-1 of them, only when dropout > 0): 0 or 1/(1-p) for each output.
@@ -23,26 +30,27 @@ public final class ModelWorkspace {
     public let logits: FloatBuffer
     /// (T, B, H) dLoss/d(output of the layer being back-propagated).
     let outputGradient: FloatBuffer
-    /// (T, B, max(E, H)) dLoss/d(input of the layer being back-propagated).
+    /// (T, B, H) dLoss/d(input of the layer above layer 0 being back-propagated); empty when L = 1.
     let inputGradient: FloatBuffer
     let scratch: LSTMGradientScratch
 
     public init(config: ModelConfig, steps T: Int, batch B: Int) {
-        let (V, E, H, L) = (config.vocabularySize, config.embeddingSize, config.hiddenSize, config.layerCount)
+        let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         maxSteps = T
         maxBatch = B
         inputs = .allocate(capacity: T * B)
         inputs.initialize(repeating: 0, count: T * B)
         targets = .allocate(capacity: T * B)
         targets.initialize(repeating: 0, count: T * B)
-        embedded = FloatBuffer(count: T * B * E)
+        inputTable = FloatBuffer(count: V * 4 * H)
+        inputTableGradient = FloatBuffer(count: V * 4 * H)
         layers = (0..<L).map { _ in LSTMActivations(hiddenSize: H, steps: T, batch: B) }
         let boundaries = config.dropout > 0 ? L - 1 : 0
         dropoutMasks = (0..<boundaries).map { _ in FloatBuffer(count: T * B * H) }
         droppedOutputs = (0..<boundaries).map { _ in FloatBuffer(count: T * B * H) }
         logits = FloatBuffer(count: T * B * V)
         outputGradient = FloatBuffer(count: T * B * H)
-        inputGradient = FloatBuffer(count: T * B * max(E, H))
+        inputGradient = FloatBuffer(count: L > 1 ? T * B * H : 0)
         scratch = LSTMGradientScratch(hiddenSize: H, steps: T, batch: B)
     }
 
@@ -131,26 +139,44 @@ public final class CharLSTM {
 
     /// Forward pass over `workspace.inputs` (T, B): fills every layer's activations and `workspace.logits` (T, B, V).
     /// Starts from a zero state unless `carryState`, in which case slot 0 holds the state to continue from.
+    /// `reuseDerivedWeights` skips rebuilding the input table and transposed weights from the parameters: only for a
+    /// pass that follows one with the same workspace and unchanged parameters (generation, one character at a time).
     public func forward(
         steps T: Int, batch B: Int, workspace: ModelWorkspace, mode: ForwardMode,
-        generator: inout SeededGenerator, carryState: Bool = false
+        generator: inout SeededGenerator, carryState: Bool = false, reuseDerivedWeights: Bool = false
     ) {
         precondition(workspace.fits(steps: T, batch: B), "workspace too small for T=\(T), B=\(B)")
         let (E, H, V) = (config.embeddingSize, config.hiddenSize, config.vocabularySize)
+        let G = 4 * H
         let rows = T * B
         if !carryState { workspace.resetState(batch: B) }
-        // Embedding: row r of embedded = embedding.weight[token r].
-        let table = parameters.pointer + layout.embedding.offset
-        let embedded = workspace.embedded.pointer
-        for r in 0..<rows {
-            (embedded + r * E).update(from: table + Int(workspace.inputs[r]) * E, count: E)
+        // Embedding and layer 0's input projection: gates_0 row r = table[token r], where
+        // table(V, 4H) = embedding.weight(V, E) * W_ih0^T + b_ih0 + b_hh0.
+        let table = workspace.inputTable.pointer
+        if !reuseDerivedWeights {
+            let layer0 = LSTMLayerWeights(layout.layers[0], in: parameters)
+            for v in 0..<V {
+                for j in 0..<G { table[v * G + j] = layer0.biasIH[j] + layer0.biasHH[j] }
+            }
+            BLAS.gemm(.none, .transposed, m: V, n: G, k: E,
+                      a: parameters.pointer + layout.embedding.offset, lda: E, b: layer0.weightIH, ldb: E,
+                      beta: 1, c: table, ldc: G)
         }
-        // LSTM layers, each reading the (possibly dropped-out) output of the one below.
-        var layerInput = UnsafePointer(embedded)
+        let gates0 = workspace.layers[0].gates.pointer
+        for r in 0..<rows {
+            (gates0 + r * G).update(from: table + Int(workspace.inputs[r]) * G, count: G)
+        }
+        // LSTM layers, each above layer 0 projecting the (possibly dropped-out) output of the one below.
+        var layerInput = UnsafePointer(gates0)
         for (l, views) in layout.layers.enumerated() {
             let activations = workspace.layers[l]
-            lstmForward(input: layerInput, inputSize: views.inputSize, weights: LSTMLayerWeights(views, in: parameters),
-                        activations: activations, steps: T, batch: B)
+            let weights = LSTMLayerWeights(views, in: parameters)
+            if l > 0 {
+                lstmInputProjection(input: layerInput, inputSize: views.inputSize, weights: weights,
+                                    gates: activations.gates.pointer, rows: rows, hiddenSize: H)
+            }
+            lstmForward(weights: weights, activations: activations, steps: T, batch: B,
+                        refreshWeights: !reuseDerivedWeights)
             let output = activations.hidden(at: 1, batch: B)
             if l < workspace.dropoutMasks.count {
                 let mask = workspace.dropoutMasks[l].pointer
@@ -174,13 +200,10 @@ public final class CharLSTM {
         // Linear: logits(T*B, V) = h_top(T*B, H) * fc.weight^T + fc.bias.
         let top = workspace.layers[config.layerCount - 1].hidden(at: 1, batch: B)
         let logits = workspace.logits.pointer
-        BLAS.gemm(.none, .transposed, m: rows, n: V, k: H,
-                  a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 0, c: logits, ldc: V)
         let bias = parameters.pointer + layout.fcBias.offset
-        for r in 0..<rows {
-            let row = logits + r * V
-            for v in 0..<V { row[v] += bias[v] }
-        }
+        for r in 0..<rows { (logits + r * V).update(from: bias, count: V) }
+        BLAS.gemm(.none, .transposed, m: rows, n: V, k: H,
+                  a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 1, c: logits, ldc: V)
     }
 
     /// Backward pass for the forward pass just run, given dLoss/dlogits in `workspace.logits`. Accumulates into
@@ -209,20 +232,21 @@ public final class CharLSTM {
         let dInput = workspace.inputGradient.pointer
         for l in stride(from: config.layerCount - 1, through: 0, by: -1) {
             let views = layout.layers[l]
-            let input: UnsafePointer<Float>
-            if l == 0 {
-                input = UnsafePointer(workspace.embedded.pointer)
-            } else if l - 1 < workspace.droppedOutputs.count {
-                input = UnsafePointer(workspace.droppedOutputs[l - 1].pointer)
-            } else {
-                input = UnsafePointer(workspace.layers[l - 1].hidden(at: 1, batch: B))
-            }
-            lstmBackward(
-                input: input, inputSize: views.inputSize, weights: LSTMLayerWeights(views, in: parameters),
-                gradients: LSTMLayerWeights(views, in: gradients), activations: workspace.layers[l], steps: T, batch: B,
-                outputGradient: dOutput, inputGradient: dInput, scratch: workspace.scratch)
+            let activations = workspace.layers[l]
+            let weights = LSTMLayerWeights(views, in: parameters)
+            let layerGradients = LSTMLayerWeights(views, in: gradients)
+            // through the recurrence: leaves dgates in activations.gates
+            lstmBackward(weights: weights, gradients: layerGradients, activations: activations, steps: T, batch: B,
+                         outputGradient: dOutput, scratch: workspace.scratch)
             if l > 0 {
-                // through the dropout mask between layer l-1 and l: doutput_{l-1} = dinput_l * mask
+                // through the input projection, to the output of layer l-1 ...
+                let input = l - 1 < workspace.droppedOutputs.count
+                    ? UnsafePointer(workspace.droppedOutputs[l - 1].pointer)
+                    : UnsafePointer(workspace.layers[l - 1].hidden(at: 1, batch: B))
+                lstmInputProjectionBackward(
+                    input: input, inputSize: views.inputSize, weights: weights, gradients: layerGradients,
+                    gates: activations.gates.pointer, rows: rows, hiddenSize: H, inputGradient: dInput)
+                // ... and through the dropout mask between layer l-1 and l: doutput_{l-1} = dinput_l * mask
                 let count = rows * H
                 if l - 1 < workspace.dropoutMasks.count {
                     let mask = workspace.dropoutMasks[l - 1].pointer
@@ -230,14 +254,26 @@ public final class CharLSTM {
                 } else {
                     dOutput.update(from: dInput, count: count)
                 }
+            } else {
+                // through the row lookup: dtable[v](4H) = sum of the dgates rows whose input token is v
+                let G = 4 * H
+                let dGates = activations.gates.pointer
+                let dTable = workspace.inputTableGradient.pointer
+                workspace.inputTableGradient.zero()
+                for r in 0..<rows {
+                    let destination = dTable + Int(workspace.inputs[r]) * G
+                    let source = dGates + r * G
+                    for j in 0..<G { destination[j] += source[j] }
+                }
+                // through table = embedding W_ih0^T + biases (the biases' gradients were summed in lstmBackward):
+                // dW_ih0(4H, E) += dtable^T(4H, V) * embedding(V, E)
+                BLAS.gemm(.transposed, .none, m: G, n: E, k: V,
+                          a: dTable, lda: G, b: parameters.pointer + layout.embedding.offset, ldb: E,
+                          beta: 1, c: layerGradients.weightIH, ldc: E)
+                // dembedding(V, E) += dtable(V, 4H) * W_ih0(4H, E)
+                BLAS.gemm(.none, .none, m: V, n: E, k: G,
+                          a: dTable, lda: G, b: weights.weightIH, ldb: E, beta: 1, c: grad + layout.embedding.offset, ldc: E)
             }
-        }
-        // through the embedding lookup: dembedding.weight[token r] += dinput_0[r]
-        let dTable = grad + layout.embedding.offset
-        for r in 0..<rows {
-            let destination = dTable + Int(workspace.inputs[r]) * E
-            let source = dInput + r * E
-            for e in 0..<E { destination[e] += source[e] }
         }
     }
 

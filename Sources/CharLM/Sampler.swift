@@ -173,7 +173,10 @@ public final class TextGenerator {
             output.append(token)
             if !onToken(token) || output.count == count { break }
             workspace.inputs[0] = Int32(token)
-            model.forward(steps: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused, carryState: true)
+            // The parameters cannot change inside this loop, so the input table and transposed weights that
+            // `feed` built are reused.
+            model.forward(steps: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
+                          carryState: true, reuseDerivedWeights: true)
             workspace.carryState(steps: 1, batch: 1)
             lastRow = 0
         }
@@ -201,7 +204,8 @@ public final class TextGenerator {
         while start < tokens.count {
             let T = min(chunk, tokens.count - start)
             for t in 0..<T { workspace.inputs[t] = Int32(tokens[start + t]) }
-            model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused, carryState: carry)
+            model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
+                          carryState: carry, reuseDerivedWeights: start > 0)
             workspace.carryState(steps: T, batch: 1)
             lastRow = T - 1
             carry = true

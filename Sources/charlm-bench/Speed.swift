@@ -142,15 +142,18 @@ func trainProfile(_ options: [String: String]) throws {
               + [("tokens_per_s", Double(steps * T * B) / phases.reduce(0, +))])
 }
 
-/// GFLOP/s of BLAS on one product shape: C(m, n) = A(m, k) * B(n, k)^T, as the recurrent projection uses it.
+/// GFLOP/s of BLAS on one product shape: C(m, n) = op(A) op(B), op(B) transposed unless --tb 0, op(A) unless --ta 1.
 func gemmSpeed(_ options: [String: String]) throws {
     let (m, n, k): (Int, Int, Int) = (try number(options, "m", 64), try number(options, "n", 1024), try number(options, "k", 256))
     let repeats: Int = try number(options, "repeats", 200)
+    let transA: Transpose = options["ta"] == "1" ? .transposed : .none
+    let transB: Transpose = options["tb"] == "0" ? .none : .transposed
     let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
     for index in 0..<a.count { a.pointer[index] = Float(index % 7) * 0.1 }
     for index in 0..<b.count { b.pointer[index] = Float(index % 5) * 0.1 }
     func run() {
-        BLAS.gemm(.none, .transposed, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, beta: 1, c: c.pointer, ldc: n)
+        BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: transA == .none ? k : m,
+                  b: b.pointer, ldb: transB == .none ? n : k, beta: 1, c: c.pointer, ldc: n)
     }
     for _ in 0..<10 { run() }
     let start = Date()

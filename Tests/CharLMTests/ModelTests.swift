@@ -21,7 +21,9 @@ private func engineGradients(
     return (loss, model.gradients.array, workspace)
 }
 
-@Test(arguments: [(V: 7, E: 5, H: 6, L: 1, T: 5, B: 3), (V: 11, E: 4, H: 8, L: 2, T: 6, B: 2), (V: 5, E: 3, H: 4, L: 3, T: 3, B: 4)])
+// H below 16 runs only the kernels' partial lane group; 16 only full groups; 37 two full groups and a partial one.
+@Test(arguments: [(V: 7, E: 5, H: 6, L: 1, T: 5, B: 3), (V: 11, E: 4, H: 8, L: 2, T: 6, B: 2), (V: 5, E: 3, H: 4, L: 3, T: 3, B: 4),
+                  (V: 9, E: 6, H: 16, L: 2, T: 4, B: 3), (V: 9, E: 5, H: 37, L: 2, T: 3, B: 2)])
 func forwardMatchesNaivePerGateLSTM(shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int)) throws {
     let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 3)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 4)
@@ -96,6 +98,16 @@ private func checkGradients(model: CharLSTM, inputs: [[Int]], targets: [[Int]], 
     let targets = randomSequences(B: 3, T: 4, V: 7, seed: 13)
     let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
     #expect(worst.count == model.layout.views.count)
+    for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
+}
+
+@Test func gradientsMatchFiniteDifferencesAcrossFullAndPartialLaneGroups() throws {
+    // H 18: the gate kernels run one full group of 16 units and a partial group of 2 (the other gradient checks
+    // use H < 16, partial groups only).
+    let model = try makeModel(V: 5, E: 3, H: 18, L: 1, seed: 14)
+    let inputs = randomSequences(B: 2, T: 3, V: 5, seed: 15)
+    let targets = randomSequences(B: 2, T: 3, V: 5, seed: 16)
+    let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
     for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
 }
 
@@ -174,4 +186,17 @@ private func checkGradients(model: CharLSTM, inputs: [[Int]], targets: [[Int]], 
         let scores = reference.run(inputs: [Array(sequence)]).logits[0].last!
         #expect(output[n] == scores.indices.max { scores[$0] < scores[$1] }!)
     }
+}
+
+@Test func generatorSeesParameterChangesBetweenCalls() throws {
+    // Generation reuses the input table and transposed weights within one call; a new call must rebuild them.
+    let model = try makeModel(V: 8, E: 4, H: 18, L: 2, seed: 71)
+    let textGenerator = TextGenerator(model: model)
+    var generator = SeededGenerator(seed: 1)
+    _ = try textGenerator.generate(prompt: [1, 2], count: 5, settings: SamplingSettings(temperature: 0), primer: 0,
+                                   generator: &generator)
+    for index in 0..<model.parameters.count { model.parameters[index] *= 0.9 }
+    let logits = try textGenerator.logits(after: [3, 4, 5])
+    let reference = NaiveModel(model: model).run(inputs: [[3, 4, 5]]).logits[0][2]
+    for v in 0..<8 { #expect(abs(Double(logits[v]) - reference[v]) < 1e-5) }
 }

@@ -1,0 +1,49 @@
+// The vectorised nonlinearities of the gate kernels against Foundation's double-precision functions. (The kernels as
+// a whole are checked against the naive per-gate model in ModelTests.)
+
+@testable import CharLM
+import Foundation
+import Testing
+
+/// Evaluates a lane-wise function on `inputs`, sixteen at a time.
+private func lanewise(_ inputs: [Float], _ function: (Lanes) -> Lanes) -> [Float] {
+    var outputs: [Float] = []
+    for start in stride(from: 0, to: inputs.count, by: 16) {
+        var lanes = Lanes()
+        for lane in 0..<16 where start + lane < inputs.count { lanes[lane] = inputs[start + lane] }
+        let result = function(lanes)
+        for lane in 0..<16 where start + lane < inputs.count { outputs.append(result[lane]) }
+    }
+    return outputs
+}
+
+/// Every 1/64 from -100 to 100, plus values near 0 and the clamp limits.
+private let inputs: [Float] = (-6400...6400).map { Float($0) / 64 } + [1e-8, -1e-8, 1e-30, 87.5, -86.9, 88.7, -90, 0]
+
+@Test func exponentialHasSinglePrecisionRelativeAccuracy() {
+    let outputs = lanewise(inputs, exponential)
+    var worst = 0.0
+    for (x, y) in zip(inputs, outputs) {
+        let clamped = min(max(Double(x), -87), 88)  // documented clamp
+        let exact = Foundation.exp(clamped)
+        worst = max(worst, abs(Double(y) - exact) / exact)
+        #expect(y.isFinite && y > 0)
+    }
+    #expect(worst < 3e-7, "worst relative error \(worst)")
+}
+
+@Test func sigmoidAndTanhHaveSmallAbsoluteError() {
+    let sigmoids = lanewise(inputs, sigmoid)
+    let tanhs = lanewise(inputs, tanh)
+    var worstSigmoid = 0.0, worstTanh = 0.0
+    for (index, x) in inputs.enumerated() {
+        worstSigmoid = max(worstSigmoid, abs(Double(sigmoids[index]) - 1 / (1 + Foundation.exp(-Double(x)))))
+        worstTanh = max(worstTanh, abs(Double(tanhs[index]) - Foundation.tanh(Double(x))))
+        #expect(sigmoids[index] >= 0 && sigmoids[index] <= 1)
+        #expect(tanhs[index] >= -1 && tanhs[index] <= 1)
+    }
+    #expect(worstSigmoid < 2e-7, "sigmoid: worst absolute error \(worstSigmoid)")
+    #expect(worstTanh < 3e-7, "tanh: worst absolute error \(worstTanh)")
+    // Odd symmetry is exact: tanh takes the sign of its argument.
+    #expect(zip(inputs, tanhs).allSatisfy { x, y in x == 0 || (x < 0) == (y < 0) || y == 0 })
+}
