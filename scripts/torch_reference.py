@@ -3,7 +3,7 @@
 
 A tool for side-by-side checks with charlm; never a dependency of the Swift build or of `swift test`.
 
-  train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--eval-every 250]
+  train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--seconds S] [--eval-every 250]
                 [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
                 [--lr 2e-3] [--clip 5] [--lowercase] [--ascii] [--device cpu|cuda] [--threads N] [--save FILE]
             Several GPUs (or CPU processes): torchrun --nproc_per_node=N scripts/torch_reference.py train ...
@@ -193,12 +193,15 @@ def train(args):
         recent += loss.item()
         recent_count += 1
         training_seconds += time.time() - step_start
-        if rank == 0 and (step % args.eval_every == 0 or step == args.steps):
+        out_of_time = training_seconds >= args.seconds
+        if rank == 0 and (step % args.eval_every == 0 or step == args.steps or out_of_time):
             val = evaluate(core, val_ids, args.seq, args.batch, device)
             rate = step * args.seq * args.batch / training_seconds
             print(f"{step:4d}  {recent / recent_count:10.4f}  {val:8.4f}  {val / math.log(2):7.4f}  "
                   f"{time.time() - start:9.1f}  {rate:18.0f}", flush=True)
             recent, recent_count = 0.0, 0
+        if out_of_time:
+            break
     if rank == 0 and args.save:
         config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "lowercase": args.lowercase,
                   "ascii": args.ascii, "dropout": args.dropout}
@@ -366,6 +369,7 @@ def main(argv):
     t.add_argument("--corpus", required=True)
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--seconds", type=float, default=float("inf"), help="stop after this much training time")
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--embed", type=int, default=64)
     t.add_argument("--hidden", type=int, default=256)

@@ -59,12 +59,23 @@ public final class Adam {
         let rootCorrection2 = Float(correction2.squareRoot())
         let p = parameters.pointer, g = gradients.pointer
         let m = firstMoment.pointer, v = secondMoment.pointer
-        for index in 0..<parameters.count {
-            let gradient = g[index]
-            m[index] = beta1 * m[index] + (1 - beta1) * gradient
-            v[index] = beta2 * v[index] + (1 - beta2) * gradient * gradient
-            let denominator = v[index].squareRoot() / rootCorrection2 + epsilon
-            p[index] -= stepSize * m[index] / denominator
+        // 16 parameters at a time (VectorMath.swift), the last partial group on zero-padded copies.
+        func update(_ gradient: Lanes, _ moment: Lanes, _ squares: Lanes, _ parameter: Lanes) -> (Lanes, Lanes, Lanes) {
+            let newMoment = beta1 * moment + (1 - beta1) * gradient
+            let newSquares = beta2 * squares + (1 - beta2) * gradient * gradient
+            let denominator = newSquares.squareRoot() / rootCorrection2 + epsilon
+            return (newMoment, newSquares, parameter - stepSize * newMoment / denominator)
+        }
+        let (full, tailStart, tail) = groups(parameters.count)
+        for index in full {
+            let (newM, newV, newP) = update(load(g + index), load(m + index), load(v + index), load(p + index))
+            store(newM, m + index); store(newV, v + index); store(newP, p + index)
+        }
+        if tail > 0 {
+            let index = tailStart
+            let (newM, newV, newP) = update(loadPartial(g + index, tail), loadPartial(m + index, tail),
+                                            loadPartial(v + index, tail), loadPartial(p + index, tail))
+            storePartial(newM, m + index, tail); storePartial(newV, v + index, tail); storePartial(newP, p + index, tail)
         }
     }
 

@@ -16,18 +16,32 @@ func softmaxCrossEntropy(
 ) -> Double {
     var total = 0.0
     let scale = 1 / Float(rows)
+    let (full, tailStart, tail) = groups(V)
     for r in 0..<rows {
         let row = logits + r * V
+        let target = Int(targets[r])
+        let targetLogit = row[target]
         var maximum = -Float.infinity
         for v in 0..<V { maximum = max(maximum, row[v]) }
-        var sum = 0.0
-        for v in 0..<V { sum += Double(expf(row[v] - maximum)) }
-        let target = Int(targets[r])
+        // exp(x_v - max), 16 classes at a time, and their sum; kept in the row when the gradient is wanted.
+        let shift = Lanes(repeating: maximum)
+        var sums = Lanes()
+        for v in full {
+            let e = exponential(load(row + v) - shift)
+            if gradient { store(e, row + v) }
+            sums += e
+        }
+        if tail > 0 {
+            let e = exponential(loadPartial(row + tailStart, tail) - shift)
+            if gradient { storePartial(e, row + tailStart, tail) }
+            for lane in 0..<tail { sums[lane] += e[lane] }
+        }
+        let sum = Double(sums.sum())
         // -log softmax(x)_target = log(sum_v exp(x_v - max)) + max - x_target
-        total += log(sum) + Double(maximum) - Double(row[target])
+        total += log(sum) + Double(maximum) - Double(targetLogit)
         if gradient {
-            let inverseSum = Float(1 / sum)
-            for v in 0..<V { row[v] = expf(row[v] - maximum) * inverseSum * scale }
+            let factor = Float(1 / sum) * scale
+            for v in 0..<V { row[v] *= factor }
             row[target] -= scale
         }
     }

@@ -1,7 +1,7 @@
 // charlm-bench: measurements that are too slow or too machine-dependent for unit tests.
 //
 //   charlm-bench train-speed | generate-speed | load-speed ...   (see Speed.swift; `scripts/bench` runs them)
-//   charlm-bench quality [--corpus PATH] [--steps N] [--eval-every N] [--seed N] [--embed E] [--hidden H]
+//   charlm-bench quality [--corpus PATH] [--steps N] [--seconds S] [--eval-every N] [--seed N] [--embed E] [--hidden H]
 //                        [--layers L] [--seq T] [--batch B] [--lr X] [--clip X] [--dropout P]
 //
 // `quality` trains on raw text (no lowercasing, no ASCII folding), validating every `eval-every` steps with the
@@ -36,6 +36,8 @@ func quality(_ options: [String: String]) throws {
     let corpusPath = options["corpus"] ?? "../shared/data/tinyshakespeare.txt"
     let totalSteps: Int = try number(options, "steps", 1000)
     let evalEvery: Int = try number(options, "eval-every", 250)
+    // With --seconds, training stops once this much training time (evaluation excluded) has passed.
+    let timeBudget: Double = try number(options, "seconds", .infinity)
     let seed: UInt64 = try number(options, "seed", 1337)
     let settings = TrainingSettings(
         steps: try number(options, "seq", 100), batch: try number(options, "batch", 64),
@@ -67,7 +69,8 @@ func quality(_ options: [String: String]) throws {
         recentLoss += try trainer.trainStep()
         recentCount += 1
         trainingSeconds += Date().timeIntervalSince(stepStart)
-        if step % evalEvery == 0 || step == totalSteps {
+        let outOfTime = trainingSeconds >= timeBudget
+        if step % evalEvery == 0 || step == totalSteps || outOfTime {
             let evaluation = try trainer.evaluate()
             let tokensPerSecond = Double(step * settings.steps * settings.batch) / trainingSeconds
             print(String(format: "%4d  %10.4f  %8.4f  %7.4f  %9.1f  %18.0f", step, recentLoss / Double(recentCount),
@@ -76,6 +79,7 @@ func quality(_ options: [String: String]) throws {
             recentLoss = 0
             recentCount = 0
         }
+        if outOfTime { break }
     }
 }
 
