@@ -5,7 +5,8 @@
 //   vocab     JSON array of one-character strings, index order                       (minimal contract)
 //   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size"} (minimal: first five)
 //   format    "charlm", format_version "1"
-//   training  {"seq", "batch", "lr", "clip", "val_fraction", "step", "epoch", "generator", "loss_history"}
+//   training  {"seq", "batch", "lr", "clip", "warmup", "decay", "val_fraction", "step", "epoch", "generator",
+//              "loss_history"} (warmup and decay may be absent: 0)
 //   optimizer {"type": "adam", "step", "lr", "beta1", "beta2", "eps"}
 //   sampling  {"temperature", "top_k", "top_p"}
 //   corpus    {"characters", "fnv1a64"}: the fingerprint of the text trained on
@@ -110,6 +111,7 @@ public struct Checkpoint: Sendable {
             metadata["training"] = jsonObject([
                 ("seq", String(training.settings.steps)), ("batch", String(training.settings.batch)),
                 ("lr", exact(training.settings.learningRate)), ("clip", exact(training.settings.clip)),
+                ("warmup", String(training.settings.warmupSteps)), ("decay", String(training.settings.decaySteps)),
                 ("val_fraction", String(training.validationFraction)), ("step", String(training.step)),
                 ("epoch", trainCharacters.map { String(Double(training.step * perStep) / Double(max($0, 1))) } ?? "null"),
                 ("generator", jsonString(hex(training.generator))),
@@ -264,9 +266,15 @@ public struct Checkpoint: Sendable {
                 guard let value = trainingJSON[key]?.double else { throw bad("training `\(key)` is missing or not a number") }
                 return value
             }
+            func optionalInteger(_ key: String) throws -> Int {
+                guard let value = trainingJSON[key] else { return 0 }
+                guard let integer = value.integer else { throw bad("training `\(key)` is not an integer") }
+                return integer
+            }
             let settings = TrainingSettings(
                 steps: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
-                clip: Float(try number("clip")))
+                clip: Float(try number("clip")), warmupSteps: try optionalInteger("warmup"),
+                decaySteps: try optionalInteger("decay"))
             do { try settings.validate() } catch let error as CharLMError { throw bad("its training settings are unusable: \(error)") }
             guard let generatorText = trainingJSON["generator"]?.string, let generator = parseGenerator(generatorText) else {
                 throw bad("training `generator` is missing or not a valid generator state")

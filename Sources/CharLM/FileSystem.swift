@@ -33,9 +33,14 @@ private func lastErrorText() -> String { String(cString: strerror(errno)) }
 /// Writes `bytes` to `path` so that the file is either the old one or the complete new one, never a mixture:
 /// a temporary file beside the target is written, flushed to disk and renamed over it. On any failure the temporary
 /// file is removed, the target is untouched, and the error says what failed.
+public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    try writeFileAtomically(bytes, to: path, failAfterBytes: nil)
+}
+
+/// `writeFileAtomically(_:to:)` with a test hook.
 ///
 /// - Parameter failAfterBytes: for tests only: pretend the disk filled up after this many bytes.
-func writeFileAtomically(_ bytes: [UInt8], to path: String, failAfterBytes: Int? = nil) throws {
+func writeFileAtomically(_ bytes: [UInt8], to path: String, failAfterBytes: Int?) throws {
     let target = URL(fileURLWithPath: path)
     let folder = target.deletingLastPathComponent().path
     var isDirectory: ObjCBool = false

@@ -12,12 +12,30 @@ public struct TrainingSettings: Equatable, Sendable {
     public var learningRate: Float = 2e-3
     /// Global gradient-norm limit; 0 disables clipping.
     public var clip: Float = 5
+    /// Steps of linear learning-rate warm-up from 0 to `learningRate`; 0 for none.
+    public var warmupSteps: Int = 0
+    /// The step at which a cosine decay from `learningRate` reaches `learningRate / 10` (and stays); 0 keeps the
+    /// learning rate constant. Counted from the run's first step, as nanoGPT's `lr_decay_iters` is.
+    public var decaySteps: Int = 0
 
-    public init(steps: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5) {
+    public init(steps: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5,
+                warmupSteps: Int = 0, decaySteps: Int = 0) {
         self.steps = steps
         self.batch = batch
         self.learningRate = learningRate
         self.clip = clip
+        self.warmupSteps = warmupSteps
+        self.decaySteps = decaySteps
+    }
+
+    /// The learning rate of step `step` (1 is the first): `learningRate * step / warmupSteps` during warm-up, then
+    /// the cosine from `learningRate` down to `learningRate / 10` at `decaySteps`, then `learningRate / 10`.
+    public func learningRate(atStep step: Int) -> Float {
+        if step <= warmupSteps { return learningRate * Float(step) / Float(warmupSteps) }
+        guard decaySteps > warmupSteps else { return learningRate }
+        let minimum = learningRate / 10
+        let progress = min(1, Double(step - warmupSteps) / Double(decaySteps - warmupSteps))
+        return minimum + Float(0.5 * (1 + cos(Double.pi * progress))) * (learningRate - minimum)
     }
 
     public func validate() throws {
@@ -32,6 +50,12 @@ public struct TrainingSettings: Equatable, Sendable {
         }
         guard clip >= 0 && clip.isFinite else {
             throw CharLMError.invalidSetting(name: "clip", message: "must be >= 0 (0 turns clipping off); got \(clip)")
+        }
+        guard warmupSteps >= 0 else {
+            throw CharLMError.invalidSetting(name: "warmup", message: "must be >= 0 (0 turns it off); got \(warmupSteps)")
+        }
+        guard decaySteps >= 0 else {
+            throw CharLMError.invalidSetting(name: "decay", message: "must be >= 0 (0 keeps lr constant); got \(decaySteps)")
         }
     }
 }
@@ -147,6 +171,7 @@ public final class Trainer {
         lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
         guard lastGradientNorm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
         // Nothing has changed the parameters or the optimizer until here.
+        optimizer.settings.learningRate = settings.learningRate(atStep: step + 1)
         optimizer.update(parameters: model.parameters, gradients: model.gradients)
         step += 1
         lossHistory.append(loss)

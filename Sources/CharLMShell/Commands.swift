@@ -56,6 +56,61 @@ private func shorthand(_ name: String, _ key: String, _ example: String) -> Comm
     }
 }
 
+/// A whole number from 1 to `maximum`, or a usage error naming `what`.
+private func positiveInteger(_ text: String, _ what: String, maximum: Int) throws -> Int {
+    guard let value = Int(text), value >= 1, value <= maximum else {
+        throw ShellError("\(what) must be a whole number from 1 to \(maximum); got '\(text)'")
+    }
+    return value
+}
+
+/// `cells`: parses `[top] "TEXT" [LAYER] [CELL] [--html FILE]` and runs the right report.
+private func runCells(_ session: Session, _ words: [Word]) throws {
+    let usage = "cells [top] \"TEXT\" [LAYER] [CELL] [--html FILE]"
+    var rest = words[...]
+    let top = rest.first.map { !$0.quoted && $0.text == "top" } ?? false
+    if top { rest = rest.dropFirst() }
+    var htmlPath: String?
+    if let flag = rest.firstIndex(where: { !$0.quoted && $0.text == "--html" }) {
+        guard flag + 1 < rest.endIndex else { throw ShellError("--html needs a file name; usage: \(usage)") }
+        htmlPath = rest[flag + 1].text
+        rest.removeSubrange(flag...(flag + 1))
+    }
+    guard var text = rest.popFirst()?.text else { throw ShellError("usage: \(usage)") }
+    if text.hasPrefix("@") && !words.contains(where: { $0.quoted && $0.text == text }) {
+        let path = String(text.dropFirst())
+        guard let bytes = try? readFileBytes(at: path) else { throw ShellError("cannot read the text file '\(path)'") }
+        text = String(decoding: bytes, as: UTF8.self)
+    }
+    guard let model = session.model else { throw ShellError("no model yet: `load` a text or a checkpoint first") }
+    let numbers = try rest.map { word -> Int in
+        guard let value = Int(word.text), value >= 0 else { throw ShellError("LAYER and CELL are whole numbers >= 0; got '\(word.text)'; usage: \(usage)") }
+        return value
+    }
+    guard numbers.count <= (top || htmlPath != nil ? 1 : 2) else { throw ShellError("usage: \(usage)") }
+    let layer = numbers.first ?? model.config.layerCount - 1
+    if let htmlPath {
+        try session.writeCellsPage(text: text, layer: layer, path: htmlPath)
+        session.console.info("wrote \(htmlPath): layer \(layer), \(model.config.hiddenSize) cells\n")
+    } else if top {
+        session.console.info(try session.cellsTopReport(text: text, layer: layer))
+    } else {
+        let cell: Int
+        if numbers.count > 1 {
+            cell = numbers[1]
+        } else {
+            // The cell whose activation changes most over this text.
+            let (_, values) = try session.cellActivations(text: text, layer: layer)
+            cell = (0..<values[0].count).max { a, b in
+                let rangeA = values.map { $0[a] }.max()! - values.map { $0[a] }.min()!
+                let rangeB = values.map { $0[b] }.max()! - values.map { $0[b] }.min()!
+                return (rangeA, b) < (rangeB, a)
+            }!
+        }
+        session.console.info(try session.cellsReport(text: text, layer: layer, cell: cell, color: session.console.colorMode))
+    }
+}
+
 /// Parses `train` arguments: `N` epochs, `N steps`, `90s`, `5m`.
 func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
     let usage = "train N (epochs) | train N steps | train 90s | train 5m"
@@ -219,6 +274,78 @@ public enum Commands {
                 count = value
             }
             try session.generate(prompt: prompt, count: count)
+        },
+        Command("vocab", usage: "vocab", summary: "the characters the model knows, with index and count",
+                details: "Every vocabulary entry: its index (the number the model sees), the character spelled visibly ('\\n', ' '), and how often it occurs in the loaded text.\nExample: vocab") { context, words in
+            try expectArguments(words, 0, 0, "vocab")
+            context.session.console.info(try context.session.vocabularyTable())
+        },
+        Command("encode", usage: "encode \"TEXT\"", summary: "turn text into the indices the model sees",
+                details: "Normalises TEXT as the corpus was (lowercase, ascii), maps each character to its index, and says what normalisation changed and which characters were left out.\nExample: encode \"Hello, World!\"") { context, words in
+            try expectArguments(words, 1, 1, "encode \"TEXT\"")
+            context.session.console.info(try context.session.encodeReport(words[0].text))
+        },
+        Command("decode", usage: "decode INDEX...", summary: "turn indices back into text",
+                details: "The characters of vocabulary indices (`vocab` lists them), spelled visibly and then as text.\nExample: decode 20 43 50 50 53") { context, words in
+            guard !words.isEmpty else { throw ShellError("usage: decode INDEX...") }
+            context.session.console.info(try context.session.decodeReport(words.map(\.text)))
+        },
+        Command("windows", usage: "windows [N]", summary: "training examples: input characters over the ones to predict",
+                details: "Draws N (default 3) windows of `seq` characters at random from the training split, as training does, and shows each input character above the character the model must predict there.\nExample: windows 2") { context, words in
+            try expectArguments(words, 0, 1, "windows [N]")
+            let count = try words.first.map { try positiveInteger($0.text, "windows: N", maximum: 100) } ?? 3
+            context.session.console.info(try context.session.windowsReport(count: count))
+        },
+        Command("next", usage: "next \"PROMPT\" [K]", summary: "the K most likely next characters, at temp 1 and now",
+                details: "Feeds PROMPT and shows the K (default 10) most likely next characters as bars: the model's own distribution (temperature 1) beside the one sampling draws from now (temp, topk, topp).\nExample: next \"ROMEO:\" 5") { context, words in
+            try expectArguments(words, 1, 2, "next \"PROMPT\" [K]")
+            let count = try words.count > 1 ? positiveInteger(words[1].text, "next: K", maximum: 65_535) : 10
+            context.session.console.info(try context.session.nextReport(prompt: words[0].text, count: count))
+        },
+        Command("trace", usage: "trace \"PROMPT\" [N]", summary: "sample N characters slowly: choice, probability, rank, alternatives",
+                details: "Generates N (default 20) characters after PROMPT with the current temp, topk, topp and seed, one line each: the character drawn, its probability, its rank, how many characters the cut-offs kept, and the most likely alternatives (| marks the top-k/top-p cut-off).\nExample: trace \"To be\" 10") { context, words in
+            try expectArguments(words, 1, 2, "trace \"PROMPT\" [N]")
+            let count = try words.count > 1 ? positiveInteger(words[1].text, "trace: N", maximum: 10_000) : 20
+            context.session.console.info(try context.session.traceReport(prompt: words[0].text, count: count))
+        },
+        Command("cells", usage: "cells [top] \"TEXT\" [LAYER] [CELL] [--html FILE]", summary: "what the LSTM memory cells do over a text",
+                details: """
+                cells "TEXT" [LAYER] [CELL]: colours each character by one memory cell's tanh(c) after reading it \
+                (blue -1, white 0, red +1; numbers when not on a terminal). LAYER defaults to the top layer, CELL to \
+                the cell that changes most over TEXT. cells top "TEXT" [LAYER]: the cells that change most. \
+                --html FILE: a page with every cell of the layer, one line each, values on hover. TEXT may be @FILE.
+                Example: cells top "ROMEO:\nWhat light through yonder window breaks?" 1
+                """,
+                complete: { _, previous, prefix in
+                    if previous.isEmpty { return ["top"].filter { $0.hasPrefix(prefix) } }
+                    if previous.last == "--html" { return completePath(prefix) }
+                    return prefix.hasPrefix("-") ? ["--html"].filter { $0.hasPrefix(prefix) } : []
+                }) { context, words in
+            try runCells(context.session, words)
+        },
+        Command("plot", usage: "plot [FILE.svg]", summary: "training and validation loss against steps",
+                details: "Draws the loss curves in the terminal (braille dots, fitted to its width), or writes them as an SVG file.\nExample: plot curves.svg",
+                complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
+            try expectArguments(words, 0, 1, "plot [FILE.svg]")
+            let session = context.session
+            if let path = words.first?.text {
+                guard path.lowercased().hasSuffix(".svg") else { throw ShellError("plot writes SVG: give a file name ending in .svg; got '\(path)'") }
+                try session.writePlot(to: path)
+                session.console.info("wrote \(path)\n")
+            } else {
+                session.console.info(try session.plotReport(width: session.console.width))
+            }
+        },
+        Command("novelty", usage: "novelty [N]", summary: "generate N characters: how much is copied from the training text?",
+                details: "Generates N (default 500) characters with the current sampling settings and reports the share of their words and of their 8-character sequences found in the training text, marking the longest stretch copied verbatim.\nExample: novelty 1000") { context, words in
+            try expectArguments(words, 0, 1, "novelty [N]")
+            let count = try words.first.map { try positiveInteger($0.text, "novelty: N", maximum: 1_000_000) } ?? 500
+            let session = context.session
+            session.console.info(try session.noveltyReport(count: count, color: session.console.colorMode == .none ? .none : .palette256))
+        },
+        Command("echo", usage: "echo TEXT", summary: "print TEXT (for explanations in scripts)",
+                details: "Prints its words separated by spaces; quotes keep spacing and allow \\n.\nExample: echo \"Next: the model's predictions.\"") { context, words in
+            context.session.console.info(words.map(\.text).joined(separator: " ") + "\n")
         },
         Command("save", usage: "save [PATH]", summary: "save the session to a checkpoint",
                 details: "Writes model, optimizer, settings and histories to a safetensors checkpoint (default: the last path used, else charlm.safetensors), atomically.\nExample: save shakespeare.safetensors",

@@ -15,6 +15,10 @@ public protocol Console: AnyObject {
     var useColor: Bool { get }
     /// `-q`: only generated text reaches stdout.
     var quiet: Bool { get }
+    /// How stdout may be coloured: not at all unless it is a terminal and NO_COLOR is unset.
+    var colorMode: ColorMode { get }
+    /// Columns available on stdout (the terminal's width, else 80).
+    var width: Int { get }
 }
 
 extension Console {
@@ -35,10 +39,23 @@ public final class StandardConsole: Console {
     public let useColor: Bool
     public let quiet: Bool
 
+    public let colorMode: ColorMode
+
     public init(quiet: Bool) {
+        let environment = ProcessInfo.processInfo.environment
         isTerminal = isatty(2) == 1
-        useColor = isTerminal && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        useColor = isTerminal && environment["NO_COLOR"] == nil
         self.quiet = quiet
+        if isatty(1) == 1 && environment["NO_COLOR"] == nil {
+            colorMode = ["truecolor", "24bit"].contains(environment["COLORTERM"] ?? "") ? .trueColor : .palette256
+        } else {
+            colorMode = .none
+        }
+    }
+
+    /// readline keeps COLUMNS up to date in the environment; 80 when it is unset.
+    public var width: Int {
+        getenv("COLUMNS").flatMap { Int(String(cString: $0)) }.map { max(20, $0) } ?? 80
     }
 
     public func out(_ text: String) {
@@ -57,6 +74,8 @@ public final class BufferConsole: Console {
     public let isTerminal = false
     public let useColor = false
     public let quiet: Bool
+    public let colorMode = ColorMode.none
+    public let width = 80
 
     public init(quiet: Bool = false) { self.quiet = quiet }
     public func out(_ text: String) { stdout += text }

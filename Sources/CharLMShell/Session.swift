@@ -171,6 +171,8 @@ public final class Session {
             restored.batch = training.settings.batch
             restored.lr = training.settings.learningRate
             restored.clip = training.settings.clip
+            restored.warmup = training.settings.warmupSteps
+            restored.decay = training.settings.decaySteps
             restored.val = training.validationFraction
         }
         if let sampling = checkpoint.sampling {

@@ -25,6 +25,8 @@ public struct Settings: Equatable, Sendable {
     public var batch = 64
     public var lr: Float = 2e-3
     public var clip: Float = 5
+    public var warmup = 0
+    public var decay = 0
     public var val = 0.1
     public var lowercase = true
     public var ascii = true
@@ -39,7 +41,7 @@ public struct Settings: Equatable, Sendable {
     public init() {}
 
     public var normalization: NormalizationOptions { NormalizationOptions(lowercase: lowercase, ascii: ascii) }
-    public var training: TrainingSettings { TrainingSettings(steps: seq, batch: batch, learningRate: lr, clip: clip) }
+    public var training: TrainingSettings { TrainingSettings(steps: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay) }
     public var sampling: SamplingSettings { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
     public func modelConfig(vocabularySize: Int) -> ModelConfig {
         ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout)
@@ -55,6 +57,8 @@ public struct Settings: Equatable, Sendable {
         .integer("batch", \.batch, 1...4096, .training, "windows per batch B"),
         .float("lr", \.lr, .training, "Adam learning rate", "must be > 0 and <= 1") { $0 > 0 && $0 <= 1 },
         .float("clip", \.clip, .training, "gradient-norm limit (0 = off)", "must be >= 0") { $0 >= 0 },
+        .integer("warmup", \.warmup, 0...10_000_000, .training, "steps of linear learning-rate warm-up (0 = none)"),
+        .integer("decay", \.decay, 0...10_000_000, .training, "step at which lr has decayed (cosine) to lr/10 (0 = constant)"),
         SettingKey(name: "val", group: .data, summary: "share of the corpus kept for validation",
                    get: { String($0.val) },
                    set: { settings, text in

@@ -2,7 +2,7 @@
 //
 //   charlm-bench train-speed | generate-speed | load-speed ...   (see Speed.swift; `scripts/bench` runs them)
 //   charlm-bench quality [--corpus PATH] [--steps N] [--seconds S] [--eval-every N] [--seed N] [--embed E] [--hidden H]
-//                        [--layers L] [--seq T] [--batch B] [--lr X] [--clip X] [--dropout P]
+//                        [--layers L] [--seq T] [--batch B] [--lr X] [--clip X] [--dropout P] [--warmup N] [--decay N]
 //
 // `quality` trains on raw text (no lowercasing, no ASCII folding), validating every `eval-every` steps with the
 // standard protocol, and prints the curve, wall time and throughput.
@@ -41,7 +41,8 @@ func quality(_ options: [String: String]) throws {
     let seed: UInt64 = try number(options, "seed", 1337)
     let settings = TrainingSettings(
         steps: try number(options, "seq", 100), batch: try number(options, "batch", 64),
-        learningRate: try number(options, "lr", 2e-3), clip: try number(options, "clip", 5))
+        learningRate: try number(options, "lr", 2e-3), clip: try number(options, "clip", 5),
+        warmupSteps: try number(options, "warmup", 0), decaySteps: try number(options, "decay", 0))
 
     let loadStart = Date()
     let corpus = try Corpus.load(path: corpusPath, normalization: .raw)
@@ -58,7 +59,7 @@ func quality(_ options: [String: String]) throws {
                  dataset.validationRange.count, Date().timeIntervalSince(loadStart)))
     print("model E \(config.embeddingSize) H \(config.hiddenSize) L \(config.layerCount) dropout \(config.dropout), "
           + "\(model.layout.totalCount) parameters; T \(settings.steps) B \(settings.batch) lr \(settings.learningRate) "
-          + "clip \(settings.clip); BLAS threads \(BLAS.threadCount)")
+          + "clip \(settings.clip) warmup \(settings.warmupSteps) decay \(settings.decaySteps); BLAS threads \(BLAS.threadCount)")
     print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
     var trainingSeconds = 0.0
     var recentLoss = 0.0

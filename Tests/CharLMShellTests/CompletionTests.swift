@@ -5,7 +5,9 @@ import Foundation
 import Testing
 
 @Test func commandNamesComplete() {
-    #expect(completions(line: "tr", cursor: 2) == ["train"])
+    #expect(completions(line: "tr", cursor: 2) == ["trace", "train"])
+    #expect(completions(line: "trai", cursor: 4) == ["train"])
+    #expect(completions(line: "cells t", cursor: 7) == ["top"])
     #expect(completions(line: "s", cursor: 1) == ["save", "seed", "set", "show", "source"])
     #expect(completions(line: "", cursor: 0).count == Commands.table.flatMap { [$0.name] + $0.aliases }.count)
     #expect(completions(line: "zz", cursor: 2).isEmpty)
@@ -17,7 +19,8 @@ import Testing
     #expect(completions(line: "set ascii o", cursor: 11) == ["on", "off"])
     #expect(completions(line: "set ascii of", cursor: 12) == ["off"])
     #expect(completions(line: "set hidden ", cursor: 11).isEmpty)
-    #expect(completions(line: "help tr", cursor: 7) == ["train"])
+    #expect(completions(line: "help tra", cursor: 8) == ["train", "trace"])
+    #expect(completions(line: "set dec", cursor: 7) == ["decay"])
     #expect(completions(line: "train 5 st", cursor: 10) == ["steps"])
     // The cursor decides: completing the first word of "set lo" with the cursor after "se".
     #expect(completions(line: "set lo", cursor: 2) == ["seed", "set"])

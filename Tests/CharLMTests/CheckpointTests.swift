@@ -15,7 +15,7 @@ private func trainedTrainer(steps: Int, dropout: Float = 0, seed: UInt64 = 3, hi
     let model = try CharLSTM(
         config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout),
         generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: 12, batch: 5, learningRate: 5e-3, clip: 1), seed: seed + 1)
+    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: 12, batch: 5, learningRate: 5e-3, clip: 1, warmupSteps: 2, decaySteps: 9), seed: seed + 1)
     for _ in 0..<steps { try trainer.trainStep() }
     return (trainer, corpus)
 }

@@ -129,3 +129,23 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
         try makeTrainer(text: text, batch: 0)
     }
 }
+
+@Test func learningRateWarmsUpThenFollowsTheCosineToATenth() {
+    let lr: Float = 3e-3
+    let constant = TrainingSettings(learningRate: lr)
+    #expect([1, 2, 1000, 1_000_000].allSatisfy { constant.learningRate(atStep: $0) == lr })
+    let scheduled = TrainingSettings(learningRate: lr, warmupSteps: 10, decaySteps: 110)
+    // Linear warm-up: step k of 10 uses k/10 of lr.
+    #expect(abs(scheduled.learningRate(atStep: 1) - lr / 10) < 1e-9)
+    #expect(abs(scheduled.learningRate(atStep: 5) - lr / 2) < 1e-9)
+    #expect(scheduled.learningRate(atStep: 10) == lr)
+    // Cosine from lr (step 10) to lr/10 (step 110): halfway at step 60, (1 + cos(pi/4))/2 of the way at step 35.
+    #expect(abs(scheduled.learningRate(atStep: 60) - (lr + lr / 10) / 2) < 1e-8)
+    let quarter = lr / 10 + Float(0.5 * (1 + cos(Double.pi / 4))) * (lr - lr / 10)
+    #expect(abs(scheduled.learningRate(atStep: 35) - quarter) < 1e-8)
+    #expect(abs(scheduled.learningRate(atStep: 110) - lr / 10) < 1e-9)
+    #expect(abs(scheduled.learningRate(atStep: 5000) - lr / 10) < 1e-9)
+    // Monotone after warm-up.
+    let rates = (10...120).map { scheduled.learningRate(atStep: $0) }
+    #expect(zip(rates, rates.dropFirst()).allSatisfy { $0 >= $1 })
+}

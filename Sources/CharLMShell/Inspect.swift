@@ -1,0 +1,463 @@
+// Seeing inside the model: the operations behind `vocab`, `encode`, `decode`, `windows`, `next`, `trace`, `cells`,
+// `novelty` and `plot`. Each one asks the engine's public API (Vocabulary, Dataset, TextGenerator, Sampler, CharLSTM
+// and its workspace) and turns the answer into text; none repeats the engine's math. The charts and pages themselves
+// (terminal braille, SVG, HTML) are drawn in Render.swift.
+
+import CharLM
+import Foundation
+
+extension Session {
+    private func requireModel() throws -> (CharLSTM, Vocabulary) {
+        guard let model, let vocabulary else { throw ShellError("no model yet: `load` a text or a checkpoint first") }
+        return (model, vocabulary)
+    }
+
+    /// The loaded text, when it is the text of the current model's vocabulary.
+    private func requireCorpus(for command: String) throws -> (Corpus, Dataset) {
+        guard let corpus, let dataset else { throw ShellError("\(command) needs a text: `load` one first") }
+        if let vocabulary, corpus.vocabulary != vocabulary {
+            throw ShellError("the loaded text's characters differ from the model's; `load` the text the model was trained on")
+        }
+        return (corpus, dataset)
+    }
+
+    /// Tokens of `text` for a command that feeds it to the model; unknown characters are noted and left out.
+    private func encodeForModel(_ text: String, vocabulary: Vocabulary) throws -> [Int] {
+        let encoding = vocabulary.encode(text)
+        if encoding.droppedCount > 0 {
+            console.note("note: left out \(encoding.droppedCount) character\(encoding.droppedCount == 1 ? "" : "s") the model does not know: "
+                         + encoding.dropped.map(visible).joined(separator: " ") + "\n")
+        }
+        guard !encoding.tokens.isEmpty else { throw ShellError("nothing left of the text after leaving out unknown characters") }
+        return encoding.tokens
+    }
+
+    // MARK: Text to numbers
+
+    /// `vocab`: every character with its index and (when the text is loaded) its count.
+    public func vocabularyTable() throws -> String {
+        let (_, vocabulary) = try requireModel()
+        let counts = corpus.flatMap { $0.vocabulary == vocabulary ? $0.counts : nil }
+        var lines = ["\(vocabulary.count) characters (index, character, " + (counts == nil ? "no counts: the text is not loaded)" : "count in the text)")]
+        let entries = (0..<vocabulary.count).map { index -> String in
+            let shown = visible(vocabulary.scalars[index]).padding(toLength: 8, withPad: " ", startingAt: 0)
+            let count = counts.map { grouped($0[index]).leftPadded(to: 9) } ?? ""
+            return String(index).leftPadded(to: 4) + "  " + shown + count
+        }
+        let perLine = 3
+        for start in stride(from: 0, to: entries.count, by: perLine) {
+            lines.append(entries[start..<min(start + perLine, entries.count)].joined(separator: "   "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `encode "TEXT"`: the indices, what normalisation changed, and what was left out.
+    public func encodeReport(_ text: String) throws -> String {
+        let (_, vocabulary) = try requireModel()
+        let encoding = vocabulary.encode(text)
+        var lines = ["\(encoding.tokens.count) token\(encoding.tokens.count == 1 ? "" : "s"): "
+                     + encoding.tokens.map(String.init).joined(separator: " ")]
+        let report = encoding.report
+        var changes: [String] = []
+        if report.lowercased > 0 { changes.append("\(report.lowercased) lowercased") }
+        if report.foldedToASCII > 0 { changes.append("\(report.foldedToASCII) folded to ASCII") }
+        if report.droppedNonASCII > 0 { changes.append("\(report.droppedNonASCII) non-ASCII dropped") }
+        if report.invisibleRemoved > 0 { changes.append("\(report.invisibleRemoved) invisible removed") }
+        if report.lineBreaksConverted > 0 { changes.append("\(report.lineBreaksConverted) line breaks converted") }
+        lines.append("normalisation (lowercase \(vocabulary.normalization.lowercase ? "on" : "off"), ascii "
+                     + "\(vocabulary.normalization.ascii ? "on" : "off")): " + (changes.isEmpty ? "changed nothing" : changes.joined(separator: ", ")))
+        if encoding.droppedCount > 0 {
+            lines.append("left out (not in the vocabulary): " + encoding.dropped.map(visible).joined(separator: " ")
+                         + " (\(encoding.droppedCount) in all)")
+        }
+        if let decoded = try? vocabulary.decode(encoding.tokens) {
+            lines.append("the model sees: " + decoded.unicodeScalars.map(visible).joined(separator: " "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `decode 3 17 42`: the characters of indices.
+    public func decodeReport(_ words: [String]) throws -> String {
+        let (_, vocabulary) = try requireModel()
+        var tokens: [Int] = []
+        for word in words {
+            guard let token = Int(word), token >= 0, token < vocabulary.count else {
+                throw ShellError("decode takes indices from 0 to \(vocabulary.count - 1); got '\(word)' (`vocab` lists them)")
+            }
+            tokens.append(token)
+        }
+        let text = try vocabulary.decode(tokens)
+        return text.unicodeScalars.map(visible).joined(separator: " ") + "\n" + text + "\n"
+    }
+
+    // MARK: Training pairs
+
+    /// `windows N`: N training windows drawn as the trainer draws them, inputs above the characters to predict.
+    public func windowsReport(count: Int, width: Int = 20) throws -> String {
+        let (corpus, dataset) = try requireCorpus(for: "windows")
+        let T = settings.seq
+        guard dataset.trainRange.count > T else { throw ShellError("the training split is shorter than seq \(T)") }
+        let vocabulary = corpus.vocabulary
+        let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: T * count)
+        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: T * count)
+        defer { inputs.deallocate(); targets.deallocate() }
+        // A generator of its own, so looking does not change what training draws next.
+        var generator = SeededGenerator(seed: settings.seed &+ 2)
+        dataset.sampleBatch(steps: T, batch: count, generator: &generator, inputs: inputs, targets: targets)
+        let shown = min(T, width)
+        func cell(_ token: Int32) -> String {
+            let scalar = vocabulary.scalars[Int(token)]
+            let text: String
+            switch scalar {
+            case "\n": text = "\\n"
+            case " ": text = "␣"
+            case "\t": text = "\\t"
+            default: text = scalar.value < 0x20 ? "?" : String(Character(scalar))
+            }
+            return text.leftPadded(to: 3)
+        }
+        var lines = ["\(count) training window\(count == 1 ? "" : "s") of seq = \(T) characters (first \(shown) shown); "
+                     + "the model reads the input row and must predict, at each position, the character below it:"]
+        for b in 0..<count {
+            lines.append("window \(b + 1):")
+            lines.append("  input " + (0..<shown).map { cell(inputs[$0 * count + b]) }.joined())
+            lines.append("  target" + (0..<shown).map { cell(targets[$0 * count + b]) }.joined())
+        }
+        lines.append("(␣ is a space; each target is the next input: training pairs are the text shifted by one)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Prediction and sampling
+
+    /// The distribution after `prompt` under `sampling`, as (probabilities by index, indices by decreasing
+    /// probability with ties to the lower index).
+    private func distribution(after tokens: [Int], model: CharLSTM, sampling: SamplingSettings) throws -> (probabilities: [Double], order: [Int]) {
+        let textGenerator = TextGenerator(model: model)
+        var logits = try textGenerator.logits(after: tokens)
+        let sampler = textGenerator.sampler
+        logits.withUnsafeMutableBufferPointer { sampler.prepare(logits: UnsafePointer($0.baseAddress!), settings: sampling) }
+        let probabilities = Array(sampler.probabilities)
+        return (probabilities, rankedIndices(probabilities))
+    }
+
+    /// `next "PROMPT" K`: the K most likely next characters at temperature 1 and under the current sampling settings.
+    public func nextReport(prompt: String, count: Int) throws -> String {
+        let (model, vocabulary) = try requireModel()
+        let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
+        let plain = try distribution(after: tokens, model: model, sampling: SamplingSettings(temperature: 1))
+        let current = try distribution(after: tokens, model: model, sampling: settings.sampling)
+        let k = min(count, vocabulary.count)
+        let barWidth = 20
+        func bar(_ p: Double) -> String {
+            let eighths = Int((p * Double(barWidth * 8)).rounded())
+            let full = eighths / 8, rest = eighths % 8
+            let partial = rest > 0 ? String(Array("▏▎▍▌▋▊▉")[rest - 1]) : ""
+            return (String(repeating: "█", count: full) + partial).padding(toLength: barWidth, withPad: " ", startingAt: 0)
+        }
+        let label = describeSampling(settings.sampling)
+        var lines = ["after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\": the \(k) most likely next characters",
+                     "char     temp 1".padding(toLength: 9 + barWidth + 9, withPad: " ", startingAt: 0) + " " + label]
+        for rank in 0..<k {
+            let index = plain.order[rank]
+            let pPlain = plain.probabilities[index], pCurrent = current.probabilities[index]
+            lines.append(visible(vocabulary.scalars[index]).padding(toLength: 9, withPad: " ", startingAt: 0)
+                         + bar(pPlain) + String(format: " %6.2f%%  ", pPlain * 100) + bar(pCurrent) + String(format: " %6.2f%%", pCurrent * 100))
+        }
+        let restPlain = 1 - (0..<k).reduce(0.0) { $0 + plain.probabilities[plain.order[$1]] }
+        let restCurrent = 1 - (0..<k).reduce(0.0) { $0 + current.probabilities[plain.order[$1]] }
+        lines.append("others".padding(toLength: 9 + barWidth, withPad: " ", startingAt: 0) + String(format: " %6.2f%%  ", max(0, restPlain) * 100)
+                     + String(repeating: " ", count: barWidth) + String(format: " %6.2f%%", max(0, restCurrent) * 100))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// "temp 0.8, top-k 5, top-p 0.9", naming only what is on.
+    private func describeSampling(_ sampling: SamplingSettings) -> String {
+        var parts = ["temp \(formatNumber(sampling.temperature))"]
+        if sampling.topK > 0 { parts.append("top-k \(sampling.topK)") }
+        if sampling.topP < 1 { parts.append("top-p \(formatNumber(sampling.topP))") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// `trace "PROMPT" N`: generates N characters, one line each: the choice, its probability and rank, the top
+    /// alternatives, and how many characters the top-k / top-p cut-offs kept.
+    public func traceReport(prompt: String, count: Int, alternatives: Int = 4) throws -> String {
+        let (model, vocabulary) = try requireModel()
+        let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
+        let textGenerator = TextGenerator(model: model)
+        let sampler = textGenerator.sampler
+        let sampling = settings.sampling
+        var lines = ["sampling after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\" with \(describeSampling(sampling)):",
+                     "step  char   prob   rank  kept  alternatives (| marks the cut-off)"]
+        var generated = ""
+        var step = 0
+        try textGenerator.generate(prompt: tokens, count: count, settings: sampling, primer: 0, generator: &sampleGenerator) { token in
+            step += 1
+            // The sampler's probabilities are those of the draw just made (zero outside what the cut-offs kept).
+            let order = rankedIndices(Array(sampler.probabilities))
+            let rank = order.firstIndex(of: token)! + 1
+            var shown: [String] = []
+            for position in 0..<min(alternatives + 1, vocabulary.count) {
+                if position == sampler.keptCount { shown.append("|") }
+                let index = order[position]
+                shown.append(visible(vocabulary.scalars[index]) + String(format: " %.2f", sampler.probabilities[index]))
+            }
+            lines.append(String(step).leftPadded(to: 4) + "  " + visible(vocabulary.scalars[token]).padding(toLength: 6, withPad: " ", startingAt: 0)
+                         + String(format: "%5.3f", sampler.probabilities[token]) + String(rank).leftPadded(to: 7)
+                         + String(sampler.keptCount).leftPadded(to: 6) + "  " + shown.joined(separator: "  "))
+            generated += vocabulary.character(token)
+            return true
+        }
+        lines.append("text: " + generated.replacingOccurrences(of: "\n", with: "\\n"))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Memory cells
+
+    /// tanh(c_t) of every cell of `layer` after each character of `text`: [t][cell], from a zero state.
+    public func cellActivations(text: String, layer: Int) throws -> (tokens: [Int], values: [[Float]]) {
+        let (model, vocabulary) = try requireModel()
+        guard layer >= 0 && layer < model.config.layerCount else {
+            throw ShellError("layer must be from 0 to \(model.config.layerCount - 1); got \(layer)")
+        }
+        let tokens = try encodeForModel(text, vocabulary: vocabulary)
+        guard tokens.count <= 10_000 else { throw ShellError("cells shows at most 10,000 characters; the text has \(tokens.count)") }
+        let T = tokens.count
+        let workspace = model.makeWorkspace(steps: T, batch: 1)
+        for t in 0..<T { workspace.inputs[t] = Int32(tokens[t]) }
+        var unused = SeededGenerator(seed: 0)
+        model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
+        let values = (1...T).map { t in workspace.cellState(layer: layer, slot: t, batch: 1).map { Foundation.tanh($0) } }
+        return (tokens, values)
+    }
+
+    /// `cells "TEXT" [LAYER] [CELL]`: each character coloured (or, off a terminal, followed) by one cell's tanh(c).
+    public func cellsReport(text: String, layer: Int, cell: Int, color: ColorMode) throws -> String {
+        let (tokens, values) = try cellActivations(text: text, layer: layer)
+        let H = values[0].count
+        guard cell >= 0 && cell < H else { throw ShellError("cell must be from 0 to \(H - 1); got \(cell)") }
+        let vocabulary = self.vocabulary!
+        let series = values.map { $0[cell] }
+        var output = "layer \(layer) cell \(cell): tanh(c) after each character, -1 blue ... +1 red\n"
+        switch color {
+        case .none:
+            for (t, token) in tokens.enumerated() {
+                output += String(t).leftPadded(to: 5) + "  " + visible(vocabulary.scalars[token]).padding(toLength: 7, withPad: " ", startingAt: 0)
+                    + String(format: "%+.3f", series[t]) + "\n"
+            }
+        case .palette256, .trueColor:
+            for (t, token) in tokens.enumerated() {
+                let character = vocabulary.character(token)
+                output += backgroundEscape(series[t], mode: color) + (character == "\n" ? "↵" : character) + "\u{1B}[0m"
+                if character == "\n" { output += "\n" }
+            }
+            output += "\n"
+        }
+        return output
+    }
+
+    /// `cells top "TEXT" [LAYER]`: the cells whose activation changes most over the text (largest max - min).
+    public func cellsTopReport(text: String, layer: Int, count: Int = 10) throws -> String {
+        let (_, values) = try cellActivations(text: text, layer: layer)
+        let H = values[0].count
+        let ranked = (0..<H).map { cell -> (cell: Int, low: Float, high: Float, mean: Float) in
+            let series = values.map { $0[cell] }
+            return (cell, series.min()!, series.max()!, series.reduce(0, +) / Float(series.count))
+        }.sorted { ($0.high - $0.low, $1.cell) > ($1.high - $1.low, $0.cell) }
+        var lines = ["layer \(layer): the \(min(count, H)) of \(H) cells whose tanh(c) changes most over \(values.count) characters",
+                     "cell   range    min     max     mean   (`cells \"TEXT\" \(layer) CELL` shows one)"]
+        for entry in ranked.prefix(count) {
+            lines.append(String(entry.cell).leftPadded(to: 4) + String(format: "  %5.3f  %+.3f  %+.3f  %+.3f", entry.high - entry.low, entry.low, entry.high, entry.mean))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
+    public func writeCellsPage(text: String, layer: Int, path: String) throws {
+        let (tokens, values) = try cellActivations(text: text, layer: layer)
+        let page = cellsPage(characters: tokens.map { vocabulary!.character($0) }, values: values, layer: layer,
+                             title: "charlm: layer \(layer) memory cells")
+        try writeTextFile(page, to: path)
+    }
+
+    // MARK: Learning curves
+
+    /// `plot`: training loss (every step) and validation loss against steps, drawn in braille to `width` columns.
+    public func plotReport(width: Int) throws -> String {
+        guard !lossHistory.isEmpty else { throw ShellError("nothing to plot yet: `train` first") }
+        return brailleChart(training: lossHistory, validation: validationHistory, width: width, height: 12)
+    }
+
+    /// `plot FILE.svg`: the same chart as an SVG file.
+    public func writePlot(to path: String) throws {
+        guard !lossHistory.isEmpty else { throw ShellError("nothing to plot yet: `train` first") }
+        try writeTextFile(lossChartSVG(training: lossHistory, validation: validationHistory), to: path)
+    }
+
+    // MARK: Memorised or new?
+
+    /// What share of a generated text's words and character 8-grams occur in the training text, and the longest
+    /// stretch copied verbatim (torch-rnn's novel-substrings idea).
+    public struct Novelty: Equatable, Sendable {
+        public var text: String
+        public var words: Int
+        public var knownWords: Int
+        public var grams: Int
+        public var knownGrams: Int
+        /// The longest substring of `text` that occurs in the training text, and where it starts in `text`.
+        public var longestCopy: (start: Int, length: Int)
+
+        public static func == (a: Novelty, b: Novelty) -> Bool {
+            a.text == b.text && a.words == b.words && a.knownWords == b.knownWords && a.grams == b.grams
+                && a.knownGrams == b.knownGrams && a.longestCopy == b.longestCopy
+        }
+    }
+
+    /// Measures `generated` (tokens) against the training split of the loaded text.
+    public func novelty(of generated: [Int]) throws -> Novelty {
+        let (corpus, dataset) = try requireCorpus(for: "novelty")
+        let training = dataset.trainRange.map { corpus.tokens[$0] }
+        let vocabulary = corpus.vocabulary
+        let gram = 8
+        let trainingGrams = Set(hashedGrams(training, length: gram))
+        let generatedGrams = generated.count >= gram ? hashedGrams(generated, length: gram) : []
+        let knownGrams = generatedGrams.filter { trainingGrams.contains($0) }.count
+        // Words: runs of letters (and apostrophes inside them), compared exactly.
+        func words(_ tokens: [Int]) -> [String] {
+            var result: [String] = [], current = ""
+            for token in tokens {
+                let character = Character(vocabulary.scalars[token])
+                if character.isLetter || (character == "'" && !current.isEmpty) {
+                    current.append(character)
+                } else if !current.isEmpty {
+                    result.append(current)
+                    current = ""
+                }
+            }
+            if !current.isEmpty { result.append(current) }
+            return result.map { $0.hasSuffix("'") ? String($0.dropLast()) : $0 }.filter { !$0.isEmpty }
+        }
+        let trainingWords = Set(words(training))
+        let generatedWords = words(generated)
+        let longest = longestCopiedRun(generated, in: training)
+        return Novelty(text: (try? vocabulary.decode(generated)) ?? "", words: generatedWords.count,
+                       knownWords: generatedWords.filter { trainingWords.contains($0) }.count,
+                       grams: generatedGrams.count, knownGrams: knownGrams, longestCopy: longest)
+    }
+
+    /// `novelty N`: generates N characters (current sampling settings, from the primer) and reports `novelty(of:)`.
+    public func noveltyReport(count: Int, color: ColorMode) throws -> String {
+        let (model, vocabulary) = try requireModel()
+        let (corpus, _) = try requireCorpus(for: "novelty")
+        let primer = vocabulary.index(of: "\n") ?? corpus.primer
+        let generated = try TextGenerator(model: model).generate(
+            prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator)
+        let result = try novelty(of: generated)
+        let scalars = Array(result.text.unicodeScalars)
+        let (start, length) = result.longestCopy
+        let before = String(String.UnicodeScalarView(scalars[..<start]))
+        let copied = String(String.UnicodeScalarView(scalars[start..<(start + length)]))
+        let after = String(String.UnicodeScalarView(scalars[(start + length)...]))
+        var output = color == .none ? before + "[[" + copied + "]]" + after : before + "\u{1B}[1;4;33m" + copied + "\u{1B}[0m" + after
+        output += "\n---\n"
+        func percent(_ part: Int, _ whole: Int) -> String { whole == 0 ? "-" : String(format: "%.1f%%", 100 * Double(part) / Double(whole)) }
+        output += "words found in the training text: \(result.knownWords) of \(result.words) (\(percent(result.knownWords, result.words)))\n"
+        output += "character 8-grams found in the training text: \(result.knownGrams) of \(result.grams) (\(percent(result.knownGrams, result.grams)))\n"
+        output += "longest run copied verbatim: \(length) characters" + (color == .none ? ", marked [[ ]]" : ", highlighted")
+            + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"\n"
+        return output
+    }
+}
+
+/// Indices by decreasing probability, ties to the lower index (the sampler's own order).
+func rankedIndices(_ probabilities: [Double]) -> [Int] {
+    probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+}
+
+/// 64-bit polynomial hashes of every `length`-token window of `tokens`.
+func hashedGrams(_ tokens: [Int], length: Int) -> [UInt64] {
+    guard tokens.count >= length else { return [] }
+    let base: UInt64 = 1_000_003
+    var power: UInt64 = 1
+    for _ in 1..<length { power = power &* base }
+    var hash: UInt64 = 0
+    for index in 0..<length { hash = hash &* base &+ UInt64(tokens[index] + 1) }
+    var hashes = [hash]
+    hashes.reserveCapacity(tokens.count - length + 1)
+    for index in length..<tokens.count {
+        hash = (hash &- UInt64(tokens[index - length] + 1) &* power) &* base &+ UInt64(tokens[index] + 1)
+        hashes.append(hash)
+    }
+    return hashes
+}
+
+/// The longest run of `text` that occurs somewhere in `source`: binary search on the length, each length tested with
+/// hashed windows, the answer confirmed by direct comparison.
+func longestCopiedRun(_ text: [Int], in source: [Int]) -> (start: Int, length: Int) {
+    func occurrence(length: Int) -> Int? {
+        guard length > 0 else { return 0 }
+        let sourceGrams = hashedGrams(source, length: length)
+        let lookup = Dictionary(sourceGrams.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { first, _ in first })
+        for (start, hash) in hashedGrams(text, length: length).enumerated() {
+            if let at = lookup[hash], Array(source[at..<(at + length)]) == Array(text[start..<(start + length)]) { return start }
+        }
+        return nil
+    }
+    var (low, high) = (0, min(text.count, source.count))
+    var best = (start: 0, length: 0)
+    while low < high {
+        let middle = (low + high + 1) / 2
+        if let start = occurrence(length: middle) {
+            best = (start, middle)
+            low = middle
+        } else {
+            high = middle - 1
+        }
+    }
+    return best
+}
+
+/// How `cells` and `novelty` mark things on the terminal.
+public enum ColorMode: Sendable {
+    /// Plain text (not a terminal, or NO_COLOR).
+    case none
+    /// xterm's 256-colour palette.
+    case palette256
+    /// 24-bit colour (COLORTERM=truecolor).
+    case trueColor
+}
+
+/// The background colour escape for a value in [-1, 1]: blue (-1) through white (0) to red (+1).
+func backgroundEscape(_ value: Float, mode: ColorMode) -> String {
+    let (r, g, b) = divergingColor(value)
+    switch mode {
+    case .none: return ""
+    case .trueColor: return "\u{1B}[48;2;\(r);\(g);\(b)m\u{1B}[38;2;0;0;0m"
+    case .palette256:
+        // The 6x6x6 cube: component levels 0, 95, 135, 175, 215, 255.
+        func level(_ component: Int) -> Int { component < 48 ? 0 : min(5, (component - 35) / 40) }
+        return "\u{1B}[48;5;\(16 + 36 * level(r) + 6 * level(g) + level(b))m\u{1B}[38;5;16m"
+    }
+}
+
+/// Blue (-1), white (0), red (+1), linearly in between; values outside [-1, 1] are clamped.
+func divergingColor(_ value: Float) -> (Int, Int, Int) {
+    let v = max(-1, min(1, value))
+    let fade = Int((1 - abs(v)) * 255)
+    return v >= 0 ? (255, fade, fade) : (fade, fade, 255)
+}
+
+/// Writes a text file atomically, with the shell's error message on failure.
+func writeTextFile(_ text: String, to path: String) throws {
+    do {
+        try writeFileAtomically(Array(text.utf8), to: path)
+    } catch let error as CharLMError {
+        throw ShellError(error.description)
+    }
+}
+
+extension String {
+    /// Right-aligned in `width` columns.
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,204 @@
+// Drawing for the inspection commands: the loss chart in Unicode braille for the terminal and as SVG, and the memory
+// cell page as HTML. Pure functions from numbers to text; the files they make are well-formed XML (the tests parse
+// them), self-contained and readable without a network.
+
+import Foundation
+
+// MARK: Loss chart, terminal
+
+/// Training loss (a line) and validation loss (◆ marks) against steps, in braille dots: each character is a 2 x 4 grid,
+/// so `width` columns hold 2 * width points across. Axes labelled with loss values and step numbers.
+func brailleChart(training: [Double], validation: [(step: Int, loss: Double)], width: Int, height: Int) -> String {
+    let labelWidth = 8
+    let columns = max(10, width - labelWidth - 1)
+    let (dotsAcross, dotsDown) = (columns * 2, height * 4)
+    let steps = training.count
+    let lastStep = max(steps, validation.map(\.step).max() ?? 0)
+    // Average the training loss over the steps each dot column covers.
+    let averages: [Double?] = (0..<dotsAcross).map { x in
+        let first = x * lastStep / dotsAcross, end = min(steps, max(first + 1, (x + 1) * lastStep / dotsAcross))
+        guard first < end else { return nil }
+        return training[first..<end].reduce(0, +) / Double(end - first)
+    }
+    let values = averages.compactMap { $0 } + validation.map(\.loss)
+    var (low, high) = (values.min()!, values.max()!)
+    if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
+    func dotRow(_ loss: Double) -> Int { Int(((high - loss) / (high - low) * Double(dotsDown - 1)).rounded()) }
+    var dots = [[Bool]](repeating: [Bool](repeating: false, count: dotsAcross), count: dotsDown)
+    var previous: Int?
+    for (x, average) in averages.enumerated() {
+        guard let average else { previous = nil; continue }
+        let y = dotRow(average)
+        // Join to the previous column so the curve reads as a line.
+        let (from, to) = previous.map { (min($0, y), max($0, y)) } ?? (y, y)
+        for row in from...to { dots[row][x] = true }
+        previous = y
+    }
+    // Braille: dot k of a cell sets bit k of U+2800; columns 0/1, rows 0-3 map to bits (0,3), (1,4), (2,5), (6,7).
+    let bit = [[0, 3], [1, 4], [2, 5], [6, 7]]
+    var grid = (0..<height).map { row in
+        (0..<columns).map { column -> Character in
+            var pattern = 0
+            for dy in 0..<4 {
+                for dx in 0..<2 where dots[row * 4 + dy][column * 2 + dx] { pattern |= 1 << bit[dy][dx] }
+            }
+            return Character(Unicode.Scalar(0x2800 + pattern)!)
+        }
+    }
+    for point in validation {
+        let column = min(columns - 1, max(0, (point.step - 1) * dotsAcross / max(lastStep, 1) / 2))
+        grid[dotRow(point.loss) / 4][column] = "◆"
+    }
+    var lines = ["loss (⠉ training, averaged per column; ◆ validation)"]
+    for (row, characters) in grid.enumerated() {
+        let label: String
+        if row == 0 { label = String(format: "%7.3f", high) }
+        else if row == height - 1 { label = String(format: "%7.3f", low) }
+        else if row == height / 2 { label = String(format: "%7.3f", high - (high - low) * Double(row * 4 + 2) / Double(dotsDown - 1)) }
+        else { label = String(repeating: " ", count: 7) }
+        lines.append(label + " ┤" + String(characters))
+    }
+    lines.append(String(repeating: " ", count: labelWidth) + "└" + String(repeating: "─", count: columns))
+    let left = "step 1", right = "step \(lastStep)"
+    let middle = "step \((lastStep + 1) / 2)"
+    var axis = [Character](repeating: " ", count: columns + 1)
+    func place(_ text: String, at position: Int) {
+        let start = max(0, min(axis.count - text.count, position))
+        for (offset, character) in text.enumerated() { axis[start + offset] = character }
+    }
+    place(left, at: 0)
+    if columns > left.count + middle.count + right.count + 4 { place(middle, at: columns / 2 - middle.count / 2) }
+    place(right, at: columns + 1 - right.count)
+    lines.append(String(repeating: " ", count: labelWidth) + String(axis))
+    if let last = validation.last {
+        lines.append(String(format: "latest: training %.4f at step %d, validation %.4f at step %d", training.last!, steps, last.loss, last.step))
+    } else {
+        lines.append(String(format: "latest: training %.4f at step %d (no validation yet)", training.last!, steps))
+    }
+    return lines.joined(separator: "\n") + "\n"
+}
+
+// MARK: Loss chart, SVG
+
+/// The loss chart as a standalone SVG document: training loss (averaged to at most 600 points) as a blue line,
+/// validation loss as red points joined by a line, axes with ticks.
+func lossChartSVG(training: [Double], validation: [(step: Int, loss: Double)]) -> String {
+    let (width, height) = (720.0, 400.0)
+    let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0)
+    let lastStep = max(training.count, validation.map(\.step).max() ?? 0)
+    let buckets = min(600, training.count)
+    let trainingPoints: [(step: Double, loss: Double)] = (0..<buckets).map { bucket in
+        let first = bucket * training.count / buckets, end = max(first + 1, (bucket + 1) * training.count / buckets)
+        return (Double(first + end + 1) / 2, training[first..<end].reduce(0, +) / Double(end - first))
+    }
+    let losses = trainingPoints.map(\.loss) + validation.map(\.loss)
+    var (low, high) = (losses.min()!, losses.max()!)
+    if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
+    func x(_ step: Double) -> Double { left + (step - 1) / Double(max(lastStep - 1, 1)) * (width - left - right) }
+    func y(_ loss: Double) -> Double { top + (high - loss) / (high - low) * (height - top - bottom) }
+    func number(_ value: Double) -> String { String(format: "%.1f", value) }
+    var svg = """
+    <?xml version="1.0" encoding="UTF-8"?>
+    <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
+    <rect width="100%" height="100%" fill="white"/>
+    <text x="\(number(width / 2))" y="22" text-anchor="middle" font-size="15">charlm: loss against training steps</text>
+
+    """
+    // Axes and ticks: five on each.
+    svg += "<g id=\"axes\" stroke=\"#444\" fill=\"none\">\n"
+    svg += "<line x1=\"\(number(left))\" y1=\"\(number(top))\" x2=\"\(number(left))\" y2=\"\(number(height - bottom))\"/>\n"
+    svg += "<line x1=\"\(number(left))\" y1=\"\(number(height - bottom))\" x2=\"\(number(width - right))\" y2=\"\(number(height - bottom))\"/>\n"
+    svg += "</g>\n<g id=\"ticks\" fill=\"#222\">\n"
+    for tick in 0...4 {
+        let loss = low + (high - low) * Double(tick) / 4
+        svg += "<line x1=\"\(number(left - 5))\" y1=\"\(number(y(loss)))\" x2=\"\(number(left))\" y2=\"\(number(y(loss)))\" stroke=\"#444\"/>"
+        svg += "<text x=\"\(number(left - 8))\" y=\"\(number(y(loss) + 4))\" text-anchor=\"end\">\(String(format: "%.3f", loss))</text>\n"
+        let step = 1 + Double(lastStep - 1) * Double(tick) / 4
+        svg += "<line x1=\"\(number(x(step)))\" y1=\"\(number(height - bottom))\" x2=\"\(number(x(step)))\" y2=\"\(number(height - bottom + 5))\" stroke=\"#444\"/>"
+        svg += "<text x=\"\(number(x(step)))\" y=\"\(number(height - bottom + 20))\" text-anchor=\"middle\">\(Int(step.rounded()))</text>\n"
+    }
+    svg += "<text x=\"\(number((left + width - right) / 2))\" y=\"\(number(height - 10))\" text-anchor=\"middle\">step</text>\n"
+    svg += "<text x=\"16\" y=\"\(number((top + height - bottom) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(number((top + height - bottom) / 2)))\">loss (nats/char)</text>\n"
+    svg += "</g>\n"
+    let trainingPath = trainingPoints.map { "\(number(x($0.step))),\(number(y($0.loss)))" }.joined(separator: " ")
+    svg += "<polyline id=\"training\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"\(trainingPath)\"/>\n"
+    if !validation.isEmpty {
+        let validationPath = validation.map { "\(number(x(Double($0.step)))),\(number(y($0.loss)))" }.joined(separator: " ")
+        svg += "<g id=\"validation\" fill=\"#d62728\" stroke=\"#d62728\">\n"
+        svg += "<polyline fill=\"none\" stroke-width=\"1.5\" points=\"\(validationPath)\"/>\n"
+        for point in validation {
+            svg += "<circle cx=\"\(number(x(Double(point.step))))\" cy=\"\(number(y(point.loss)))\" r=\"3.5\"><title>step \(point.step): \(String(format: "%.4f", point.loss))</title></circle>\n"
+        }
+        svg += "</g>\n"
+    }
+    let legendX = width - right - 150
+    svg += """
+    <g id="legend">
+    <line x1="\(number(legendX))" y1="\(number(top + 10))" x2="\(number(legendX + 24))" y2="\(number(top + 10))" stroke="#1f77b4" stroke-width="2"/>
+    <text x="\(number(legendX + 30))" y="\(number(top + 14))">training loss</text>
+    <circle cx="\(number(legendX + 12))" cy="\(number(top + 30))" r="3.5" fill="#d62728"/>
+    <text x="\(number(legendX + 30))" y="\(number(top + 34))">validation loss</text>
+    </g>
+    </svg>
+
+    """
+    return svg
+}
+
+// MARK: Memory cells, HTML
+
+/// Escapes text for XML/HTML content and attributes.
+func xmlEscaped(_ text: String) -> String {
+    var result = ""
+    for character in text {
+        switch character {
+        case "&": result += "&amp;"
+        case "<": result += "&lt;"
+        case ">": result += "&gt;"
+        case "\"": result += "&quot;"
+        case "'": result += "&#39;"
+        default: result.append(character)
+        }
+    }
+    return result
+}
+
+/// A self-contained page: one line per cell of the layer, each character's background coloured by that cell's tanh(c)
+/// after it (blue -1, white 0, red +1); hovering a character shows the cell, the character and the value.
+/// `values` is [t][cell].
+func cellsPage(characters: [String], values: [[Float]], layer: Int, title: String) -> String {
+    let H = values.first?.count ?? 0
+    // 21 colour classes, v0 (-1) ... v20 (+1), keep the page small.
+    var style = "body{font-family:sans-serif;margin:16px}.row{font-family:monospace;font-size:13px;white-space:pre;line-height:17px}"
+    style += ".label{display:inline-block;width:72px;color:#555}.row span[title]{cursor:default}"
+    for bucket in 0...20 {
+        let (r, g, b) = divergingColor(Float(bucket - 10) / 10)
+        style += ".v\(bucket){background:rgb(\(r),\(g),\(b))}"
+    }
+    var html = """
+    <!DOCTYPE html>
+    <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+    <head>
+    <meta charset="utf-8"/>
+    <title>\(xmlEscaped(title))</title>
+    <style>\(style)</style>
+    </head>
+    <body>
+    <h1 style="font-size:18px">\(xmlEscaped(title))</h1>
+    <p>Each line is one LSTM memory cell; each character is coloured by tanh of that cell's state after reading it, from blue (-1) through white (0) to red (+1). Hover a character for its value. \(characters.count) characters, \(H) cells.</p>
+    <div id="cells">
+
+    """
+    for cell in 0..<H {
+        html += "<div class=\"row\" id=\"cell-\(cell)\"><span class=\"label\">cell \(cell)</span>"
+        for (t, character) in characters.enumerated() {
+            let value = values[t][cell]
+            let bucket = Int(((max(-1, min(1, value)) + 1) * 10).rounded())
+            let shown = character == "\n" ? "↵" : (character == " " ? "&#160;" : xmlEscaped(character))
+            html += "<span class=\"v\(bucket)\" title=\"\(String(format: "%+.3f", value))\">\(shown)</span>"
+        }
+        html += "</div>\n"
+    }
+    html += "</div>\n</body>\n</html>\n"
+    return html
+}
