@@ -58,12 +58,7 @@ extension Session {
         var lines = ["\(encoding.tokens.count) token\(encoding.tokens.count == 1 ? "" : "s"): "
                      + encoding.tokens.map(String.init).joined(separator: " ")]
         let report = encoding.report
-        var changes: [String] = []
-        if report.lowercased > 0 { changes.append("\(report.lowercased) lowercased") }
-        if report.foldedToASCII > 0 { changes.append("\(report.foldedToASCII) folded to ASCII") }
-        if report.droppedNonASCII > 0 { changes.append("\(report.droppedNonASCII) non-ASCII dropped") }
-        if report.invisibleRemoved > 0 { changes.append("\(report.invisibleRemoved) invisible removed") }
-        if report.lineBreaksConverted > 0 { changes.append("\(report.lineBreaksConverted) line breaks converted") }
+        let changes = describeChanges(report)
         lines.append("normalisation (lowercase \(vocabulary.normalization.lowercase ? "on" : "off"), ascii "
                      + "\(vocabulary.normalization.ascii ? "on" : "off")): " + (changes.isEmpty ? "changed nothing" : changes.joined(separator: ", ")))
         if encoding.droppedCount > 0 {

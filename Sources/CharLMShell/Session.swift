@@ -120,13 +120,7 @@ public final class Session {
             throw ShellError(error.description)
         }
         let report = loaded.report
-        var changes: [String] = []
-        if report.replacedSequences > 0 { changes.append("\(report.replacedSequences) invalid UTF-8 sequences replaced") }
-        if report.lineBreaksConverted > 0 { changes.append("\(report.lineBreaksConverted) line breaks converted to \\n") }
-        if report.invisibleRemoved > 0 { changes.append("\(report.invisibleRemoved) invisible characters removed") }
-        if report.foldedToASCII > 0 { changes.append("\(report.foldedToASCII) characters folded to ASCII") }
-        if report.droppedNonASCII > 0 { changes.append("\(report.droppedNonASCII) non-ASCII characters dropped") }
-        if report.lowercased > 0 { changes.append("\(report.lowercased) characters lowercased") }
+        let changes = describeChanges(report)
         console.info("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
                      + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))\n")
         console.info("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
@@ -425,6 +419,21 @@ public final class Session {
         lastSavePath = path
         return (path, bytes.count)
     }
+}
+
+/// What normalisation changed, one phrase per kind of change (empty when nothing changed).
+func describeChanges(_ report: NormalizationReport) -> [String] {
+    func counted(_ count: Int, _ noun: String, _ what: String) -> String? {
+        count > 0 ? "\(count) \(noun)\(count == 1 ? "" : "s") \(what)" : nil
+    }
+    return [
+        counted(report.replacedSequences, "invalid UTF-8 sequence", "replaced"),
+        counted(report.lineBreaksConverted, "line break", "converted to \\n"),
+        counted(report.invisibleRemoved, "invisible character", "removed"),
+        counted(report.foldedToASCII, "character", "folded to ASCII"),
+        counted(report.droppedNonASCII, "non-ASCII character", "dropped"),
+        counted(report.lowercased, "character", "lowercased"),
+    ].compactMap { $0 }
 }
 
 /// 1234567 -> "1,234,567".

@@ -57,7 +57,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
         """)
     #expect(try output(runner, console, "encode \"Cab é!\"") == """
         4 tokens: 4 2 3 1
-        normalisation (lowercase on, ascii on): 1 lowercased, 1 folded to ASCII
+        normalisation (lowercase on, ascii on): 1 character folded to ASCII, 1 character lowercased
         left out (not in the vocabulary): 'e' '!' (2 in all)
         the model sees: 'c' 'a' 'b' ' '
 
