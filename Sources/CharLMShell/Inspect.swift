@@ -230,7 +230,7 @@ extension Session {
         let (tokens, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
         guard cell >= 0 && cell < H else { throw ShellError("cell must be from 0 to \(H - 1); got \(cell)") }
-        let vocabulary = self.vocabulary!
+        let (_, vocabulary) = try requireModel()
         let series = values.map { $0[cell] }
         var output = "layer \(layer) cell \(cell): tanh(c) after each character, -1 blue ... +1 red\n"
         switch color {
@@ -269,7 +269,8 @@ extension Session {
     /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
     public func writeCellsPage(text: String, layer: Int, path: String) throws {
         let (tokens, values) = try cellActivations(text: text, layer: layer)
-        let page = cellsPage(characters: tokens.map { vocabulary!.character($0) }, values: values, layer: layer,
+        let (_, vocabulary) = try requireModel()
+        let page = cellsPage(characters: tokens.map { vocabulary.character($0) }, values: values, layer: layer,
                              title: "charlm: layer \(layer) memory cells")
         try writeTextFile(page, to: path)
     }

@@ -296,3 +296,19 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     let (_, runner, console) = makeShell()
     #expect(try output(runner, console, "echo Tokens are  just \"numbers:  0 1 2\"") == "Tokens are just numbers:  0 1 2\n")
 }
+
+@Test func theTourAndTheDemoUseOnlyKnownCommands() throws {
+    let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts")
+    for name in ["tour.clm", "demo.clm"] {
+        let text = try String(contentsOf: scripts.appendingPathComponent(name), encoding: .utf8)
+        var commands = 0
+        for line in text.split(separator: "\n") {
+            let words = try lex(String(line))
+            guard let first = words.first else { continue }
+            #expect(Commands.command(named: first.text) != nil, "\(name): unknown command in '\(line)'")
+            commands += 1
+        }
+        #expect(commands > 5)
+    }
+}
