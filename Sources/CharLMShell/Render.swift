@@ -117,7 +117,7 @@ func lossChartSVG(training: [Double], validation: [(step: Int, loss: Double)]) -
         svg += "<line x1=\"\(number(x(step)))\" y1=\"\(number(height - bottom))\" x2=\"\(number(x(step)))\" y2=\"\(number(height - bottom + 5))\" stroke=\"#444\"/>"
         svg += "<text x=\"\(number(x(step)))\" y=\"\(number(height - bottom + 20))\" text-anchor=\"middle\">\(Int(step.rounded()))</text>\n"
     }
-    svg += "<text x=\"\(number((left + width - right) / 2))\" y=\"\(number(height - 10))\" text-anchor=\"middle\">step</text>\n"
+    svg += "<text x=\"\(number(width - right))\" y=\"\(number(height - 10))\" text-anchor=\"end\">step</text>\n"
     svg += "<text x=\"16\" y=\"\(number((top + height - bottom) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(number((top + height - bottom) / 2)))\">loss (nats/char)</text>\n"
     svg += "</g>\n"
     let trainingPath = trainingPoints.map { "\(number(x($0.step))),\(number(y($0.loss)))" }.joined(separator: " ")
@@ -131,13 +131,14 @@ func lossChartSVG(training: [Double], validation: [(step: Int, loss: Double)]) -
         }
         svg += "</g>\n"
     }
-    let legendX = width - right - 150
+    // The legend sits in the bottom margin, left of the axis title, clear of the curves.
+    let legendY = height - 14
     svg += """
     <g id="legend">
-    <line x1="\(number(legendX))" y1="\(number(top + 10))" x2="\(number(legendX + 24))" y2="\(number(top + 10))" stroke="#1f77b4" stroke-width="2"/>
-    <text x="\(number(legendX + 30))" y="\(number(top + 14))">training loss</text>
-    <circle cx="\(number(legendX + 12))" cy="\(number(top + 30))" r="3.5" fill="#d62728"/>
-    <text x="\(number(legendX + 30))" y="\(number(top + 34))">validation loss</text>
+    <line x1="\(number(left))" y1="\(number(legendY - 4))" x2="\(number(left + 24))" y2="\(number(legendY - 4))" stroke="#1f77b4" stroke-width="2"/>
+    <text x="\(number(left + 30))" y="\(number(legendY))">training loss</text>
+    <circle cx="\(number(left + 132))" cy="\(number(legendY - 4))" r="3.5" fill="#d62728"/>
+    <text x="\(number(left + 142))" y="\(number(legendY))">validation loss</text>
     </g>
     </svg>
 
