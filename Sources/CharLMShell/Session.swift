@@ -298,7 +298,9 @@ public final class Session {
             let rate = elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0
             var parts = ["step \(trainer.step)" + (total.map { "/\(firstStep + $0)" } ?? "")]
             parts.append(String(format: "epoch %.2f", Double(trainer.step) / Double(perEpoch)))
-            if let loss = trainer.lossHistory.last { parts.append(String(format: "loss %.4f", loss)) }
+            if let loss = trainer.lossHistory.last {
+                parts.append(String(format: "loss %.4f", loss) + (console.isTerminal ? " " + sparkline(trainer.lossHistory.suffix(20)) : ""))
+            }
             if let lastValidation { parts.append(String(format: "val %.4f", lastValidation)) }
             parts.append("\(grouped(Int(rate))) tok/s")
             if !final {
@@ -419,6 +421,15 @@ public final class Session {
         lastSavePath = path
         return (path, bytes.count)
     }
+}
+
+/// Values as a row of block characters, lowest ▁ to highest █ (the recent losses on the live progress line).
+func sparkline<C: Collection>(_ values: C) -> String where C.Element == Double {
+    guard let low = values.min(), let high = values.max() else { return "" }
+    let blocks = Array("▁▂▃▄▅▆▇█")
+    return String(values.map { value in
+        high - low < 1e-12 ? blocks[0] : blocks[min(7, Int((value - low) / (high - low) * 8))]
+    })
 }
 
 /// What normalisation changed, one phrase per kind of change (empty when nothing changed).

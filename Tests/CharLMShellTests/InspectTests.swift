@@ -312,3 +312,10 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(commands > 5)
     }
 }
+
+@Test func sparklineSpansLowestToHighestBlock() {
+    // Eight equal bins over [lowest, highest]: 0.5 of the way is the fifth block, 0.25 the third.
+    #expect(sparkline([3.0, 2.0, 1.0, 1.5]) == "█▅▁▃")
+    #expect(sparkline([2.0, 2.0]) == "▁▁")
+    #expect(sparkline([Double]()) == "")
+}
