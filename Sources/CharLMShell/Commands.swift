@@ -99,13 +99,9 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
         if numbers.count > 1 {
             cell = numbers[1]
         } else {
-            // The cell whose activation changes most over this text.
+            // The cell whose activation changes most over this text: the first of `cells top`.
             let (_, values) = try session.cellActivations(text: text, layer: layer)
-            cell = (0..<values[0].count).max { a, b in
-                let rangeA = values.map { $0[a] }.max()! - values.map { $0[a] }.min()!
-                let rangeB = values.map { $0[b] }.max()! - values.map { $0[b] }.min()!
-                return (rangeA, b) < (rangeB, a)
-            }!
+            cell = session.rankCells(values)[0].cell
         }
         session.console.info(try session.cellsReport(text: text, layer: layer, cell: cell, color: session.console.colorMode))
     }

@@ -254,16 +254,22 @@ extension Session {
     public func cellsTopReport(text: String, layer: Int, count: Int = 10) throws -> String {
         let (_, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
-        let ranked = (0..<H).map { cell -> (cell: Int, low: Float, high: Float, mean: Float) in
-            let series = values.map { $0[cell] }
-            return (cell, series.min()!, series.max()!, series.reduce(0, +) / Float(series.count))
-        }.sorted { ($0.high - $0.low, $1.cell) > ($1.high - $1.low, $0.cell) }
+        let ranked = rankCells(values)
         var lines = ["layer \(layer): the \(min(count, H)) of \(H) cells whose tanh(c) changes most over \(values.count) characters",
                      "cell   range    min     max     mean   (`cells \"TEXT\" \(layer) CELL` shows one)"]
         for entry in ranked.prefix(count) {
             lines.append(String(entry.cell).leftPadded(to: 4) + String(format: "  %5.3f  %+.3f  %+.3f  %+.3f", entry.high - entry.low, entry.low, entry.high, entry.mean))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Every cell's lowest, highest and mean tanh(c) over `values` ([t][cell]), ordered by range (highest - lowest),
+    /// largest first, ties to the lower cell index.
+    func rankCells(_ values: [[Float]]) -> [(cell: Int, low: Float, high: Float, mean: Float)] {
+        (0..<(values.first?.count ?? 0)).map { cell -> (cell: Int, low: Float, high: Float, mean: Float) in
+            let series = values.map { $0[cell] }
+            return (cell, series.min()!, series.max()!, series.reduce(0, +) / Float(series.count))
+        }.sorted { ($0.high - $0.low, $1.cell) > ($1.high - $1.low, $0.cell) }
     }
 
     /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
