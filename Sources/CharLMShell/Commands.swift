@@ -310,7 +310,7 @@ public enum Commands {
                 (blue -1, white 0, red +1; numbers when not on a terminal). LAYER defaults to the top layer, CELL to \
                 the cell that changes most over TEXT. cells top "TEXT" [LAYER]: the cells that change most. \
                 --html FILE: a page with every cell of the layer, one line each, values on hover. TEXT may be @FILE.
-                Example: cells top "ROMEO:\nWhat light through yonder window breaks?" 1
+                Example: cells top "ROMEO:\\nWhat light through yonder window breaks?" 1
                 """,
                 complete: { _, previous, prefix in
                     if previous.isEmpty { return ["top"].filter { $0.hasPrefix(prefix) } }

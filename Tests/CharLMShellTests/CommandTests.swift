@@ -163,3 +163,13 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     #expect(message?.hasPrefix("'\(broken.path)' is not a usable checkpoint: the tensors need") == true)
     #expect(session.model === model && session.settings == settings)
 }
+
+@Test func everyCommandEndsItsHelpWithOneLineExampleOfItself() throws {
+    for command in Commands.table {
+        let example = try #require(command.details.split(separator: "\n", omittingEmptySubsequences: false).last)
+        #expect(example.hasPrefix("Example: "), "\(command.name): \(example)")
+        // The example lexes and starts with a command (itself, or `set` before it as in `set hidden 128; reset`).
+        let words = try lex(String(example.dropFirst("Example: ".count)))
+        #expect(Commands.command(named: words.first?.text ?? "") != nil, "\(command.name): \(example)")
+    }
+}
