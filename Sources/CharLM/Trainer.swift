@@ -207,7 +207,6 @@ public final class Trainer {
             workspace = model.makeWorkspace(steps: training.settings.steps, batch: training.settings.batch)
         }
         settings = training.settings
-        optimizer.settings.learningRate = training.settings.learningRate
         step = training.step
         generator = training.generator
         lossHistory = training.lossHistory
@@ -221,6 +220,5 @@ public final class Trainer {
             workspace = model.makeWorkspace(steps: changed.steps, batch: changed.batch)
         }
         settings = changed
-        optimizer.settings.learningRate = changed.learningRate
     }
 }

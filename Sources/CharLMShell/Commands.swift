@@ -95,15 +95,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     } else if top {
         session.console.info(try session.cellsTopReport(text: text, layer: layer))
     } else {
-        let cell: Int
-        if numbers.count > 1 {
-            cell = numbers[1]
-        } else {
-            // The cell whose activation changes most over this text: the first of `cells top`.
-            let (_, values) = try session.cellActivations(text: text, layer: layer)
-            cell = session.rankCells(values)[0].cell
-        }
-        session.console.info(try session.cellsReport(text: text, layer: layer, cell: cell, color: session.console.colorMode))
+        session.console.info(try session.cellsReport(text: text, layer: layer, cell: numbers.count > 1 ? numbers[1] : nil, color: session.console.colorMode))
     }
 }
 

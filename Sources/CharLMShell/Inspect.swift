@@ -28,7 +28,10 @@ extension Session {
             console.note("note: left out \(encoding.droppedCount) character\(encoding.droppedCount == 1 ? "" : "s") the model does not know: "
                          + encoding.dropped.map(visible).joined(separator: " ") + "\n")
         }
-        guard !encoding.tokens.isEmpty else { throw ShellError("nothing left of the text after leaving out unknown characters") }
+        guard !encoding.tokens.isEmpty else {
+            if text.isEmpty { throw ShellError("the text is empty: give at least one character, e.g. \"ROMEO:\"") }
+            throw ShellError("\"\(text)\" has no character the model knows (after normalisation); `vocab` lists them")
+        }
         return encoding.tokens
     }
 
@@ -124,23 +127,25 @@ extension Session {
 
     // MARK: Prediction and sampling
 
-    /// The distribution after `prompt` under `sampling`, as (probabilities by index, indices by decreasing
-    /// probability with ties to the lower index).
-    private func distribution(after tokens: [Int], model: CharLSTM, sampling: SamplingSettings) throws -> (probabilities: [Double], order: [Int]) {
+    /// The distributions after `tokens` under each of `samplings`, as (probabilities by index, indices by decreasing
+    /// probability with ties to the lower index); the prompt is fed once.
+    private func distributions(after tokens: [Int], model: CharLSTM, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
         let textGenerator = TextGenerator(model: model)
         var logits = try textGenerator.logits(after: tokens)
         let sampler = textGenerator.sampler
-        logits.withUnsafeMutableBufferPointer { sampler.prepare(logits: UnsafePointer($0.baseAddress!), settings: sampling) }
-        let probabilities = Array(sampler.probabilities)
-        return (probabilities, rankedIndices(probabilities))
+        return samplings.map { sampling in
+            logits.withUnsafeMutableBufferPointer { sampler.prepare(logits: UnsafePointer($0.baseAddress!), settings: sampling) }
+            let probabilities = Array(sampler.probabilities)
+            return (probabilities, rankedIndices(probabilities))
+        }
     }
 
     /// `next "PROMPT" K`: the K most likely next characters at temperature 1 and under the current sampling settings.
     public func nextReport(prompt: String, count: Int) throws -> String {
         let (model, vocabulary) = try requireModel()
         let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
-        let plain = try distribution(after: tokens, model: model, sampling: SamplingSettings(temperature: 1))
-        let current = try distribution(after: tokens, model: model, sampling: settings.sampling)
+        let both = try distributions(after: tokens, model: model, samplings: [SamplingSettings(temperature: 1), settings.sampling])
+        let (plain, current) = (both[0], both[1])
         let k = min(count, vocabulary.count)
         let barWidth = 20
         func bar(_ p: Double) -> String {
@@ -226,9 +231,11 @@ extension Session {
     }
 
     /// `cells "TEXT" [LAYER] [CELL]`: each character coloured (or, off a terminal, followed) by one cell's tanh(c).
-    public func cellsReport(text: String, layer: Int, cell: Int, color: ColorMode) throws -> String {
+    /// Without `cell`, the cell whose activation changes most over the text (the first of `cells top`).
+    public func cellsReport(text: String, layer: Int, cell requested: Int?, color: ColorMode) throws -> String {
         let (tokens, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
+        let cell = requested ?? rankCells(values)[0].cell
         guard cell >= 0 && cell < H else { throw ShellError("cell must be from 0 to \(H - 1); got \(cell)") }
         let (_, vocabulary) = try requireModel()
         let series = values.map { $0[cell] }
@@ -265,7 +272,7 @@ extension Session {
 
     /// Every cell's lowest, highest and mean tanh(c) over `values` ([t][cell]), ordered by range (highest - lowest),
     /// largest first, ties to the lower cell index.
-    func rankCells(_ values: [[Float]]) -> [(cell: Int, low: Float, high: Float, mean: Float)] {
+    private func rankCells(_ values: [[Float]]) -> [(cell: Int, low: Float, high: Float, mean: Float)] {
         (0..<(values.first?.count ?? 0)).map { cell -> (cell: Int, low: Float, high: Float, mean: Float) in
             let series = values.map { $0[cell] }
             return (cell, series.min()!, series.max()!, series.reduce(0, +) / Float(series.count))
