@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "charlm",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "CharLM", targets: ["CharLM"]),
         .library(name: "CharLMShell", targets: ["CharLMShell"]),

@@ -49,16 +49,17 @@ public final class LSTMActivations {
     let cell: FloatBuffer
     /// (T+1, B, H) hidden states; slot 0 holds the initial state h_0, slots 1...T are the layer's output.
     let hidden: FloatBuffer
-    /// (H, 4H) W_hh transposed: BLAS runs the recurrent products faster on this layout than on W_hh's own
-    /// (measured on the default shape: 230 against 291 microseconds per step forward, 267 against 299 backward).
-    let weightHHTransposed: FloatBuffer
+    /// W_hh^T (H, 4H) packed for the forward recurrent product h_{t-1} W_hh^T (PackedProduct.swift); made on first
+    /// use, as generation (batch 1) never needs it.
+    lazy var recurrentWeights = PackedMatrix(rows: hiddenSize, columns: 4 * hiddenSize)
+    /// W_hh (4H, H) packed for the backward recurrent product dgates_t W_hh.
+    lazy var recurrentWeightsBackward = PackedMatrix(rows: 4 * hiddenSize, columns: hiddenSize)
 
     init(hiddenSize H: Int, steps T: Int, batch B: Int) {
         hiddenSize = H
         gates = FloatBuffer(count: T * B * 4 * H)
         cell = FloatBuffer(count: (T + 1) * B * H)
         hidden = FloatBuffer(count: (T + 1) * B * H)
-        weightHHTransposed = FloatBuffer(count: H * 4 * H)
     }
 
     /// The hidden state at slot t (t = 0 is h_0), as a (B, H) block.
@@ -67,11 +68,6 @@ public final class LSTMActivations {
     func cell(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { cell.pointer + t * B * hiddenSize }
     /// Step t's (B, 4H) block of `gates` (t = 0 ... T-1).
     func gates(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { gates.pointer + t * B * 4 * hiddenSize }
-
-    /// Copies W_hh (4H, H) into `weightHHTransposed` (H, 4H); once per pass, after the parameters last changed.
-    func refreshTransposedWeights(_ weightHH: UnsafePointer<Float>) {
-        transpose(weightHH, rows: 4 * hiddenSize, columns: hiddenSize, into: weightHHTransposed.pointer)
-    }
 }
 
 /// Scratch space for one layer's backward pass, shared by all layers (only one runs backward at a time).
@@ -91,20 +87,6 @@ final class LSTMGradientScratch {
         ones = FloatBuffer(count: T * B)
         ones.pointer.update(repeating: 1, count: T * B)
         biasSum = FloatBuffer(count: 4 * H)
-    }
-}
-
-/// out(columns, rows) = in(rows, columns)^T, in 32 x 32 tiles so reads and writes both stay in cache.
-func transpose(_ source: UnsafePointer<Float>, rows: Int, columns: Int, into destination: UnsafeMutablePointer<Float>) {
-    let tile = 32
-    for rowStart in stride(from: 0, to: rows, by: tile) {
-        for columnStart in stride(from: 0, to: columns, by: tile) {
-            for r in rowStart..<min(rowStart + tile, rows) {
-                for c in columnStart..<min(columnStart + tile, columns) {
-                    destination[c * rows + r] = source[r * columns + c]
-                }
-            }
-        }
     }
 }
 
@@ -140,28 +122,56 @@ func lstmInputProjectionBackward(
 /// Forward through T steps from the initial state in slot 0 of `activations`, whose `gates` hold each step's input
 /// projection (biases included) on entry.
 ///
+/// The time loop runs on every thread of `team`: each multiplies its own panels of W_hh^T (all B rows), then, after
+/// a barrier, runs the cell on its own rows of the batch (all H units), then waits for the others again. Batches
+/// smaller than the kernel's six rows (generation) take BLAS on one thread instead.
+///
 /// - Parameters:
 ///   - weights: this layer's parameters.
 ///   - activations: receives gate activations, cells and hidden states for every step.
-///   - refreshWeights: whether to copy W_hh into `activations.weightHHTransposed` first (false only when the
+///   - refreshWeights: whether to pack W_hh into `activations.recurrentWeights` first (false only when the
 ///     parameters have not changed since the last pass with this workspace, as while generating).
 func lstmForward(
-    weights: LSTMLayerWeights, activations: LSTMActivations, steps T: Int, batch B: Int, refreshWeights: Bool
+    weights: LSTMLayerWeights, activations: LSTMActivations, steps T: Int, batch B: Int, refreshWeights: Bool,
+    team: ThreadTeam
 ) {
     let H = activations.hiddenSize
     let G = 4 * H
-    if refreshWeights { activations.refreshTransposedWeights(weights.weightHH) }
-    let weightHHTransposed = activations.weightHHTransposed.pointer
-    for t in 0..<T {
-        let stepGates = activations.gates(at: t, batch: B)
-        // Recurrent projection: gates_t(B, 4H) += h_{t-1}(B, H) * W_hh^T(H, 4H).
-        BLAS.gemm(.none, .none, m: B, n: G, k: H,
-                  a: activations.hidden(at: t, batch: B), lda: H, b: weightHHTransposed, ldb: G,
-                  beta: 1, c: stepGates, ldc: G)
-        lstmCellForward(
-            gates: stepGates, cellPrevious: activations.cell(at: t, batch: B),
-            cell: activations.cell(at: t + 1, batch: B), hidden: activations.hidden(at: t + 1, batch: B),
-            batch: B, hiddenSize: H)
+    if B < PackedMatrix.blockRows {
+        // Generation (batch 1) and other small batches: BLAS's matrix-vector product on W_hh as stored, one thread.
+        for t in 0..<T {
+            let stepGates = activations.gates(at: t, batch: B)
+            BLAS.gemm(.none, .transposed, m: B, n: G, k: H, a: activations.hidden(at: t, batch: B), lda: H,
+                      b: weights.weightHH, ldb: H, beta: 1, c: stepGates, ldc: G)
+            lstmCellForward(
+                gates: stepGates, cellPrevious: activations.cell(at: t, batch: B),
+                cell: activations.cell(at: t + 1, batch: B), hidden: activations.hidden(at: t + 1, batch: B),
+                batch: B, hiddenSize: H)
+        }
+        return
+    }
+    let packed = activations.recurrentWeights
+    team.run { member in
+        let panels = member.share(of: packed.panelCount)
+        let rows = member.share(of: B)
+        // Each thread packs the panels it multiplies with, so no barrier is needed before the loop.
+        if refreshWeights { packed.pack(weights.weightHH, transposed: true, panels: panels) }
+        for t in 0..<T {
+            let stepGates = activations.gates(at: t, batch: B)
+            // Recurrent projection: gates_t(B, 4H) += h_{t-1}(B, H) * W_hh^T(H, 4H), this thread's columns.
+            packed.multiply(activations.hidden(at: t, batch: B), lda: H, rows: B, panels: panels,
+                            into: stepGates, ldc: G, accumulate: true)
+            member.barrier()
+            // The cell, this thread's rows.
+            if !rows.isEmpty {
+                let first = rows.lowerBound
+                lstmCellForward(
+                    gates: stepGates + first * G, cellPrevious: activations.cell(at: t, batch: B) + first * H,
+                    cell: activations.cell(at: t + 1, batch: B) + first * H,
+                    hidden: activations.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H)
+            }
+            member.barrier()
+        }
     }
 }
 
@@ -172,7 +182,7 @@ func lstmForward(
 /// - Parameter outputGradient: (T, B, H) dLoss/dh_t for t = 1...T from above (the output layer or the next layer).
 func lstmBackward(
     weights: LSTMLayerWeights, gradients: LSTMLayerWeights, activations: LSTMActivations, steps T: Int, batch B: Int,
-    outputGradient: UnsafePointer<Float>, scratch: LSTMGradientScratch
+    outputGradient: UnsafePointer<Float>, scratch: LSTMGradientScratch, team: ThreadTeam
 ) {
     let H = activations.hiddenSize
     let G = 4 * H
@@ -180,18 +190,30 @@ func lstmBackward(
     let dCellNext = scratch.cellNext.pointer
     scratch.hiddenNext.zero()
     scratch.cellNext.zero()
-    for t in stride(from: T - 1, through: 0, by: -1) {
-        // through the cell: gate activations of step t in, their pre-activation gradients out (same place).
-        let stepGates = activations.gates(at: t, batch: B)
-        lstmCellBackward(
-            gates: stepGates, cellPrevious: activations.cell(at: t, batch: B), cell: activations.cell(at: t + 1, batch: B),
-            outputGradient: outputGradient + t * B * H, hiddenGradient: dHiddenNext, cellGradient: dCellNext,
-            batch: B, hiddenSize: H)
-        // through h_{t-1} * W_hh^T: dh_{t-1}(B, H) = dgates_t(B, 4H) * W_hh(4H, H), W_hh read as (W_hh^T)^T
-        if t > 0 {
-            BLAS.gemm(.none, .transposed, m: B, n: H, k: G,
-                      a: stepGates, lda: G, b: activations.weightHHTransposed.pointer, ldb: G,
-                      beta: 0, c: dHiddenNext, ldc: H)
+    let packed = activations.recurrentWeightsBackward
+    team.run { member in
+        let panels = member.share(of: packed.panelCount)
+        let rows = member.share(of: B)
+        packed.pack(weights.weightHH, transposed: false, panels: panels)
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            // through the cell, this thread's rows: gate activations of step t in, their pre-activation gradients
+            // out (same place).
+            let stepGates = activations.gates(at: t, batch: B)
+            if !rows.isEmpty {
+                let (gateOffset, offset) = (rows.lowerBound * G, rows.lowerBound * H)
+                lstmCellBackward(
+                    gates: stepGates + gateOffset, cellPrevious: activations.cell(at: t, batch: B) + offset,
+                    cell: activations.cell(at: t + 1, batch: B) + offset,
+                    outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
+                    cellGradient: dCellNext + offset, batch: rows.count, hiddenSize: H)
+            }
+            member.barrier()
+            // through h_{t-1} * W_hh^T: dh_{t-1}(B, H) = dgates_t(B, 4H) * W_hh(4H, H), this thread's columns.
+            if t > 0 {
+                packed.multiply(stepGates, lda: G, rows: B, panels: panels, into: dHiddenNext, ldc: H,
+                                accumulate: false)
+            }
+            member.barrier()
         }
     }
     let rows = T * B

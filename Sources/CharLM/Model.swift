@@ -33,6 +33,8 @@ public final class ModelWorkspace {
     /// (T, B, H) dLoss/d(input of the layer above layer 0 being back-propagated); empty when L = 1.
     let inputGradient: FloatBuffer
     let scratch: LSTMGradientScratch
+    /// The threads that run this workspace's passes; nil means `ComputeThreads`'s team (tests pick their own).
+    var team: ThreadTeam?
 
     public init(config: ModelConfig, steps T: Int, batch B: Int) {
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
@@ -139,7 +141,7 @@ public final class CharLSTM {
 
     /// Forward pass over `workspace.inputs` (T, B): fills every layer's activations and `workspace.logits` (T, B, V).
     /// Starts from a zero state unless `carryState`, in which case slot 0 holds the state to continue from.
-    /// `reuseDerivedWeights` skips rebuilding the input table and transposed weights from the parameters: only for a
+    /// `reuseDerivedWeights` skips rebuilding the input table and packed weights from the parameters: only for a
     /// pass that follows one with the same workspace and unchanged parameters (generation, one character at a time).
     public func forward(
         steps T: Int, batch B: Int, workspace: ModelWorkspace, mode: ForwardMode,
@@ -150,6 +152,7 @@ public final class CharLSTM {
         let G = 4 * H
         let rows = T * B
         if !carryState { workspace.resetState(batch: B) }
+        let team = workspace.team ?? ComputeThreads.team
         // Embedding and layer 0's input projection: gates_0 row r = table[token r], where
         // table(V, 4H) = embedding.weight(V, E) * W_ih0^T + b_ih0 + b_hh0.
         let table = workspace.inputTable.pointer
@@ -176,7 +179,7 @@ public final class CharLSTM {
                                     gates: activations.gates.pointer, rows: rows, hiddenSize: H)
             }
             lstmForward(weights: weights, activations: activations, steps: T, batch: B,
-                        refreshWeights: !reuseDerivedWeights)
+                        refreshWeights: !reuseDerivedWeights, team: team)
             let output = activations.hidden(at: 1, batch: B)
             if l < workspace.dropoutMasks.count {
                 let mask = workspace.dropoutMasks[l].pointer
@@ -215,6 +218,7 @@ public final class CharLSTM {
         let top = workspace.layers[config.layerCount - 1].hidden(at: 1, batch: B)
         let dOutput = workspace.outputGradient.pointer
         let grad = gradients.pointer
+        let team = workspace.team ?? ComputeThreads.team
         // through the Linear layer:
         // dfc.weight(V, H) += dlogits^T(V, T*B) * h_top(T*B, H)
         BLAS.gemm(.transposed, .none, m: V, n: H, k: rows,
@@ -237,7 +241,7 @@ public final class CharLSTM {
             let layerGradients = LSTMLayerWeights(views, in: gradients)
             // through the recurrence: leaves dgates in activations.gates
             lstmBackward(weights: weights, gradients: layerGradients, activations: activations, steps: T, batch: B,
-                         outputGradient: dOutput, scratch: workspace.scratch)
+                         outputGradient: dOutput, scratch: workspace.scratch, team: team)
             if l > 0 {
                 // through the input projection, to the output of layer l-1 ...
                 let input = l - 1 < workspace.droppedOutputs.count

@@ -41,7 +41,7 @@ public final class Session {
     public init(console: Console) {
         self.console = console
         sampleGenerator = SeededGenerator(seed: settings.seed)
-        BLAS.setThreadCount(settings.threads)
+        ComputeThreads.set(settings.threads)
     }
 
     /// Completed training steps.
@@ -70,7 +70,7 @@ public final class Session {
         settings = changed
         switch key.name {
         case "seed": sampleGenerator = SeededGenerator(seed: settings.seed)
-        case "threads": BLAS.setThreadCount(settings.threads)
+        case "threads": ComputeThreads.set(settings.threads)
         default: break
         }
         if key.group == .model, let model, settings.modelConfig(vocabularySize: model.config.vocabularySize) != model.config,
@@ -187,7 +187,7 @@ public final class Session {
             }
         }
         settings = restored
-        BLAS.setThreadCount(settings.threads)
+        ComputeThreads.set(settings.threads)
         model = loadedModel
         vocabulary = checkpoint.vocabulary
         trainer = nil

@@ -111,6 +111,16 @@ private func checkGradients(model: CharLSTM, inputs: [[Int]], targets: [[Int]], 
     for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
 }
 
+@Test func gradientsMatchFiniteDifferencesThroughThePackedKernelForward() throws {
+    // B 7: the forward time loop takes the packed kernel (B >= 6; the checks above, B < 6, take BLAS forward), one
+    // full block of six rows and an edge row; backward always takes the packed kernel.
+    let model = try makeModel(V: 5, E: 3, H: 6, L: 2, seed: 17)
+    let inputs = randomSequences(B: 7, T: 3, V: 5, seed: 18)
+    let targets = randomSequences(B: 7, T: 3, V: 5, seed: 19)
+    let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
+    for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
+}
+
 @Test func gradientsMatchFiniteDifferencesWithDropout() throws {
     // Three layers, so two dropout boundaries. The engine draws the masks; the reference reuses exactly those.
     let model = try makeModel(V: 6, E: 4, H: 5, L: 3, dropout: 0.4, seed: 21)

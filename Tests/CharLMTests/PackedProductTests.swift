@@ -1,0 +1,173 @@
+// The time loops' own matrix product (PackedProduct.swift) against the naive triple loop, and the thread team that
+// runs the loops (ThreadTeam.swift): shares, barriers, and the model's passes on teams of one, two and three threads
+// against the naive per-gate reference.
+
+@testable import CharLM
+import Foundation
+import Testing
+
+private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
+}
+
+// M around the kernel's 6 rows (1, 5, 6, 7, 64) and N around its 64-column panels (37, 64, 100, 130).
+@Test(arguments: [(M: 1, K: 5, N: 37), (M: 5, K: 16, N: 64), (M: 6, K: 9, N: 100), (M: 7, K: 33, N: 130),
+                  (M: 64, K: 40, N: 64), (M: 13, K: 128, N: 70)],
+      [false, true])
+func packedProductMatchesNaiveTripleLoop(shape: (M: Int, K: Int, N: Int), transposed: Bool) {
+    let (M, K, N) = shape
+    let (lda, ldc) = (K + 3, N + 5)  // strided rows, as the LSTM's (B, 4H) blocks are read with their own strides
+    let a = randomFloats(M * lda, seed: 1)
+    // W (K, N), given as stored or as its transpose (N, K).
+    let w = randomFloats(K * N, seed: 2)
+    let source = transposed ? (0..<(N * K)).map { index in w[(index % K) * N + index / K] } : w
+    let start = randomFloats(M * ldc, seed: 3)
+    let packed = PackedMatrix(rows: K, columns: N)
+    source.withUnsafeBufferPointer { packed.pack($0.baseAddress!, transposed: transposed, panels: 0..<packed.panelCount) }
+    for accumulate in [true, false] {
+        var c = start
+        a.withUnsafeBufferPointer { aBuffer in
+            c.withUnsafeMutableBufferPointer { cBuffer in
+                packed.multiply(aBuffer.baseAddress!, lda: lda, rows: M, panels: 0..<packed.panelCount,
+                                into: cBuffer.baseAddress!, ldc: ldc, accumulate: accumulate)
+            }
+        }
+        let expected = naiveGemm(
+            transA: false, transB: false, m: M, n: N, k: K, alpha: 1, a: a, lda: lda, b: w, ldb: N,
+            beta: accumulate ? 1 : 0, c: start, ldc: ldc)
+        var worst = 0.0
+        for i in 0..<M {
+            for j in 0..<ldc {
+                let index = i * ldc + j
+                // Columns past N belong to the caller: untouched.
+                let want = j < N ? expected[index] : Double(start[index])
+                worst = max(worst, abs(Double(c[index]) - want))
+            }
+        }
+        // Float32 sums of up to 128 products of magnitude < 1: a few 1e-6.
+        #expect(worst < 1e-4, "M \(M) K \(K) N \(N) transposed \(transposed) accumulate \(accumulate): \(worst)")
+    }
+}
+
+@Test func packedProductTouchesOnlyTheColumnsOfItsPanels() {
+    let (M, K, N) = (8, 12, 200)  // panels 0..<4, the last one 8 columns wide
+    let a = randomFloats(M * K, seed: 4)
+    let w = randomFloats(K * N, seed: 5)
+    let packed = PackedMatrix(rows: K, columns: N)
+    w.withUnsafeBufferPointer { packed.pack($0.baseAddress!, transposed: false, panels: 1..<3) }
+    var c = [Float](repeating: 7, count: M * N)
+    a.withUnsafeBufferPointer { aBuffer in
+        c.withUnsafeMutableBufferPointer { cBuffer in
+            packed.multiply(aBuffer.baseAddress!, lda: K, rows: M, panels: 1..<3, into: cBuffer.baseAddress!, ldc: N,
+                            accumulate: false)
+        }
+    }
+    let expected = naiveGemm(transA: false, transB: false, m: M, n: N, k: K, alpha: 1, a: a, lda: K, b: w, ldb: N,
+                             beta: 0, c: c, ldc: N)
+    for i in 0..<M {
+        for j in 0..<N {
+            if (64..<192).contains(j) {
+                #expect(abs(Double(c[i * N + j]) - expected[i * N + j]) < 1e-4)
+            } else {
+                #expect(c[i * N + j] == 7, "row \(i) column \(j) changed")
+            }
+        }
+    }
+}
+
+@Test(arguments: [1, 2, 3, 5])
+func teamSharesTileTheRangeAndBarriersOrderTheSteps(size: Int) {
+    let team = ThreadTeam(size: size)
+    defer { team.shutDown() }
+    // Shares: disjoint, in order, covering 0..<count, for counts below and above the team size.
+    for count in [0, 1, 2, 3, 4, 7, 64] {
+        var covered: [Int] = []
+        for index in 0..<size { covered += Array(TeamMember(index: index, team: team).share(of: count)) }
+        #expect(covered == Array(0..<count), "count \(count)")
+    }
+    // Barriers: in round r every member writes its slot, then (after a barrier) reads every other slot, which must
+    // hold round r; a second barrier keeps the next round's writes from overtaking those reads.
+    let rounds = 2_000
+    let slots = UnsafeMutablePointer<Int>.allocate(capacity: size)
+    slots.initialize(repeating: -1, count: size)
+    defer { slots.deallocate() }
+    let mismatches = UnsafeMutablePointer<Int>.allocate(capacity: size)
+    mismatches.initialize(repeating: 0, count: size)
+    defer { mismatches.deallocate() }
+    team.run { member in
+        for round in 0..<rounds {
+            slots[member.index] = round
+            member.barrier()
+            for other in 0..<size where slots[other] != round { mismatches[member.index] += 1 }
+            member.barrier()
+        }
+    }
+    #expect((0..<size).map { mismatches[$0] } == Array(repeating: 0, count: size))
+    #expect((0..<size).map { slots[$0] } == Array(repeating: rounds - 1, count: size))
+}
+
+@Test func aBusyTeamRunsAnotherCallersJobAlone() {
+    let team = ThreadTeam(size: 2)
+    defer { team.shutDown() }
+    let started = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+    let outer = Thread {
+        team.run { member in
+            if member.index == 0 { started.signal(); release.wait() }
+            member.barrier()
+        }
+    }
+    outer.start()
+    started.wait()
+    // The team is busy: this job runs on the calling thread alone, as member 0 of a team of one.
+    var sizes: [Int] = []
+    team.run { member in sizes.append(member.team.size) }
+    #expect(sizes == [1])
+    release.signal()
+}
+
+/// Forward, loss and backward of `model` on a fresh workspace run by `team`: logits and gradients.
+private func pass(_ model: CharLSTM, inputs: [[Int]], targets: [[Int]], team: ThreadTeam) -> ([Float], [Float]) {
+    let (B, T) = (inputs.count, inputs[0].count)
+    let workspace = model.makeWorkspace(steps: T, batch: B)
+    workspace.team = team
+    load(inputs, into: workspace.inputs)
+    load(targets, into: workspace.targets)
+    var generator = SeededGenerator(seed: 1)
+    model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+    let logits = workspace.logits.array
+    _ = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+    model.gradients.zero()
+    model.backward(steps: T, batch: B, workspace: workspace)
+    return (Array(logits.prefix(T * B * model.config.vocabularySize)), model.gradients.array)
+}
+
+// B 7 and 13 take the packed kernel forward (one full block of six rows and an edge); H 37 gives 4H = 148, two full
+// panels and a partial one forward, one partial panel backward; H 70 two panels backward. Teams of 2 and 3 split
+// panels and rows unevenly (and leave a member without panels).
+@Test(arguments: [(V: 9, E: 5, H: 37, L: 2, T: 4, B: 7), (V: 6, E: 4, H: 70, L: 2, T: 3, B: 13)], [1, 2, 3])
+func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int), teamSize: Int) throws {
+    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 8)
+    let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 9)
+    let targets = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 10)
+    let team = ThreadTeam(size: teamSize)
+    defer { team.shutDown() }
+    let (logits, gradients) = try pass(model, inputs: inputs, targets: targets, team: team)
+    // Forward against the naive per-gate model.
+    let reference = NaiveModel(model: model).run(inputs: inputs)
+    var worst = 0.0
+    for t in 0..<shape.T {
+        for b in 0..<shape.B {
+            for v in 0..<shape.V {
+                worst = max(worst, abs(Double(logits[(t * shape.B + b) * shape.V + v]) - reference.logits[b][t][v]))
+            }
+        }
+    }
+    #expect(worst < 1e-5, "logits: largest difference \(worst)")
+    // Every thread computes each element with the same sums in the same order, so any team gives the one-thread
+    // gradients bit for bit (those are checked against finite differences in ModelTests).
+    let solo = ThreadTeam(size: 1)
+    let (_, soloGradients) = try pass(model, inputs: inputs, targets: targets, team: solo)
+    #expect(gradients == soloGradients)
+}
