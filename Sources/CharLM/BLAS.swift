@@ -16,18 +16,56 @@ public enum Transpose: Sendable {
 }
 
 /// Row-major single-precision BLAS.
+///
+/// BLAS itself runs on one thread: the products big enough to share are split over the threads of `ComputeThreads`
+/// (by rows of the result, or by columns when it has fewer rows than columns), each thread calling BLAS on its
+/// part. One set of threads then does all of charlm's work: OpenBLAS's own threads, when they had any, kept spinning
+/// between products and took a quarter of a core from the LSTM's time loops (measured with perf on training M).
 public enum BLAS {
+    /// Products below this many multiply-adds run on the calling thread: waking the team costs more than it saves.
+    static let splitThreshold = 1 << 16
+
     /// C = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k), op(B) is (k, n) and C is (m, n).
     ///
     /// Leading dimensions are row strides in elements: `lda` is the stored row length of A (k when A is used as
     /// stored, m when transposed), and likewise `ldb`, `ldc`. They let callers multiply sub-blocks of larger buffers.
-    @inline(__always)
     public static func gemm(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        let team = ComputeThreads.team
+        if team.size == 1 || m * n * k < splitThreshold {
+            gemmOnThisThread(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: beta, c: c, ldc: ldc)
+            return
+        }
+        team.runParts { member in
+            if m >= n {
+                // rows i of C: rows i of op(A), which start at row i of A, or at column i when A is transposed
+                let rows = member.share(of: m)
+                if rows.isEmpty { return }
+                let aStart = transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound
+                gemmOnThisThread(transA, transB, m: rows.count, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
+                                 b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+            } else {
+                // columns j of C: columns j of op(B), which start at column j of B, or at row j when transposed
+                let columns = member.share(of: n)
+                if columns.isEmpty { return }
+                let bStart = transB == .none ? b + columns.lowerBound : b + columns.lowerBound * ldb
+                gemmOnThisThread(transA, transB, m: m, n: columns.count, k: k, alpha: alpha, a: a, lda: lda,
+                                 b: bStart, ldb: ldb, beta: beta, c: c + columns.lowerBound, ldc: ldc)
+            }
+        }
+    }
+
+    /// `gemm` on the calling thread.
+    private static func gemmOnThisThread(
+        _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         if m == 1 {
             // One row (generation at batch 1): a matrix-vector product, which BLAS does without gemm's packing.
             // c(n) = op(B)^T a(k): B stored (n, k) when transposed, (k, n) when not; a's k values are a row of A
@@ -48,29 +86,38 @@ public enum BLAS {
     }
 
     /// y = alpha * op(A) * x + beta * y, where A is stored (rows, cols) with row stride `lda`.
-    @inline(__always)
     public static func gemv(
         _ transA: Transpose, rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
     ) {
         if rows == 0 || cols == 0 { return }
-        cblas_sgemv(
-            CblasRowMajor, transA.cblas, blasInt(rows), blasInt(cols), alpha, a, blasInt(lda), x, 1, beta, y, 1)
+        let team = ComputeThreads.team
+        if team.size == 1 || rows * cols < splitThreshold {
+            cblas_sgemv(CblasRowMajor, transA.cblas, blasInt(rows), blasInt(cols), alpha, a, blasInt(lda), x, 1,
+                        beta, y, 1)
+            return
+        }
+        team.runParts { member in
+            // each thread computes its share of y: rows of A, or columns of A when it is transposed
+            if transA == .none {
+                let part = member.share(of: rows)
+                if part.isEmpty { return }
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasInt(part.count), blasInt(cols), alpha,
+                            a + part.lowerBound * lda, blasInt(lda), x, 1, beta, y + part.lowerBound, 1)
+            } else {
+                let part = member.share(of: cols)
+                if part.isEmpty { return }
+                cblas_sgemv(CblasRowMajor, CblasTrans, blasInt(rows), blasInt(part.count), alpha,
+                            a + part.lowerBound, blasInt(lda), x, 1, beta, y + part.lowerBound, 1)
+            }
+        }
     }
 
-    /// Sets how many threads BLAS may use (OpenBLAS only; Accelerate manages its own).
-    public static func setThreadCount(_ count: Int) {
+    /// Sets how many threads BLAS itself may use (OpenBLAS only; Accelerate manages its own). charlm keeps it at 1
+    /// (see the type's comment); `ComputeThreads.set` decides how many threads share the products.
+    static func setThreadCount(_ count: Int) {
         #if !canImport(Accelerate)
         openblas_set_num_threads(Int32(max(1, count)))
-        #endif
-    }
-
-    /// How many threads BLAS uses now (1 where it cannot be asked).
-    public static var threadCount: Int {
-        #if canImport(Accelerate)
-        return 1
-        #else
-        return Int(openblas_get_num_threads())
         #endif
     }
 }

@@ -2,8 +2,10 @@
 //
 // A time step is too short (a few hundred microseconds) for a thread pool that hands out tasks: instead the whole
 // loop is one job that every member runs, each on its own share of the work (its panels of the packed weights, its
-// rows of the batch), meeting at a spinning barrier twice per step. Between jobs the workers sleep on a semaphore.
-// Matrix products outside the time loops go to BLAS, which has threads of its own (BLAS.swift).
+// rows of the batch), meeting at a spinning barrier twice per step. The same team shares the larger BLAS products
+// (BLAS.swift), one job per product. After a job the workers spin a little while for the next one (while
+// generating, products come every few tens of microseconds, faster than a sleeping thread wakes), then sleep on a
+// semaphore.
 
 import Foundation
 import Synchronization
@@ -36,7 +38,10 @@ final class ThreadTeam: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     /// A team of one, for callers that find the team busy.
     static let solo = ThreadTeam(size: 1)
-    private let wakeUp: [DispatchSemaphore]
+    /// Jobs started so far: workers watch it for the next one.
+    private let jobsStarted = Atomic<Int>(0)
+    /// How to wake each worker.
+    private let alarms: [Alarm]
     /// Workers that have finished the current job.
     private let finished = Atomic<Int>(0)
     /// Members that have reached the current barrier, and how many barriers have opened so far.
@@ -46,7 +51,7 @@ final class ThreadTeam: @unchecked Sendable {
     /// A team of `size` threads (the caller and `size - 1` workers).
     init(size: Int) {
         self.size = max(1, size)
-        wakeUp = (1..<self.size).map { _ in DispatchSemaphore(value: 0) }
+        alarms = (1..<self.size).map { _ in Alarm() }
         for index in 1..<self.size {
             let thread = Thread { [self] in workerLoop(index: index) }
             thread.name = "charlm-\(index)"
@@ -63,10 +68,28 @@ final class ThreadTeam: @unchecked Sendable {
             return job(TeamMember(index: 0, team: Self.solo))
         }
         defer { busy.store(false, ordering: .releasing) }
+        runOnEveryMember(job)
+    }
+
+    /// Like `run`, for a job that never waits at a barrier (a product cut into independent parts). When the team is
+    /// busy, the caller runs every member's part itself, one after another: the work is cut the same way either
+    /// way, so the results are the same to the bit (BLAS may round a part differently from a whole).
+    func runParts(_ job: (TeamMember) -> Void) {
+        if size == 1 { return job(TeamMember(index: 0, team: self)) }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for index in 0..<size { job(TeamMember(index: index, team: self)) }
+            return
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        runOnEveryMember(job)
+    }
+
+    private func runOnEveryMember(_ job: (TeamMember) -> Void) {
         withoutActuallyEscaping(job) { job in
             self.job = job
             finished.store(0, ordering: .relaxed)
-            for semaphore in wakeUp { semaphore.signal() }
+            jobsStarted.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            for alarm in alarms where alarm.asleep.load(ordering: .sequentiallyConsistent) { alarm.semaphore.signal() }
             job(TeamMember(index: 0, team: self))
             waitUntil { finished.load(ordering: .acquiring) == size - 1 }
             self.job = nil
@@ -76,7 +99,8 @@ final class ThreadTeam: @unchecked Sendable {
     /// Lets the workers exit once they are idle; the team must not be used afterwards.
     func shutDown() {
         quitting = true
-        for semaphore in wakeUp { semaphore.signal() }
+        jobsStarted.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        for alarm in alarms { alarm.semaphore.signal() }
     }
 
     fileprivate func barrier() {
@@ -100,29 +124,54 @@ final class ThreadTeam: @unchecked Sendable {
     }
 
     private func workerLoop(index: Int) {
+        var jobsSeen = 0
         while true {
-            wakeUp[index - 1].wait()
+            waitForJob(after: jobsSeen, alarm: alarms[index - 1])
+            jobsSeen = jobsStarted.load(ordering: .acquiring)
             if quitting { return }
             job?(TeamMember(index: index, team: self))
             finished.wrappingAdd(1, ordering: .releasing)
         }
     }
+
+    /// Returns once `jobsStarted` has moved past `jobsSeen`: spins for about a hundred microseconds, then sleeps.
+    /// `run` signals a worker's semaphore only when it sees the worker asleep; the worker checks for a job once more
+    /// after saying so, so a job started in between is not missed (a spare signal just costs one more look).
+    private func waitForJob(after jobsSeen: Int, alarm: Alarm) {
+        var spins = 0
+        while jobsStarted.load(ordering: .acquiring) == jobsSeen {
+            spins += 1
+            if spins < 1 << 14 { continue }
+            alarm.asleep.store(true, ordering: .sequentiallyConsistent)
+            if jobsStarted.load(ordering: .sequentiallyConsistent) == jobsSeen { alarm.semaphore.wait() }
+            alarm.asleep.store(false, ordering: .sequentiallyConsistent)
+            spins = 0
+        }
+    }
+
+    /// One worker's semaphore, and whether it is asleep on it (or about to be) rather than watching `jobsStarted`.
+    private final class Alarm: Sendable {
+        let semaphore = DispatchSemaphore(value: 0)
+        let asleep = Atomic<Bool>(false)
+    }
 }
 
 /// How many threads charlm computes with.
 public enum ComputeThreads {
-    private static let current = Mutex(ThreadTeam(size: ProcessInfo.processInfo.activeProcessorCount))
+    private static let current = Mutex({ () -> ThreadTeam in
+        BLAS.setThreadCount(1)
+        return ThreadTeam(size: ProcessInfo.processInfo.activeProcessorCount)
+    }())
 
     /// The team the LSTM layers run their time loops on.
     static var team: ThreadTeam { current.withLock { $0 } }
 
-    /// Threads for the time loops and for BLAS (at least 1).
+    /// Threads for the time loops and the matrix products (at least 1).
     public static var count: Int { team.size }
 
-    /// Sets the number of threads for the time loops and for BLAS.
+    /// Sets the number of threads for the time loops and the matrix products.
     public static func set(_ count: Int) {
         let count = max(1, count)
-        BLAS.setThreadCount(count)
         current.withLock { team in
             guard team.size != count else { return }
             team.shutDown()

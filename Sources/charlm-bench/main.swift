@@ -59,7 +59,7 @@ func quality(_ options: [String: String]) throws {
                  dataset.validationRange.count, Date().timeIntervalSince(loadStart)))
     print("model E \(config.embeddingSize) H \(config.hiddenSize) L \(config.layerCount) dropout \(config.dropout), "
           + "\(model.layout.totalCount) parameters; T \(settings.steps) B \(settings.batch) lr \(settings.learningRate) "
-          + "clip \(settings.clip) warmup \(settings.warmupSteps) decay \(settings.decaySteps); BLAS threads \(BLAS.threadCount)")
+          + "clip \(settings.clip) warmup \(settings.warmupSteps) decay \(settings.decaySteps); threads \(ComputeThreads.count)")
     print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
     var trainingSeconds = 0.0
     var recentLoss = 0.0

@@ -107,24 +107,41 @@ func teamSharesTileTheRangeAndBarriersOrderTheSteps(size: Int) {
     #expect((0..<size).map { slots[$0] } == Array(repeating: rounds - 1, count: size))
 }
 
-@Test func aBusyTeamRunsAnotherCallersJobAlone() {
-    let team = ThreadTeam(size: 2)
-    defer { team.shutDown() }
+/// Runs `body` while another thread holds `team` busy with a job (waiting at a barrier until `body` returns).
+private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
     let started = DispatchSemaphore(value: 0)
     let release = DispatchSemaphore(value: 0)
+    let finished = DispatchSemaphore(value: 0)
     let outer = Thread {
         team.run { member in
             if member.index == 0 { started.signal(); release.wait() }
             member.barrier()
         }
+        finished.signal()
     }
     outer.start()
     started.wait()
+    body()
+    release.signal()
+    finished.wait()
+}
+
+@Test func aBusyTeamRunsAnotherCallersPartsOneAfterAnother() {
+    let team = ThreadTeam(size: 3)
+    defer { team.shutDown() }
+    // The same three parts as on an idle team, all on this thread, in order.
+    var parts: [Int] = []
+    whileBusy(team) { team.runParts { member in parts.append(member.index) } }
+    #expect(parts == [0, 1, 2])
+}
+
+@Test func aBusyTeamRunsAnotherCallersJobAlone() {
+    let team = ThreadTeam(size: 2)
+    defer { team.shutDown() }
     // The team is busy: this job runs on the calling thread alone, as member 0 of a team of one.
     var sizes: [Int] = []
-    team.run { member in sizes.append(member.team.size) }
+    whileBusy(team) { team.run { member in sizes.append(member.team.size) } }
     #expect(sizes == [1])
-    release.signal()
 }
 
 /// Forward, loss and backward of `model` on a fresh workspace run by `team`: logits and gradients.
@@ -165,9 +182,11 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
         }
     }
     #expect(worst < 1e-5, "logits: largest difference \(worst)")
-    // Every thread computes each element with the same sums in the same order, so any team gives the one-thread
-    // gradients bit for bit (those are checked against finite differences in ModelTests).
+    // Backward against a pass whose time loops run on one thread (ModelTests checks those gradients against finite
+    // differences). Each thread sums its elements in the same order whatever its share, and the BLAS products are cut
+    // the same way in both passes (BLAS.swift), so the gradients agree to the bit.
     let solo = ThreadTeam(size: 1)
+    defer { solo.shutDown() }
     let (_, soloGradients) = try pass(model, inputs: inputs, targets: targets, team: solo)
     #expect(gradients == soloGradients)
 }
