@@ -80,7 +80,7 @@ public struct Settings: Equatable, Sendable {
         .float("topp", \.topp, .sampling, "sample from the smallest set with this mass (1 = off)", "must be > 0 and <= 1") { $0 > 0 && $0 <= 1 },
         .integer("length", \.length, 0...1_000_000, .sampling, "characters `gen` writes by default"),
         .integer("eval", \.eval, 0...1_000_000, .training, "validate every this many steps while training (0 = only at the end)"),
-        .integer("threads", \.threads, 1...256, .system, "BLAS threads"),
+        .integer("threads", \.threads, 1...256, .system, "compute threads"),
     ]
 
     /// The key called `name` (or one of the aliases `len`, `temperature`).
