@@ -96,8 +96,10 @@ final class ThreadTeam: @unchecked Sendable {
         }
     }
 
-    /// Lets the workers exit once they are idle; the team must not be used afterwards.
+    /// Lets the workers exit. Waits for a running job to finish and keeps the team busy from then on, so a caller
+    /// still holding the team runs its jobs alone.
     func shutDown() {
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
         quitting = true
         jobsStarted.wrappingAdd(1, ordering: .sequentiallyConsistent)
         for alarm in alarms { alarm.semaphore.signal() }
