@@ -34,10 +34,11 @@ func number<T: LosslessStringConvertible>(_ options: [String: String], _ name: S
 
 func quality(_ options: [String: String]) throws {
     let corpusPath = options["corpus"] ?? "../shared/data/tinyshakespeare.txt"
-    let totalSteps: Int = try number(options, "steps", 1000)
-    let evalEvery: Int = try number(options, "eval-every", 250)
-    // With --seconds, training stops once this much training time (evaluation excluded) has passed.
+    // With --seconds, training stops once this much training time (evaluation excluded) has passed, and --steps
+    // (1000 by default otherwise) is unlimited unless given.
     let timeBudget: Double = try number(options, "seconds", .infinity)
+    let totalSteps: Int = try number(options, "steps", timeBudget.isFinite ? Int.max - 1 : 1000)
+    let evalEvery: Int = try number(options, "eval-every", 250)
     let seed: UInt64 = try number(options, "seed", 1337)
     let settings = TrainingSettings(
         steps: try number(options, "seq", 100), batch: try number(options, "batch", 64),
