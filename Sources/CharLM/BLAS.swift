@@ -22,9 +22,6 @@ public enum Transpose: Sendable {
 /// part. One set of threads then does all of charlm's work: OpenBLAS's own threads, when they had any, kept spinning
 /// between products and took a quarter of a core from the LSTM's time loops (measured with perf on training M).
 public enum BLAS {
-    /// Products below this many multiply-adds run on the calling thread: waking the team costs more than it saves.
-    static let splitThreshold = 1 << 16
-
     /// C = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k), op(B) is (k, n) and C is (m, n).
     ///
     /// Leading dimensions are row strides in elements: `lda` is the stored row length of A (k when A is used as
@@ -35,13 +32,7 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        let team = ComputeThreads.team
-        if team.size == 1 || m * n * k < splitThreshold {
-            gemmOnThisThread(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                             beta: beta, c: c, ldc: ldc)
-            return
-        }
-        team.runParts { member in
+        ComputeThreads.team.runParts(work: m * n * k) { member in
             if m >= n {
                 // rows i of C: rows i of op(A), which start at row i of A, or at column i when A is transposed
                 let rows = member.share(of: m)
@@ -91,13 +82,7 @@ public enum BLAS {
         x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
     ) {
         if rows == 0 || cols == 0 { return }
-        let team = ComputeThreads.team
-        if team.size == 1 || rows * cols < splitThreshold {
-            cblas_sgemv(CblasRowMajor, transA.cblas, blasInt(rows), blasInt(cols), alpha, a, blasInt(lda), x, 1,
-                        beta, y, 1)
-            return
-        }
-        team.runParts { member in
+        ComputeThreads.team.runParts(work: rows * cols) { member in
             // each thread computes its share of y: rows of A, or columns of A when it is transposed
             if transA == .none {
                 let part = member.share(of: rows)

@@ -97,10 +97,8 @@ func lstmInputProjection(
     rows: Int, hiddenSize H: Int
 ) {
     let G = 4 * H
-    for r in 0..<rows {
-        let row = gates + r * G
-        for j in 0..<G { row[j] = weights.biasIH[j] + weights.biasHH[j] }
-    }
+    for j in 0..<G { gates[j] = weights.biasIH[j] + weights.biasHH[j] }
+    for r in 1..<max(rows, 1) { (gates + r * G).update(from: gates, count: G) }
     BLAS.gemm(.none, .transposed, m: rows, n: G, k: inputSize,
               a: input, lda: inputSize, b: weights.weightIH, ldb: inputSize, beta: 1, c: gates, ldc: G)
 }

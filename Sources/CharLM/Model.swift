@@ -166,8 +166,9 @@ public final class CharLSTM {
                       beta: 1, c: table, ldc: G)
         }
         let gates0 = workspace.layers[0].gates.pointer
-        for r in 0..<rows {
-            (gates0 + r * G).update(from: table + Int(workspace.inputs[r]) * G, count: G)
+        let inputs = workspace.inputs
+        team.runParts(work: rows * G) { member in
+            for r in member.share(of: rows) { (gates0 + r * G).update(from: table + Int(inputs[r]) * G, count: G) }
         }
         // LSTM layers, each above layer 0 projecting the (possibly dropped-out) output of the one below.
         var layerInput = UnsafePointer(gates0)
@@ -264,10 +265,15 @@ public final class CharLSTM {
                 let dGates = activations.gates.pointer
                 let dTable = workspace.inputTableGradient.pointer
                 workspace.inputTableGradient.zero()
-                for r in 0..<rows {
-                    let destination = dTable + Int(workspace.inputs[r]) * G
-                    let source = dGates + r * G
-                    for j in 0..<G { destination[j] += source[j] }
+                let inputs = workspace.inputs
+                team.runParts(work: rows * G) { member in
+                    // each thread sums its own columns of every row, so no two threads add to the same place
+                    let columns = member.share(of: G)
+                    for r in 0..<rows {
+                        let destination = dTable + Int(inputs[r]) * G
+                        let source = dGates + r * G
+                        for j in columns { destination[j] += source[j] }
+                    }
                 }
                 // through table = embedding W_ih0^T + biases (the biases' gradients were summed in lstmBackward):
                 // dW_ih0(4H, E) += dtable^T(4H, V) * embedding(V, E)

@@ -36,6 +36,8 @@ final class ThreadTeam: @unchecked Sendable {
     private var quitting = false
     /// Whether a job is running.
     private let busy = Atomic<Bool>(false)
+    /// Jobs below this much work (elements or multiply-adds) run on the caller alone: see `runParts`.
+    static let minimumSharedWork = 1 << 16
     /// A team of one, for callers that find the team busy.
     static let solo = ThreadTeam(size: 1)
     /// Jobs started so far: workers watch it for the next one.
@@ -71,11 +73,13 @@ final class ThreadTeam: @unchecked Sendable {
         runOnEveryMember(job)
     }
 
-    /// Like `run`, for a job that never waits at a barrier (a product cut into independent parts). When the team is
-    /// busy, the caller runs every member's part itself, one after another: the work is cut the same way either
-    /// way, so the results are the same to the bit (BLAS may round a part differently from a whole).
-    func runParts(_ job: (TeamMember) -> Void) {
-        if size == 1 { return job(TeamMember(index: 0, team: self)) }
+    /// Like `run`, for a job that never waits at a barrier (a product cut into independent parts). Below
+    /// `minimumSharedWork` (elements or multiply-adds, roughly) the caller runs it whole, as the one member of a team
+    /// of one: waking a thread would cost more than it saves. When the team is busy, the caller runs every member's
+    /// part itself, one after another: the work is cut the same way either way, so the results are the same to the
+    /// bit (BLAS may round a part differently from a whole).
+    func runParts(work: Int, _ job: (TeamMember) -> Void) {
+        if size == 1 || work < Self.minimumSharedWork { return job(TeamMember(index: 0, team: Self.solo)) }
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for index in 0..<size { job(TeamMember(index: index, team: self)) }
             return

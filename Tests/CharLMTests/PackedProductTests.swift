@@ -131,7 +131,7 @@ private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
     defer { team.shutDown() }
     // The same three parts as on an idle team, all on this thread, in order.
     var parts: [Int] = []
-    whileBusy(team) { team.runParts { member in parts.append(member.index) } }
+    whileBusy(team) { team.runParts(work: 1 << 20) { member in parts.append(member.index) } }
     #expect(parts == [0, 1, 2])
 }
 
