@@ -5,7 +5,8 @@
 // Every sequence buffer is time-major: row (t, b) of a (T, B, X) buffer starts at (t * B + b) * X, so the B rows of
 // one time step are contiguous and "all T steps" is one (T*B, X) matrix. That lets the input projection of every
 // step be a single matrix product (or, for layer 0, a row lookup: see Model.swift); only h_{t-1} * W_hh^T stays
-// inside the time loop. The element-wise cell is in GateKernels.swift.
+// inside the time loop, on our own kernel (PackedProduct.swift) and on every thread of the team (ThreadTeam.swift).
+// The element-wise cell is in GateKernels.swift.
 //
 // Memory: a layer keeps its gate activations (T, B, 4H), cells and hidden states (T+1, B, H) for backward, which
 // then overwrites the gate activations with their gradients (each step's are read just before they are replaced).

@@ -173,8 +173,7 @@ public final class TextGenerator {
             output.append(token)
             if !onToken(token) || output.count == count { break }
             workspace.inputs[0] = Int32(token)
-            // The parameters cannot change inside this loop, so the input table and transposed weights that
-            // `feed` built are reused.
+            // The parameters cannot change inside this loop, so the input table that `feed` built is reused.
             model.forward(steps: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
                           carryState: true, reuseDerivedWeights: true)
             workspace.carryState(steps: 1, batch: 1)
