@@ -97,9 +97,11 @@ func lstmInputProjection(
     input: UnsafePointer<Float>, inputSize: Int, weights: LSTMLayerWeights, gates: UnsafeMutablePointer<Float>,
     rows: Int, hiddenSize H: Int
 ) {
+    if rows == 0 { return }
     let G = 4 * H
+    // row 0 holds the biases, then every other row copies it
     for j in 0..<G { gates[j] = weights.biasIH[j] + weights.biasHH[j] }
-    for r in 1..<max(rows, 1) { (gates + r * G).update(from: gates, count: G) }
+    for r in 1..<rows { (gates + r * G).update(from: gates, count: G) }
     BLAS.gemm(.none, .transposed, m: rows, n: G, k: inputSize,
               a: input, lda: inputSize, b: weights.weightIH, ldb: inputSize, beta: 1, c: gates, ldc: G)
 }

@@ -13,7 +13,7 @@
 // rows left, or a panel past column N) run the same kernel on a (6, 64) copy of C.
 
 /// W (K, N) packed in column panels of 64 for `multiply`.
-public final class PackedMatrix {
+final class PackedMatrix {
     /// Columns per panel.
     static let panelWidth = 64
     /// Rows of A per kernel call.
@@ -21,11 +21,11 @@ public final class PackedMatrix {
 
     let rows: Int, columns: Int
     /// ceil(N / 64).
-    public let panelCount: Int
+    let panelCount: Int
     /// (panelCount, K, 64).
     let storage: FloatBuffer
 
-    public init(rows K: Int, columns N: Int) {
+    init(rows K: Int, columns N: Int) {
         rows = K
         columns = N
         panelCount = (N + Self.panelWidth - 1) / Self.panelWidth
@@ -34,7 +34,7 @@ public final class PackedMatrix {
 
     /// Packs `panels` of W(K, N) = source, stored row-major (`transposed` false), or of W = source^T where source is
     /// stored (N, K) (`transposed` true). Columns past N stay zero.
-    public func pack(_ source: UnsafePointer<Float>, transposed: Bool, panels: Range<Int>) {
+    func pack(_ source: UnsafePointer<Float>, transposed: Bool, panels: Range<Int>) {
         let (K, N, width) = (rows, columns, Self.panelWidth)
         for p in panels {
             let panel = storage.pointer + p * K * width
@@ -55,7 +55,7 @@ public final class PackedMatrix {
     /// C(M, columns of `panels`) (+)= A(M, K) * W: adds to C when `accumulate`, else overwrites it.
     /// A and C are row-major with row strides `lda` and `ldc`. Touches only the columns of `panels`, so threads
     /// that take different panels can write to the same C.
-    public func multiply(
+    func multiply(
         _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>, into c: UnsafeMutablePointer<Float>,
         ldc: Int, accumulate: Bool
     ) {
@@ -128,7 +128,7 @@ private typealias SixRows = (
     UnsafePointer<Float>
 )
 
-/// C(6, 64) (+)= A(6, K) * panel(K, 64): the kernel. 
+/// C(6, 64) (+)= A(6, K) * panel(K, 64): the kernel.
 @inline(__always)
 private func multiplyBlock(
     _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, c: UnsafeMutablePointer<Float>,

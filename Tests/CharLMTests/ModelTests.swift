@@ -101,22 +101,16 @@ private func checkGradients(model: CharLSTM, inputs: [[Int]], targets: [[Int]], 
     for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
 }
 
-@Test func gradientsMatchFiniteDifferencesAcrossFullAndPartialLaneGroups() throws {
-    // H 18: the gate kernels run one full group of 16 units and a partial group of 2 (the other gradient checks
-    // use H < 16, partial groups only).
-    let model = try makeModel(V: 5, E: 3, H: 18, L: 1, seed: 14)
-    let inputs = randomSequences(B: 2, T: 3, V: 5, seed: 15)
-    let targets = randomSequences(B: 2, T: 3, V: 5, seed: 16)
-    let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
-    for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
-}
-
-@Test func gradientsMatchFiniteDifferencesThroughThePackedKernelForward() throws {
-    // B 7: the forward time loop takes the packed kernel (B >= 6; the checks above, B < 6, take BLAS forward), one
-    // full block of six rows and an edge row; backward always takes the packed kernel.
-    let model = try makeModel(V: 5, E: 3, H: 6, L: 2, seed: 17)
-    let inputs = randomSequences(B: 7, T: 3, V: 5, seed: 18)
-    let targets = randomSequences(B: 7, T: 3, V: 5, seed: 19)
+// H 18: the gate kernels run one full group of 16 units and a partial group of 2 (the check above uses H < 16,
+// partial groups only). B 7: the forward time loop takes the packed kernel (B >= 6; the other checks, B < 6, take
+// BLAS's matrix-vector path forward), one full block of six rows and an edge row; backward always takes it.
+@Test(arguments: [(V: 5, E: 3, H: 18, L: 1, T: 3, B: 2, seed: UInt64(14)), (V: 5, E: 3, H: 6, L: 2, T: 3, B: 7, seed: 17)])
+func gradientsMatchFiniteDifferencesAcrossKernelPaths(
+    shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int, seed: UInt64)
+) throws {
+    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: shape.seed)
+    let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: shape.seed + 1)
+    let targets = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: shape.seed + 2)
     let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
     for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
 }
