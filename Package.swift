@@ -22,9 +22,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // One question about the CPU (does it have 512-bit vectors?), which picks the time loop's product kernel.
+        .target(name: "CPUFeatures"),
         .target(
             name: "CharLM",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            dependencies: ["CPUFeatures", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
             // The element-wise kernels (GateKernels.swift) use the widest vectors this CPU has. charlm is built
             // from source where it runs (scripts/setup), so the binary need not run on older CPUs. Optimised in
             // debug builds too: unoptimised SIMD code is 100x slower, and the tests train real models.

@@ -6,36 +6,65 @@
 // team always takes the same panels (so its part of W stays in its core's cache from one step to the next), and one
 // register-blocked kernel does the arithmetic. Everything else still goes to BLAS (BLAS.swift).
 //
-// Layout: W is cut into column panels of 64; panel p holds rows k = 0..<K of columns 64p ..< 64p+64, one after the
-// other, (K, 64) contiguous, zero-padded past column N. The kernel keeps a (6, 64) block of C in 24 registers of
-// 16 lanes (of AVX-512's 32) while it runs down K, reading one 64-wide row of the panel and one value of each of
-// the six rows of A per k: 24 fused multiply-adds per 4 loads and 6 broadcasts. Blocks at the edges (fewer than six
-// rows left, or a panel past column N) run the same kernel on a (6, 64) copy of C.
+// Layout: W is cut into column panels of the kernel's width (64 or 16); panel p holds rows k = 0..<K of its columns,
+// one after the other, (K, width) contiguous, zero-padded past column N. The kernel keeps a (6, width) block of C in
+// registers while it runs down K, reading one row of the panel and one value of each of the six rows of A per k.
+// Blocks at the edges (fewer than six rows left, or a panel past column N) run the same kernel on a copy of C.
+//
+// The block's width follows the CPU's registers (`PackedKernel`): with AVX-512's 32 registers of 16 lanes, (6, 64)
+// is 24 accumulators, 24 fused multiply-adds per 4 loads and 6 broadcasts. With AVX2's 16 registers of 8 lanes the
+// same block would need 48 and spill to memory (measured on a Zen 3 machine: 28 GFLOP/s against 70-86 for (6, 16)),
+// so there the block is (6, 16): 12 accumulators, 2 for the panel's row, 1 for the broadcast. Both kernels add
+// the products of each element of C in the same order (k = 0, 1, ...), so they give the same results bit for bit.
 
-/// W (K, N) packed in column panels of 64 for `multiply`.
+import CPUFeatures
+
+/// The register block of the packed product's kernel.
+enum PackedKernel: CaseIterable {
+    /// (6, 64) blocks: for CPUs with 512-bit vectors (AVX-512).
+    case wide
+    /// (6, 16) blocks: for 256-bit (AVX2) and 128-bit (NEON) vectors.
+    case narrow
+
+    /// The kernel for this CPU.
+    static let preferred: PackedKernel = charlm_cpu_has_avx512() != 0 ? .wide : .narrow
+
+    /// Columns per panel, the width of a block of C.
+    var panelWidth: Int {
+        switch self {
+        case .wide: Row64.width
+        case .narrow: Row16.width
+        }
+    }
+}
+
+/// W (K, N) packed in column panels for `multiply`.
 final class PackedMatrix {
-    /// Columns per panel.
-    static let panelWidth = 64
     /// Rows of A per kernel call.
     static let blockRows = 6
 
     let rows: Int, columns: Int
-    /// ceil(N / 64).
+    let kernel: PackedKernel
+    /// Columns per panel: the kernel's block width.
+    let panelWidth: Int
+    /// ceil(N / panelWidth).
     let panelCount: Int
-    /// (panelCount, K, 64).
+    /// (panelCount, K, panelWidth).
     let storage: FloatBuffer
 
-    init(rows K: Int, columns N: Int) {
+    init(rows K: Int, columns N: Int, kernel: PackedKernel = .preferred) {
         rows = K
         columns = N
-        panelCount = (N + Self.panelWidth - 1) / Self.panelWidth
-        storage = FloatBuffer(count: panelCount * K * Self.panelWidth)
+        self.kernel = kernel
+        panelWidth = kernel.panelWidth
+        panelCount = (N + panelWidth - 1) / panelWidth
+        storage = FloatBuffer(count: panelCount * K * panelWidth)
     }
 
     /// Packs `panels` of W(K, N) = source, stored row-major (`transposed` false), or of W = source^T where source is
     /// stored (N, K) (`transposed` true). Columns past N stay zero.
     func pack(_ source: UnsafePointer<Float>, transposed: Bool, panels: Range<Int>) {
-        let (K, N, width) = (rows, columns, Self.panelWidth)
+        let (K, N, width) = (rows, columns, panelWidth)
         for p in panels {
             let panel = storage.pointer + p * K * width
             let firstColumn = p * width
@@ -59,17 +88,23 @@ final class PackedMatrix {
         _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>, into c: UnsafeMutablePointer<Float>,
         ldc: Int, accumulate: Bool
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.blockRows * Self.panelWidth) { tile in
-            multiply(a, lda: lda, rows: M, panels: panels, into: c, ldc: ldc, accumulate: accumulate,
-                     tile: tile.baseAddress!)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.blockRows * panelWidth) { tile in
+            switch kernel {
+            case .wide:
+                multiply(Row64.self, a, lda: lda, rows: M, panels: panels, into: c, ldc: ldc, accumulate: accumulate,
+                         tile: tile.baseAddress!)
+            case .narrow:
+                multiply(Row16.self, a, lda: lda, rows: M, panels: panels, into: c, ldc: ldc, accumulate: accumulate,
+                         tile: tile.baseAddress!)
+            }
         }
     }
 
-    private func multiply(
-        _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>, into c: UnsafeMutablePointer<Float>,
-        ldc: Int, accumulate: Bool, tile: UnsafeMutablePointer<Float>
+    private func multiply<Row: PanelRow>(
+        _ row: Row.Type, _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>,
+        into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, tile: UnsafeMutablePointer<Float>
     ) {
-        let (K, N, width, blockRows) = (rows, columns, Self.panelWidth, Self.blockRows)
+        let (K, N, width, blockRows) = (rows, columns, Row.width, Self.blockRows)
         for p in panels {
             let panel = UnsafePointer(storage.pointer + p * K * width)
             let firstColumn = p * width
@@ -81,16 +116,17 @@ final class PackedMatrix {
                 let aRows = (a + r * lda, a + min(r + 1, M - 1) * lda, a + min(r + 2, M - 1) * lda,
                              a + min(r + 3, M - 1) * lda, a + min(r + 4, M - 1) * lda, a + min(r + 5, M - 1) * lda)
                 if validRows == blockRows && panelColumns == width {
-                    multiplyBlock(aRows, panel, depth: K, c: c + r * ldc + firstColumn, ldc: ldc, accumulate: accumulate)
+                    multiplyBlock(Row.self, aRows, panel, depth: K, c: c + r * ldc + firstColumn, ldc: ldc,
+                                  accumulate: accumulate)
                 } else {
-                    // Edge block: through the (6, 64) tile.
+                    // Edge block: through the (6, width) tile.
                     tile.update(repeating: 0, count: blockRows * width)
                     if accumulate {
                         for i in 0..<validRows {
                             (tile + i * width).update(from: c + (r + i) * ldc + firstColumn, count: panelColumns)
                         }
                     }
-                    multiplyBlock(aRows, panel, depth: K, c: tile, ldc: width, accumulate: accumulate)
+                    multiplyBlock(Row.self, aRows, panel, depth: K, c: tile, ldc: width, accumulate: accumulate)
                     for i in 0..<validRows {
                         (c + (r + i) * ldc + firstColumn).update(from: tile + i * width, count: panelColumns)
                     }
@@ -101,8 +137,22 @@ final class PackedMatrix {
     }
 }
 
-/// 64 lanes as four 16-lane registers: one row of a (6, 64) block.
-private struct Row64 {
+/// One row of a block of C, held in registers while the kernel runs down K.
+private protocol PanelRow {
+    /// Columns: the panel width.
+    static var width: Int { get }
+    init(zero: ())
+    /// Loads `width` floats.
+    init(_ p: UnsafePointer<Float>)
+    /// Stores `width` floats.
+    func store(_ p: UnsafeMutablePointer<Float>)
+    /// self += x * w
+    mutating func add(_ x: Float, times w: Self)
+}
+
+/// 64 lanes as four 16-lane vectors: one AVX-512 register each (the wide kernel).
+private struct Row64: PanelRow {
+    static var width: Int { 64 }
     var v0, v1, v2, v3: Lanes
 
     @inline(__always) init(zero: ()) { v0 = Lanes(); v1 = Lanes(); v2 = Lanes(); v3 = Lanes() }
@@ -115,11 +165,21 @@ private struct Row64 {
         CharLM.store(v0, p); CharLM.store(v1, p + 16); CharLM.store(v2, p + 32); CharLM.store(v3, p + 48)
     }
 
-    /// self += x * w
     @inline(__always) mutating func add(_ x: Float, times w: Row64) {
         let lanes = Lanes(repeating: x)
         v0.addProduct(lanes, w.v0); v1.addProduct(lanes, w.v1); v2.addProduct(lanes, w.v2); v3.addProduct(lanes, w.v3)
     }
+}
+
+/// 16 lanes as one 16-lane vector: two AVX2 registers, or four NEON ones (the narrow kernel).
+private struct Row16: PanelRow {
+    static var width: Int { 16 }
+    var v: Lanes
+
+    @inline(__always) init(zero: ()) { v = Lanes() }
+    @inline(__always) init(_ p: UnsafePointer<Float>) { v = load(p) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { CharLM.store(v, p) }
+    @inline(__always) mutating func add(_ x: Float, times w: Row16) { v.addProduct(Lanes(repeating: x), w.v) }
 }
 
 /// Six row pointers into A.
@@ -128,24 +188,24 @@ private typealias SixRows = (
     UnsafePointer<Float>
 )
 
-/// C(6, 64) (+)= A(6, K) * panel(K, 64): the kernel.
+/// C(6, width) (+)= A(6, K) * panel(K, width): the kernel.
 @inline(__always)
-private func multiplyBlock(
-    _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, c: UnsafeMutablePointer<Float>,
+private func multiplyBlock<Row: PanelRow>(
+    _ row: Row.Type, _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, c: UnsafeMutablePointer<Float>,
     ldc: Int, accumulate: Bool
 ) {
     let (a0, a1, a2, a3, a4, a5) = aRows
     let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
-    var s0 = Row64(zero: ()), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
+    var s0 = Row(zero: ()), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
     if accumulate {
-        s0 = Row64(c0); s1 = Row64(c1); s2 = Row64(c2); s3 = Row64(c3); s4 = Row64(c4); s5 = Row64(c5)
+        s0 = Row(c0); s1 = Row(c1); s2 = Row(c2); s3 = Row(c3); s4 = Row(c4); s5 = Row(c5)
     }
     var w = panel
     for k in 0..<K {
-        let row = Row64(w)
+        let row = Row(w)
         s0.add(a0[k], times: row); s1.add(a1[k], times: row); s2.add(a2[k], times: row)
         s3.add(a3[k], times: row); s4.add(a4[k], times: row); s5.add(a5[k], times: row)
-        w += PackedMatrix.panelWidth
+        w += Row.width
     }
     s0.store(c0); s1.store(c1); s2.store(c2); s3.store(c3); s4.store(c4); s5.store(c5)
 }

@@ -11,11 +11,15 @@ private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
     return (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
 }
 
-// M around the kernel's 6 rows (1, 5, 6, 7, 64) and N around its 64-column panels (37, 64, 100, 130).
+// M around the kernel's 6 rows (1, 5, 6, 7, 64) and N around its 64- or 16-column panels (37, 64, 100, 130), for
+// both kernels whatever this CPU prefers (the wide one runs, slowly, on AVX2 too).
 @Test(arguments: [(M: 1, K: 5, N: 37), (M: 5, K: 16, N: 64), (M: 6, K: 9, N: 100), (M: 7, K: 33, N: 130),
                   (M: 64, K: 40, N: 64), (M: 13, K: 128, N: 70)],
-      [false, true])
-func packedProductMatchesNaiveTripleLoop(shape: (M: Int, K: Int, N: Int), transposed: Bool) {
+      [(kernel: PackedKernel.wide, transposed: false), (.wide, true), (.narrow, false), (.narrow, true)])
+func packedProductMatchesNaiveTripleLoop(
+    shape: (M: Int, K: Int, N: Int), variant: (kernel: PackedKernel, transposed: Bool)
+) {
+    let transposed = variant.transposed
     let (M, K, N) = shape
     let (lda, ldc) = (K + 3, N + 5)  // strided rows, as the LSTM's (B, 4H) blocks are read with their own strides
     let a = randomFloats(M * lda, seed: 1)
@@ -23,7 +27,7 @@ func packedProductMatchesNaiveTripleLoop(shape: (M: Int, K: Int, N: Int), transp
     let w = randomFloats(K * N, seed: 2)
     let source = transposed ? (0..<(N * K)).map { index in w[(index % K) * N + index / K] } : w
     let start = randomFloats(M * ldc, seed: 3)
-    let packed = PackedMatrix(rows: K, columns: N)
+    let packed = PackedMatrix(rows: K, columns: N, kernel: variant.kernel)
     source.withUnsafeBufferPointer { packed.pack($0.baseAddress!, transposed: transposed, panels: 0..<packed.panelCount) }
     for accumulate in [true, false] {
         var c = start
@@ -46,15 +50,17 @@ func packedProductMatchesNaiveTripleLoop(shape: (M: Int, K: Int, N: Int), transp
             }
         }
         // Float32 sums of up to 128 products of magnitude < 1: a few 1e-6.
-        #expect(worst < 1e-4, "M \(M) K \(K) N \(N) transposed \(transposed) accumulate \(accumulate): \(worst)")
+        #expect(worst < 1e-4, "\(variant) M \(M) K \(K) N \(N) accumulate \(accumulate): \(worst)")
     }
 }
 
-@Test func packedProductTouchesOnlyTheColumnsOfItsPanels() {
-    let (M, K, N) = (8, 12, 200)  // panels 0..<4, the last one 8 columns wide
+@Test(arguments: PackedKernel.allCases)
+func packedProductTouchesOnlyTheColumnsOfItsPanels(kernel: PackedKernel) {
+    let (M, K, N) = (8, 12, 200)  // the last panel is 8 columns wide
     let a = randomFloats(M * K, seed: 4)
     let w = randomFloats(K * N, seed: 5)
-    let packed = PackedMatrix(rows: K, columns: N)
+    let packed = PackedMatrix(rows: K, columns: N, kernel: kernel)
+    let columns = kernel.panelWidth..<(3 * kernel.panelWidth)
     w.withUnsafeBufferPointer { packed.pack($0.baseAddress!, transposed: false, panels: 1..<3) }
     var c = [Float](repeating: 7, count: M * N)
     a.withUnsafeBufferPointer { aBuffer in
@@ -67,13 +73,35 @@ func packedProductMatchesNaiveTripleLoop(shape: (M: Int, K: Int, N: Int), transp
                              beta: 0, c: c, ldc: N)
     for i in 0..<M {
         for j in 0..<N {
-            if (64..<192).contains(j) {
+            if columns.contains(j) {
                 #expect(abs(Double(c[i * N + j]) - expected[i * N + j]) < 1e-4)
             } else {
                 #expect(c[i * N + j] == 7, "row \(i) column \(j) changed")
             }
         }
     }
+}
+
+// The two kernels add each element's products in the same order, so they agree bit for bit (which keeps training
+// reproducible from one CPU to another).
+@Test func packedKernelsGiveIdenticalResults() {
+    let (M, K, N) = (13, 100, 150)
+    let a = randomFloats(M * K, seed: 6)
+    let w = randomFloats(K * N, seed: 7)
+    let start = randomFloats(M * N, seed: 8)
+    let results = PackedKernel.allCases.map { kernel in
+        let packed = PackedMatrix(rows: K, columns: N, kernel: kernel)
+        w.withUnsafeBufferPointer { packed.pack($0.baseAddress!, transposed: false, panels: 0..<packed.panelCount) }
+        var c = start
+        a.withUnsafeBufferPointer { aBuffer in
+            c.withUnsafeMutableBufferPointer { cBuffer in
+                packed.multiply(aBuffer.baseAddress!, lda: K, rows: M, panels: 0..<packed.panelCount,
+                                into: cBuffer.baseAddress!, ldc: N, accumulate: true)
+            }
+        }
+        return c
+    }
+    #expect(results[0] == results[1])
 }
 
 @Test(arguments: [1, 2, 3, 5])
