@@ -9,7 +9,8 @@
 // Layout: W is cut into column panels of the kernel's width (64 or 16); panel p holds rows k = 0..<K of its columns,
 // one after the other, (K, width) contiguous, zero-padded past column N. The kernel keeps a (6, width) block of C in
 // registers while it runs down K, reading one row of the panel and one value of each of the six rows of A per k.
-// Blocks at the edges (fewer than six rows left, or a panel past column N) run the same kernel on a copy of C.
+// A last block with fewer than six rows sends the missing rows' results to a scratch row; a panel past column N
+// runs the same kernel on a copy of C.
 //
 // The block's width follows the CPU's registers (`PackedKernel`): with AVX-512's 32 registers of 16 lanes, (6, 64)
 // is 24 accumulators, 24 fused multiply-adds per 4 loads and 6 broadcasts. With AVX2's 16 registers of 8 lanes the
@@ -105,28 +106,36 @@ final class PackedMatrix {
         into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, tile: UnsafeMutablePointer<Float>
     ) {
         let (K, N, width, blockRows) = (rows, columns, Row.width, Self.blockRows)
+        tile.update(repeating: 0, count: blockRows * width)
         for p in panels {
             let panel = UnsafePointer(storage.pointer + p * K * width)
             let firstColumn = p * width
             let panelColumns = min(width, N - firstColumn)
             var r = 0
             while r < M {
-                let validRows = min(blockRows, M - r)
-                // A's six rows; past the last row, repeat it (those results land in the tile and are dropped).
+                // A's six rows; past the last row, repeat it (those results are dropped).
                 let aRows = (a + r * lda, a + min(r + 1, M - 1) * lda, a + min(r + 2, M - 1) * lda,
                              a + min(r + 3, M - 1) * lda, a + min(r + 4, M - 1) * lda, a + min(r + 5, M - 1) * lda)
-                if validRows == blockRows && panelColumns == width {
-                    multiplyBlock(Row.self, aRows, panel, depth: K, c: c + r * ldc + firstColumn, ldc: ldc,
-                                  accumulate: accumulate)
+                if panelColumns == width {
+                    // C's six rows; past the last row, the tile's first row, which nobody reads.
+                    func cRow(_ i: Int) -> UnsafeMutablePointer<Float> {
+                        r + i < M ? c + (r + i) * ldc + firstColumn : tile
+                    }
+                    let cRows = (cRow(0), cRow(1), cRow(2), cRow(3), cRow(4), cRow(5))
+                    multiplyBlock(Row.self, aRows, panel, depth: K, cRows: cRows, accumulate: accumulate)
                 } else {
-                    // Edge block: through the (6, width) tile.
+                    // A panel past column N: through the (6, width) tile, zero past the panel's columns.
+                    let validRows = min(blockRows, M - r)
                     tile.update(repeating: 0, count: blockRows * width)
                     if accumulate {
                         for i in 0..<validRows {
                             (tile + i * width).update(from: c + (r + i) * ldc + firstColumn, count: panelColumns)
                         }
                     }
-                    multiplyBlock(Row.self, aRows, panel, depth: K, c: tile, ldc: width, accumulate: accumulate)
+                    multiplyBlock(Row.self, aRows, panel, depth: K,
+                                  cRows: (tile, tile + width, tile + 2 * width, tile + 3 * width, tile + 4 * width,
+                                          tile + 5 * width),
+                                  accumulate: accumulate)
                     for i in 0..<validRows {
                         (c + (r + i) * ldc + firstColumn).update(from: tile + i * width, count: panelColumns)
                     }
@@ -187,15 +196,20 @@ private typealias SixRows = (
     UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
     UnsafePointer<Float>
 )
+/// Six row pointers into C.
+private typealias SixMutableRows = (
+    UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+    UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
+)
 
 /// C(6, width) (+)= A(6, K) * panel(K, width): the kernel.
 @inline(__always)
 private func multiplyBlock<Row: PanelRow>(
-    _ row: Row.Type, _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, c: UnsafeMutablePointer<Float>,
-    ldc: Int, accumulate: Bool
+    _ row: Row.Type, _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, cRows: SixMutableRows,
+    accumulate: Bool
 ) {
     let (a0, a1, a2, a3, a4, a5) = aRows
-    let (c0, c1, c2, c3, c4, c5) = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
+    let (c0, c1, c2, c3, c4, c5) = cRows
     var s0 = Row(zero: ()), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
     if accumulate {
         s0 = Row(c0); s1 = Row(c1); s2 = Row(c2); s3 = Row(c3); s4 = Row(c4); s5 = Row(c5)
