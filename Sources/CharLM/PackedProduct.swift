@@ -106,7 +106,7 @@ final class PackedMatrix {
         into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, tile: UnsafeMutablePointer<Float>
     ) {
         let (K, N, width, blockRows) = (rows, columns, Row.width, Self.blockRows)
-        tile.update(repeating: 0, count: blockRows * width)
+        tile.update(repeating: 0, count: blockRows * width)  // initialised: the kernel may read its first row
         for p in panels {
             let panel = UnsafePointer(storage.pointer + p * K * width)
             let firstColumn = p * width
@@ -117,7 +117,7 @@ final class PackedMatrix {
                 let aRows = (a + r * lda, a + min(r + 1, M - 1) * lda, a + min(r + 2, M - 1) * lda,
                              a + min(r + 3, M - 1) * lda, a + min(r + 4, M - 1) * lda, a + min(r + 5, M - 1) * lda)
                 if panelColumns == width {
-                    // C's six rows; past the last row, the tile's first row, which nobody reads.
+                    // C's six rows; past the last row, the tile's first row, a scratch row whose values are dropped.
                     func cRow(_ i: Int) -> UnsafeMutablePointer<Float> {
                         r + i < M ? c + (r + i) * ldc + firstColumn : tile
                     }
