@@ -47,7 +47,7 @@ final class PackedMatrix {
     let rows: Int, columns: Int
     let kernel: PackedKernel
     /// Columns per panel: the kernel's block width.
-    let panelWidth: Int
+    var panelWidth: Int { kernel.panelWidth }
     /// ceil(N / panelWidth).
     let panelCount: Int
     /// (panelCount, K, panelWidth).
@@ -57,9 +57,8 @@ final class PackedMatrix {
         rows = K
         columns = N
         self.kernel = kernel
-        panelWidth = kernel.panelWidth
-        panelCount = (N + panelWidth - 1) / panelWidth
-        storage = FloatBuffer(count: panelCount * K * panelWidth)
+        panelCount = (N + kernel.panelWidth - 1) / kernel.panelWidth
+        storage = FloatBuffer(count: panelCount * K * kernel.panelWidth)
     }
 
     /// Packs `panels` of W(K, N) = source, stored row-major (`transposed` false), or of W = source^T where source is

@@ -82,8 +82,8 @@ func packedProductTouchesOnlyTheColumnsOfItsPanels(kernel: PackedKernel) {
     }
 }
 
-// The two kernels add each element's products in the same order, so they agree bit for bit (which keeps training
-// reproducible from one CPU to another).
+// The two kernels add each element's products in the same order, so they agree bit for bit: which kernel a CPU
+// takes changes no result of the time loops.
 @Test func packedKernelsGiveIdenticalResults() {
     let (M, K, N) = (13, 100, 150)
     let a = randomFloats(M * K, seed: 6)
