@@ -47,9 +47,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "charlm-bench", dependencies: ["CharLM"]),
+        .executableTarget(
+            name: "charlm-bench",
+            dependencies: ["CharLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
-        .testTarget(name: "CharLMShellTests", dependencies: ["CharLMShell", "charlm"]),
+        .testTarget(name: "CharLMShellTests", dependencies: ["CharLMShell", "charlm", "charlm-bench"]),
     ],
     swiftLanguageModes: [.v6]
 )

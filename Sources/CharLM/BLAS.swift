@@ -17,8 +17,8 @@ public enum Transpose: Sendable {
 
 /// Row-major single-precision BLAS.
 ///
-/// BLAS itself runs on one thread: the products big enough to share are split over the threads of `ComputeThreads`
-/// (by rows of the result, or by columns when it has fewer rows than columns), each thread calling BLAS on its
+/// BLAS itself runs on one thread: the products big enough to share are split over the threads of the caller's
+/// `ComputeContext` (by rows of the result, or by columns when it has fewer rows than columns), each thread calling BLAS on its
 /// part. One set of threads then does all of charlm's work: OpenBLAS's own threads, when they had any, kept spinning
 /// between products and took a quarter of a core from the LSTM's time loops (measured with perf on training M).
 public enum BLAS {
@@ -29,10 +29,10 @@ public enum BLAS {
     public static func gemm(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, context: ComputeContext
     ) {
         if m == 0 || n == 0 { return }
-        ComputeThreads.team.runParts(work: m * n * k) { member in
+        context.productTeam.runParts(work: m * n * k) { member in
             if m >= n {
                 // rows i of C: rows i of op(A), which start at row i of A, or at column i when A is transposed
                 let rows = member.share(of: m)
@@ -79,10 +79,10 @@ public enum BLAS {
     /// y = alpha * op(A) * x + beta * y, where A is stored (rows, cols) with row stride `lda`.
     public static func gemv(
         _ transA: Transpose, rows: Int, cols: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-        x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
+        x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>, context: ComputeContext
     ) {
         if rows == 0 || cols == 0 { return }
-        ComputeThreads.team.runParts(work: rows * cols) { member in
+        context.productTeam.runParts(work: rows * cols) { member in
             // each thread computes its share of y: rows of A, or columns of A when it is transposed
             if transA == .none {
                 let part = member.share(of: rows)
@@ -98,11 +98,20 @@ public enum BLAS {
         }
     }
 
-    /// Sets how many threads BLAS itself may use (OpenBLAS only; Accelerate manages its own). charlm keeps it at 1
-    /// (see the type's comment); `ComputeThreads.set` decides how many threads share the products.
-    static func setThreadCount(_ count: Int) {
+    /// Makes BLAS itself single-threaded, once per process (OpenBLAS only; Accelerate manages its own): see the
+    /// type's comment. A `ComputeContext` decides how many threads share the products.
+    static let setThreadCountOnce: Void = {
         #if !canImport(Accelerate)
-        openblas_set_num_threads(Int32(max(1, count)))
+        openblas_set_num_threads(1)
+        #endif
+    }()
+
+    /// The name of the kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX", ...), for benchmark reports.
+    public static var coreName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        return String(cString: openblas_get_corename())
         #endif
     }
 }

@@ -6,13 +6,16 @@
 //   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size"} (minimal: first five)
 //   format    "charlm", format_version "1"
 //   training  {"seq", "batch", "lr", "clip", "warmup", "decay", "val_fraction", "step", "epoch", "generator",
-//              "loss_history"} (warmup and decay may be absent: 0)
+//              "loss_history", "validation_history"} (warmup and decay may be absent: 0; validation_history is a list
+//              of [step, loss] pairs, and files written before it existed kept it in `settings` as
+//              "step:loss,step:loss", which is still read)
 //   optimizer {"type": "adam", "step", "lr", "beta1", "beta2", "eps"}
 //   sampling  {"temperature", "top_k", "top_p"}
 //   corpus    {"characters", "fnv1a64"}: the fingerprint of the text trained on
 //   settings  {string: string}: the shell's own settings
 //
-// Floats that must come back bit-identical (lr, clip, ...) are written as the exact decimal value of the Float32.
+// Floats that must come back bit-identical (lr, clip, ...) are widened to Double and written as the shortest decimal
+// that reads back as that Double, so the Float32 comes back bit for bit.
 
 import Foundation
 
@@ -33,6 +36,18 @@ public struct TrainingState: Equatable, Sendable {
     /// The trainer's generator (batch offsets, dropout masks) as it is after `step` steps.
     public var generator: SeededGenerator
     public var lossHistory: [Double]
+    /// Every validation of the run so far.
+    public var validationHistory: [ValidationPoint]
+
+    public init(settings: TrainingSettings, validationFraction: Double, step: Int, generator: SeededGenerator,
+                lossHistory: [Double], validationHistory: [ValidationPoint] = []) {
+        self.settings = settings
+        self.validationFraction = validationFraction
+        self.step = step
+        self.generator = generator
+        self.lossHistory = lossHistory
+        self.validationHistory = validationHistory
+    }
 }
 
 /// Identifies the text a model was trained on: its length and a 64-bit FNV-1a hash of its token indices.
@@ -106,16 +121,17 @@ public struct Checkpoint: Sendable {
             ])
         }
         if let training {
-            let perStep = training.settings.steps * training.settings.batch
+            let perStep = training.settings.sequenceLength * training.settings.batch
             let trainCharacters = corpus.map { Int(Double($0.characters) * (1 - training.validationFraction)) }
             metadata["training"] = jsonObject([
-                ("seq", String(training.settings.steps)), ("batch", String(training.settings.batch)),
+                ("seq", String(training.settings.sequenceLength)), ("batch", String(training.settings.batch)),
                 ("lr", exact(training.settings.learningRate)), ("clip", exact(training.settings.clip)),
                 ("warmup", String(training.settings.warmupSteps)), ("decay", String(training.settings.decaySteps)),
                 ("val_fraction", String(training.validationFraction)), ("step", String(training.step)),
                 ("epoch", trainCharacters.map { String(Double(training.step * perStep) / Double(max($0, 1))) } ?? "null"),
                 ("generator", jsonString(hex(training.generator))),
                 ("loss_history", "[" + training.lossHistory.map { String($0) }.joined(separator: ",") + "]"),
+                ("validation_history", "[" + training.validationHistory.map { "[\($0.step), \($0.loss)]" }.joined(separator: ", ") + "]"),
             ])
         }
         if let sampling {
@@ -272,7 +288,7 @@ public struct Checkpoint: Sendable {
                 return integer
             }
             let settings = TrainingSettings(
-                steps: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
+                sequenceLength: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
                 clip: Float(try number("clip")), warmupSteps: try optionalInteger("warmup"),
                 decaySteps: try optionalInteger("decay"))
             do { try settings.validate() } catch let error as CharLMError { throw bad("its training settings are unusable: \(error)") }
@@ -287,8 +303,15 @@ public struct Checkpoint: Sendable {
             }
             let step = try integer("step")
             guard step >= 0 else { throw bad("training `step` is negative") }
+            let validations = try (trainingJSON["validation_history"]?.array ?? []).map { item -> ValidationPoint in
+                guard let pair = item.array, pair.count == 2, let at = pair[0].integer, let loss = pair[1].double else {
+                    throw bad("training `validation_history` holds something other than [step, loss] pairs")
+                }
+                return ValidationPoint(step: at, loss: loss)
+            }
             checkpoint.training = TrainingState(
-                settings: settings, validationFraction: fraction, step: step, generator: generator, lossHistory: history)
+                settings: settings, validationFraction: fraction, step: step, generator: generator, lossHistory: history,
+                validationHistory: validations)
         }
         if let samplingJSON = try metadataJSON("sampling") {
             guard let temperature = samplingJSON["temperature"]?.double, let topK = samplingJSON["top_k"]?.integer,
@@ -313,6 +336,15 @@ public struct Checkpoint: Sendable {
                 checkpoint.settings[key] = text
             }
         }
+        // Files written before `validation_history` joined `training` kept it as a setting, "step:loss,step:loss".
+        if let legacy = checkpoint.settings.removeValue(forKey: "validation_history"),
+           checkpoint.training?.validationHistory.isEmpty == true {
+            checkpoint.training?.validationHistory = legacy.split(separator: ",").compactMap { pair in
+                let parts = pair.split(separator: ":")
+                guard parts.count == 2, let step = Int(parts[0]), let loss = Double(parts[1]) else { return nil }
+                return ValidationPoint(step: step, loss: loss)
+            }
+        }
         return checkpoint
     }
 }
@@ -322,7 +354,7 @@ private func jsonObject(_ pairs: [(String, String)]) -> String {
     "{" + pairs.map { jsonString($0.0) + ": " + $0.1 }.joined(separator: ", ") + "}"
 }
 
-/// The exact decimal value of a Float32 (through Double), so reading it back gives the same bits.
+/// A Float32 widened to Double, as the shortest decimal that reads back as that Double: the same bits come back.
 private func exact(_ value: Float) -> String { String(Double(value)) }
 
 /// A generator state as 64 hex digits.

@@ -1,190 +1,6 @@
-// Token storage and the data the trainer sees: a corpus (normalised text as compact token indices), its
-// train/validation split, random training batches, and the fixed evaluation windows. Windows are index ranges into
-// the token buffer; nothing is copied until a batch is gathered into the model's input buffers.
-
-/// Token indices stored compactly: one byte each when V <= 256, else two.
-public enum TokenBuffer: Equatable, Sendable {
-    case narrow([UInt8])
-    case wide([UInt16])
-
-    /// Stores `tokens` in the narrowest form that holds indices below `vocabularySize`.
-    public init(_ tokens: [Int], vocabularySize: Int) {
-        if vocabularySize <= 256 {
-            self = .narrow(tokens.map { UInt8($0) })
-        } else {
-            self = .wide(tokens.map { UInt16($0) })
-        }
-    }
-
-    public var count: Int {
-        switch self {
-        case .narrow(let tokens): return tokens.count
-        case .wide(let tokens): return tokens.count
-        }
-    }
-
-    /// Bytes held per token (1 or 2).
-    public var bytesPerToken: Int {
-        switch self {
-        case .narrow: return 1
-        case .wide: return 2
-        }
-    }
-
-    public subscript(index: Int) -> Int {
-        switch self {
-        case .narrow(let tokens): return Int(tokens[index])
-        case .wide(let tokens): return Int(tokens[index])
-        }
-    }
-
-    /// Copies tokens `start ..< start + count` into `destination` with stride `stride` (for time-major batches).
-    @inline(__always)
-    func gather(start: Int, count: Int, into destination: UnsafeMutablePointer<Int32>, stride: Int) {
-        switch self {
-        case .narrow(let tokens):
-            tokens.withUnsafeBufferPointer { source in
-                for t in 0..<count { destination[t * stride] = Int32(source[start + t]) }
-            }
-        case .wide(let tokens):
-            tokens.withUnsafeBufferPointer { source in
-                for t in 0..<count { destination[t * stride] = Int32(source[start + t]) }
-            }
-        }
-    }
-}
-
-/// A normalised text as tokens, with its vocabulary, per-character counts and load report.
-public struct Corpus: Sendable {
-    public let vocabulary: Vocabulary
-    public let tokens: TokenBuffer
-    /// How often each vocabulary entry occurs, by index.
-    public let counts: [Int]
-    public let report: NormalizationReport
-
-    /// Loads a text file: reads, decodes, normalises, builds the vocabulary and tokenises.
-    public static func load(path: String, normalization: NormalizationOptions) throws -> Corpus {
-        let bytes = try readFileBytes(at: path)
-        return try make(utf8: bytes, normalization: normalization, name: path)
-    }
-
-    /// Builds a corpus from a string (tests and built-in texts).
-    public static func make(text: String, normalization: NormalizationOptions) throws -> Corpus {
-        try make(utf8: Array(text.utf8), normalization: normalization, name: "<text>")
-    }
-
-    /// Two passes over the bytes: the first counts the normalised characters (the vocabulary), the second maps them
-    /// to indices. Normalising twice costs less than holding the text as 4-byte scalars in between.
-    public static func make(utf8 bytes: [UInt8], normalization: NormalizationOptions, name: String) throws -> Corpus {
-        guard !bytes.isEmpty else { throw CharLMError.emptyFile(path: name) }
-        if let zero = bytes.firstIndex(of: 0) {
-            throw CharLMError.binaryFile(path: name, reason: "it has a NUL byte at offset \(zero)")
-        }
-        if let corpus = try makeFromPlainASCII(bytes, normalization: normalization) { return corpus }
-        return try makeByNormalizing(bytes, normalization: normalization, name: name)
-    }
-
-    /// The general path of `make`: any UTF-8, through the normaliser.
-    static func makeByNormalizing(_ bytes: [UInt8], normalization: NormalizationOptions, name: String) throws -> Corpus {
-        return try bytes.withUnsafeBufferPointer { buffer in
-            var asciiCounts = [Int](repeating: 0, count: 128)
-            var otherCounts: [UInt32: Int] = [:]
-            var normalizer = TextNormalizer(options: normalization)
-            let report = normalizer.normalize(utf8: buffer) { scalar in
-                if scalar.value < 128 { asciiCounts[Int(scalar.value)] += 1 } else { otherCounts[scalar.value, default: 0] += 1 }
-            }
-            // Text that is mostly invalid UTF-8 is not text.
-            if report.replacedSequences * 10 > bytes.count {
-                let percent = report.replacedSequences * 100 / bytes.count
-                throw CharLMError.binaryFile(path: name, reason: "\(percent)% of its bytes are not valid UTF-8")
-            }
-            guard report.characters > 0 else {
-                throw CharLMError.nothingLeftAfterNormalization(path: name, removed: report.invisibleRemoved + report.droppedNonASCII)
-            }
-            var present: [(UInt32, Int)] = asciiCounts.enumerated().compactMap { $0.element > 0 ? (UInt32($0.offset), $0.element) : nil }
-            present += otherCounts.map { ($0.key, $0.value) }
-            present.sort { $0.0 < $1.0 }
-            guard present.count <= 65_535 else { throw CharLMError.vocabularyTooLarge(size: present.count) }
-            let vocabulary = try Vocabulary(scalars: present.map { Unicode.Scalar($0.0)! }, normalization: normalization)
-
-            var indexOfASCII = [Int](repeating: -1, count: 128)
-            var indexOfOther: [UInt32: Int] = [:]
-            for (index, entry) in present.enumerated() {
-                if entry.0 < 128 { indexOfASCII[Int(entry.0)] = index } else { indexOfOther[entry.0] = index }
-            }
-            func tokenize<Element: FixedWidthInteger>(as _: Element.Type) -> [Element] {
-                var tokens: [Element] = []
-                tokens.reserveCapacity(report.characters)
-                var second = TextNormalizer(options: normalization)
-                _ = second.normalize(utf8: buffer) { scalar in
-                    let index = scalar.value < 128 ? indexOfASCII[Int(scalar.value)] : indexOfOther[scalar.value]!
-                    tokens.append(Element(truncatingIfNeeded: index))
-                }
-                return tokens
-            }
-            let tokens: TokenBuffer = vocabulary.count <= 256
-                ? .narrow(tokenize(as: UInt8.self)) : .wide(tokenize(as: UInt16.self))
-            return Corpus(
-                vocabulary: vocabulary, tokens: tokens,
-                counts: present.map { $0.1 }, report: report)
-        }
-    }
-
-    /// The common case, done with byte tables: text that is all ASCII without carriage returns is its own
-    /// normalisation (nothing to decode, convert, remove or fold) up to lowercasing, so one pass counts the bytes and
-    /// one maps them to indices. Returns nil for any other text, which takes the general path; the result is the
-    /// same either way (a test compares them). The 100 MB benchmark file loads in 0.38 s instead of 2.0 s.
-    static func makeFromPlainASCII(_ bytes: [UInt8], normalization: NormalizationOptions) throws -> Corpus? {
-        // What each byte becomes: itself, or its lowercase letter.
-        var mapped = [UInt8](0...127)
-        if normalization.lowercase { for byte in UInt8(ascii: "A")...UInt8(ascii: "Z") { mapped[Int(byte)] = byte + 0x20 } }
-        var byteCounts = [Int](repeating: 0, count: 256)
-        let plain = bytes.withUnsafeBufferPointer { buffer -> Bool in
-            for byte in buffer { byteCounts[Int(byte)] += 1 }
-            return byteCounts[0x0D] == 0 && byteCounts[0x80...].allSatisfy { $0 == 0 }
-        }
-        guard plain else { return nil }
-        var counts = [Int](repeating: 0, count: 128)
-        var report = NormalizationReport()
-        report.bytes = bytes.count
-        report.characters = bytes.count
-        for byte in 0..<128 where byteCounts[byte] > 0 {
-            counts[Int(mapped[byte])] += byteCounts[byte]
-            if mapped[byte] != UInt8(byte) { report.lowercased += byteCounts[byte] }
-        }
-        let present = (0..<128).filter { counts[$0] > 0 }
-        let vocabulary = try Vocabulary(scalars: present.map { Unicode.Scalar(UInt8($0)) }, normalization: normalization)
-        var indexOfByte = [UInt8](repeating: 0, count: 128)
-        for (index, value) in present.enumerated() { indexOfByte[value] = UInt8(index) }
-        for byte in 0..<128 { indexOfByte[byte] = indexOfByte[Int(mapped[byte])] }
-        let tokens = bytes.withUnsafeBufferPointer { buffer in
-            [UInt8](unsafeUninitializedCapacity: buffer.count) { output, initialized in
-                for position in 0..<buffer.count { output[position] = indexOfByte[Int(buffer[position])] }
-                initialized = buffer.count
-            }
-        }
-        return Corpus(vocabulary: vocabulary, tokens: .narrow(tokens), counts: present.map { counts[$0] }, report: report)
-    }
-
-    /// Length and FNV-1a 64-bit hash of the token indices (each as two little-endian bytes), for checkpoints.
-    public var fingerprint: CorpusFingerprint {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        for index in 0..<tokens.count {
-            let token = tokens[index]
-            mix(UInt8(token & 0xFF))
-            mix(UInt8(token >> 8))
-        }
-        return CorpusFingerprint(characters: tokens.count, hash: hash)
-    }
-
-    /// The token to prime generation from an empty prompt: a newline when the vocabulary has one, else the most
-    /// frequent character.
-    public var primer: Int {
-        if let newline = vocabulary.index(of: "\n") { return newline }
-        return counts.indices.max { counts[$0] < counts[$1] } ?? 0
-    }
-}
+// The data the trainer sees: a corpus's tokens (Corpus.swift) split into training and validation ranges, random
+// training batches, and the fixed evaluation windows. Windows are index ranges into the token buffer; nothing is
+// copied until a batch is gathered into the model's input buffers.
 
 /// A corpus split into training and validation ranges, with batch and window access.
 public struct Dataset: Sendable {
@@ -198,10 +14,7 @@ public struct Dataset: Sendable {
 
     /// Splits at `Int(n * (1 - validationFraction))`, as the PyTorch reference does with `int(0.9 * N)`.
     public init(tokens: TokenBuffer, validationFraction: Double) throws {
-        guard validationFraction >= 0 && validationFraction < 1 else {
-            throw CharLMError.invalidSetting(
-                name: "val", message: "must be >= 0 and < 1; got \(validationFraction)")
-        }
+        try Setting.val.check(validationFraction)
         let split = Int(Double(tokens.count) * (1.0 - validationFraction))
         self.tokens = tokens
         self.validationFraction = validationFraction
@@ -209,42 +22,42 @@ public struct Dataset: Sendable {
         validationRange = split..<tokens.count
     }
 
-    /// Checks that the training split holds at least one window of `steps` inputs and its targets.
-    public func checkTrainable(steps: Int) throws {
-        if trainRange.count < steps + 1 {
-            throw CharLMError.corpusTooShort(split: "training", tokens: trainRange.count, needed: steps + 1, seq: steps)
+    /// Checks that the training split holds at least one window of T inputs and its targets.
+    public func checkTrainable(length T: Int) throws {
+        if trainRange.count < T + 1 {
+            throw CharLMError.corpusTooShort(split: "training", tokens: trainRange.count, needed: T + 1, seq: T)
         }
     }
 
     /// Fills time-major (T, B) `inputs` and `targets` with B windows at random offsets in the training split.
     /// Window b starting at s has inputs tokens[s ..< s+T] and targets tokens[s+1 ..< s+T+1].
     public func sampleBatch(
-        steps: Int, batch: Int, generator: inout SeededGenerator,
+        length T: Int, batch B: Int, generator: inout SeededGenerator,
         inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
     ) {
-        let offsetCount = trainRange.count - steps  // valid starts: 0 ..< n - T
-        for b in 0..<batch {
+        let offsetCount = trainRange.count - T  // valid starts: 0 ..< n - T
+        for b in 0..<B {
             let start = trainRange.lowerBound + generator.nextIndex(below: offsetCount)
-            tokens.gather(start: start, count: steps, into: inputs + b, stride: batch)
-            tokens.gather(start: start + 1, count: steps, into: targets + b, stride: batch)
+            tokens.gather(start: start, count: T, into: inputs + b, stride: B)
+            tokens.gather(start: start + 1, count: T, into: targets + b, stride: B)
         }
     }
 
     /// The number of evaluation windows of T inputs in the validation split: floor((n - 1) / T).
-    public func validationWindowCount(steps: Int) -> Int {
-        validationRange.isEmpty ? 0 : (validationRange.count - 1) / steps
+    public func validationWindowCount(length T: Int) -> Int {
+        validationRange.isEmpty ? 0 : (validationRange.count - 1) / T
     }
 
     /// Fills time-major (T, count) `inputs` and `targets` with validation windows first ..< first + count, where
     /// window k predicts tokens[k*T+1 ... k*T+T] from tokens[k*T ... k*T+T-1] (offsets within the split).
     public func validationBatch(
-        steps: Int, first: Int, count: Int,
+        length T: Int, first: Int, count: Int,
         inputs: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
     ) {
         for b in 0..<count {
-            let start = validationRange.lowerBound + (first + b) * steps
-            tokens.gather(start: start, count: steps, into: inputs + b, stride: count)
-            tokens.gather(start: start + 1, count: steps, into: targets + b, stride: count)
+            let start = validationRange.lowerBound + (first + b) * T
+            tokens.gather(start: start, count: T, into: inputs + b, stride: count)
+            tokens.gather(start: start + 1, count: T, into: targets + b, stride: count)
         }
     }
 }

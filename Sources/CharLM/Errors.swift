@@ -11,7 +11,13 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case nothingLeftAfterNormalization(path: String, removed: Int)
     case vocabularyTooLarge(size: Int)
     case corpusTooShort(split: String, tokens: Int, needed: Int, seq: Int)
-    case invalidSetting(name: String, message: String)
+    /// A setting's value outside what its declaration (SettingDeclarations.swift) accepts; `rule` states the range.
+    case outOfRange(setting: String, rule: String, got: String)
+    case parameterCountMismatch(expected: Int, got: Int)
+    case batchShapeMismatch(sequences: Int, length: Int)
+    case optimizerStateMismatch
+    case emptyPrompt
+    case badVocabulary(problem: String)
     case tokenOutOfRange(token: Int, vocabularySize: Int)
     case nonFiniteLoss(step: Int, loss: Double)
     case nonFiniteGradient(step: Int)
@@ -39,8 +45,18 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .corpusTooShort(let split, let tokens, let needed, let seq):
             return "the \(split) split has \(tokens) characters; it needs at least seq+1 = \(needed) "
                 + "(seq is \(seq)): lower `seq` or load more text"
-        case .invalidSetting(let name, let message):
-            return "\(name) \(message)"
+        case .outOfRange(let setting, let rule, let got):
+            return "\(setting) must be \(rule); got '\(got)'"
+        case .parameterCountMismatch(let expected, let got):
+            return "the model needs \(expected) parameter values; got \(got)"
+        case .batchShapeMismatch(let sequences, let length):
+            return "a batch must be \(sequences) sequences of \(length) tokens"
+        case .optimizerStateMismatch:
+            return "the optimizer state does not match the model's size"
+        case .emptyPrompt:
+            return "the prompt is empty: feed at least one character"
+        case .badVocabulary(let problem):
+            return "the vocabulary \(problem)"
         case .tokenOutOfRange(let token, let vocabularySize):
             return "token \(token) is outside the vocabulary of \(vocabularySize) characters"
         case .nonFiniteLoss(let step, let loss):

@@ -1,6 +1,8 @@
 // A small, strict JSON reader for checkpoint headers and metadata, which come from files we do not trust: it caps
 // nesting depth, refuses duplicate keys, keeps object keys in file order and keeps integers exact. Writing is
-// done by hand where it is needed (`jsonString`), so output is deterministic.
+// done by hand where it is needed, with `jsonString` (below) for strings, so output is deterministic.
+
+import Foundation
 
 /// A parsed JSON value.
 public indirect enum JSONValue: Equatable, Sendable {
@@ -224,4 +226,27 @@ private struct JSONParser {
         guard let double = Double(text), double.isFinite else { throw error("number \(text) is out of range") }
         return .number(double, integer: isInteger ? Int(text) : nil)
     }
+}
+
+// MARK: Writing
+
+/// `text` as a JSON string literal.
+func jsonString(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                result += String(format: "\\u%04x", scalar.value)
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return result + "\""
 }

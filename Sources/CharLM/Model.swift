@@ -1,27 +1,30 @@
-// The whole network: Embedding (V x E) -> L LSTM layers (H) -> Linear (H -> V), forward and backward side by side.
-// Parameters and gradients live in two flat buffers laid out by `ParameterLayout`; activations live in a
-// `ModelWorkspace` allocated once per (T, B) and reused. Loss is in Loss.swift, the LSTM layer in LSTM.swift.
+// The whole network: Embedding (V x E) -> L recurrent layers (H) -> Linear (H -> V), forward and backward side by
+// side. Parameters and gradients live in two flat buffers laid out by `ParameterLayout`; activations live in a
+// `ModelWorkspace` allocated once per (T, B) and reused. This file does what is the same for every kind of layer
+// (Layer.swift): the embedding, each layer's input projection, dropout, the output layer; each layer runs its own
+// recurrence (LSTM.swift). Loss is in Loss.swift.
 //
-// Embedding then layer 0's input projection is, for each character v, the same (4H) row:
-// embedding[v] W_ih0^T + b_ih0 + b_hh0. The forward pass computes those V rows once (a (V, 4H) table) and looks
-// them up, instead of multiplying T*B embedding rows; backward sums the gate gradients per character and
+// Embedding then layer 0's input projection is, for each character v, the same (P) row (P = 4H for the LSTM):
+// embedding[v] W_ih0^T + layer 0's projection bias. The forward pass computes those V rows once (a (V, P) table) and
+// looks them up, instead of multiplying T*B embedding rows; backward sums the projection gradients per character and
 // multiplies only the V sums.
 
 import Foundation
 
-/// Buffers for one forward and backward pass over up to T steps of B sequences. Allocate once and reuse.
+/// Buffers for one forward and backward pass over up to T steps of B sequences, and the compute context the passes
+/// run on. Allocate once and reuse.
 public final class ModelWorkspace {
     /// Largest T and B this workspace holds.
-    public let maxSteps: Int, maxBatch: Int
+    public let maxLength: Int, maxBatch: Int
     /// (T, B) token indices: inputs and targets, time-major.
     public let inputs: UnsafeMutablePointer<Int32>
     public let targets: UnsafeMutablePointer<Int32>
-    /// (V, 4H) layer 0's input projection of every character: embedding W_ih0^T + b_ih0 + b_hh0.
+    /// (V, P) layer 0's input projection of every character: embedding W_ih0^T + projection bias.
     let inputTable: FloatBuffer
-    /// (V, 4H) dLoss/d(inputTable): layer 0's gate gradients summed per character.
+    /// (V, P) dLoss/d(inputTable): layer 0's projection gradients summed per character.
     let inputTableGradient: FloatBuffer
     /// One per layer.
-    let layers: [LSTMActivations]
+    let layers: [RecurrentActivations]
     /// (T, B, H) per layer boundary (L-1 of them, only when dropout > 0): 0 or 1/(1-p) for each output.
     public let dropoutMasks: [FloatBuffer]
     /// (T, B, H) per layer boundary: the masked outputs that feed the next layer.
@@ -32,28 +35,29 @@ public final class ModelWorkspace {
     let outputGradient: FloatBuffer
     /// (T, B, H) dLoss/d(input of the layer above layer 0 being back-propagated); empty when L = 1.
     let inputGradient: FloatBuffer
-    let scratch: LSTMGradientScratch
-    /// The threads that run this workspace's passes; nil means `ComputeThreads`'s team (tests pick their own).
-    var team: ThreadTeam?
+    /// The threads and kernels this workspace's passes run on.
+    public let context: ComputeContext
 
-    public init(config: ModelConfig, steps T: Int, batch B: Int) {
+    init(model: CharModel, length T: Int, batch B: Int, context: ComputeContext) {
+        let config = model.config
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
-        maxSteps = T
+        let P = config.layerKind.gateCount * H
+        maxLength = T
         maxBatch = B
+        self.context = context
         inputs = .allocate(capacity: T * B)
         inputs.initialize(repeating: 0, count: T * B)
         targets = .allocate(capacity: T * B)
         targets.initialize(repeating: 0, count: T * B)
-        inputTable = FloatBuffer(count: V * 4 * H)
-        inputTableGradient = FloatBuffer(count: V * 4 * H)
-        layers = (0..<L).map { _ in LSTMActivations(hiddenSize: H, steps: T, batch: B) }
+        inputTable = FloatBuffer(count: V * P)
+        inputTableGradient = FloatBuffer(count: V * P)
+        layers = model.layers.map { $0.makeActivations(length: T, batch: B) }
         let boundaries = config.dropout > 0 ? L - 1 : 0
         dropoutMasks = (0..<boundaries).map { _ in FloatBuffer(count: T * B * H) }
         droppedOutputs = (0..<boundaries).map { _ in FloatBuffer(count: T * B * H) }
         logits = FloatBuffer(count: T * B * V)
         outputGradient = FloatBuffer(count: T * B * H)
         inputGradient = FloatBuffer(count: L > 1 ? T * B * H : 0)
-        scratch = LSTMGradientScratch(hiddenSize: H, steps: T, batch: B)
     }
 
     deinit {
@@ -62,28 +66,22 @@ public final class ModelWorkspace {
     }
 
     /// Whether a pass of T steps over B sequences fits.
-    public func fits(steps T: Int, batch B: Int) -> Bool { T <= maxSteps && B <= maxBatch }
+    public func fits(length T: Int, batch B: Int) -> Bool { T <= maxLength && B <= maxBatch }
 
-    /// Sets the initial state (h_0, c_0) of every layer to zero for B sequences.
+    /// Sets the initial state of every layer to zero for B sequences.
     public func resetState(batch B: Int) {
-        for layer in layers {
-            layer.hidden(at: 0, batch: B).update(repeating: 0, count: B * layer.hiddenSize)
-            layer.cell(at: 0, batch: B).update(repeating: 0, count: B * layer.hiddenSize)
-        }
+        for layer in layers { layer.resetState(batch: B) }
     }
 
-    /// Makes the final state of the last pass (slot T) the initial state of the next one, so generation can feed
-    /// one character at a time.
-    public func carryState(steps T: Int, batch B: Int) {
-        for layer in layers {
-            layer.hidden(at: 0, batch: B).update(from: layer.hidden(at: T, batch: B), count: B * layer.hiddenSize)
-            layer.cell(at: 0, batch: B).update(from: layer.cell(at: T, batch: B), count: B * layer.hiddenSize)
-        }
+    /// Makes the final state of the last pass (after step T) the initial state of the next one, so generation can
+    /// feed one character at a time.
+    public func carryState(length T: Int, batch B: Int) {
+        for layer in layers { layer.carryState(length: T, batch: B) }
     }
 
-    /// (B, H) cell state c_t of `layer` at slot t (t = 0 is the initial state).
+    /// (B, H) the memory of `layer` at slot t (t = 0 is the initial state): the LSTM's cell state c_t.
     public func cellState(layer: Int, slot t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: layers[layer].cell(at: t, batch: B), count: B * layers[layer].hiddenSize)
+        layers[layer].memory(at: t, batch: B)
     }
 }
 
@@ -95,17 +93,19 @@ public enum ForwardMode {
     case training
 }
 
-/// The character-level LSTM language model.
-public final class CharLSTM {
+/// The character-level language model.
+public final class CharModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
+    /// The recurrent layers, bottom first.
+    let layers: [RecurrentLayer]
     /// Every parameter, laid out by `layout`.
     public let parameters: FloatBuffer
     /// dLoss/dparameter, same layout; backward accumulates here.
     public let gradients: FloatBuffer
 
-    /// A model initialised as PyTorch initialises `nn.Embedding` (standard normal), `nn.LSTM` (uniform in
-    /// +-1/sqrt(H), biases included) and `nn.Linear` (uniform in +-1/sqrt(H) for weight and bias).
+    /// A model initialised as PyTorch initialises `nn.Embedding` (standard normal), `nn.LSTM` and its kin (uniform
+    /// in +-1/sqrt(H), biases included) and `nn.Linear` (uniform in +-1/sqrt(H) for weight and bias).
     public convenience init(config: ModelConfig, generator: inout SeededGenerator) throws {
         try self.init(config: config, parameters: nil)
         let p = parameters.pointer
@@ -124,19 +124,19 @@ public final class CharLSTM {
         layout = ParameterLayout(config: config)
         if let values {
             guard values.count == layout.totalCount else {
-                throw CharLMError.invalidSetting(
-                    name: "parameters", message: "need \(layout.totalCount) values for this model; got \(values.count)")
+                throw CharLMError.parameterCountMismatch(expected: layout.totalCount, got: values.count)
             }
             parameters = FloatBuffer(values)
         } else {
             parameters = FloatBuffer(count: layout.totalCount)
         }
         gradients = FloatBuffer(count: layout.totalCount)
+        layers = layout.layers.map(makeRecurrentLayer)
     }
 
-    /// A workspace for passes of up to T steps over B sequences.
-    public func makeWorkspace(steps T: Int, batch B: Int) -> ModelWorkspace {
-        ModelWorkspace(config: config, steps: T, batch: B)
+    /// A workspace for passes of up to T steps over B sequences, run on `context`'s threads.
+    public func makeWorkspace(length T: Int, batch B: Int, context: ComputeContext = .machine) -> ModelWorkspace {
+        ModelWorkspace(model: self, length: T, batch: B, context: context)
     }
 
     /// Forward pass over `workspace.inputs` (T, B): fills every layer's activations and `workspace.logits` (T, B, V).
@@ -144,44 +144,48 @@ public final class CharLSTM {
     /// `reuseDerivedWeights` skips rebuilding the input table and packed weights from the parameters: only for a
     /// pass that follows one with the same workspace and unchanged parameters (generation, one character at a time).
     public func forward(
-        steps T: Int, batch B: Int, workspace: ModelWorkspace, mode: ForwardMode,
+        length T: Int, batch B: Int, workspace: ModelWorkspace, mode: ForwardMode,
         generator: inout SeededGenerator, carryState: Bool = false, reuseDerivedWeights: Bool = false
     ) {
-        precondition(workspace.fits(steps: T, batch: B), "workspace too small for T=\(T), B=\(B)")
+        precondition(workspace.fits(length: T, batch: B), "workspace too small for T=\(T), B=\(B)")
         let (E, H, V) = (config.embeddingSize, config.hiddenSize, config.vocabularySize)
-        let G = 4 * H
+        let P = config.layerKind.gateCount * H
         let rows = T * B
+        let context = workspace.context
         if !carryState { workspace.resetState(batch: B) }
-        let team = workspace.team ?? ComputeThreads.team
-        // Embedding and layer 0's input projection: gates_0 row r = table[token r], where
-        // table(V, 4H) = embedding.weight(V, E) * W_ih0^T + b_ih0 + b_hh0.
+        // Embedding and layer 0's input projection: projection_0 row r = table[token r], where
+        // table(V, P) = embedding.weight(V, E) * W_ih0^T + layer 0's projection bias.
         let table = workspace.inputTable.pointer
         if !reuseDerivedWeights {
-            let layer0 = LSTMLayerWeights(layout.layers[0], in: parameters)
-            for v in 0..<V {
-                for j in 0..<G { table[v * G + j] = layer0.biasIH[j] + layer0.biasHH[j] }
-            }
-            BLAS.gemm(.none, .transposed, m: V, n: G, k: E,
-                      a: parameters.pointer + layout.embedding.offset, lda: E, b: layer0.weightIH, ldb: E,
-                      beta: 1, c: table, ldc: G)
+            layers[0].projectionBias(parameters, into: table)
+            for v in 1..<max(1, V) { (table + v * P).update(from: table, count: P) }
+            BLAS.gemm(.none, .transposed, m: V, n: P, k: E,
+                      a: parameters.pointer + layout.embedding.offset, lda: E,
+                      b: parameters.pointer + layers[0].views.weightIH.offset, ldb: E, beta: 1, c: table, ldc: P,
+                      context: context)
         }
-        let gates0 = workspace.layers[0].gates.pointer
+        let projection0 = workspace.layers[0].projection.pointer
         let inputs = workspace.inputs
-        team.runParts(work: rows * G) { member in
-            for r in member.share(of: rows) { (gates0 + r * G).update(from: table + Int(inputs[r]) * G, count: G) }
+        context.team.runParts(work: rows * P) { member in
+            for r in member.share(of: rows) { (projection0 + r * P).update(from: table + Int(inputs[r]) * P, count: P) }
         }
-        // LSTM layers, each above layer 0 projecting the (possibly dropped-out) output of the one below.
-        var layerInput = UnsafePointer(gates0)
-        for (l, views) in layout.layers.enumerated() {
+        // The layers, each above layer 0 projecting the (possibly dropped-out) output of the one below.
+        var layerInput: UnsafePointer<Float>? = nil
+        for (l, layer) in layers.enumerated() {
             let activations = workspace.layers[l]
-            let weights = LSTMLayerWeights(views, in: parameters)
-            if l > 0 {
-                lstmInputProjection(input: layerInput, inputSize: views.inputSize, weights: weights,
-                                    gates: activations.gates.pointer, rows: rows, hiddenSize: H)
+            if let layerInput {
+                // projection(T*B, P) = input(T*B, in) * W_ih^T + projection bias
+                let projection = activations.projection.pointer
+                layer.projectionBias(parameters, into: projection)
+                for r in 1..<max(1, rows) { (projection + r * P).update(from: projection, count: P) }
+                let inputSize = layer.views.inputSize
+                BLAS.gemm(.none, .transposed, m: rows, n: P, k: inputSize,
+                          a: layerInput, lda: inputSize, b: parameters.pointer + layer.views.weightIH.offset,
+                          ldb: inputSize, beta: 1, c: projection, ldc: P, context: context)
             }
-            lstmForward(weights: weights, activations: activations, steps: T, batch: B,
-                        refreshWeights: !reuseDerivedWeights, team: team)
-            let output = activations.hidden(at: 1, batch: B)
+            layer.forward(parameters: parameters, activations: activations, length: T, batch: B,
+                          refreshWeights: !reuseDerivedWeights, context: context)
+            let output = activations.outputs(batch: B)
             if l < workspace.dropoutMasks.count {
                 let mask = workspace.dropoutMasks[l].pointer
                 let dropped = workspace.droppedOutputs[l].pointer
@@ -202,28 +206,31 @@ public final class CharLSTM {
             }
         }
         // Linear: logits(T*B, V) = h_top(T*B, H) * fc.weight^T + fc.bias.
-        let top = workspace.layers[config.layerCount - 1].hidden(at: 1, batch: B)
+        let top = workspace.layers[config.layerCount - 1].outputs(batch: B)
         let logits = workspace.logits.pointer
         let bias = parameters.pointer + layout.fcBias.offset
         for r in 0..<rows { (logits + r * V).update(from: bias, count: V) }
         BLAS.gemm(.none, .transposed, m: rows, n: V, k: H,
-                  a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 1, c: logits, ldc: V)
+                  a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 1, c: logits, ldc: V,
+                  context: context)
     }
 
     /// Backward pass for the forward pass just run, given dLoss/dlogits in `workspace.logits`. Accumulates into
     /// `gradients`; the caller zeroes them once per step.
-    public func backward(steps T: Int, batch B: Int, workspace: ModelWorkspace) {
+    public func backward(length T: Int, batch B: Int, workspace: ModelWorkspace) {
         let (E, H, V) = (config.embeddingSize, config.hiddenSize, config.vocabularySize)
+        let P = config.layerKind.gateCount * H
         let rows = T * B
+        let context = workspace.context
         let dLogits = UnsafePointer(workspace.logits.pointer)
-        let top = workspace.layers[config.layerCount - 1].hidden(at: 1, batch: B)
+        let top = workspace.layers[config.layerCount - 1].outputs(batch: B)
         let dOutput = workspace.outputGradient.pointer
         let grad = gradients.pointer
-        let team = workspace.team ?? ComputeThreads.team
         // through the Linear layer:
         // dfc.weight(V, H) += dlogits^T(V, T*B) * h_top(T*B, H)
         BLAS.gemm(.transposed, .none, m: V, n: H, k: rows,
-                  a: dLogits, lda: V, b: top, ldb: H, beta: 1, c: grad + layout.fcWeight.offset, ldc: H)
+                  a: dLogits, lda: V, b: top, ldb: H, beta: 1, c: grad + layout.fcWeight.offset, ldc: H,
+                  context: context)
         // dfc.bias(V) += column sums of dlogits
         let dBias = grad + layout.fcBias.offset
         for r in 0..<rows {
@@ -232,25 +239,33 @@ public final class CharLSTM {
         }
         // dh_top(T*B, H) = dlogits(T*B, V) * fc.weight(V, H)
         BLAS.gemm(.none, .none, m: rows, n: H, k: V,
-                  a: dLogits, lda: V, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 0, c: dOutput, ldc: H)
-        // through the LSTM layers, top to bottom.
+                  a: dLogits, lda: V, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 0, c: dOutput,
+                  ldc: H, context: context)
+        // through the recurrent layers, top to bottom.
         let dInput = workspace.inputGradient.pointer
         for l in stride(from: config.layerCount - 1, through: 0, by: -1) {
-            let views = layout.layers[l]
+            let layer = layers[l]
             let activations = workspace.layers[l]
-            let weights = LSTMLayerWeights(views, in: parameters)
-            let layerGradients = LSTMLayerWeights(views, in: gradients)
-            // through the recurrence: leaves dgates in activations.gates
-            lstmBackward(weights: weights, gradients: layerGradients, activations: activations, steps: T, batch: B,
-                         outputGradient: dOutput, scratch: workspace.scratch, team: team)
+            // through the recurrence: leaves dprojection (T, B, P) in activations.projection
+            layer.backward(parameters: parameters, gradients: gradients, activations: activations, length: T,
+                           batch: B, outputGradient: dOutput, context: context)
+            let dProjection = UnsafePointer(activations.projection.pointer)
+            let dWeightIH = grad + layer.views.weightIH.offset
+            let weightIH = parameters.pointer + layer.views.weightIH.offset
             if l > 0 {
                 // through the input projection, to the output of layer l-1 ...
+                let inputSize = layer.views.inputSize
                 let input = l - 1 < workspace.droppedOutputs.count
                     ? UnsafePointer(workspace.droppedOutputs[l - 1].pointer)
-                    : UnsafePointer(workspace.layers[l - 1].hidden(at: 1, batch: B))
-                lstmInputProjectionBackward(
-                    input: input, inputSize: views.inputSize, weights: weights, gradients: layerGradients,
-                    gates: activations.gates.pointer, rows: rows, hiddenSize: H, inputGradient: dInput)
+                    : UnsafePointer(workspace.layers[l - 1].outputs(batch: B))
+                // dW_ih(P, in) += dprojection^T(P, T*B) * input(T*B, in)
+                BLAS.gemm(.transposed, .none, m: P, n: inputSize, k: rows,
+                          a: dProjection, lda: P, b: input, ldb: inputSize, beta: 1, c: dWeightIH, ldc: inputSize,
+                          context: context)
+                // dinput(T*B, in) = dprojection(T*B, P) * W_ih(P, in)
+                BLAS.gemm(.none, .none, m: rows, n: inputSize, k: P,
+                          a: dProjection, lda: P, b: weightIH, ldb: inputSize, beta: 0, c: dInput, ldc: inputSize,
+                          context: context)
                 // ... and through the dropout mask between layer l-1 and l: doutput_{l-1} = dinput_l * mask
                 let count = rows * H
                 if l - 1 < workspace.dropoutMasks.count {
@@ -260,36 +275,35 @@ public final class CharLSTM {
                     dOutput.update(from: dInput, count: count)
                 }
             } else {
-                // through the row lookup: dtable[v](4H) = sum of the dgates rows whose input token is v
-                let G = 4 * H
-                let dGates = activations.gates.pointer
+                // through the row lookup: dtable[v](P) = sum of the dprojection rows whose input token is v
                 let dTable = workspace.inputTableGradient.pointer
                 workspace.inputTableGradient.zero()
                 let inputs = workspace.inputs
-                team.runParts(work: rows * G) { member in
+                context.team.runParts(work: rows * P) { member in
                     // each thread sums its own columns of every row, so no two threads add to the same place
-                    let columns = member.share(of: G)
+                    let columns = member.share(of: P)
                     for r in 0..<rows {
-                        let destination = dTable + Int(inputs[r]) * G
-                        let source = dGates + r * G
+                        let destination = dTable + Int(inputs[r]) * P
+                        let source = dProjection + r * P
                         for j in columns { destination[j] += source[j] }
                     }
                 }
-                // through table = embedding W_ih0^T + biases (the biases' gradients were summed in lstmBackward):
-                // dW_ih0(4H, E) += dtable^T(4H, V) * embedding(V, E)
-                BLAS.gemm(.transposed, .none, m: G, n: E, k: V,
-                          a: dTable, lda: G, b: parameters.pointer + layout.embedding.offset, ldb: E,
-                          beta: 1, c: layerGradients.weightIH, ldc: E)
-                // dembedding(V, E) += dtable(V, 4H) * W_ih0(4H, E)
-                BLAS.gemm(.none, .none, m: V, n: E, k: G,
-                          a: dTable, lda: G, b: weights.weightIH, ldb: E, beta: 1, c: grad + layout.embedding.offset, ldc: E)
+                // through table = embedding W_ih0^T + bias (the biases' gradients were summed by the layer):
+                // dW_ih0(P, E) += dtable^T(P, V) * embedding(V, E)
+                BLAS.gemm(.transposed, .none, m: P, n: E, k: V,
+                          a: dTable, lda: P, b: parameters.pointer + layout.embedding.offset, ldb: E,
+                          beta: 1, c: dWeightIH, ldc: E, context: context)
+                // dembedding(V, E) += dtable(V, P) * W_ih0(P, E)
+                BLAS.gemm(.none, .none, m: V, n: E, k: P,
+                          a: dTable, lda: P, b: weightIH, ldb: E, beta: 1, c: grad + layout.embedding.offset, ldc: E,
+                          context: context)
             }
         }
     }
 
     /// Mean cross-entropy of the last forward pass against `workspace.targets`; with `gradient`, leaves
     /// dLoss/dlogits in `workspace.logits` ready for `backward`.
-    public func loss(steps T: Int, batch B: Int, workspace: ModelWorkspace, gradient: Bool) -> Double {
+    public func loss(length T: Int, batch B: Int, workspace: ModelWorkspace, gradient: Bool) -> Double {
         softmaxCrossEntropy(
             logits: workspace.logits.pointer, targets: workspace.targets, rows: T * B,
             classes: config.vocabularySize, gradient: gradient)

@@ -2,43 +2,58 @@
 // offsets, in the gradient buffer and Adam's moment buffers). Adam, clipping, zeroing and checkpoint I/O are then
 // single loops over flat buffers; everything else addresses tensors through the views in `ParameterLayout`.
 
-/// The architecture: Embedding (V x E) -> L LSTM layers of width H -> Linear (H -> V).
+/// The kind of recurrent layer. Each kind is one file (LSTM.swift) implementing `RecurrentLayer` (Layer.swift) and
+/// one row here: its PyTorch module name and how many gate blocks its weights stack.
+public enum LayerKind: String, Sendable, CaseIterable {
+    /// PyTorch's nn.LSTM: gates i, f, g, o.
+    case lstm
+
+    /// The prefix of its tensors' names in a PyTorch `state_dict`.
+    public var moduleName: String { rawValue }
+    /// Gate blocks stacked in W_ih, W_hh and the biases (4 for the LSTM): the input projection is (gateCount * H) wide.
+    public var gateCount: Int {
+        switch self {
+        case .lstm: return 4
+        }
+    }
+}
+
+/// The architecture: Embedding (V x E) -> L recurrent layers of width H -> Linear (H -> V).
 public struct ModelConfig: Equatable, Hashable, Sendable {
     /// V: characters in the vocabulary.
     public var vocabularySize: Int
     /// E: embedding width.
     public var embeddingSize: Int
-    /// H: hidden (and cell) width of every LSTM layer.
+    /// H: hidden (and cell) width of every layer.
     public var hiddenSize: Int
-    /// L: number of stacked LSTM layers.
+    /// L: number of stacked layers.
     public var layerCount: Int
-    /// Probability of zeroing each output of an LSTM layer that feeds another LSTM layer, in training only
+    /// Probability of zeroing each output of a layer that feeds another layer, in training only
     /// (PyTorch's `nn.LSTM(dropout:)`).
     public var dropout: Float
+    /// What every layer is.
+    public var layerKind: LayerKind
 
-    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 256, layerCount: Int = 2, dropout: Float = 0) {
+    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 256, layerCount: Int = 2, dropout: Float = 0,
+                layerKind: LayerKind = .lstm) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
         self.layerCount = layerCount
         self.dropout = dropout
+        self.layerKind = layerKind
     }
 
-    /// Throws a readable error for a size out of range.
+    /// Throws a readable error for a size out of range (the ranges are the settings' declarations).
     public func validate() throws {
-        func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws {
-            guard range.contains(value) else {
-                throw CharLMError.invalidSetting(
-                    name: name, message: "must be between \(range.lowerBound) and \(range.upperBound); got \(value)")
-            }
+        guard (1...65_535).contains(vocabularySize) else {
+            throw vocabularySize < 1 ? CharLMError.badVocabulary(problem: "is empty: it needs at least one character")
+                : CharLMError.vocabularyTooLarge(size: vocabularySize)
         }
-        try check("vocabulary size", vocabularySize, 1...65_535)
-        try check("embed", embeddingSize, 1...8192)
-        try check("hidden", hiddenSize, 1...8192)
-        try check("layers", layerCount, 1...16)
-        guard dropout >= 0 && dropout < 1 else {
-            throw CharLMError.invalidSetting(name: "dropout", message: "must be >= 0 and < 1; got \(dropout)")
-        }
+        try Setting.embed.check(embeddingSize)
+        try Setting.hidden.check(hiddenSize)
+        try Setting.layers.check(layerCount)
+        try Setting.dropout.check(dropout)
     }
 }
 
@@ -54,33 +69,37 @@ public struct ParameterView: Equatable, Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// The views of one LSTM layer. `inputSize` is E for layer 0 and H above it.
-public struct LSTMLayerViews: Equatable, Sendable {
+/// The views of one recurrent layer, named as PyTorch names them (`lstm.weight_ih_l0`, ...). `inputSize` is E for
+/// layer 0 and H above it; G is the kind's gate count.
+public struct RecurrentLayerViews: Equatable, Sendable {
+    public let kind: LayerKind
     public let inputSize: Int
-    /// (4H, in), gate order i, f, g, o.
+    public let hiddenSize: Int
+    /// (G*H, in), gate blocks in the kind's order.
     public let weightIH: ParameterView
-    /// (4H, H), gate order i, f, g, o.
+    /// (G*H, H).
     public let weightHH: ParameterView
-    /// (4H).
+    /// (G*H).
     public let biasIH: ParameterView
-    /// (4H).
+    /// (G*H).
     public let biasHH: ParameterView
 }
 
-/// The table of every parameter tensor, in PyTorch `state_dict` order:
+/// The table of every parameter tensor, in PyTorch `state_dict` order (`rnn` is the kind's module name, `lstm`;
+/// G its gate count, 4):
 ///
 /// | name                 | shape     |
 /// |----------------------|-----------|
 /// | `embedding.weight`   | (V, E)    |
-/// | `lstm.weight_ih_l{k}`| (4H, in)  |
-/// | `lstm.weight_hh_l{k}`| (4H, H)   |
-/// | `lstm.bias_ih_l{k}`  | (4H)      |
-/// | `lstm.bias_hh_l{k}`  | (4H)      |
+/// | `rnn.weight_ih_l{k}` | (G*H, in) |
+/// | `rnn.weight_hh_l{k}` | (G*H, H)  |
+/// | `rnn.bias_ih_l{k}`   | (G*H)     |
+/// | `rnn.bias_hh_l{k}`   | (G*H)     |
 /// | `fc.weight`          | (V, H)    |
 /// | `fc.bias`            | (V)       |
 public struct ParameterLayout: Equatable, Sendable {
     public let embedding: ParameterView
-    public let layers: [LSTMLayerViews]
+    public let layers: [RecurrentLayerViews]
     public let fcWeight: ParameterView
     public let fcBias: ParameterView
     /// Every view in order.
@@ -98,15 +117,17 @@ public struct ParameterLayout: Equatable, Sendable {
             return view
         }
         let (V, E, H) = (config.vocabularySize, config.embeddingSize, config.hiddenSize)
+        let (kind, G) = (config.layerKind, config.layerKind.gateCount)
+        let module = kind.moduleName
         embedding = add("embedding.weight", [V, E])
         layers = (0..<config.layerCount).map { k in
             let inputSize = k == 0 ? E : H
-            return LSTMLayerViews(
-                inputSize: inputSize,
-                weightIH: add("lstm.weight_ih_l\(k)", [4 * H, inputSize]),
-                weightHH: add("lstm.weight_hh_l\(k)", [4 * H, H]),
-                biasIH: add("lstm.bias_ih_l\(k)", [4 * H]),
-                biasHH: add("lstm.bias_hh_l\(k)", [4 * H]))
+            return RecurrentLayerViews(
+                kind: kind, inputSize: inputSize, hiddenSize: H,
+                weightIH: add("\(module).weight_ih_l\(k)", [G * H, inputSize]),
+                weightHH: add("\(module).weight_hh_l\(k)", [G * H, H]),
+                biasIH: add("\(module).bias_ih_l\(k)", [G * H]),
+                biasHH: add("\(module).bias_hh_l\(k)", [G * H]))
         }
         fcWeight = add("fc.weight", [V, H])
         fcBias = add("fc.bias", [V])

@@ -38,6 +38,15 @@ public struct SafeTensorsFile: Equatable, Sendable {
         self.tensors = tensors
     }
 
+    /// Whether `bytes` start as a safetensors file does (a plausible header length, then '{'): how `load` tells a
+    /// checkpoint from a text corpus, whatever the file is called. `parse` then checks everything.
+    public static func looksLikeSafeTensors(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 10 else { return false }
+        var length: UInt64 = 0
+        for index in 0..<8 { length |= UInt64(bytes[index]) << (8 * UInt64(index)) }
+        return bytes[8] == UInt8(ascii: "{") && length >= 2 && length <= UInt64(bytes.count - 8)
+    }
+
     /// The largest header accepted (the reference implementation's limit).
     public static let maximumHeaderLength = 100_000_000
 
@@ -221,25 +230,4 @@ private func nonNegativeIntegers(_ value: JSONValue?) -> [Int]? {
         result.append(integer)
     }
     return result
-}
-
-/// `text` as a JSON string literal.
-func jsonString(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\r": result += "\\r"
-        case "\t": result += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                result += String(format: "\\u%04x", scalar.value)
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return result + "\""
 }

@@ -19,16 +19,11 @@ public struct SamplingSettings: Equatable, Sendable {
         self.topP = topP
     }
 
+    /// Throws `outOfRange` for a value outside its setting's declaration (SettingDeclarations.swift).
     public func validate() throws {
-        guard temperature >= 0 && temperature.isFinite else {
-            throw CharLMError.invalidSetting(name: "temp", message: "must be >= 0; got \(temperature)")
-        }
-        guard topK >= 0 else {
-            throw CharLMError.invalidSetting(name: "topk", message: "must be >= 0 (0 turns it off); got \(topK)")
-        }
-        guard topP > 0 && topP <= 1 else {
-            throw CharLMError.invalidSetting(name: "topp", message: "must be > 0 and <= 1 (1 turns it off); got \(topP)")
-        }
+        try Setting.temp.check(temperature)
+        try Setting.topk.check(topK)
+        try Setting.topp.check(topP)
     }
 }
 
@@ -88,8 +83,7 @@ public final class Sampler {
         softmax(logits, temperature: settings.temperature)
         keptCount = V
         if settings.topK == 0 && settings.topP >= 1 { return }
-        for v in 0..<V { order[v] = v }
-        order.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+        rankIndices(UnsafeBufferPointer(probabilities), into: &order)
         if settings.topK > 0 { keptCount = min(settings.topK, V) }
         if settings.topP < 1 {
             // The smallest prefix (of what top-k kept, renormalised) whose mass reaches p.
@@ -131,18 +125,26 @@ public final class Sampler {
     }
 }
 
+/// Fills `order` with the indices 0..<count of `probabilities` by decreasing probability, ties to the lower index:
+/// the ranking the top-k and top-p cut-offs use, and the one `next` and `trace` show.
+public func rankIndices(_ probabilities: UnsafeBufferPointer<Double>, into order: inout [Int]) {
+    order.removeAll(keepingCapacity: true)
+    order.append(contentsOf: probabilities.indices)
+    order.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+}
+
 /// Generates text from a model: feeds a prompt, then samples one character at a time, carrying the LSTM state.
 public final class TextGenerator {
-    public let model: CharLSTM
+    public let model: CharModel
     public let sampler: Sampler
     /// Prompts are fed in chunks of at most this many characters.
     private let chunk = 256
     private let workspace: ModelWorkspace
 
-    public init(model: CharLSTM) {
+    public init(model: CharModel, context: ComputeContext = .machine) {
         self.model = model
         sampler = Sampler(vocabularySize: model.config.vocabularySize)
-        workspace = model.makeWorkspace(steps: chunk, batch: 1)
+        workspace = model.makeWorkspace(length: chunk, batch: 1, context: context)
     }
 
     /// Feeds `tokens` from a zero state and returns the logits after the last one (V values).
@@ -161,9 +163,7 @@ public final class TextGenerator {
         generator: inout SeededGenerator, onToken: (Int) -> Bool = { _ in true }
     ) throws -> [Int] {
         try settings.validate()
-        guard count >= 0 else {
-            throw CharLMError.invalidSetting(name: "length", message: "must be >= 0; got \(count)")
-        }
+        try Setting.length.check(count)
         try feed(prompt.isEmpty ? [primer] : prompt, carryState: false)
         var output: [Int] = []
         output.reserveCapacity(count)
@@ -174,9 +174,9 @@ public final class TextGenerator {
             if !onToken(token) || output.count == count { break }
             workspace.inputs[0] = Int32(token)
             // The parameters cannot change inside this loop, so the input table that `feed` built is reused.
-            model.forward(steps: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
+            model.forward(length: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
                           carryState: true, reuseDerivedWeights: true)
-            workspace.carryState(steps: 1, batch: 1)
+            workspace.carryState(length: 1, batch: 1)
             lastRow = 0
         }
         return output
@@ -194,18 +194,16 @@ public final class TextGenerator {
         for token in tokens where token < 0 || token >= V {
             throw CharLMError.tokenOutOfRange(token: token, vocabularySize: V)
         }
-        guard !tokens.isEmpty else {
-            throw CharLMError.invalidSetting(name: "prompt", message: "is empty: feed at least one character")
-        }
+        guard !tokens.isEmpty else { throw CharLMError.emptyPrompt }
         var unused = SeededGenerator(seed: 0)
         var start = 0
         var carry = carryState
         while start < tokens.count {
             let T = min(chunk, tokens.count - start)
             for t in 0..<T { workspace.inputs[t] = Int32(tokens[start + t]) }
-            model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
+            model.forward(length: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
                           carryState: carry, reuseDerivedWeights: start > 0)
-            workspace.carryState(steps: T, batch: 1)
+            workspace.carryState(length: T, batch: 1)
             lastRow = T - 1
             carry = true
             start += T

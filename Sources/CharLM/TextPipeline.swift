@@ -1,6 +1,6 @@
 // Text -> normalised Unicode scalars. Decodes UTF-8 (invalid sequences become U+FFFD and are counted), unifies line
 // breaks, removes invisible format characters, and optionally folds to ASCII and lowercases. It leaves out
-// vocabulary building and token storage (Vocabulary.swift, Dataset.swift).
+// vocabulary building and token storage (Vocabulary.swift, Corpus.swift).
 
 import Foundation
 
@@ -60,7 +60,7 @@ public struct TextNormalizer {
         report.bytes = bytes.count
         var afterCarriageReturn = false
         var position = 0
-        let lowercase = options.lowercase
+        let asciiMap = Self.asciiMap(options: options)
         while position < bytes.count {
             let byte = bytes[position]
             // Fast path: ASCII.
@@ -78,11 +78,8 @@ public struct TextNormalizer {
                     continue
                 }
                 afterCarriageReturn = false
-                var value = byte
-                if lowercase && value >= 0x41 && value <= 0x5A {
-                    value += 0x20
-                    report.lowercased += 1
-                }
+                let value = asciiMap[Int(byte)]
+                if value != byte { report.lowercased += 1 }
                 emit(Unicode.Scalar(value))
                 report.characters += 1
                 continue
@@ -109,6 +106,14 @@ public struct TextNormalizer {
             report.characters += output.count
         }
         return report
+    }
+
+    /// What each ASCII byte other than \r becomes: itself, or its lowercase letter when `lowercase` is on. The one
+    /// statement of what normalisation does to ASCII, shared with the corpus's plain-ASCII fast path.
+    public static func asciiMap(options: NormalizationOptions) -> [UInt8] {
+        var map = [UInt8](0...127)
+        if options.lowercase { for byte in UInt8(ascii: "A")...UInt8(ascii: "Z") { map[Int(byte)] = byte + 0x20 } }
+        return map
     }
 
     /// Normalises a Swift string (a user's prompt), returning the scalars and the report.

@@ -1,4 +1,5 @@
-// The threads that run the LSTM's time loops: the calling thread plus `size - 1` workers, started once and reused.
+// The threads that run the recurrent layers' time loops: the calling thread plus `size - 1` workers, started once and
+// reused. A `ComputeContext` (Compute.swift) owns one team.
 //
 // A time step is too short (a few hundred microseconds) for a thread pool that hands out tasks: instead the whole
 // loop is one job that every member runs, each on its own share of the work (its panels of the packed weights, its
@@ -103,7 +104,7 @@ final class ThreadTeam: @unchecked Sendable {
     /// Lets the workers exit. Waits for a running job to finish and keeps the team busy from then on, so a caller
     /// still holding the team runs its jobs alone.
     func shutDown() {
-        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { sched_yield() }
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { yieldProcessor() }
         quitting = true
         jobsStarted.wrappingAdd(1, ordering: .sequentiallyConsistent)
         for alarm in alarms { alarm.semaphore.signal() }
@@ -125,7 +126,7 @@ final class ThreadTeam: @unchecked Sendable {
         var spins = 0
         while !condition() {
             spins += 1
-            if spins % 1024 == 0 { sched_yield() }
+            if spins % 1024 == 0 { yieldProcessor() }
         }
     }
 
@@ -159,29 +160,5 @@ final class ThreadTeam: @unchecked Sendable {
     private final class Alarm: Sendable {
         let semaphore = DispatchSemaphore(value: 0)
         let asleep = Atomic<Bool>(false)
-    }
-}
-
-/// How many threads charlm computes with.
-public enum ComputeThreads {
-    private static let current = Mutex({ () -> ThreadTeam in
-        BLAS.setThreadCount(1)
-        return ThreadTeam(size: ProcessInfo.processInfo.activeProcessorCount)
-    }())
-
-    /// The team the LSTM layers run their time loops on.
-    static var team: ThreadTeam { current.withLock { $0 } }
-
-    /// Threads for the time loops and the matrix products (at least 1).
-    public static var count: Int { team.size }
-
-    /// Sets the number of threads for the time loops and the matrix products.
-    public static func set(_ count: Int) {
-        let count = max(1, count)
-        current.withLock { team in
-            guard team.size != count else { return }
-            team.shutDown()
-            team = ThreadTeam(size: count)
-        }
     }
 }

@@ -5,8 +5,8 @@ import Foundation
 
 /// The settings of a training run that are not part of the architecture.
 public struct TrainingSettings: Equatable, Sendable {
-    /// T: characters per training window.
-    public var steps: Int = 100
+    /// T: characters per training window (the `seq` setting).
+    public var sequenceLength: Int = 100
     /// B: windows per batch.
     public var batch: Int = 64
     public var learningRate: Float = 2e-3
@@ -18,9 +18,9 @@ public struct TrainingSettings: Equatable, Sendable {
     /// learning rate constant. Counted from the run's first step, as nanoGPT's `lr_decay_iters` is.
     public var decaySteps: Int = 0
 
-    public init(steps: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5,
+    public init(sequenceLength: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5,
                 warmupSteps: Int = 0, decaySteps: Int = 0) {
-        self.steps = steps
+        self.sequenceLength = sequenceLength
         self.batch = batch
         self.learningRate = learningRate
         self.clip = clip
@@ -38,25 +38,25 @@ public struct TrainingSettings: Equatable, Sendable {
         return minimum + Float(0.5 * (1 + cos(Double.pi * progress))) * (learningRate - minimum)
     }
 
+    /// Throws `outOfRange` for a value outside its setting's declaration (SettingDeclarations.swift).
     public func validate() throws {
-        guard (1...10_000).contains(steps) else {
-            throw CharLMError.invalidSetting(name: "seq", message: "must be between 1 and 10000; got \(steps)")
-        }
-        guard (1...4096).contains(batch) else {
-            throw CharLMError.invalidSetting(name: "batch", message: "must be between 1 and 4096; got \(batch)")
-        }
-        guard learningRate > 0 && learningRate.isFinite else {
-            throw CharLMError.invalidSetting(name: "lr", message: "must be > 0; got \(learningRate)")
-        }
-        guard clip >= 0 && clip.isFinite else {
-            throw CharLMError.invalidSetting(name: "clip", message: "must be >= 0 (0 turns clipping off); got \(clip)")
-        }
-        guard warmupSteps >= 0 else {
-            throw CharLMError.invalidSetting(name: "warmup", message: "must be >= 0 (0 turns it off); got \(warmupSteps)")
-        }
-        guard decaySteps >= 0 else {
-            throw CharLMError.invalidSetting(name: "decay", message: "must be >= 0 (0 keeps lr constant); got \(decaySteps)")
-        }
+        try Setting.seq.check(sequenceLength)
+        try Setting.batch.check(batch)
+        try Setting.lr.check(learningRate)
+        try Setting.clip.check(clip)
+        try Setting.warmup.check(warmupSteps)
+        try Setting.decay.check(decaySteps)
+    }
+}
+
+/// One validation during training: after which step, and the loss in nats per character.
+public struct ValidationPoint: Equatable, Sendable {
+    public var step: Int
+    public var loss: Double
+
+    public init(step: Int, loss: Double) {
+        self.step = step
+        self.loss = loss
     }
 }
 
@@ -76,9 +76,9 @@ public struct Evaluation: Equatable, Sendable {
 /// from the split's first token (floor((n-1)/T) of them), a zero state per window, every predicted character counted.
 /// Windows run B at a time in `workspace`.
 public func evaluate(
-    model: CharLSTM, dataset: Dataset, steps T: Int, batch B: Int, workspace: ModelWorkspace
+    model: CharModel, dataset: Dataset, length T: Int, batch B: Int, workspace: ModelWorkspace
 ) throws -> Evaluation {
-    let windows = dataset.validationWindowCount(steps: T)
+    let windows = dataset.validationWindowCount(length: T)
     guard windows > 0 else {
         throw CharLMError.corpusTooShort(
             split: "validation", tokens: dataset.validationRange.count, needed: T + 1, seq: T)
@@ -88,17 +88,31 @@ public func evaluate(
     var first = 0
     while first < windows {
         let count = min(B, windows - first)
-        dataset.validationBatch(steps: T, first: first, count: count, inputs: workspace.inputs, targets: workspace.targets)
-        model.forward(steps: T, batch: count, workspace: workspace, mode: .inference, generator: &unused)
-        total += model.loss(steps: T, batch: count, workspace: workspace, gradient: false) * Double(count * T)
+        dataset.validationBatch(length: T, first: first, count: count, inputs: workspace.inputs, targets: workspace.targets)
+        model.forward(length: T, batch: count, workspace: workspace, mode: .inference, generator: &unused)
+        total += model.loss(length: T, batch: count, workspace: workspace, gradient: false) * Double(count * T)
         first += count
     }
     return Evaluation(nats: total / Double(windows * T), characters: windows * T)
 }
 
+/// The parts of a training step, in order, as `Trainer.onPhase` reports them.
+public enum TrainingPhase: CaseIterable, Sendable {
+    /// B random windows gathered into the workspace.
+    case batch
+    case forward
+    /// Cross-entropy and its gradient with respect to the logits.
+    case loss
+    case backward
+    /// The global gradient norm, and clipping to `clip`.
+    case clip
+    /// Adam's update of the parameters.
+    case update
+}
+
 /// Owns a model, its optimizer and the data, and advances them one step at a time.
 public final class Trainer {
-    public let model: CharLSTM
+    public let model: CharModel
     public let optimizer: Adam
     public let dataset: Dataset
     public private(set) var settings: TrainingSettings
@@ -108,42 +122,51 @@ public final class Trainer {
     public private(set) var step = 0
     /// Training loss of every completed step, in order.
     public private(set) var lossHistory: [Double] = []
+    /// Every validation `validate()` ran, in order.
+    public private(set) var validationHistory: [ValidationPoint] = []
     /// Global gradient norm of the latest step, before clipping.
     public private(set) var lastGradientNorm = 0.0
+    /// Called as each phase of a step ends (profiling); nil costs nothing.
+    public var onPhase: ((TrainingPhase) -> Void)?
     private var workspace: ModelWorkspace
 
-    public init(model: CharLSTM, dataset: Dataset, settings: TrainingSettings, seed: UInt64) throws {
+    public init(model: CharModel, dataset: Dataset, settings: TrainingSettings, seed: UInt64,
+                context: ComputeContext = .machine) throws {
         try settings.validate()
-        try dataset.checkTrainable(steps: settings.steps)
+        try dataset.checkTrainable(length: settings.sequenceLength)
         self.model = model
         self.dataset = dataset
         self.settings = settings
         optimizer = Adam(parameterCount: model.layout.totalCount, settings: AdamSettings(learningRate: settings.learningRate))
         generator = SeededGenerator(seed: seed)
-        workspace = model.makeWorkspace(steps: settings.steps, batch: settings.batch)
+        workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: context)
     }
+
+    /// The threads and kernels the steps run on.
+    public var context: ComputeContext { workspace.context }
 
     /// Training steps that make one pass over the training split's tokens: ceil(n / (B*T)).
     public var stepsPerEpoch: Int {
-        let perStep = settings.steps * settings.batch
+        let perStep = settings.sequenceLength * settings.batch
         return max(1, (dataset.trainRange.count + perStep - 1) / perStep)
     }
 
     /// One step: sample a batch of B random windows from the training split, then `trainStep(onBatch:)`.
     @discardableResult
     public func trainStep() throws -> Double {
-        let (T, B) = (settings.steps, settings.batch)
-        dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
+        let (T, B) = (settings.sequenceLength, settings.batch)
+        dataset.sampleBatch(length: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
+        onPhase?(.batch)
         return try trainOnWorkspaceBatch()
     }
 
     /// One step on a given batch: `inputs[b]` and `targets[b]` are B sequences of T token indices.
     @discardableResult
     public func trainStep(inputs: [[Int]], targets: [[Int]]) throws -> Double {
-        let (T, B) = (settings.steps, settings.batch)
+        let (T, B) = (settings.sequenceLength, settings.batch)
         let V = model.config.vocabularySize
         guard inputs.count == B, targets.count == B, (inputs + targets).allSatisfy({ $0.count == T }) else {
-            throw CharLMError.invalidSetting(name: "batch", message: "must be \(B) sequences of \(T) tokens")
+            throw CharLMError.batchShapeMismatch(sequences: B, length: T)
         }
         for sequence in inputs + targets {
             if let bad = sequence.first(where: { $0 < 0 || $0 >= V }) {
@@ -156,37 +179,52 @@ public final class Trainer {
                 workspace.targets[t * B + b] = Int32(targets[b][t])
             }
         }
+        onPhase?(.batch)
         return try trainOnWorkspaceBatch()
     }
 
     /// Forward, loss, backward, clip, Adam on the batch in the workspace. Returns the batch's mean loss (before the
     /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
     private func trainOnWorkspaceBatch() throws -> Double {
-        let (T, B) = (settings.steps, settings.batch)
-        model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
-        let loss = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+        let (T, B) = (settings.sequenceLength, settings.batch)
+        model.forward(length: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+        onPhase?(.forward)
+        let loss = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
         guard loss.isFinite else { throw CharLMError.nonFiniteLoss(step: step + 1, loss: loss) }
+        onPhase?(.loss)
         model.gradients.zero()
-        model.backward(steps: T, batch: B, workspace: workspace)
+        model.backward(length: T, batch: B, workspace: workspace)
+        onPhase?(.backward)
         lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
         guard lastGradientNorm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
+        onPhase?(.clip)
         // Nothing has changed the parameters or the optimizer until here.
         optimizer.settings.learningRate = settings.learningRate(atStep: step + 1)
         optimizer.update(parameters: model.parameters, gradients: model.gradients)
         step += 1
         lossHistory.append(loss)
+        onPhase?(.update)
         return loss
     }
 
-    /// Validation loss with the standard protocol, T = `settings.steps`, run B windows at a time.
+    /// Validation loss with the standard protocol, T = `settings.sequenceLength`, run B windows at a time.
     public func evaluate() throws -> Evaluation {
-        try CharLM.evaluate(model: model, dataset: dataset, steps: settings.steps, batch: settings.batch, workspace: workspace)
+        try CharLM.evaluate(model: model, dataset: dataset, length: settings.sequenceLength, batch: settings.batch,
+                            workspace: workspace)
+    }
+
+    /// `evaluate()`, recorded in `validationHistory` at the current step.
+    @discardableResult
+    public func validate() throws -> Evaluation {
+        let evaluation = try evaluate()
+        validationHistory.append(ValidationPoint(step: step, loss: evaluation.nats))
+        return evaluation
     }
 
     /// Everything needed to resume this run exactly: progress and the optimizer's state.
     public var state: (training: TrainingState, optimizer: OptimizerState) {
         (TrainingState(settings: settings, validationFraction: dataset.validationFraction, step: step,
-                       generator: generator, lossHistory: lossHistory),
+                       generator: generator, lossHistory: lossHistory, validationHistory: validationHistory),
          OptimizerState(firstMoment: optimizer.firstMoment.array, secondMoment: optimizer.secondMoment.array,
                         stepCount: optimizer.stepCount, settings: optimizer.settings))
     }
@@ -195,30 +233,34 @@ public final class Trainer {
     /// Without `optimizer` (a file with only the model) Adam starts afresh.
     public func restore(training: TrainingState, optimizer saved: OptimizerState?) throws {
         try training.settings.validate()
-        try dataset.checkTrainable(steps: training.settings.steps)
+        try dataset.checkTrainable(length: training.settings.sequenceLength)
         if let saved {
             guard saved.firstMoment.count == model.layout.totalCount, saved.secondMoment.count == model.layout.totalCount else {
-                throw CharLMError.invalidSetting(name: "optimizer state", message: "does not match the model's size")
+                throw CharLMError.optimizerStateMismatch
             }
             optimizer.restore(firstMoment: saved.firstMoment, secondMoment: saved.secondMoment, stepCount: saved.stepCount)
             optimizer.settings = saved.settings
         }
-        if training.settings.steps > workspace.maxSteps || training.settings.batch > workspace.maxBatch {
-            workspace = model.makeWorkspace(steps: training.settings.steps, batch: training.settings.batch)
-        }
+        resizeWorkspace(for: training.settings)
         settings = training.settings
         step = training.step
         generator = training.generator
         lossHistory = training.lossHistory
+        validationHistory = training.validationHistory
     }
 
     /// Applies changed settings (window, batch, learning rate, clip) to the steps that follow.
     public func apply(_ changed: TrainingSettings) throws {
         try changed.validate()
-        try dataset.checkTrainable(steps: changed.steps)
-        if changed.steps > workspace.maxSteps || changed.batch > workspace.maxBatch {
-            workspace = model.makeWorkspace(steps: changed.steps, batch: changed.batch)
-        }
+        try dataset.checkTrainable(length: changed.sequenceLength)
+        resizeWorkspace(for: changed)
         settings = changed
+    }
+
+    /// A larger workspace when `settings` needs one (on the same compute context).
+    private func resizeWorkspace(for settings: TrainingSettings) {
+        if !workspace.fits(length: settings.sequenceLength, batch: settings.batch) {
+            workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: workspace.context)
+        }
     }
 }

@@ -9,6 +9,8 @@ public struct Vocabulary: Equatable, Sendable {
     public let normalization: NormalizationOptions
     /// Index of each scalar value.
     private let indexByValue: [UInt32: Int]
+    /// Index of each ASCII value (-1 when absent): the common case of `index(of:)` without hashing.
+    private let indexByASCII: [Int32]
 
     /// V, the number of characters.
     public var count: Int { scalars.count }
@@ -17,23 +19,37 @@ public struct Vocabulary: Equatable, Sendable {
     /// elsewhere keeps its order). Throws on duplicates, an empty list, or more than 65,535 entries.
     public init(scalars: [Unicode.Scalar], normalization: NormalizationOptions) throws {
         guard !scalars.isEmpty else {
-            throw CharLMError.invalidSetting(name: "vocabulary", message: "is empty: it needs at least one character")
+            throw CharLMError.badVocabulary(problem: "is empty: it needs at least one character")
         }
         guard scalars.count <= 65_535 else { throw CharLMError.vocabularyTooLarge(size: scalars.count) }
         var indexByValue: [UInt32: Int] = [:]
         for (index, scalar) in scalars.enumerated() {
             if indexByValue.updateValue(index, forKey: scalar.value) != nil {
-                throw CharLMError.invalidSetting(
-                    name: "vocabulary", message: "lists the character \(visible(scalar)) twice")
+                throw CharLMError.badVocabulary(problem: "lists the character \(visible(scalar)) twice")
             }
         }
         self.scalars = scalars
         self.normalization = normalization
         self.indexByValue = indexByValue
+        var indexByASCII = [Int32](repeating: -1, count: 128)
+        for (index, scalar) in scalars.enumerated() where scalar.value < 128 { indexByASCII[Int(scalar.value)] = Int32(index) }
+        self.indexByASCII = indexByASCII
     }
 
-    /// The index of `scalar`, or nil when it is not in the vocabulary.
-    public func index(of scalar: Unicode.Scalar) -> Int? { indexByValue[scalar.value] }
+    public static func == (a: Vocabulary, b: Vocabulary) -> Bool {
+        a.scalars == b.scalars && a.normalization == b.normalization
+    }
+
+    /// The index of `scalar`, or nil when it is not in the vocabulary. The one mapping from characters to indices:
+    /// corpora (Corpus.swift) and prompts (`encode`) both go through it.
+    @inline(__always)
+    public func index(of scalar: Unicode.Scalar) -> Int? {
+        if scalar.value < 128 {
+            let index = indexByASCII[Int(scalar.value)]
+            return index >= 0 ? Int(index) : nil
+        }
+        return indexByValue[scalar.value]
+    }
 
     /// The result of encoding a user's text.
     public struct Encoding: Equatable, Sendable {
@@ -56,7 +72,7 @@ public struct Vocabulary: Equatable, Sendable {
         var dropped: [Unicode.Scalar] = []
         var droppedCount = 0
         for scalar in normalized {
-            if let index = indexByValue[scalar.value] {
+            if let index = index(of: scalar) {
                 tokens.append(index)
             } else {
                 droppedCount += 1

@@ -1,6 +1,7 @@
 // The command table. Each command is one value: name, usage, summary, details with an example, what it runs and
-// how its arguments complete. `help`, "did you mean" and completion are generated from this table; adding a command
-// touches this file only.
+// how its arguments complete. `help`, "did you mean" and completion are generated from this table. Adding a command
+// adds a row here; a command whose work is more than a few lines calls a session operation (Session.swift) or an
+// inspection report (Inspect.swift) from its row.
 
 import CharLM
 import Foundation
@@ -38,7 +39,7 @@ public struct Command: Sendable {
 
 /// Throws a usage error unless `words` has between `min` and `max` entries.
 private func expectArguments(_ words: [Word], _ min: Int, _ max: Int, _ usage: String) throws {
-    guard words.count >= min && words.count <= max else { throw ShellError("usage: \(usage)") }
+    guard words.count >= min && words.count <= max else { throw ShellError.usage(usage) }
 }
 
 /// A setting shorthand such as `temp 0.8`: sets it, or shows it with no value.
@@ -59,7 +60,7 @@ private func shorthand(_ name: String, _ key: String, _ example: String) -> Comm
 /// A whole number from 1 to `maximum`, or a usage error naming `what`.
 private func positiveInteger(_ text: String, _ what: String, maximum: Int) throws -> Int {
     guard let value = Int(text), value >= 1, value <= maximum else {
-        throw ShellError("\(what) must be a whole number from 1 to \(maximum); got '\(text)'")
+        throw ShellError.badArgument("\(what) must be a whole number from 1 to \(maximum); got '\(text)'")
     }
     return value
 }
@@ -72,30 +73,33 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     if top { rest = rest.dropFirst() }
     var htmlPath: String?
     if let flag = rest.firstIndex(where: { !$0.quoted && $0.text == "--html" }) {
-        guard flag + 1 < rest.endIndex else { throw ShellError("--html needs a file name; usage: \(usage)") }
+        guard flag + 1 < rest.endIndex else { throw ShellError.badArgument("--html needs a file name; usage: \(usage)") }
         htmlPath = rest[flag + 1].text
         rest.removeSubrange(flag...(flag + 1))
     }
-    guard var text = rest.popFirst()?.text else { throw ShellError("usage: \(usage)") }
+    guard var text = rest.popFirst()?.text else { throw ShellError.usage(usage) }
     if text.hasPrefix("@") && !words.contains(where: { $0.quoted && $0.text == text }) {
         let path = String(text.dropFirst())
-        guard let bytes = try? readFileBytes(at: path) else { throw ShellError("cannot read the text file '\(path)'") }
+        guard let bytes = try? readFileBytes(at: path) else { throw ShellError.unreadableArgumentFile(what: "text", path: path) }
         text = String(decoding: bytes, as: UTF8.self)
     }
-    guard let model = session.model else { throw ShellError("no model yet: `load` a text or a checkpoint first") }
+    let inspector = try session.inspector()
+    let model = inspector.model
     let numbers = try rest.map { word -> Int in
-        guard let value = Int(word.text), value >= 0 else { throw ShellError("LAYER and CELL are whole numbers >= 0; got '\(word.text)'; usage: \(usage)") }
+        guard let value = Int(word.text), value >= 0 else {
+            throw ShellError.badArgument("LAYER and CELL are whole numbers >= 0; got '\(word.text)'; usage: \(usage)")
+        }
         return value
     }
-    guard numbers.count <= (top || htmlPath != nil ? 1 : 2) else { throw ShellError("usage: \(usage)") }
+    guard numbers.count <= (top || htmlPath != nil ? 1 : 2) else { throw ShellError.usage(usage) }
     let layer = numbers.first ?? model.config.layerCount - 1
     if let htmlPath {
-        try session.writeCellsPage(text: text, layer: layer, path: htmlPath)
+        try inspector.writeCellsPage(text: text, layer: layer, path: htmlPath)
         session.console.info("wrote \(htmlPath): layer \(layer), \(model.config.hiddenSize) cells\n")
     } else if top {
-        session.console.info(try session.cellsTopReport(text: text, layer: layer))
+        session.console.info(try inspector.cellsTopReport(text: text, layer: layer))
     } else {
-        session.console.info(try session.cellsReport(text: text, layer: layer, cell: numbers.count > 1 ? numbers[1] : nil, color: session.console.colorMode))
+        session.console.info(try inspector.cellsReport(text: text, layer: layer, cell: numbers.count > 1 ? numbers[1] : nil, color: session.console.colorMode))
     }
 }
 
@@ -107,20 +111,20 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
     case 1:
         let word = words[0].lowercased()
         for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where word.hasSuffix(suffix) {
-            guard let value = Double(word.dropLast()), value > 0, value.isFinite else { throw ShellError("usage: \(usage)") }
+            guard let value = Double(word.dropLast()), value > 0, value.isFinite else { throw ShellError.usage(usage) }
             return .seconds(value * scale)
         }
         guard let epochs = Double(word), epochs > 0, epochs.isFinite else {
-            throw ShellError("train needs a positive number of epochs, `N steps` or a duration like 90s; got '\(words[0])'")
+            throw ShellError.badArgument("train needs a positive number of epochs, `N steps` or a duration like 90s; got '\(words[0])'")
         }
         return .epochs(epochs)
     case 2:
         guard ["steps", "step"].contains(words[1].lowercased()), let steps = Int(words[0]), steps > 0 else {
-            throw ShellError("usage: \(usage)")
+            throw ShellError.usage(usage)
         }
         return .steps(steps)
     default:
-        throw ShellError("usage: \(usage)")
+        throw ShellError.usage(usage)
     }
 }
 
@@ -178,16 +182,14 @@ public enum Commands {
             let session = context.session
             if let name = words.first?.text {
                 guard let key = Settings.key(named: name) else {
-                    let hint = suggestion(for: name, among: Settings.keys.map(\.name))
-            throw ShellError("unknown setting '\(name)'" + (hint.isEmpty ? "; `show` lists them" : hint))
+                    throw ShellError.unknownSetting(name, suggestion: nearest(to: name, among: Settings.keys.map(\.name)))
                 }
                 session.console.info("\(key.name) \(key.get(session.settings))\n")
             } else {
                 let width = Settings.keys.map(\.name.count).max()!
                 for key in Settings.keys {
                     let value = key.get(session.settings)
-                    session.console.info(key.name.padding(toLength: width + 2, withPad: " ", startingAt: 0)
-                                         + value.padding(toLength: 9, withPad: " ", startingAt: 0) + key.summary + "\n")
+                    session.console.info(key.name.rightPadded(to: width + 2) + value.rightPadded(to: 9) + key.summary + "\n")
                 }
             }
         },
@@ -253,12 +255,16 @@ public enum Commands {
                 rest = rest.dropFirst()
                 if !first.quoted && prompt.hasPrefix("@") {
                     let path = String(prompt.dropFirst())
-                    guard let bytes = try? readFileBytes(at: path) else { throw ShellError("cannot read the prompt file '\(path)'") }
+                    guard let bytes = try? readFileBytes(at: path) else {
+                        throw ShellError.unreadableArgumentFile(what: "prompt", path: path)
+                    }
                     prompt = String(decoding: bytes, as: UTF8.self)
                 }
             }
             if let last = rest.first {
-                guard let value = Int(last.text), value >= 0 else { throw ShellError("gen: N must be a whole number >= 0; got '\(last.text)'") }
+                guard let value = Int(last.text), value >= 0 else {
+                    throw ShellError.badArgument("gen: N must be a whole number >= 0; got '\(last.text)'")
+                }
                 count = value
             }
             try session.generate(prompt: prompt, count: count)
@@ -266,35 +272,36 @@ public enum Commands {
         Command("vocab", usage: "vocab", summary: "the characters the model knows, with index and count",
                 details: "Every vocabulary entry: its index (the number the model sees), the character spelled visibly ('\\n', ' '), and how often it occurs in the loaded text.\nExample: vocab") { context, words in
             try expectArguments(words, 0, 0, "vocab")
-            context.session.console.info(try context.session.vocabularyTable())
+            context.session.console.info(try context.session.inspector().vocabularyTable())
         },
         Command("encode", usage: "encode \"TEXT\"", summary: "turn text into the indices the model sees",
                 details: "Normalises TEXT as the corpus was (lowercase, ascii), maps each character to its index, and says what normalisation changed and which characters were left out.\nExample: encode \"Hello, World!\"") { context, words in
             try expectArguments(words, 1, 1, "encode \"TEXT\"")
-            context.session.console.info(try context.session.encodeReport(words[0].text))
+            context.session.console.info(try context.session.inspector().encodeReport(words[0].text))
         },
         Command("decode", usage: "decode INDEX...", summary: "turn indices back into text",
                 details: "The characters of vocabulary indices (`vocab` lists them), spelled visibly and then as text.\nExample: decode 20 43 50 50 53") { context, words in
-            guard !words.isEmpty else { throw ShellError("usage: decode INDEX...") }
-            context.session.console.info(try context.session.decodeReport(words.map(\.text)))
+            guard !words.isEmpty else { throw ShellError.usage("decode INDEX...") }
+            context.session.console.info(try context.session.inspector().decodeReport(words.map(\.text)))
         },
         Command("windows", usage: "windows [N]", summary: "training examples: input characters over the ones to predict",
                 details: "Draws N (default 3) windows of `seq` characters at random from the training split, as training does, and shows each input character above the character the model must predict there.\nExample: windows 2") { context, words in
             try expectArguments(words, 0, 1, "windows [N]")
             let count = try words.first.map { try positiveInteger($0.text, "windows: N", maximum: 100) } ?? 3
-            context.session.console.info(try context.session.windowsReport(count: count))
+            context.session.console.info(try context.session.inspector().windowsReport(count: count))
         },
         Command("next", usage: "next \"PROMPT\" [K]", summary: "the K most likely next characters, at temp 1 and now",
                 details: "Feeds PROMPT and shows the K (default 10) most likely next characters as bars: the model's own distribution (temperature 1) beside the one sampling draws from now (temp, topk, topp).\nExample: next \"ROMEO:\" 5") { context, words in
             try expectArguments(words, 1, 2, "next \"PROMPT\" [K]")
             let count = try words.count > 1 ? positiveInteger(words[1].text, "next: K", maximum: 65_535) : 10
-            context.session.console.info(try context.session.nextReport(prompt: words[0].text, count: count))
+            context.session.console.info(try context.session.inspector().nextReport(prompt: words[0].text, count: count))
         },
         Command("trace", usage: "trace \"PROMPT\" [N]", summary: "sample N characters slowly: choice, probability, rank, alternatives",
                 details: "Generates N (default 20) characters after PROMPT with the current temp, topk, topp and seed, one line each: the character drawn, its probability, its rank, how many characters the cut-offs kept, and the most likely alternatives (| marks the top-k/top-p cut-off).\nExample: trace \"To be\" 10") { context, words in
             try expectArguments(words, 1, 2, "trace \"PROMPT\" [N]")
             let count = try words.count > 1 ? positiveInteger(words[1].text, "trace: N", maximum: 10_000) : 20
-            context.session.console.info(try context.session.traceReport(prompt: words[0].text, count: count))
+            let session = context.session
+            session.console.info(try session.inspector().traceReport(prompt: words[0].text, count: count, generator: &session.sampleGenerator))
         },
         Command("cells", usage: "cells [top] \"TEXT\" [LAYER] [CELL] [--html FILE]", summary: "what the LSTM memory cells do over a text",
                 details: """
@@ -317,11 +324,16 @@ public enum Commands {
             try expectArguments(words, 0, 1, "plot [FILE.svg]")
             let session = context.session
             if let path = words.first?.text {
-                guard path.lowercased().hasSuffix(".svg") else { throw ShellError("plot writes SVG: give a file name ending in .svg; got '\(path)'") }
-                try session.writePlot(to: path)
+                guard path.lowercased().hasSuffix(".svg") else {
+                    throw ShellError.badArgument("plot writes SVG: give a file name ending in .svg; got '\(path)'")
+                }
+                guard !session.lossHistory.isEmpty else { throw ShellError.needs(.training) }
+                try writeFileAtomically(Array(lossChartSVG(training: session.lossHistory, validation: session.validationHistory).utf8), to: path)
                 session.console.info("wrote \(path)\n")
             } else {
-                session.console.info(try session.plotReport(width: session.console.width))
+                guard !session.lossHistory.isEmpty else { throw ShellError.needs(.training) }
+                session.console.info(brailleChart(training: session.lossHistory, validation: session.validationHistory,
+                                                  width: session.console.width, height: 12))
             }
         },
         Command("novelty", usage: "novelty [N]", summary: "generate N characters: how much is copied from the training text?",
@@ -329,7 +341,8 @@ public enum Commands {
             try expectArguments(words, 0, 1, "novelty [N]")
             let count = try words.first.map { try positiveInteger($0.text, "novelty: N", maximum: 1_000_000) } ?? 500
             let session = context.session
-            session.console.info(try session.noveltyReport(count: count, color: session.console.colorMode == .none ? .none : .palette256))
+            session.console.info(try session.inspector().noveltyReport(
+                count: count, color: session.console.colorMode == .none ? .none : .palette256, generator: &session.sampleGenerator))
         },
         Command("echo", usage: "echo TEXT", summary: "print TEXT (for explanations in scripts)",
                 details: "Prints its words separated by spaces; quotes keep spacing and allow \\n.\nExample: echo \"Next: the model's predictions.\"") { context, words in
@@ -376,40 +389,13 @@ public enum Commands {
 func helpText(for name: String?) -> String {
     if let name {
         guard let command = Commands.command(named: name) else {
-            return "unknown command '\(name)'" + suggestion(for: name, among: Commands.table.map(\.name)) + "\n"
+            return ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name))).description + "\n"
         }
         let aliases = command.aliases.isEmpty ? "" : " (also: " + command.aliases.joined(separator: ", ") + ")"
         return "usage: \(command.usage)\(aliases)\n\(command.summary)\n\n\(command.details)\n"
     }
     let width = Commands.table.map(\.usage.count).max()!
     return "commands (`help COMMAND` for details):\n"
-        + Commands.table.map { "  " + $0.usage.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.summary }.joined(separator: "\n")
+        + Commands.table.map { "  " + $0.usage.rightPadded(to: width + 2) + $0.summary }.joined(separator: "\n")
         + "\nscripts: one command per line, # comments, a trailing \\ continues a line\n"
-}
-
-/// A small text chart of the training loss (averaged into columns) and the validation points.
-func lossChart(training: [Double], validation: [(step: Int, loss: Double)], width: Int = 60, height: Int = 8) -> String {
-    guard !training.isEmpty else { return "no training yet\n" }
-    let columns = min(width, training.count)
-    let averages = (0..<columns).map { column -> Double in
-        let start = column * training.count / columns
-        let end = max(start + 1, (column + 1) * training.count / columns)
-        return training[start..<end].reduce(0, +) / Double(end - start)
-    }
-    let (low, high) = (averages.min()!, averages.max()!)
-    let span = max(high - low, 1e-9)
-    var rows: [String] = []
-    for row in 0..<height {
-        let level = high - span * Double(row) / Double(height - 1)
-        let label = String(format: "%7.3f |", level)
-        let cells = averages.map { abs($0 - level) <= span / Double(2 * (height - 1)) || (row == height - 1 && $0 <= level) ? "*" : " " }
-        rows.append(label + cells.joined())
-    }
-    rows.append("        +" + String(repeating: "-", count: columns))
-    rows.append("         step 1" + String(repeating: " ", count: max(1, columns - 6 - String(training.count).count)) + "step \(training.count)")
-    var text = "training loss:\n" + rows.joined(separator: "\n") + "\n"
-    if !validation.isEmpty {
-        text += "validation loss: " + validation.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
-    }
-    return text
 }

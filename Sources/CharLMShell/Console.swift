@@ -1,6 +1,8 @@
 // Where the shell's output goes. Generated text and requested information go to `out` (stdout); progress, notes,
-// warnings and errors go to `err` (stderr). Tests use `BufferConsole`; the executable uses `StandardConsole`.
+// warnings and errors go to `err` (stderr), including the live status line that rewrites itself on a terminal.
+// Tests use `BufferConsole`; the executable uses `StandardConsole`.
 
+import CharLM
 import Foundation
 
 /// The shell's output channels.
@@ -26,6 +28,13 @@ extension Console {
     public func info(_ text: String) { if !quiet { out(text) } }
     /// A note on stderr.
     public func note(_ text: String) { err(text) }
+    /// Replaces the live status line on stderr with `text` (a terminal only; elsewhere nothing is written).
+    public func status(_ text: String) { if isTerminal { err(clearLine + text) } }
+    /// Clears the live status line so the next output starts on an empty line (a terminal only).
+    public func endStatus() { if isTerminal { err(clearLine) } }
+    /// Back to the start of the line, then erase it.
+    private var clearLine: String { "\r\u{1B}[K" }
+
     /// An error line, "error:" in red on a colour terminal.
     public func error(_ message: String, location: String? = nil) {
         let label = useColor ? "\u{1B}[1;31merror:\u{1B}[0m" : "error:"
@@ -43,10 +52,10 @@ public final class StandardConsole: Console {
 
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
-        isTerminal = isatty(2) == 1
+        isTerminal = CharLM.isTerminal(.error)
         useColor = isTerminal && environment["NO_COLOR"] == nil
         self.quiet = quiet
-        if isatty(1) == 1 && environment["NO_COLOR"] == nil {
+        if CharLM.isTerminal(.output) && environment["NO_COLOR"] == nil {
             colorMode = ["truecolor", "24bit"].contains(environment["COLORTERM"] ?? "") ? .trueColor : .palette256
         } else {
             colorMode = .none
@@ -55,7 +64,7 @@ public final class StandardConsole: Console {
 
     /// readline keeps COLUMNS up to date in the environment; 80 when it is unset.
     public var width: Int {
-        getenv("COLUMNS").flatMap { Int(String(cString: $0)) }.map { max(20, $0) } ?? 80
+        environmentValue("COLUMNS").flatMap { Int($0) }.map { max(20, $0) } ?? 80
     }
 
     public func out(_ text: String) {

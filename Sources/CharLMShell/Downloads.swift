@@ -36,6 +36,14 @@ public struct Downloads: Sendable {
             sha256: "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
     ]
 
+    /// The file `load SOURCE` reads: a built-in dataset's or a URL's cached copy (downloaded the first time), else
+    /// SOURCE itself as a path.
+    public func localPath(for source: String, console: Console) throws -> String {
+        if let dataset = Self.builtIn[source] { return try fetch(name: source, dataset: dataset, console: console) }
+        if source.hasPrefix("http://") || source.hasPrefix("https://") { return try fetch(url: source, console: console) }
+        return source
+    }
+
     /// The cached copy of a built-in dataset, downloading and verifying it the first time.
     public func fetch(name: String, dataset: BuiltInDataset, console: Console) throws -> String {
         let path = (cacheFolder as NSString).appendingPathComponent(dataset.fileName)
@@ -47,11 +55,11 @@ public struct Downloads: Sendable {
         do {
             bytes = try download(dataset.url)
         } catch let error as ShellError {
-            throw ShellError("\(error.description). Offline? Put the file at \(path) (sha256 \(dataset.sha256)) and `load \(name)` again")
+            throw ShellError.download("\(error.description). Offline? Put the file at \(path) (sha256 \(dataset.sha256)) and `load \(name)` again")
         }
         let digest = sha256Hex(bytes)
         guard digest == dataset.sha256 else {
-            throw ShellError("the download of \(name) from \(dataset.url) has sha256 \(digest), not \(dataset.sha256); nothing was saved. Try again, or put the right file at \(path)")
+            throw ShellError.download("the download of \(name) from \(dataset.url) has sha256 \(digest), not \(dataset.sha256); nothing was saved. Try again, or put the right file at \(path)")
         }
         try store(bytes, at: path)
         return path
@@ -59,7 +67,7 @@ public struct Downloads: Sendable {
 
     /// The cached copy of any http(s) text, downloading it the first time.
     public func fetch(url: String, console: Console) throws -> String {
-        guard let parsed = URL(string: url), parsed.host != nil else { throw ShellError("'\(url)' is not a valid URL") }
+        guard let parsed = URL(string: url), parsed.host != nil else { throw ShellError.download("'\(url)' is not a valid URL") }
         let base = parsed.lastPathComponent.isEmpty || parsed.lastPathComponent == "/" ? "download" : parsed.lastPathComponent
         let path = (cacheFolder as NSString).appendingPathComponent("url-" + String(sha256Hex(Array(url.utf8)).prefix(12)) + "-" + base)
         if FileManager.default.fileExists(atPath: path) { return path }
@@ -71,17 +79,15 @@ public struct Downloads: Sendable {
     private func store(_ bytes: [UInt8], at path: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: cacheFolder, withIntermediateDirectories: true)
-            try Checkpoint.write(bytes, to: path)
-        } catch let error as CharLMError {
-            throw ShellError(error.description)
         } catch {
-            throw ShellError("cannot create the cache folder '\(cacheFolder)': \(error.localizedDescription); set CHARLM_CACHE to a writable folder")
+            throw ShellError.download("cannot create the cache folder '\(cacheFolder)': \(error.localizedDescription); set CHARLM_CACHE to a writable folder")
         }
+        try writeFileAtomically(bytes, to: path)
     }
 
     /// The body of a successful GET, or an error saying why there is none.
     private func download(_ address: String) throws -> [UInt8] {
-        guard let url = URL(string: address) else { throw ShellError("'\(address)' is not a valid URL") }
+        guard let url = URL(string: address) else { throw ShellError.download("'\(address)' is not a valid URL") }
         final class Box: @unchecked Sendable {
             var data: Data?
             var status = 0
@@ -99,11 +105,11 @@ public struct Downloads: Sendable {
             done.signal()
         }.resume()
         if done.wait(timeout: .now() + timeout + 5) == .timedOut {
-            throw ShellError("could not download \(address): no answer within \(Int(timeout)) s")
+            throw ShellError.download("could not download \(address): no answer within \(Int(timeout)) s")
         }
         session.finishTasksAndInvalidate()
-        if let failure = box.failure { throw ShellError("could not download \(address): \(failure)") }
-        guard box.status == 200, let data = box.data else { throw ShellError("could not download \(address): the server answered HTTP \(box.status)") }
+        if let failure = box.failure { throw ShellError.download("could not download \(address): \(failure)") }
+        guard box.status == 200, let data = box.data else { throw ShellError.download("could not download \(address): the server answered HTTP \(box.status)") }
         return [UInt8](data)
     }
 }

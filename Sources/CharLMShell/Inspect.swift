@@ -1,23 +1,27 @@
-// Seeing inside the model: the operations behind `vocab`, `encode`, `decode`, `windows`, `next`, `trace`, `cells`,
-// `novelty` and `plot`. Each one asks the engine's public API (Vocabulary, Dataset, TextGenerator, Sampler, CharLSTM
-// and its workspace) and turns the answer into text; none repeats the engine's math. The charts and pages themselves
-// (terminal braille, SVG, HTML) are drawn in Render.swift.
+// Seeing inside the model: the reports behind `vocab`, `encode`, `decode`, `windows`, `next`, `trace`, `cells` and
+// `novelty`. An `Inspector` is a read-only view of a session's model, vocabulary and text (`Session.inspector()`);
+// each report asks the engine's public API (Vocabulary, Dataset, TextGenerator, Sampler and its ranking, CharModel and
+// its workspace) and turns the answer into text, without repeating the engine's math. Charts, bars, colours and pages
+// are drawn in Render.swift.
 
 import CharLM
 import Foundation
 
-extension Session {
-    private func requireModel() throws -> (CharLSTM, Vocabulary) {
-        guard let model, let vocabulary else { throw ShellError("no model yet: `load` a text or a checkpoint first") }
-        return (model, vocabulary)
-    }
+/// A session's model, vocabulary and text, for the inspection commands. Changes nothing but the generator it is given.
+public struct Inspector {
+    public let model: CharModel
+    public let vocabulary: Vocabulary
+    /// The loaded text, if any (it may be another text than the model's).
+    public let corpus: Corpus?
+    public let dataset: Dataset?
+    public let settings: Settings
+    let context: ComputeContext
+    let console: Console
 
     /// The loaded text, when it is the text of the current model's vocabulary.
     private func requireCorpus(for command: String) throws -> (Corpus, Dataset) {
-        guard let corpus, let dataset else { throw ShellError("\(command) needs a text: `load` one first") }
-        if let vocabulary, corpus.vocabulary != vocabulary {
-            throw ShellError("the loaded text's characters differ from the model's; `load` the text the model was trained on")
-        }
+        guard let corpus, let dataset else { throw ShellError.needs(.text(command: command)) }
+        if corpus.vocabulary != vocabulary { throw ShellError.vocabularyMismatch(forTraining: false) }
         return (corpus, dataset)
     }
 
@@ -29,8 +33,8 @@ extension Session {
                          + encoding.dropped.map(visible).joined(separator: " ") + "\n")
         }
         guard !encoding.tokens.isEmpty else {
-            if text.isEmpty { throw ShellError("the text is empty: give at least one character, e.g. \"ROMEO:\"") }
-            throw ShellError("\"\(text)\" has no character the model knows (after normalisation); `vocab` lists them")
+            if text.isEmpty { throw ShellError.badArgument("the text is empty: give at least one character, e.g. \"ROMEO:\"") }
+            throw ShellError.badArgument("\"\(text)\" has no character the model knows (after normalisation); `vocab` lists them")
         }
         return encoding.tokens
     }
@@ -38,8 +42,7 @@ extension Session {
     // MARK: Text to numbers
 
     /// `vocab`: every character with its index and (when the text is loaded) its count.
-    public func vocabularyTable() throws -> String {
-        let (_, vocabulary) = try requireModel()
+    public func vocabularyTable() -> String {
         let counts = corpus.flatMap { $0.vocabulary == vocabulary ? $0.counts : nil }
         var lines = ["\(vocabulary.count) characters (index, character, " + (counts == nil ? "no counts: the text is not loaded)" : "count in the text)")]
         let entries = (0..<vocabulary.count).map { index -> String in
@@ -55,8 +58,7 @@ extension Session {
     }
 
     /// `encode "TEXT"`: the indices, what normalisation changed, and what was left out.
-    public func encodeReport(_ text: String) throws -> String {
-        let (_, vocabulary) = try requireModel()
+    public func encodeReport(_ text: String) -> String {
         let encoding = vocabulary.encode(text)
         var lines = ["\(encoding.tokens.count) token\(encoding.tokens.count == 1 ? "" : "s"): "
                      + encoding.tokens.map(String.init).joined(separator: " ")]
@@ -76,11 +78,10 @@ extension Session {
 
     /// `decode 3 17 42`: the characters of indices.
     public func decodeReport(_ words: [String]) throws -> String {
-        let (_, vocabulary) = try requireModel()
         var tokens: [Int] = []
         for word in words {
             guard let token = Int(word), token >= 0, token < vocabulary.count else {
-                throw ShellError("decode takes indices from 0 to \(vocabulary.count - 1); got '\(word)' (`vocab` lists them)")
+                throw ShellError.badArgument("decode takes indices from 0 to \(vocabulary.count - 1); got '\(word)' (`vocab` lists them)")
             }
             tokens.append(token)
         }
@@ -94,14 +95,14 @@ extension Session {
     public func windowsReport(count: Int, width: Int = 20) throws -> String {
         let (corpus, dataset) = try requireCorpus(for: "windows")
         let T = settings.seq
-        guard dataset.trainRange.count > T else { throw ShellError("the training split is shorter than seq \(T)") }
+        try dataset.checkTrainable(length: T)
         let vocabulary = corpus.vocabulary
         let inputs = UnsafeMutablePointer<Int32>.allocate(capacity: T * count)
         let targets = UnsafeMutablePointer<Int32>.allocate(capacity: T * count)
         defer { inputs.deallocate(); targets.deallocate() }
         // A generator of its own, so looking does not change what training draws next.
         var generator = SeededGenerator(seed: settings.seed &+ 2)
-        dataset.sampleBatch(steps: T, batch: count, generator: &generator, inputs: inputs, targets: targets)
+        dataset.sampleBatch(length: T, batch: count, generator: &generator, inputs: inputs, targets: targets)
         let shown = min(T, width)
         func cell(_ token: Int32) -> String {
             let scalar = vocabulary.scalars[Int(token)]
@@ -129,31 +130,26 @@ extension Session {
 
     /// The distributions after `tokens` under each of `samplings`, as (probabilities by index, indices by decreasing
     /// probability with ties to the lower index); the prompt is fed once.
-    private func distributions(after tokens: [Int], model: CharLSTM, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
-        let textGenerator = TextGenerator(model: model)
+    private func distributions(after tokens: [Int], model: CharModel, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
+        let textGenerator = TextGenerator(model: model, context: context)
         var logits = try textGenerator.logits(after: tokens)
         let sampler = textGenerator.sampler
+        var order: [Int] = []
         return samplings.map { sampling in
             logits.withUnsafeMutableBufferPointer { sampler.prepare(logits: UnsafePointer($0.baseAddress!), settings: sampling) }
-            let probabilities = Array(sampler.probabilities)
-            return (probabilities, rankedIndices(probabilities))
+            rankIndices(UnsafeBufferPointer(sampler.probabilities), into: &order)
+            return (Array(sampler.probabilities), order)
         }
     }
 
     /// `next "PROMPT" K`: the K most likely next characters at temperature 1 and under the current sampling settings.
     public func nextReport(prompt: String, count: Int) throws -> String {
-        let (model, vocabulary) = try requireModel()
         let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
         let both = try distributions(after: tokens, model: model, samplings: [SamplingSettings(temperature: 1), settings.sampling])
         let (plain, current) = (both[0], both[1])
         let k = min(count, vocabulary.count)
         let barWidth = 20
-        func bar(_ p: Double) -> String {
-            let eighths = Int((p * Double(barWidth * 8)).rounded())
-            let full = eighths / 8, rest = eighths % 8
-            let partial = rest > 0 ? String(Array("▏▎▍▌▋▊▉")[rest - 1]) : ""
-            return (String(repeating: "█", count: full) + partial).padding(toLength: barWidth, withPad: " ", startingAt: 0)
-        }
+        func bar(_ p: Double) -> String { probabilityBar(p, width: barWidth) }
         let label = describeSampling(settings.sampling)
         var lines = ["after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\": the \(k) most likely next characters",
                      "char     temp 1".padding(toLength: 9 + barWidth + 9, withPad: " ", startingAt: 0) + " " + label]
@@ -180,20 +176,20 @@ extension Session {
 
     /// `trace "PROMPT" N`: generates N characters, one line each: the choice, its probability and rank, the top
     /// alternatives, and how many characters the top-k / top-p cut-offs kept.
-    public func traceReport(prompt: String, count: Int, alternatives: Int = 4) throws -> String {
-        let (model, vocabulary) = try requireModel()
+    public func traceReport(prompt: String, count: Int, alternatives: Int = 4, generator: inout SeededGenerator) throws -> String {
         let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
-        let textGenerator = TextGenerator(model: model)
+        let textGenerator = TextGenerator(model: model, context: context)
         let sampler = textGenerator.sampler
         let sampling = settings.sampling
         var lines = ["sampling after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\" with \(describeSampling(sampling)):",
                      "step  char   prob   rank  kept  alternatives (| marks the cut-off)"]
         var generated = ""
         var step = 0
-        try textGenerator.generate(prompt: tokens, count: count, settings: sampling, primer: 0, generator: &sampleGenerator) { token in
+        var order: [Int] = []
+        try textGenerator.generate(prompt: tokens, count: count, settings: sampling, primer: 0, generator: &generator) { token in
             step += 1
             // The sampler's probabilities are those of the draw just made (zero outside what the cut-offs kept).
-            let order = rankedIndices(Array(sampler.probabilities))
+            rankIndices(UnsafeBufferPointer(sampler.probabilities), into: &order)
             let rank = order.firstIndex(of: token)! + 1
             var shown: [String] = []
             for position in 0..<min(alternatives + 1, vocabulary.count) {
@@ -215,17 +211,16 @@ extension Session {
 
     /// tanh(c_t) of every cell of `layer` after each character of `text`: [t][cell], from a zero state.
     public func cellActivations(text: String, layer: Int) throws -> (tokens: [Int], values: [[Float]]) {
-        let (model, vocabulary) = try requireModel()
         guard layer >= 0 && layer < model.config.layerCount else {
-            throw ShellError("layer must be from 0 to \(model.config.layerCount - 1); got \(layer)")
+            throw ShellError.badArgument("layer must be from 0 to \(model.config.layerCount - 1); got \(layer)")
         }
         let tokens = try encodeForModel(text, vocabulary: vocabulary)
-        guard tokens.count <= 10_000 else { throw ShellError("cells shows at most 10,000 characters; the text has \(tokens.count)") }
+        guard tokens.count <= 10_000 else { throw ShellError.badArgument("cells shows at most 10,000 characters; the text has \(tokens.count)") }
         let T = tokens.count
-        let workspace = model.makeWorkspace(steps: T, batch: 1)
+        let workspace = model.makeWorkspace(length: T, batch: 1)
         for t in 0..<T { workspace.inputs[t] = Int32(tokens[t]) }
         var unused = SeededGenerator(seed: 0)
-        model.forward(steps: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
+        model.forward(length: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
         let values = (1...T).map { t in workspace.cellState(layer: layer, slot: t, batch: 1).map { Foundation.tanh($0) } }
         return (tokens, values)
     }
@@ -236,8 +231,7 @@ extension Session {
         let (tokens, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
         let cell = requested ?? rankCells(values)[0].cell
-        guard cell >= 0 && cell < H else { throw ShellError("cell must be from 0 to \(H - 1); got \(cell)") }
-        let (_, vocabulary) = try requireModel()
+        guard cell >= 0 && cell < H else { throw ShellError.badArgument("cell must be from 0 to \(H - 1); got \(cell)") }
         let series = values.map { $0[cell] }
         var output = "layer \(layer) cell \(cell): tanh(c) after each character, -1 blue ... +1 red\n"
         switch color {
@@ -249,7 +243,7 @@ extension Session {
         case .palette256, .trueColor:
             for (t, token) in tokens.enumerated() {
                 let character = vocabulary.character(token)
-                output += backgroundEscape(series[t], mode: color) + (character == "\n" ? "↵" : character) + "\u{1B}[0m"
+                output += backgroundEscape(series[t], mode: color) + (character == "\n" ? "↵" : character) + resetEscape
                 if character == "\n" { output += "\n" }
             }
             output += "\n"
@@ -282,24 +276,9 @@ extension Session {
     /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
     public func writeCellsPage(text: String, layer: Int, path: String) throws {
         let (tokens, values) = try cellActivations(text: text, layer: layer)
-        let (_, vocabulary) = try requireModel()
         let page = cellsPage(characters: tokens.map { vocabulary.character($0) }, values: values, layer: layer,
                              title: "charlm: layer \(layer) memory cells")
-        try writeTextFile(page, to: path)
-    }
-
-    // MARK: Learning curves
-
-    /// `plot`: training loss (every step) and validation loss against steps, drawn in braille to `width` columns.
-    public func plotReport(width: Int) throws -> String {
-        guard !lossHistory.isEmpty else { throw ShellError("nothing to plot yet: `train` first") }
-        return brailleChart(training: lossHistory, validation: validationHistory, width: width, height: 12)
-    }
-
-    /// `plot FILE.svg`: the same chart as an SVG file.
-    public func writePlot(to path: String) throws {
-        guard !lossHistory.isEmpty else { throw ShellError("nothing to plot yet: `train` first") }
-        try writeTextFile(lossChartSVG(training: lossHistory, validation: validationHistory), to: path)
+        try writeFileAtomically(Array(page.utf8), to: path)
     }
 
     // MARK: Memorised or new?
@@ -354,19 +333,18 @@ extension Session {
     }
 
     /// `novelty N`: generates N characters (current sampling settings, from the primer) and reports `novelty(of:)`.
-    public func noveltyReport(count: Int, color: ColorMode) throws -> String {
-        let (model, vocabulary) = try requireModel()
+    public func noveltyReport(count: Int, color: ColorMode, generator: inout SeededGenerator) throws -> String {
         let (corpus, _) = try requireCorpus(for: "novelty")
         let primer = vocabulary.index(of: "\n") ?? corpus.primer
-        let generated = try TextGenerator(model: model).generate(
-            prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator)
+        let generated = try TextGenerator(model: model, context: context).generate(
+            prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &generator)
         let result = try novelty(of: generated)
         let scalars = Array(result.text.unicodeScalars)
         let (start, length) = result.longestCopy
         let before = String(String.UnicodeScalarView(scalars[..<start]))
         let copied = String(String.UnicodeScalarView(scalars[start..<(start + length)]))
         let after = String(String.UnicodeScalarView(scalars[(start + length)...]))
-        var output = color == .none ? before + "[[" + copied + "]]" + after : before + "\u{1B}[1;4;33m" + copied + "\u{1B}[0m" + after
+        var output = color == .none ? before + "[[" + copied + "]]" + after : before + highlightEscape + copied + resetEscape + after
         output += "\n---\n"
         func percent(_ part: Int, _ whole: Int) -> String { whole == 0 ? "-" : String(format: "%.1f%%", 100 * Double(part) / Double(whole)) }
         output += "words found in the training text: \(result.knownWords) of \(result.words) (\(percent(result.knownWords, result.words)))\n"
@@ -375,11 +353,6 @@ extension Session {
             + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"\n"
         return output
     }
-}
-
-/// Indices by decreasing probability, ties to the lower index (the sampler's own order).
-func rankedIndices(_ probabilities: [Double]) -> [Int] {
-    probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
 }
 
 /// 64-bit polynomial hashes of every `length`-token window of `tokens`.
@@ -423,50 +396,4 @@ func longestCopiedRun(_ text: [Int], in source: [Int]) -> (start: Int, length: I
         }
     }
     return best
-}
-
-/// How `cells` and `novelty` mark things on the terminal.
-public enum ColorMode: Sendable {
-    /// Plain text (not a terminal, or NO_COLOR).
-    case none
-    /// xterm's 256-colour palette.
-    case palette256
-    /// 24-bit colour (COLORTERM=truecolor).
-    case trueColor
-}
-
-/// The background colour escape for a value in [-1, 1]: blue (-1) through white (0) to red (+1).
-func backgroundEscape(_ value: Float, mode: ColorMode) -> String {
-    let (r, g, b) = divergingColor(value)
-    switch mode {
-    case .none: return ""
-    case .trueColor: return "\u{1B}[48;2;\(r);\(g);\(b)m\u{1B}[38;2;0;0;0m"
-    case .palette256:
-        // The 6x6x6 cube: component levels 0, 95, 135, 175, 215, 255.
-        func level(_ component: Int) -> Int { component < 48 ? 0 : min(5, (component - 35) / 40) }
-        return "\u{1B}[48;5;\(16 + 36 * level(r) + 6 * level(g) + level(b))m\u{1B}[38;5;16m"
-    }
-}
-
-/// Blue (-1), white (0), red (+1), linearly in between; values outside [-1, 1] are clamped.
-func divergingColor(_ value: Float) -> (Int, Int, Int) {
-    let v = max(-1, min(1, value))
-    let fade = Int((1 - abs(v)) * 255)
-    return v >= 0 ? (255, fade, fade) : (fade, fade, 255)
-}
-
-/// Writes a text file atomically, with the shell's error message on failure.
-func writeTextFile(_ text: String, to path: String) throws {
-    do {
-        try writeFileAtomically(Array(text.utf8), to: path)
-    } catch let error as CharLMError {
-        throw ShellError(error.description)
-    }
-}
-
-extension String {
-    /// Right-aligned in `width` columns.
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
 }

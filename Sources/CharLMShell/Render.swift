@@ -1,25 +1,109 @@
-// Drawing for the inspection commands: the loss chart in Unicode braille for the terminal and as SVG, and the memory
-// cell page as HTML. Pure functions from numbers to text; the files they make are well-formed XML (the tests parse
-// them), self-contained and readable without a network.
+// All drawing, as pure functions from numbers to text: the training progress line and its sparkline, the loss
+// charts (a small text chart for `history`, braille for `plot`, SVG), the probability bars of `next`, the colours of
+// `cells` and `novelty`, and the memory-cell page as HTML. Every chart averages steps into columns with the one helper
+// `columnAverages`. The files made here are well-formed XML (the tests parse them), self-contained and readable
+// without a network.
 
+import CharLM
 import Foundation
+
+// MARK: Shared pieces
+
+/// The mean of `values` over each of `columns` equal stretches of the steps 0..<span (span >= values.count, so a chart
+/// can run past the last training step, to a later validation): column x covers the steps from x*span/columns up to
+/// (x+1)*span/columns, at least one step, cut at values.count; nil for a column with no steps left.
+func columnAverages(_ values: [Double], columns: Int, span: Int) -> [(first: Int, end: Int, mean: Double)?] {
+    (0..<max(0, columns)).map { x in
+        let first = x * span / columns
+        let end = min(values.count, max(first + 1, (x + 1) * span / columns))
+        guard first < end else { return nil }
+        return (first, end, values[first..<end].reduce(0, +) / Double(end - first))
+    }
+}
+
+/// Values as a row of block characters, lowest ▁ to highest █ (the recent losses on the live progress line).
+func sparkline<C: Collection>(_ values: C) -> String where C.Element == Double {
+    guard let low = values.min(), let high = values.max() else { return "" }
+    let blocks = Array("▁▂▃▄▅▆▇█")
+    return String(values.map { value in
+        high - low < 1e-12 || !value.isFinite ? blocks[0] : blocks[min(7, Int((value - low) / (high - low) * 8))]
+    })
+}
+
+/// A probability as a bar of `width` columns in eighths of a block, padded to the full width.
+func probabilityBar(_ p: Double, width: Int) -> String {
+    let eighths = Int((min(1, max(0, p)) * Double(width * 8)).rounded())
+    let full = eighths / 8, rest = eighths % 8
+    let partial = rest > 0 ? String(Array("▏▎▍▌▋▊▉")[rest - 1]) : ""
+    return (String(repeating: "█", count: full) + partial).rightPadded(to: width)
+}
+
+// MARK: Training progress
+
+/// What the live progress line of `train` shows.
+struct TrainingProgress {
+    var step: Int
+    /// The step training stops at, when it stops at a step.
+    var lastStep: Int?
+    var epoch: Double
+    var recentLosses: ArraySlice<Double>
+    var validation: Double?
+    var tokensPerSecond: Double
+    /// Seconds left, when known.
+    var remaining: Double?
+
+    /// "step 40/100  epoch 0.50  loss 2.1234 ▇▆▅  val 2.2000  12,345 tok/s  ETA 0:10"; the sparkline only when
+    /// `sparkline` (a terminal).
+    func line(sparkline drawSparkline: Bool) -> String {
+        var parts = ["step \(step)" + (lastStep.map { "/\($0)" } ?? "")]
+        parts.append(String(format: "epoch %.2f", epoch))
+        if let loss = recentLosses.last {
+            parts.append(String(format: "loss %.4f", loss) + (drawSparkline ? " " + sparkline(recentLosses) : ""))
+        }
+        if let validation { parts.append(String(format: "val %.4f", validation)) }
+        parts.append("\(grouped(Int(min(tokensPerSecond, 1e15)))) tok/s")
+        if let remaining { parts.append("ETA " + duration(remaining)) }
+        return parts.joined(separator: "  ")
+    }
+}
+
+// MARK: Loss chart, text
+
+/// A small text chart of the training loss (averaged into columns) and the validation points (`history`).
+func lossChart(training: [Double], validation: [ValidationPoint], width: Int = 60, height: Int = 8) -> String {
+    guard !training.isEmpty else { return "no training yet\n" }
+    let columns = min(width, training.count)
+    let averages = columnAverages(training, columns: columns, span: training.count).map { $0!.mean }
+    let (low, high) = (averages.min()!, averages.max()!)
+    let span = max(high - low, 1e-9)
+    var rows: [String] = []
+    for row in 0..<height {
+        let level = high - span * Double(row) / Double(height - 1)
+        let label = String(format: "%7.3f |", level)
+        let cells = averages.map { abs($0 - level) <= span / Double(2 * (height - 1)) || (row == height - 1 && $0 <= level) ? "*" : " " }
+        rows.append(label + cells.joined())
+    }
+    rows.append("        +" + String(repeating: "-", count: columns))
+    rows.append("         step 1" + String(repeating: " ", count: max(1, columns - 6 - String(training.count).count)) + "step \(training.count)")
+    var text = "training loss:\n" + rows.joined(separator: "\n") + "\n"
+    if !validation.isEmpty {
+        text += "validation loss: " + validation.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
+    }
+    return text
+}
 
 // MARK: Loss chart, terminal
 
 /// Training loss (a line) and validation loss (◆ marks) against steps, in braille dots: each character is a 2 x 4 grid,
 /// so `width` columns hold 2 * width points across. Axes labelled with loss values and step numbers.
-func brailleChart(training: [Double], validation: [(step: Int, loss: Double)], width: Int, height: Int) -> String {
+func brailleChart(training: [Double], validation: [ValidationPoint], width: Int, height: Int) -> String {
     let labelWidth = 8
     let columns = max(10, width - labelWidth - 1)
     let (dotsAcross, dotsDown) = (columns * 2, height * 4)
     let steps = training.count
     let lastStep = max(steps, validation.map(\.step).max() ?? 0)
     // Average the training loss over the steps each dot column covers.
-    let averages: [Double?] = (0..<dotsAcross).map { x in
-        let first = x * lastStep / dotsAcross, end = min(steps, max(first + 1, (x + 1) * lastStep / dotsAcross))
-        guard first < end else { return nil }
-        return training[first..<end].reduce(0, +) / Double(end - first)
-    }
+    let averages = columnAverages(training, columns: dotsAcross, span: lastStep).map { $0?.mean }
     let values = averages.compactMap { $0 } + validation.map(\.loss)
     var (low, high) = (values.min()!, values.max()!)
     if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
@@ -82,15 +166,13 @@ func brailleChart(training: [Double], validation: [(step: Int, loss: Double)], w
 
 /// The loss chart as a standalone SVG document: training loss (averaged to at most 600 points) as a blue line,
 /// validation loss as red points joined by a line, axes with ticks.
-func lossChartSVG(training: [Double], validation: [(step: Int, loss: Double)]) -> String {
+func lossChartSVG(training: [Double], validation: [ValidationPoint]) -> String {
     let (width, height) = (720.0, 400.0)
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0)
     let lastStep = max(training.count, validation.map(\.step).max() ?? 0)
     let buckets = min(600, training.count)
-    let trainingPoints: [(step: Double, loss: Double)] = (0..<buckets).map { bucket in
-        let first = bucket * training.count / buckets, end = max(first + 1, (bucket + 1) * training.count / buckets)
-        return (Double(first + end + 1) / 2, training[first..<end].reduce(0, +) / Double(end - first))
-    }
+    let trainingPoints: [(step: Double, loss: Double)] = columnAverages(training, columns: buckets, span: training.count)
+        .compactMap { $0.map { (Double($0.first + $0.end + 1) / 2, $0.mean) } }
     let losses = trainingPoints.map(\.loss) + validation.map(\.loss)
     var (low, high) = (losses.min()!, losses.max()!)
     if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
@@ -202,4 +284,41 @@ func cellsPage(characters: [String], values: [[Float]], layer: Int, title: Strin
     }
     html += "</div>\n</body>\n</html>\n"
     return html
+}
+
+// MARK: Colours
+
+/// How `cells` and `novelty` mark things on the terminal.
+public enum ColorMode: Sendable {
+    /// Plain text (not a terminal, or NO_COLOR).
+    case none
+    /// xterm's 256-colour palette.
+    case palette256
+    /// 24-bit colour (COLORTERM=truecolor).
+    case trueColor
+}
+
+/// Ends any colour or emphasis.
+let resetEscape = "\u{1B}[0m"
+/// Bold, underlined, yellow: the copied stretch in `novelty`.
+let highlightEscape = "\u{1B}[1;4;33m"
+
+/// The background colour escape for a value in [-1, 1]: blue (-1) through white (0) to red (+1).
+func backgroundEscape(_ value: Float, mode: ColorMode) -> String {
+    let (r, g, b) = divergingColor(value)
+    switch mode {
+    case .none: return ""
+    case .trueColor: return "\u{1B}[48;2;\(r);\(g);\(b)m\u{1B}[38;2;0;0;0m"
+    case .palette256:
+        // The 6x6x6 cube: component levels 0, 95, 135, 175, 215, 255.
+        func level(_ component: Int) -> Int { component < 48 ? 0 : min(5, (component - 35) / 40) }
+        return "\u{1B}[48;5;\(16 + 36 * level(r) + 6 * level(g) + level(b))m\u{1B}[38;5;16m"
+    }
+}
+
+/// Blue (-1), white (0), red (+1), linearly in between; values outside [-1, 1] are clamped.
+func divergingColor(_ value: Float) -> (Int, Int, Int) {
+    let v = value.isNaN ? 0 : max(-1, min(1, value))
+    let fade = Int((1 - abs(v)) * 255)
+    return v >= 0 ? (255, fade, fade) : (fade, fade, 255)
 }

@@ -22,8 +22,8 @@ public final class ArrayLineSource: LineSource {
     }
 }
 
-/// A nested script's error, already printed with its location.
-struct AlreadyReported: Error {}
+/// A script's error, already printed with its location: callers report nothing more.
+public struct AlreadyReported: Error {}
 
 /// Runs lines against a session.
 public final class Runner {
@@ -41,11 +41,11 @@ public final class Runner {
 
     func requestQuit() { quitRequested = true }
 
-    /// The outcome of running some lines.
-    public enum Status: Int32, Sendable {
-        case success = 0
-        case failed = 1
-        case interrupted = 130
+    /// The outcome of running some lines (the executable turns it into an exit code).
+    public enum Status: Sendable {
+        case success
+        case failed
+        case interrupted
     }
 
     /// Runs every line of `source`. `name` labels errors (`FILE:LINE:`); nil for the prompt and `-c`.
@@ -76,7 +76,7 @@ public final class Runner {
                 }
             } catch {
                 failed = true
-                session.console.error(describe(error), location: location)
+                session.console.error(Self.describe(error), location: location)
                 if !keepGoing && !interactive { return .failed }
             }
         }
@@ -86,11 +86,10 @@ public final class Runner {
     /// Runs one command line.
     public func execute(_ line: String) throws {
         let words: [Word]
-        do { words = try lex(line) } catch let error as LexError { throw ShellError(error.description) }
+        do { words = try lex(line) } catch let error as LexError { throw ShellError.syntax(error) }
         guard let first = words.first else { return }
         guard let command = Commands.command(named: first.text) else {
-            let hint = suggestion(for: first.text, among: Commands.table.map(\.name))
-            throw ShellError("unknown command '\(first.text)'" + (hint.isEmpty ? "; `help` lists the commands" : hint))
+            throw ShellError.unknownCommand(first.text, suggestion: nearest(to: first.text, among: Commands.table.map(\.name)))
         }
         try command.run(CommandContext(session: session, runner: self), Array(words.dropFirst()))
     }
@@ -98,11 +97,11 @@ public final class Runner {
     /// Runs a script file inside the session (the `source` command and `charlm FILE.clm`).
     public func source(_ path: String) throws {
         guard scriptFolders.count < Self.maximumNesting else {
-            throw ShellError("scripts nested deeper than \(Self.maximumNesting) levels: does '\(path)' source itself?")
+            throw ShellError.scriptsNestedTooDeep(path: path, limit: Self.maximumNesting)
         }
         let resolved = path.hasPrefix("/") || scriptFolders.isEmpty ? path : scriptFolders.last! + "/" + path
         let bytes: [UInt8]
-        do { bytes = try readFileBytes(at: resolved) } catch let error as CharLMError { throw ShellError(error.description) }
+        bytes = try readFileBytes(at: resolved)
         var lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\n")
         if lines.last == "" { lines.removeLast() }
         scriptFolders.append((resolved as NSString).deletingLastPathComponent.isEmpty ? "." : (resolved as NSString).deletingLastPathComponent)
@@ -117,9 +116,8 @@ public final class Runner {
         }
     }
 
-    private func describe(_ error: Error) -> String {
-        if let error = error as? ShellError { return error.description }
-        if let error = error as? CharLMError { return error.description }
-        return "\(error)"
+    /// The message for any error a command throws: the shell's and the engine's errors both describe themselves.
+    public static func describe(_ error: Error) -> String {
+        (error as? CustomStringConvertible)?.description ?? "\(error)"
     }
 }

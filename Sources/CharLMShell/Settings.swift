@@ -1,152 +1,168 @@
-// Every user-visible setting, as one table: name, summary, what changing it affects, how to parse, validate and
-// show it. `set`, `show`, help and completion are all generated from `Settings.keys`.
+// The session's settings: one value per declaration in the engine's SettingDeclarations.swift (name, group, range,
+// default, meaning), with how to read and show each. `set`, `show`, help and completion are generated from
+// `Settings.keys`; every range message comes from the declaration, the same one the engine's validation uses. Also
+// here: the mapping between settings and a checkpoint's fields, both ways.
 
 import CharLM
 import Foundation
 
-/// What a setting affects, which decides what happens when it changes.
-public enum SettingGroup: String, Sendable {
-    /// The architecture: a trained model needs `reset` to take it.
-    case model
-    /// How text is read: applies to the next `load`.
-    case data
-    case training
-    case sampling
-    case system
-}
-
 /// All settings of a session, with their defaults.
 public struct Settings: Equatable, Sendable {
-    public var embed = 64
-    public var hidden = 256
-    public var layers = 2
-    public var dropout: Float = 0
-    public var seq = 100
-    public var batch = 64
-    public var lr: Float = 2e-3
-    public var clip: Float = 5
-    public var warmup = 0
-    public var decay = 0
-    public var val = 0.1
-    public var lowercase = true
-    public var ascii = true
-    public var seed: UInt64 = 1337
-    public var temp: Float = 1
-    public var topk = 0
-    public var topp: Float = 1
-    public var length = 500
-    public var eval = 250
-    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    public var embed = Setting.embed.defaultInteger
+    public var hidden = Setting.hidden.defaultInteger
+    public var layers = Setting.layers.defaultInteger
+    public var dropout = Float(Setting.dropout.defaultNumber)
+    public var seq = Setting.seq.defaultInteger
+    public var batch = Setting.batch.defaultInteger
+    public var lr = Float(Setting.lr.defaultNumber)
+    public var clip = Float(Setting.clip.defaultNumber)
+    public var warmup = Setting.warmup.defaultInteger
+    public var decay = Setting.decay.defaultInteger
+    public var val = Setting.val.defaultNumber
+    public var lowercase = Setting.lowercase.defaultText == "on"
+    public var ascii = Setting.ascii.defaultText == "on"
+    public var seed = UInt64(Setting.seed.defaultText)!
+    public var temp = Float(Setting.temp.defaultNumber)
+    public var topk = Setting.topk.defaultInteger
+    public var topp = Float(Setting.topp.defaultNumber)
+    public var length = Setting.length.defaultInteger
+    public var eval = Setting.eval.defaultInteger
+    public var threads = Setting.threads.defaultInteger
 
     public init() {}
 
     public var normalization: NormalizationOptions { NormalizationOptions(lowercase: lowercase, ascii: ascii) }
-    public var training: TrainingSettings { TrainingSettings(steps: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay) }
+    public var training: TrainingSettings {
+        TrainingSettings(sequenceLength: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay)
+    }
     public var sampling: SamplingSettings { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
     public func modelConfig(vocabularySize: Int) -> ModelConfig {
         ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout)
     }
 
-    /// The table of settings, in the order `show` lists them.
+    /// The table of settings, in the order `show` lists them (the declarations' order).
     public static let keys: [SettingKey] = [
-        .integer("embed", \.embed, 1...8192, .model, "embedding width E"),
-        .integer("hidden", \.hidden, 1...8192, .model, "LSTM hidden width H"),
-        .integer("layers", \.layers, 1...16, .model, "number of LSTM layers L"),
-        .float("dropout", \.dropout, .model, "dropout between LSTM layers, training only", "must be >= 0 and < 1") { $0 >= 0 && $0 < 1 },
-        .integer("seq", \.seq, 1...10_000, .training, "characters per training window T"),
-        .integer("batch", \.batch, 1...4096, .training, "windows per batch B"),
-        .float("lr", \.lr, .training, "Adam learning rate", "must be > 0 and <= 1") { $0 > 0 && $0 <= 1 },
-        .float("clip", \.clip, .training, "gradient-norm limit (0 = off)", "must be >= 0") { $0 >= 0 },
-        .integer("warmup", \.warmup, 0...10_000_000, .training, "steps of linear learning-rate warm-up (0 = none)"),
-        .integer("decay", \.decay, 0...10_000_000, .training, "step at which lr has decayed (cosine) to lr/10 (0 = constant)"),
-        SettingKey(name: "val", group: .data, summary: "share of the corpus kept for validation",
-                   get: { String($0.val) },
-                   set: { settings, text in
-                       guard let value = Double(text), value >= 0, value < 0.5 else {
-                           throw ShellError("val must be >= 0 and < 0.5; got \(text)")
-                       }
-                       settings.val = value
-                   }),
-        .flag("lowercase", \.lowercase, .data, "lowercase the text when loading"),
-        .flag("ascii", \.ascii, .data, "fold to ASCII when loading (é -> e, ’ -> ')"),
-        SettingKey(name: "seed", group: .system, summary: "seed for initialisation, batches and sampling",
-                   get: { String($0.seed) },
-                   set: { settings, text in
-                       guard let value = UInt64(text) else { throw ShellError("seed must be a whole number >= 0; got \(text)") }
-                       settings.seed = value
-                   }),
-        .float("temp", \.temp, .sampling, "sampling temperature (0 = always the most likely)", "must be >= 0") { $0 >= 0 && $0 <= 100 },
-        .integer("topk", \.topk, 0...65_535, .sampling, "sample from the k most likely only (0 = off)"),
-        .float("topp", \.topp, .sampling, "sample from the smallest set with this mass (1 = off)", "must be > 0 and <= 1") { $0 > 0 && $0 <= 1 },
-        .integer("length", \.length, 0...1_000_000, .sampling, "characters `gen` writes by default"),
-        .integer("eval", \.eval, 0...1_000_000, .training, "validate every this many steps while training (0 = only at the end)"),
-        .integer("threads", \.threads, 1...256, .system, "compute threads"),
+        .integer(Setting.embed, \.embed),
+        .integer(Setting.hidden, \.hidden),
+        .integer(Setting.layers, \.layers),
+        .float(Setting.dropout, \.dropout),
+        .integer(Setting.seq, \.seq),
+        .integer(Setting.batch, \.batch),
+        .float(Setting.lr, \.lr),
+        .float(Setting.clip, \.clip),
+        .integer(Setting.warmup, \.warmup),
+        .integer(Setting.decay, \.decay),
+        .double(Setting.val, \.val),
+        .flag(Setting.lowercase, \.lowercase),
+        .flag(Setting.ascii, \.ascii),
+        .unsigned(Setting.seed, \.seed),
+        .float(Setting.temp, \.temp),
+        .integer(Setting.topk, \.topk),
+        .float(Setting.topp, \.topp),
+        .integer(Setting.length, \.length),
+        .integer(Setting.eval, \.eval),
+        .integer(Setting.threads, \.threads),
     ]
 
-    /// The key called `name` (or one of the aliases `len`, `temperature`).
+    /// The key called `name` (or one of the aliases `len`, `temperature`, `top_k`, `top_p`).
     public static func key(named name: String) -> SettingKey? {
         let canonical = ["len": "length", "temperature": "temp", "top_k": "topk", "top_p": "topp"][name] ?? name
         return keys.first { $0.name == canonical }
     }
+
+    // MARK: Checkpoints
+
+    /// The settings a checkpoint stores as the shell's own (`settings` metadata): those not carried by the model,
+    /// training or sampling fields.
+    public var checkpointSettings: [String: String] {
+        var saved: [String: String] = [:]
+        for key in Self.keys where key.group == .system || key.name == "length" || key.name == "eval" {
+            saved[key.name] = key.get(self)
+        }
+        return saved
+    }
+
+    /// These settings with everything `checkpoint` restores: the architecture, normalisation, training and sampling
+    /// settings, and the shell's own. Settings the file does not mention keep their values; an unreadable stored
+    /// setting is skipped, as a file may come from a newer or older charlm.
+    public func restoring(_ checkpoint: Checkpoint) -> Settings {
+        var restored = self
+        restored.embed = checkpoint.config.embeddingSize
+        restored.hidden = checkpoint.config.hiddenSize
+        restored.layers = checkpoint.config.layerCount
+        restored.dropout = checkpoint.config.dropout
+        restored.lowercase = checkpoint.vocabulary.normalization.lowercase
+        restored.ascii = checkpoint.vocabulary.normalization.ascii
+        if let training = checkpoint.training {
+            restored.seq = training.settings.sequenceLength
+            restored.batch = training.settings.batch
+            restored.lr = training.settings.learningRate
+            restored.clip = training.settings.clip
+            restored.warmup = training.settings.warmupSteps
+            restored.decay = training.settings.decaySteps
+            restored.val = training.validationFraction
+        }
+        if let sampling = checkpoint.sampling {
+            restored.temp = sampling.temperature
+            restored.topk = sampling.topK
+            restored.topp = sampling.topP
+        }
+        for (name, value) in checkpoint.settings {
+            if let key = Self.key(named: name), key.group != .model { try? key.set(&restored, value) }
+        }
+        return restored
+    }
 }
 
-/// One row of the settings table.
+/// One row of the settings table: a declaration and where its value lives in `Settings`.
 public struct SettingKey: Sendable {
-    public let name: String
-    public let group: SettingGroup
-    public let summary: String
+    public let declaration: SettingDeclaration
+    public var name: String { declaration.name }
+    public var group: SettingGroup { declaration.group }
+    public var summary: String { declaration.summary }
     /// The values completion offers (`on`/`off` for flags).
-    public var suggestions: [String] = []
+    public var suggestions: [String] { declaration.domain == .flag ? ["on", "off"] : [] }
+    /// The value as `show` prints it and `set` reads it.
     public let get: @Sendable (Settings) -> String
+    /// Reads `text` into the setting, or throws the declaration's range error.
     public let set: @Sendable (inout Settings, String) throws -> Void
 
-    init(name: String, group: SettingGroup, summary: String, suggestions: [String] = [],
-         get: @escaping @Sendable (Settings) -> String, set: @escaping @Sendable (inout Settings, String) throws -> Void) {
-        self.name = name
-        self.group = group
-        self.summary = summary
-        self.suggestions = suggestions
-        self.get = get
-        self.set = set
-    }
-
-    static func integer(_ name: String, _ path: WritableKeyPath<Settings, Int> & Sendable, _ range: ClosedRange<Int>,
-                        _ group: SettingGroup, _ summary: String) -> SettingKey {
-        SettingKey(name: name, group: group, summary: summary, get: { String($0[keyPath: path]) }) { settings, text in
-            guard let value = Int(text), range.contains(value) else {
-                throw ShellError("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound); got \(text)")
-            }
+    static func integer(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Int> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { String($0[keyPath: path]) }) { settings, text in
+            guard let value = Int(text) else { throw declaration.outOfRange(text) }
+            do { try declaration.check(value) } catch { throw declaration.outOfRange(text) }
             settings[keyPath: path] = value
         }
     }
 
-    static func float(_ name: String, _ path: WritableKeyPath<Settings, Float> & Sendable, _ group: SettingGroup, _ summary: String,
-                      _ rule: String, _ valid: @escaping @Sendable (Float) -> Bool) -> SettingKey {
-        SettingKey(name: name, group: group, summary: summary, get: { formatNumber($0[keyPath: path]) }) { settings, text in
-            guard let value = Float(text), value.isFinite, valid(value) else { throw ShellError("\(name) \(rule); got \(text)") }
+    static func unsigned(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, UInt64> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { String($0[keyPath: path]) }) { settings, text in
+            guard let value = UInt64(text) else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = value
         }
     }
 
-    static func flag(_ name: String, _ path: WritableKeyPath<Settings, Bool> & Sendable, _ group: SettingGroup, _ summary: String) -> SettingKey {
-        SettingKey(name: name, group: group, summary: summary, suggestions: ["on", "off"], get: { $0[keyPath: path] ? "on" : "off" }) { settings, text in
+    static func float(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { formatNumber($0[keyPath: path]) }) { settings, text in
+            guard let value = Float(text), declaration.domain.contains(Double(value)) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = value
+        }
+    }
+
+    static func double(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Double> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { formatSettingNumber($0[keyPath: path]) }) { settings, text in
+            guard let value = Double(text), declaration.domain.contains(value) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = value
+        }
+    }
+
+    static func flag(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Bool> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { $0[keyPath: path] ? "on" : "off" }) { settings, text in
             switch text.lowercased() {
             case "on", "true", "yes", "1": settings[keyPath: path] = true
             case "off", "false", "no", "0": settings[keyPath: path] = false
-            default: throw ShellError("\(name) must be on or off; got \(text)")
+            default: throw declaration.outOfRange(text)
             }
         }
     }
-}
-
-/// A Float as people write it: 0.002, 5, 0.8.
-func formatNumber(_ value: Float) -> String {
-    let text = String(value)
-    return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
-}
-
-/// An error in a shell command, with the message to show.
-public struct ShellError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

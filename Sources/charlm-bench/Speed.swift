@@ -1,19 +1,19 @@
 // The speed figures `scripts/bench` collects, one measurement per process so each reports its own peak memory.
-// Each mode prints one JSON object on one line; `scripts/bench` runs them, and PyTorch's twins, and makes the table.
+// Each subcommand prints one JSON object on one line; `scripts/bench` runs them, and PyTorch's twins, and makes the
+// table.
 //
-//   charlm-bench train-speed --embed E --hidden H --layers L --seq T --batch B [--steps N] [--warmup N]
-//   charlm-bench generate-speed --hidden H [--embed E] [--layers L] [--length N] [--warmup N]
+//   charlm-bench train-speed [--embed E] [--hidden H] [--layers L] [--seq T] [--batch B] [--steps N] [--warmup N]
+//                            [--corpus PATH] [--threads N]
+//   charlm-bench generate-speed [--embed E] [--hidden H] [--layers L] [--length N] [--warmup N] [--corpus PATH]
+//                               [--threads N]
 //   charlm-bench load-speed --corpus PATH
+//   charlm-bench train-profile [--embed E] [--hidden H] [--layers L] [--seq T] [--batch B] [--steps N]
+//                              [--corpus PATH] [--threads N]
+//   charlm-bench gemm-speed [--m M] [--n N] [--k K] [--ta 0|1] [--tb 0|1] [--repeats N] [--threads N]
 
+import ArgumentParser
 import CharLM
 import Foundation
-
-/// Peak resident set size of this process so far, in bytes.
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Int(usage.ru_maxrss) * 1024  // Linux reports kilobytes
-}
 
 /// Resident set size now, in bytes (from /proc; 0 where unavailable).
 func currentResidentBytes() -> Int {
@@ -25,6 +25,7 @@ func currentResidentBytes() -> Int {
     return 0
 }
 
+/// Prints the fields as one JSON object on one line.
 func printJSON(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
         switch value {
@@ -33,132 +34,264 @@ func printJSON(_ fields: [(String, Any)]) {
         default: return "\"\(key)\": \(value)"
         }
     }
-    print("{" + body.joined(separator: ", ") + "}")
-    fflush(nil)
+    printLine("{" + body.joined(separator: ", ") + "}")
 }
 
-/// The benchmark corpus's vocabulary when it is present, else 65 (its size), so speed never depends on the file.
-func benchmarkCorpus(_ options: [String: String]) throws -> Corpus {
-    let path = options["corpus"] ?? "../shared/data/tinyshakespeare.txt"
-    if FileManager.default.fileExists(atPath: path) { return try Corpus.load(path: path, normalization: .raw) }
-    var generator = SeededGenerator(seed: 5)
-    let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n.,;:!?'-&$3")
-    let text = String((0..<200_000).map { _ in letters[generator.nextIndex(below: letters.count)] })
-    return try Corpus.make(text: text, normalization: .raw)
+/// Peak resident memory so far, in MB.
+func peakResidentMegabytes() -> Double { Double(peakResidentBytes()) / 1_048_576 }
+
+/// The text a speed figure trains or generates on: only its vocabulary size matters.
+struct BenchmarkCorpus: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "A text file, read raw; when it is missing, a synthetic text of the same vocabulary size (65).",
+        valueName: "path"))
+    var corpus = "../shared/data/tinyshakespeare.txt"
+
+    /// The file when it is present, else the synthetic text, so speed never depends on the file.
+    func load() throws -> Corpus {
+        if FileManager.default.fileExists(atPath: corpus) { return try Corpus.load(path: corpus, normalization: .raw) }
+        var generator = SeededGenerator(seed: 5)
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n.,;:!?'-&$3")
+        let text = String((0..<200_000).map { _ in letters[generator.nextIndex(below: letters.count)] })
+        return try Corpus.make(text: text, normalization: .raw)
+    }
 }
 
 /// Training tokens per second (B*T per full step: batch, forward, loss, backward, clipping, Adam) after warm-up.
-func trainSpeed(_ options: [String: String]) throws {
-    let corpus = try benchmarkCorpus(options)
-    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-    let config = ModelConfig(
-        vocabularySize: corpus.vocabulary.count, embeddingSize: try number(options, "embed", 64),
-        hiddenSize: try number(options, "hidden", 256), layerCount: try number(options, "layers", 2))
-    let settings = TrainingSettings(steps: try number(options, "seq", 100), batch: try number(options, "batch", 64))
-    let (warmup, steps): (Int, Int) = (try number(options, "warmup", 3), try number(options, "steps", 20))
-    var generator = SeededGenerator(seed: 1)
-    let model = try CharLSTM(config: config, generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2)
-    for _ in 0..<warmup { try trainer.trainStep() }
-    let start = Date()
-    var lastLoss = 0.0
-    for _ in 0..<steps { lastLoss = try trainer.trainStep() }
-    let seconds = Date().timeIntervalSince(start)
-    printJSON([("impl", "charlm"), ("figure", "train"), ("hidden", config.hiddenSize), ("seq", settings.steps),
-               ("batch", settings.batch), ("steps", steps), ("seconds", seconds),
-               ("tokens_per_s", Double(steps * settings.steps * settings.batch) / seconds), ("last_loss", lastLoss),
-               ("peak_rss_mb", Double(peakResidentBytes()) / 1_048_576)])
+struct TrainSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-speed",
+        abstract: "Training tokens/s of full steps after warm-up (one JSON line).")
+
+    @OptionGroup var model: ModelShape
+
+    @OptionGroup var window: WindowShape
+
+    @Option(help: "Timed steps.")
+    var steps = 20
+
+    @Option(help: "Untimed steps first.")
+    var warmup = 3
+
+    @OptionGroup var corpus: BenchmarkCorpus
+
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        try requireAtLeast(1, steps, "steps")
+        try requireAtLeast(0, warmup, "warmup")
+    }
+
+    func run() throws {
+        let context = compute.makeContext()
+        let corpus = try self.corpus.load()
+        let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+        let config = model.config(vocabularySize: corpus.vocabulary.count)
+        let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
+        var generator = SeededGenerator(seed: 1)
+        let model = try CharModel(config: config, generator: &generator)
+        let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: context)
+        for _ in 0..<warmup { try trainer.trainStep() }
+        let start = Date()
+        var lastLoss = 0.0
+        for _ in 0..<steps { lastLoss = try trainer.trainStep() }
+        let seconds = Date().timeIntervalSince(start)
+        printJSON([("impl", "charlm"), ("figure", "train"), ("hidden", config.hiddenSize), ("seq", settings.sequenceLength),
+                   ("batch", settings.batch), ("steps", steps), ("seconds", seconds),
+                   ("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / seconds),
+                   ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
+                   ("threads", context.threadCount), ("openblas_core", BLAS.coreName)])
+    }
 }
 
 /// Generated characters per second at batch 1 with temperature sampling, after a warm-up prompt.
-func generateSpeed(_ options: [String: String]) throws {
-    let corpus = try benchmarkCorpus(options)
-    let config = ModelConfig(
-        vocabularySize: corpus.vocabulary.count, embeddingSize: try number(options, "embed", 64),
-        hiddenSize: try number(options, "hidden", 256), layerCount: try number(options, "layers", 2))
-    let (warmup, length): (Int, Int) = (try number(options, "warmup", 50), try number(options, "length", 2000))
-    var generator = SeededGenerator(seed: 1)
-    let model = try CharLSTM(config: config, generator: &generator)
-    let textGenerator = TextGenerator(model: model)
-    let prompt = (0..<warmup).map { corpus.tokens[$0 % corpus.tokens.count] }
-    _ = try textGenerator.generate(prompt: prompt, count: 10, settings: SamplingSettings(temperature: 0.8),
-                                   primer: corpus.primer, generator: &generator)
-    let start = Date()
-    let output = try textGenerator.generate(prompt: prompt, count: length, settings: SamplingSettings(temperature: 0.8),
-                                            primer: corpus.primer, generator: &generator)
-    let seconds = Date().timeIntervalSince(start)
-    printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("characters", output.count),
-               ("seconds", seconds), ("chars_per_s", Double(output.count) / seconds),
-               ("peak_rss_mb", Double(peakResidentBytes()) / 1_048_576)])
+struct GenerateSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate-speed",
+        abstract: "Generated characters/s at batch 1, temperature 0.8, after a prompt (one JSON line).")
+
+    @OptionGroup var model: ModelShape
+
+    @Option(help: "Characters to generate (timed).")
+    var length = 2000
+
+    @Option(help: "Prompt characters fed first (from the corpus).")
+    var warmup = 50
+
+    @OptionGroup var corpus: BenchmarkCorpus
+
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        try asUsageError { try Setting.length.check(length) }
+        try requireAtLeast(0, warmup, "warmup")
+    }
+
+    func run() throws {
+        let context = compute.makeContext()
+        let corpus = try self.corpus.load()
+        let config = model.config(vocabularySize: corpus.vocabulary.count)
+        var generator = SeededGenerator(seed: 1)
+        let model = try CharModel(config: config, generator: &generator)
+        let textGenerator = TextGenerator(model: model, context: context)
+        let prompt = (0..<warmup).map { corpus.tokens[$0 % corpus.tokens.count] }
+        _ = try textGenerator.generate(prompt: prompt, count: 10, settings: SamplingSettings(temperature: 0.8),
+                                       primer: corpus.primer, generator: &generator)
+        let start = Date()
+        let output = try textGenerator.generate(prompt: prompt, count: length, settings: SamplingSettings(temperature: 0.8),
+                                                primer: corpus.primer, generator: &generator)
+        let seconds = Date().timeIntervalSince(start)
+        printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("characters", output.count),
+                   ("seconds", seconds), ("chars_per_s", Double(output.count) / seconds),
+                   ("peak_rss_mb", peakResidentMegabytes()), ("threads", context.threadCount)])
+    }
 }
 
 /// Load and tokenise time of a (large) corpus file, and the memory the loaded corpus holds per character.
-func loadSpeed(_ options: [String: String]) throws {
-    guard let path = options["corpus"] else { throw UsageError(description: "load-speed needs --corpus PATH") }
-    let before = currentResidentBytes()
-    let start = Date()
-    let corpus = try Corpus.load(path: path, normalization: .raw)
-    let seconds = Date().timeIntervalSince(start)
-    let held = currentResidentBytes() - before
-    let characters = corpus.tokens.count
-    printJSON([("impl", "charlm"), ("figure", "load"), ("characters", characters), ("seconds", seconds),
-               ("held_bytes_per_char", Double(held) / Double(characters)),
-               ("peak_rss_mb", Double(peakResidentBytes()) / 1_048_576), ("vocabulary", corpus.vocabulary.count)])
-    withExtendedLifetime(corpus) {}
+struct LoadSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load-speed",
+        abstract: "Load and tokenise time of a text file, and the bytes held per character (one JSON line).")
+
+    @Option(help: ArgumentHelp("The text file to load, read raw.", valueName: "path"))
+    var corpus: String
+
+    func run() throws {
+        let before = currentResidentBytes()
+        let start = Date()
+        let corpus = try Corpus.load(path: corpus, normalization: .raw)
+        let seconds = Date().timeIntervalSince(start)
+        let held = currentResidentBytes() - before
+        let characters = corpus.tokens.count
+        printJSON([("impl", "charlm"), ("figure", "load"), ("characters", characters), ("seconds", seconds),
+                   ("held_bytes_per_char", Double(held) / Double(characters)),
+                   ("peak_rss_mb", peakResidentMegabytes()), ("vocabulary", corpus.vocabulary.count)])
+        withExtendedLifetime(corpus) {}
+    }
 }
 
-/// Where a training step's time goes: forward, loss, backward, clipping and Adam timed separately (seconds per step).
-func trainProfile(_ options: [String: String]) throws {
-    let corpus = try benchmarkCorpus(options)
-    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-    let config = ModelConfig(
-        vocabularySize: corpus.vocabulary.count, embeddingSize: try number(options, "embed", 64),
-        hiddenSize: try number(options, "hidden", 256), layerCount: try number(options, "layers", 2))
-    let (T, B): (Int, Int) = (try number(options, "seq", 100), try number(options, "batch", 64))
-    let steps: Int = try number(options, "steps", 10)
-    var generator = SeededGenerator(seed: 1)
-    let model = try CharLSTM(config: config, generator: &generator)
-    let optimizer = Adam(parameterCount: model.layout.totalCount, settings: AdamSettings())
-    let workspace = model.makeWorkspace(steps: T, batch: B)
-    var phases = [Double](repeating: 0, count: 5)
-    for step in 0..<(steps + 2) {
-        var marks = [Date()]
-        dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: workspace.inputs, targets: workspace.targets)
-        model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
-        marks.append(Date())
-        _ = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
-        marks.append(Date())
-        model.gradients.zero()
-        model.backward(steps: T, batch: B, workspace: workspace)
-        marks.append(Date())
-        clipGradientNorm(model.gradients, maxNorm: 5)
-        marks.append(Date())
-        optimizer.update(parameters: model.parameters, gradients: model.gradients)
-        marks.append(Date())
-        if step >= 2 { for p in 0..<5 { phases[p] += marks[p + 1].timeIntervalSince(marks[p]) } }
+/// Where a training step's time goes: the Trainer's own steps, timed phase by phase through `onPhase`.
+struct TrainProfile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-profile",
+        abstract: "Milliseconds per training step in each phase (batch, forward, loss, backward, clip, Adam), "
+            + "after 2 warm-up steps (one JSON line).")
+
+    @OptionGroup var model: ModelShape
+
+    @OptionGroup var window: WindowShape
+
+    @Option(help: "Timed steps.")
+    var steps = 10
+
+    @OptionGroup var corpus: BenchmarkCorpus
+
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        try requireAtLeast(1, steps, "steps")
     }
-    let names = ["forward", "loss", "backward", "clip", "adam"]
-    printJSON(zip(names, phases).map { ($0.0 + "_ms", $0.1 * 1000 / Double(steps)) }
-              + [("tokens_per_s", Double(steps * T * B) / phases.reduce(0, +))])
+
+    func run() throws {
+        let context = compute.makeContext()
+        let corpus = try self.corpus.load()
+        let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+        let config = model.config(vocabularySize: corpus.vocabulary.count)
+        let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
+        var generator = SeededGenerator(seed: 1)
+        let model = try CharModel(config: config, generator: &generator)
+        let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: context)
+        let clock = PhaseClock()
+        trainer.onPhase = { clock.phaseEnded($0) }
+        let warmup = 2
+        for step in 0..<(warmup + steps) {
+            clock.counting = step >= warmup
+            clock.last = Date()
+            try trainer.trainStep()
+        }
+        let total = clock.seconds.values.reduce(0, +)
+        printJSON(TrainingPhase.allCases.map { ("\(reportName($0))_ms", clock.seconds[$0, default: 0] * 1000 / Double(steps)) }
+                  + [("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / total)])
+    }
+
+    /// The phase's name in the report (`adam` for the update, as before the Trainer had phases).
+    private func reportName(_ phase: TrainingPhase) -> String {
+        switch phase {
+        case .batch: "batch"
+        case .forward: "forward"
+        case .loss: "loss"
+        case .backward: "backward"
+        case .clip: "clip"
+        case .update: "adam"
+        }
+    }
+}
+
+/// Wall-clock seconds spent in each training phase: the time since the previous phase ended (or since the step
+/// began, for the first), summed over the steps that count.
+private final class PhaseClock {
+    var seconds: [TrainingPhase: Double] = [:]
+    /// When the latest phase ended; set to the step's start before each step.
+    var last = Date()
+    var counting = false
+
+    func phaseEnded(_ phase: TrainingPhase) {
+        let now = Date()
+        if counting { seconds[phase, default: 0] += now.timeIntervalSince(last) }
+        last = now
+    }
 }
 
 /// GFLOP/s of BLAS on one product shape: C(m, n) = op(A) op(B), op(B) transposed unless --tb 0, op(A) unless --ta 1.
-func gemmSpeed(_ options: [String: String]) throws {
-    let (m, n, k): (Int, Int, Int) = (try number(options, "m", 64), try number(options, "n", 1024), try number(options, "k", 256))
-    let repeats: Int = try number(options, "repeats", 200)
-    let transA: Transpose = options["ta"] == "1" ? .transposed : .none
-    let transB: Transpose = options["tb"] == "0" ? .none : .transposed
-    let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
-    for index in 0..<a.count { a.pointer[index] = Float(index % 7) * 0.1 }
-    for index in 0..<b.count { b.pointer[index] = Float(index % 5) * 0.1 }
-    func run() {
-        BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: transA == .none ? k : m,
-                  b: b.pointer, ldb: transB == .none ? n : k, beta: 1, c: c.pointer, ldc: n)
+struct GemmSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm-speed",
+        abstract: "GFLOP/s and microseconds per call of BLAS.gemm on one shape, C(m, n) = op(A) op(B) (one JSON line).")
+
+    @Option(help: "Rows of C.")
+    var m = 64
+
+    @Option(help: "Columns of C.")
+    var n = 1024
+
+    @Option(help: "The inner dimension.")
+    var k = 256
+
+    @Option(help: "1: A is stored (k, m) and used transposed; 0: stored (m, k).")
+    var ta = 0
+
+    @Option(help: "1: B is stored (n, k) and used transposed; 0: stored (k, n).")
+    var tb = 1
+
+    @Option(help: "Timed calls (after 10 untimed).")
+    var repeats = 200
+
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        for (value, name) in [(m, "m"), (n, "n"), (k, "k"), (repeats, "repeats")] { try requireAtLeast(1, value, name) }
+        for (value, name) in [(ta, "ta"), (tb, "tb")] where value != 0 && value != 1 {
+            throw ValidationError("--\(name) must be 0 or 1; got \(value)")
+        }
     }
-    for _ in 0..<10 { run() }
-    let start = Date()
-    for _ in 0..<repeats { run() }
-    let seconds = Date().timeIntervalSince(start)
-    printJSON([("m", m), ("n", n), ("k", k), ("threads", ComputeThreads.count), ("us_per_call", seconds * 1e6 / Double(repeats)),
-               ("gflops", 2 * Double(m * n * k * repeats) / seconds / 1e9)])
+
+    func run() throws {
+        let context = compute.makeContext()
+        let transA: Transpose = ta == 1 ? .transposed : .none
+        let transB: Transpose = tb == 1 ? .transposed : .none
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
+        for index in 0..<a.count { a.pointer[index] = Float(index % 7) * 0.1 }
+        for index in 0..<b.count { b.pointer[index] = Float(index % 5) * 0.1 }
+        func run() {
+            BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: transA == .none ? k : m,
+                      b: b.pointer, ldb: transB == .none ? n : k, beta: 1, c: c.pointer, ldc: n, context: context)
+        }
+        for _ in 0..<10 { run() }
+        let start = Date()
+        for _ in 0..<repeats { run() }
+        let seconds = Date().timeIntervalSince(start)
+        printJSON([("m", m), ("n", n), ("k", k), ("threads", context.threadCount),
+                   ("us_per_call", seconds * 1e6 / Double(repeats)),
+                   ("gflops", 2 * Double(m * n * k * repeats) / seconds / 1e9)])
+    }
 }

@@ -2,6 +2,7 @@
 // codes: 0 success, 1 a command failed, 2 bad usage, 130 interrupted in batch mode.
 
 import ArgumentParser
+import CharLM
 import CharLMShell
 import Foundation
 
@@ -44,10 +45,10 @@ struct CharLMCommand: ParsableCommand {
                 try runner.source(script)
             } catch is Interrupted {
                 status = .interrupted
-            } catch let error as ShellError {
-                console.error(error.description)
+            } catch is AlreadyReported {
                 status = .failed
             } catch {
+                console.error(Runner.describe(error))
                 status = .failed
             }
             if status == .interrupted || runner.quitRequested { break }
@@ -56,7 +57,7 @@ struct CharLMCommand: ParsableCommand {
             let result = runner.run(ArrayLineSource(commands), name: nil)
             if result != .success { status = result }
         }
-        let stdinIsTerminal = isatty(0) == 1
+        let stdinIsTerminal = isTerminal(.input)
         let stayInteractive = interactive || (scripts.isEmpty && commands.isEmpty && stdinIsTerminal)
         if stayInteractive && status != .interrupted && !runner.quitRequested {
             runner.interactive = true
@@ -72,7 +73,16 @@ struct CharLMCommand: ParsableCommand {
         } else if scripts.isEmpty && commands.isEmpty {
             status = runner.run(StandardInputLineSource(), name: nil)
         }
-        if status != .success { throw ExitCode(status.rawValue) }
+        if status != .success { throw ExitCode(Self.exitCode(for: status)) }
+    }
+
+    /// 0 success, 1 a command failed, 130 interrupted (as a shell reports death by SIGINT).
+    static func exitCode(for status: Runner.Status) -> Int32 {
+        switch status {
+        case .success: return 0
+        case .failed: return 1
+        case .interrupted: return 130
+        }
     }
 }
 

@@ -41,12 +41,14 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
 
 @Test func settingsAreValidatedWithTheirRanges() {
     let (session, runner, console) = makeShell()
-    #expect(attempt(runner, "temp -1") == "temp must be >= 0; got -1")
-    #expect(attempt(runner, "set hidden 0") == "hidden must be a whole number from 1 to 8192; got 0")
-    #expect(attempt(runner, "set lowercase maybe") == "lowercase must be on or off; got maybe")
+    #expect(attempt(runner, "temp -1") == "temp must be a number from 0 to 100; got '-1'")
+    #expect(attempt(runner, "temp abc") == "temp must be a number from 0 to 100; got 'abc'")
+    #expect(attempt(runner, "temp 200") == "temp must be a number from 0 to 100; got '200'")
+    #expect(attempt(runner, "set hidden 0") == "hidden must be a whole number from 1 to 8192; got '0'")
+    #expect(attempt(runner, "set lowercase maybe") == "lowercase must be on or off; got 'maybe'")
     #expect(attempt(runner, "set tmep 1") == "unknown setting 'tmep'; did you mean 'temp'?")
     #expect(attempt(runner, "set temp") == "usage: set KEY VALUE")
-    #expect(attempt(runner, "topp 0") == "topp must be > 0 and <= 1; got 0")
+    #expect(attempt(runner, "topp 0") == "topp must be a number above 0, at most 1; got '0'")
     #expect(session.settings == Settings(), "failed commands changed nothing")
     #expect(attempt(runner, "temp 0.8") == nil)
     #expect(attempt(runner, "seed 42") == nil)

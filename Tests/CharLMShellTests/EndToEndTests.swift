@@ -58,7 +58,7 @@ private func workFolder() throws -> URL {
     try "set hidden 8\n\n# comment\nset temp -2\nshow temp\n".write(to: script, atomically: true, encoding: .utf8)
     let stopped = try runCharLM(["bad.clm"], in: folder)
     #expect(stopped.status == 1)
-    #expect(stopped.stderr == "bad.clm:4: error: temp must be >= 0; got -2\n")
+    #expect(stopped.stderr == "bad.clm:4: error: temp must be a number from 0 to 100; got '-2'\n")
     #expect(stopped.stdout == "")
     let kept = try runCharLM(["--keep-going", "bad.clm"], in: folder)
     #expect(kept.status == 1)

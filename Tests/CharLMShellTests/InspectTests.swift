@@ -169,10 +169,10 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
     let text = "First Citizen:\nWe are"
     let tokens = session.vocabulary!.encode(text).tokens
     // The engine's cell states for the same input, from a zero state.
-    let workspace = model.makeWorkspace(steps: tokens.count, batch: 1)
+    let workspace = model.makeWorkspace(length: tokens.count, batch: 1)
     for (t, token) in tokens.enumerated() { workspace.inputs[t] = Int32(token) }
     var unused = SeededGenerator(seed: 0)
-    model.forward(steps: tokens.count, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
+    model.forward(length: tokens.count, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
     let printed = try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n"))\" 1 7")
     let lines = printed.split(separator: "\n").map(String.init)
     #expect(lines[0] == "layer 1 cell 7: tanh(c) after each character, -1 blue ... +1 red")
@@ -182,7 +182,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
         #expect(line.hasPrefix(String(t).leftPadded(to: 5) + "  " + visible(session.vocabulary!.scalars[tokens[t]])))
         #expect(abs(Float(line.split(separator: " ").last!)! - expected) <= 0.0005)
     }
-    let (_, values) = try session.cellActivations(text: text, layer: 0)
+    let (_, values) = try session.inspector().cellActivations(text: text, layer: 0)
     for t in 0..<tokens.count {
         for cell in 0..<20 { #expect(values[t][cell] == tanh(workspace.cellState(layer: 0, slot: t + 1, batch: 1)[cell])) }
     }
@@ -226,7 +226,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     #expect(try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\"", with: "\\\""))\" 0 --html \(path)")
             == "wrote \(path): layer 0, 20 cells\n")
     let page = try XMLCollector.parse(path)
-    let (tokens, values) = try session.cellActivations(text: text, layer: 0)
+    let (tokens, values) = try session.inspector().cellActivations(text: text, layer: 0)
     let rows = page.elements.filter { $0.name == "div" && $0.attributes["class"] == "row" }
     #expect(rows.map { $0.attributes["id"]! } == (0..<20).map { "cell-\($0)" })
     let spans = page.elements.filter { $0.name == "span" && $0.attributes["title"] != nil }
@@ -273,7 +273,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     }
     let report = try output(runner, console, "novelty 300")
     #expect(report.contains("words found in the training text: "))
-    let memorised = try session.novelty(of: session.vocabulary!.encode(String(repeating: "the dog dug in the fog.\nthe cat sat on the mat. ", count: 6)).tokens)
+    let memorised = try session.inspector().novelty(of: session.vocabulary!.encode(String(repeating: "the dog dug in the fog.\nthe cat sat on the mat. ", count: 6)).tokens)
     #expect(memorised.knownWords == memorised.words && memorised.knownGrams == memorised.grams)
     // What the trained model generates greedily is the memorised text: everything found.
     let wordsLine = report.split(separator: "\n").first { $0.hasPrefix("words found") }!
@@ -282,7 +282,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     // Random text over the same characters shares almost no 8-grams and few words with it.
     var generator = SeededGenerator(seed: 3)
     let random = (0..<2000).map { _ in generator.nextIndex(below: session.vocabulary!.count) }
-    let result = try session.novelty(of: random)
+    let result = try session.inspector().novelty(of: random)
     #expect(Double(result.knownGrams) / Double(result.grams) < 0.01)
     #expect(result.longestCopy.length < 8)
     // The longest copy is a real substring of the training text.

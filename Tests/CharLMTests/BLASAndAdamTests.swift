@@ -23,7 +23,7 @@ func gemmMatchesNaiveTripleLoop(transA: Bool, transB: Bool) {
         beta: 2, c: c, ldc: ldc)
     c.withUnsafeMutableBufferPointer { cBuffer in
         BLAS.gemm(transA ? .transposed : .none, transB ? .transposed : .none, m: m, n: n, k: k, alpha: 0.5,
-                  a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: cBuffer.baseAddress!, ldc: ldc)
+                  a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: cBuffer.baseAddress!, ldc: ldc, context: .machine)
     }
     for i in 0..<m {
         for j in 0..<n { #expect(abs(Double(c[i * ldc + j]) - expected[i * ldc + j]) < 1e-5) }
@@ -44,7 +44,7 @@ func gemvMatchesNaiveLoop(transposed: Bool) {
         beta: 0.25, c: y, ldc: 1)
     y.withUnsafeMutableBufferPointer { yBuffer in
         BLAS.gemv(transposed ? .transposed : .none, rows: rows, cols: cols, alpha: 1.5, a: a, lda: lda, x: x,
-                  beta: 0.25, y: yBuffer.baseAddress!)
+                  beta: 0.25, y: yBuffer.baseAddress!, context: .machine)
     }
     for i in 0..<y.count { #expect(abs(Double(y[i]) - expected[i]) < 1e-5) }
 }

@@ -12,10 +12,10 @@ private func trainedTrainer(steps: Int, dropout: Float = 0, seed: UInt64 = 3, hi
     let corpus = try Corpus.make(text: sampleText, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: seed)
-    let model = try CharLSTM(
+    let model = try CharModel(
         config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout),
         generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: 12, batch: 5, learningRate: 5e-3, clip: 1, warmupSteps: 2, decaySteps: 9), seed: seed + 1)
+    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 12, batch: 5, learningRate: 5e-3, clip: 1, warmupSteps: 2, decaySteps: 9), seed: seed + 1)
     for _ in 0..<steps { try trainer.trainStep() }
     return (trainer, corpus)
 }
@@ -44,7 +44,7 @@ private func checkpoint(of trainer: Trainer, corpus: Corpus) -> Checkpoint {
     #expect(loaded.notes.isEmpty)
     // Same generation from the loaded model.
     func generate(_ parameters: [Float]) throws -> [Int] {
-        let model = try CharLSTM(config: loaded.config, parameters: parameters)
+        let model = try CharModel(config: loaded.config, parameters: parameters)
         var generator = SeededGenerator(seed: 9)
         return try TextGenerator(model: model).generate(
             prompt: [1, 2, 3], count: 50, settings: loaded.sampling!, primer: 0, generator: &generator)
@@ -61,7 +61,7 @@ func resumingIsBitIdenticalToNeverStopping(dropout: Float) throws {
 
     // A fresh start from nothing but the file and the corpus, as a new process would.
     let loaded = try Checkpoint.load(from: path)
-    let model = try CharLSTM(config: loaded.config, parameters: loaded.parameters)
+    let model = try CharModel(config: loaded.config, parameters: loaded.parameters)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: loaded.training!.validationFraction)
     let resumed = try Trainer(model: model, dataset: dataset, settings: loaded.training!.settings, seed: 12345)
     try resumed.restore(training: loaded.training!, optimizer: loaded.optimizer)
@@ -91,11 +91,11 @@ private func minimalFile(from trainer: Trainer, corpus: Corpus, dtype: String = 
     #expect(loaded.parameters == trainer.model.parameters.array)
     #expect(loaded.optimizer == nil && loaded.training == nil)
     #expect(loaded.notes == ["no optimizer state in the file: training continues with a fresh optimizer"])
-    let model = try CharLSTM(config: loaded.config, parameters: loaded.parameters)
+    let model = try CharModel(config: loaded.config, parameters: loaded.parameters)
     var generator = SeededGenerator(seed: 1)
     let text = try TextGenerator(model: model).generate(prompt: [], count: 20, settings: SamplingSettings(), primer: corpus.primer, generator: &generator)
     #expect(text.count == 20)
-    let fresh = try Trainer(model: model, dataset: trainer.dataset, settings: TrainingSettings(steps: 12, batch: 5), seed: 1)
+    let fresh = try Trainer(model: model, dataset: trainer.dataset, settings: TrainingSettings(sequenceLength: 12, batch: 5), seed: 1)
     try fresh.trainStep()
     #expect(fresh.optimizer.stepCount == 1)
 }

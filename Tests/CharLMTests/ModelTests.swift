@@ -7,17 +7,17 @@ import Testing
 
 /// Runs the engine forward, loss and backward on `inputs`/`targets`; returns (loss, gradients, workspace).
 private func engineGradients(
-    model: CharLSTM, inputs: [[Int]], targets: [[Int]], mode: ForwardMode, seed: UInt64 = 7
+    model: CharModel, inputs: [[Int]], targets: [[Int]], mode: ForwardMode, seed: UInt64 = 7
 ) -> (Double, [Float], ModelWorkspace) {
     let (B, T) = (inputs.count, inputs[0].count)
-    let workspace = model.makeWorkspace(steps: T, batch: B)
+    let workspace = model.makeWorkspace(length: T, batch: B)
     load(inputs, into: workspace.inputs)
     load(targets, into: workspace.targets)
     var generator = SeededGenerator(seed: seed)
-    model.forward(steps: T, batch: B, workspace: workspace, mode: mode, generator: &generator)
-    let loss = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+    model.forward(length: T, batch: B, workspace: workspace, mode: mode, generator: &generator)
+    let loss = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
     model.gradients.zero()
-    model.backward(steps: T, batch: B, workspace: workspace)
+    model.backward(length: T, batch: B, workspace: workspace)
     return (loss, model.gradients.array, workspace)
 }
 
@@ -27,10 +27,10 @@ private func engineGradients(
 func forwardMatchesNaivePerGateLSTM(shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int)) throws {
     let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 3)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 4)
-    let workspace = model.makeWorkspace(steps: shape.T, batch: shape.B)
+    let workspace = model.makeWorkspace(length: shape.T, batch: shape.B)
     load(inputs, into: workspace.inputs)
     var generator = SeededGenerator(seed: 0)
-    model.forward(steps: shape.T, batch: shape.B, workspace: workspace, mode: .inference, generator: &generator)
+    model.forward(length: shape.T, batch: shape.B, workspace: workspace, mode: .inference, generator: &generator)
     let reference = NaiveModel(model: model).run(inputs: inputs)
     var worst = 0.0
     for t in 0..<shape.T {
@@ -62,7 +62,7 @@ func forwardMatchesNaivePerGateLSTM(shape: (V: Int, E: Int, H: Int, L: Int, T: I
 /// only when |a| + |n| is well above that: the denominator is floored at 1e-6 (torch-rnn's gradcheck formula,
 /// |a - n| / max(|a| + |n|, tiny), with tiny = 1e-6). A wrong gradient term shows up as 1e-2 or worse; the
 /// tolerance is 1e-3, and `gradientCheckDetectsAWrongGradient` shows that a 1% error fails it.
-private func checkGradients(model: CharLSTM, inputs: [[Int]], targets: [[Int]], masks: [[Float]]) -> [String: Double] {
+private func checkGradients(model: CharModel, inputs: [[Int]], targets: [[Int]], masks: [[Float]]) -> [String: Double] {
     let mode: ForwardMode = masks.isEmpty ? .inference : .training
     let (_, analytic, _) = engineGradients(model: model, inputs: inputs, targets: targets, mode: mode)
     var reference = NaiveModel(model: model)
@@ -152,10 +152,10 @@ func gradientsMatchFiniteDifferencesAcrossKernelPaths(
 @Test func inferenceModeAppliesNoDropout() throws {
     let model = try makeModel(V: 6, E: 4, H: 5, L: 2, dropout: 0.5, seed: 41)
     let inputs = randomSequences(B: 2, T: 3, V: 6, seed: 42)
-    let workspace = model.makeWorkspace(steps: 3, batch: 2)
+    let workspace = model.makeWorkspace(length: 3, batch: 2)
     load(inputs, into: workspace.inputs)
     var generator = SeededGenerator(seed: 0)
-    model.forward(steps: 3, batch: 2, workspace: workspace, mode: .inference, generator: &generator)
+    model.forward(length: 3, batch: 2, workspace: workspace, mode: .inference, generator: &generator)
     #expect(generator == SeededGenerator(seed: 0), "inference drew random numbers")
     let reference = NaiveModel(model: model).run(inputs: inputs)
     for t in 0..<3 {

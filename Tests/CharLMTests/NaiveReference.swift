@@ -31,7 +31,7 @@ struct NaiveModel {
     let layout: ParameterLayout
     var parameters: [Double]
 
-    init(model: CharLSTM) {
+    init(model: CharModel) {
         config = model.config
         layout = model.layout
         parameters = model.parameters.array.map(Double.init)
@@ -108,9 +108,9 @@ struct NaiveModel {
 }
 
 /// A small model with PyTorch-style initialisation from a fixed seed.
-func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1) throws -> CharLSTM {
+func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1) throws -> CharModel {
     var generator = SeededGenerator(seed: seed)
-    return try CharLSTM(
+    return try CharModel(
         config: ModelConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout),
         generator: &generator)
 }

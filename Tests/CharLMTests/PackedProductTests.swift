@@ -172,19 +172,18 @@ private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
     #expect(sizes == [1])
 }
 
-/// Forward, loss and backward of `model` on a fresh workspace run by `team`: logits and gradients.
-private func pass(_ model: CharLSTM, inputs: [[Int]], targets: [[Int]], team: ThreadTeam) -> ([Float], [Float]) {
+/// Forward, loss and backward of `model` on a fresh workspace run on `context`: logits and gradients.
+private func pass(_ model: CharModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
     let (B, T) = (inputs.count, inputs[0].count)
-    let workspace = model.makeWorkspace(steps: T, batch: B)
-    workspace.team = team
+    let workspace = model.makeWorkspace(length: T, batch: B, context: context)
     load(inputs, into: workspace.inputs)
     load(targets, into: workspace.targets)
     var generator = SeededGenerator(seed: 1)
-    model.forward(steps: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+    model.forward(length: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
     let logits = workspace.logits.array
-    _ = model.loss(steps: T, batch: B, workspace: workspace, gradient: true)
+    _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
     model.gradients.zero()
-    model.backward(steps: T, batch: B, workspace: workspace)
+    model.backward(length: T, batch: B, workspace: workspace)
     return (Array(logits.prefix(T * B * model.config.vocabularySize)), model.gradients.array)
 }
 
@@ -196,9 +195,9 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 8)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 9)
     let targets = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 10)
-    let team = ThreadTeam(size: teamSize)
-    defer { team.shutDown() }
-    let (logits, gradients) = try pass(model, inputs: inputs, targets: targets, team: team)
+    // The products are cut the same way in every pass (as the machine's context cuts them): see below.
+    let (logits, gradients) = pass(model, inputs: inputs, targets: targets,
+                                   context: ComputeContext(threads: teamSize, productsAs: .machine))
     // Forward against the naive per-gate model.
     let reference = NaiveModel(model: model).run(inputs: inputs)
     var worst = 0.0
@@ -213,8 +212,7 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     // Backward against a pass whose time loops run on one thread (ModelTests checks those gradients against finite
     // differences). Each thread sums its elements in the same order whatever its share, and the BLAS products are cut
     // the same way in both passes (BLAS.swift), so the gradients agree to the bit.
-    let solo = ThreadTeam(size: 1)
-    defer { solo.shutDown() }
-    let (_, soloGradients) = try pass(model, inputs: inputs, targets: targets, team: solo)
+    let (_, soloGradients) = pass(model, inputs: inputs, targets: targets,
+                                  context: ComputeContext(threads: 1, productsAs: .machine))
     #expect(gradients == soloGradients)
 }

@@ -21,7 +21,7 @@ func fixtureURL(_ name: String) -> URL {
     let steps = try #require(fixture["steps"] as? [[String: Any]])
     let (V, T, B) = (Int(config["vocab"]!), Int(config["seq"]!), Int(config["batch"]!))
 
-    let model = try CharLSTM(
+    let model = try CharModel(
         config: ModelConfig(vocabularySize: V, embeddingSize: Int(config["embed"]!), hiddenSize: Int(config["hidden"]!),
                             layerCount: Int(config["layers"]!)),
         parameters: initial)
@@ -29,7 +29,7 @@ func fixtureURL(_ name: String) -> URL {
     let dataset = try Dataset(tokens: TokenBuffer(Array(repeating: 0, count: T + 1), vocabularySize: V), validationFraction: 0)
     let trainer = try Trainer(
         model: model, dataset: dataset,
-        settings: TrainingSettings(steps: T, batch: B, learningRate: Float(config["lr"]!), clip: Float(config["clip"]!)),
+        settings: TrainingSettings(sequenceLength: T, batch: B, learningRate: Float(config["lr"]!), clip: Float(config["clip"]!)),
         seed: 0)
     var clippedSteps = 0
     for (index, step) in steps.enumerated() {

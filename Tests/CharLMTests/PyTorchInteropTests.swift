@@ -7,9 +7,9 @@ import Foundation
 import Testing
 
 /// The model and generator for a checkpoint file.
-private func loadModel(_ path: String) throws -> (Checkpoint, CharLSTM) {
+private func loadModel(_ path: String) throws -> (Checkpoint, CharModel) {
     let checkpoint = try Checkpoint.load(from: path)
-    return (checkpoint, try CharLSTM(config: checkpoint.config, parameters: checkpoint.parameters))
+    return (checkpoint, try CharModel(config: checkpoint.config, parameters: checkpoint.parameters))
 }
 
 @Test func aModelPyTorchSavedGivesPyTorchsLogitsAndText() throws {
@@ -42,7 +42,7 @@ func theSharedPyTorchModelScoresItsPublishedValidationLoss() throws {
     let corpus = try Corpus.load(path: sharedCorpus, normalization: checkpoint.vocabulary.normalization)
     #expect(corpus.vocabulary.scalars == checkpoint.vocabulary.scalars)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-    let evaluation = try evaluate(model: model, dataset: dataset, steps: 100, batch: 64, workspace: model.makeWorkspace(steps: 100, batch: 64))
+    let evaluation = try evaluate(model: model, dataset: dataset, length: 100, batch: 64, workspace: model.makeWorkspace(length: 100, batch: 64))
     // PyTorch measured 1.6661 nats/char with this protocol (../shared/README.md).
     #expect(abs(evaluation.nats - 1.6661) < 0.002, "validation loss \(evaluation.nats)")
     #expect(evaluation.characters == (dataset.validationRange.count - 1) / 100 * 100)
@@ -69,8 +69,8 @@ func pyTorchReadsAFileCharLMWrote() throws {
     let corpus = try Corpus.make(text: String(repeating: "Now is the winter of our discontent\n", count: 10), normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: 4)
-    let model = try CharLSTM(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2), generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: 10, batch: 4), seed: 5)
+    let model = try CharModel(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2), generator: &generator)
+    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 4), seed: 5)
     for _ in 0..<5 { try trainer.trainStep() }
     let (training, optimizer) = trainer.state
     let path = try makeTemporaryFolder().appendingPathComponent("charlm.safetensors").path

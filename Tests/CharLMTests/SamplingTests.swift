@@ -76,7 +76,7 @@ func drawsFollowSoftmaxOfLogitsOverTemperature(temperature: Float) {
 }
 
 @Test func samplingSettingsAreValidated() {
-    #expect(throws: CharLMError.invalidSetting(name: "temp", message: "must be >= 0; got -1.0")) {
+    #expect(throws: CharLMError.outOfRange(setting: "temp", rule: "a number from 0 to 100", got: "-1")) {
         try SamplingSettings(temperature: -1).validate()
     }
     #expect(throws: CharLMError.self) { try SamplingSettings(topK: -2).validate() }

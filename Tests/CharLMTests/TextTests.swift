@@ -144,7 +144,7 @@ func invisibleFormatCharactersAreRemoved(ascii: Bool) {
     #expect(dataset.trainRange == 0..<909)
     #expect(dataset.validationRange == 909..<1010)
     // floor((101 - 1) / 10) windows of 10.
-    #expect(dataset.validationWindowCount(steps: 10) == 10)
+    #expect(dataset.validationWindowCount(length: 10) == 10)
     #expect(throws: CharLMError.self) { try Dataset(tokens: corpus.tokens, validationFraction: 1) }
 }
 
@@ -158,7 +158,7 @@ func invisibleFormatCharactersAreRemoved(ascii: Bool) {
     var generator = SeededGenerator(seed: 5)
     inputs.withUnsafeMutableBufferPointer { i in
         targets.withUnsafeMutableBufferPointer { o in
-            dataset.sampleBatch(steps: T, batch: B, generator: &generator, inputs: i.baseAddress!, targets: o.baseAddress!)
+            dataset.sampleBatch(length: T, batch: B, generator: &generator, inputs: i.baseAddress!, targets: o.baseAddress!)
         }
     }
     for b in 0..<B {
@@ -175,12 +175,12 @@ func invisibleFormatCharactersAreRemoved(ascii: Bool) {
     let text = String((0..<100).map { Character(Unicode.Scalar(0x4E00 + $0)!) })
     let corpus = try Corpus.make(text: text, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.5)  // positions 50 ..< 100
-    #expect(dataset.validationWindowCount(steps: 7) == 7)  // floor(49 / 7)
+    #expect(dataset.validationWindowCount(length: 7) == 7)  // floor(49 / 7)
     var inputs = [Int32](repeating: -1, count: 7 * 2)
     var targets = [Int32](repeating: -1, count: 7 * 2)
     inputs.withUnsafeMutableBufferPointer { i in
         targets.withUnsafeMutableBufferPointer { o in
-            dataset.validationBatch(steps: 7, first: 5, count: 2, inputs: i.baseAddress!, targets: o.baseAddress!)
+            dataset.validationBatch(length: 7, first: 5, count: 2, inputs: i.baseAddress!, targets: o.baseAddress!)
         }
     }
     // Window 5 predicts positions 50+36 ... 50+42 from 50+35 ... 50+41.

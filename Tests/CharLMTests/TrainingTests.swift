@@ -6,7 +6,7 @@ import Testing
 
 /// A trainer on `text` with a small model.
 private func makeTrainer(
-    text: String, H: Int = 32, L: Int = 2, dropout: Float = 0, steps T: Int = 16, batch B: Int = 8,
+    text: String, H: Int = 32, L: Int = 2, dropout: Float = 0, length T: Int = 16, batch B: Int = 8,
     learningRate: Float = 1e-2, seed: UInt64 = 1
 ) throws -> Trainer {
     let corpus = try Corpus.make(text: text, normalization: .raw)
@@ -14,9 +14,9 @@ private func makeTrainer(
     let config = ModelConfig(
         vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: H, layerCount: L, dropout: dropout)
     var generator = SeededGenerator(seed: seed)
-    let model = try CharLSTM(config: config, generator: &generator)
+    let model = try CharModel(config: config, generator: &generator)
     return try Trainer(
-        model: model, dataset: dataset, settings: TrainingSettings(steps: T, batch: B, learningRate: learningRate),
+        model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: T, batch: B, learningRate: learningRate),
         seed: seed &+ 100)
 }
 
@@ -85,10 +85,10 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
 
 @Test func aCorpusTooShortForOneWindowIsExplained() throws {
     #expect(throws: CharLMError.corpusTooShort(split: "training", tokens: 36, needed: 101, seq: 100)) {
-        try makeTrainer(text: String(repeating: "abcd", count: 10), steps: 100)
+        try makeTrainer(text: String(repeating: "abcd", count: 10), length: 100)
     }
     let error = try #require(throws: CharLMError.self) {
-        try makeTrainer(text: String(repeating: "abcd", count: 10), steps: 100)
+        try makeTrainer(text: String(repeating: "abcd", count: 10), length: 100)
     }
     #expect(error.description == "the training split has 36 characters; it needs at least seq+1 = 101 (seq is 100): lower `seq` or load more text")
 }
@@ -97,8 +97,8 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
     let corpus = try Corpus.make(text: String(repeating: "abcd", count: 40), normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0)
     var generator = SeededGenerator(seed: 1)
-    let model = try CharLSTM(config: ModelConfig(vocabularySize: 4, embeddingSize: 4, hiddenSize: 4, layerCount: 1), generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(steps: 10, batch: 2), seed: 1)
+    let model = try CharModel(config: ModelConfig(vocabularySize: 4, embeddingSize: 4, hiddenSize: 4, layerCount: 1), generator: &generator)
+    let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 2), seed: 1)
     #expect(throws: CharLMError.corpusTooShort(split: "validation", tokens: 0, needed: 11, seq: 10)) {
         try trainer.evaluate()
     }
@@ -106,11 +106,11 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
 
 @Test func evaluationMatchesTheNaiveReferenceOverAllWindows() throws {
     // The protocol computed independently: every window from a zero state through the Double-precision model.
-    let trainer = try makeTrainer(text: String(repeating: "the cat sat on the mat. ", count: 30), steps: 6, batch: 4)
+    let trainer = try makeTrainer(text: String(repeating: "the cat sat on the mat. ", count: 30), length: 6, batch: 4)
     for _ in 0..<5 { try trainer.trainStep() }
     let evaluation = try trainer.evaluate()
     let dataset = trainer.dataset
-    let windows = dataset.validationWindowCount(steps: 6)
+    let windows = dataset.validationWindowCount(length: 6)
     #expect(windows == (dataset.validationRange.count - 1) / 6 && windows > 4)  // several batches, the last partial
     let base = dataset.validationRange.lowerBound
     let inputs = (0..<windows).map { k in (0..<6).map { dataset.tokens[base + k * 6 + $0] } }
@@ -122,10 +122,10 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
 
 @Test func invalidTrainingSettingsAreRefused() throws {
     let text = String(repeating: "abcdefgh", count: 40)
-    #expect(throws: CharLMError.invalidSetting(name: "lr", message: "must be > 0; got -1.0")) {
+    #expect(throws: CharLMError.outOfRange(setting: "lr", rule: "a number above 0, at most 1", got: "-1")) {
         try makeTrainer(text: text, learningRate: -1)
     }
-    #expect(throws: CharLMError.invalidSetting(name: "batch", message: "must be between 1 and 4096; got 0")) {
+    #expect(throws: CharLMError.outOfRange(setting: "batch", rule: "a whole number from 1 to 4096", got: "0")) {
         try makeTrainer(text: text, batch: 0)
     }
 }

@@ -1,5 +1,10 @@
-// The one place CharLM calls the C library for files: whole-file reads and atomic writes (a temporary file in the
-// same folder, written, flushed to disk, then renamed over the target). Everything else goes through these.
+// The one thin wrapper around the C library (libc) for the whole package: files (whole-file reads, and atomic writes:
+// a temporary file in the same folder, written, flushed to disk, then renamed over the target), whether a stream is
+// a terminal, an environment variable's current value, yielding the processor, and the process's peak memory. Every other file calls these.
+//
+// C that lives elsewhere, each behind a wrapper of its own named for what it wraps: BLAS (BLAS.swift), the CPU's
+// vector width (the CPUFeatures target, asked once in PackedProduct.swift), and GNU readline with the Ctrl-C handler
+// (Sources/charlm/ReadlineLineSource.swift and the CReadline shim: only the executable links readline).
 
 import Foundation
 
@@ -92,4 +97,32 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String, failAfterBytes: Int?
         fsync(folderDescriptor)
         close(folderDescriptor)
     }
+}
+
+/// The process's standard streams.
+public enum StandardStream: Int32, Sendable {
+    case input = 0
+    case output = 1
+    case error = 2
+}
+
+/// Whether `stream` is connected to a terminal.
+public func isTerminal(_ stream: StandardStream) -> Bool { isatty(stream.rawValue) == 1 }
+
+/// The environment variable's current value (read at each call: readline updates COLUMNS as the terminal resizes).
+public func environmentValue(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+/// Gives the processor to another thread (spinning waits call this now and then).
+@inline(__always) func yieldProcessor() { sched_yield() }
+
+/// Peak resident set size of this process so far, in bytes.
+public func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if canImport(Darwin)
+    getrusage(RUSAGE_SELF, &usage)
+    return Int(usage.ru_maxrss)  // macOS reports bytes
+    #else
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024  // Linux reports kilobytes
+    #endif
 }

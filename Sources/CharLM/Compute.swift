@@ -1,0 +1,50 @@
+// How charlm computes: the threads that share the work and the kernel of the packed product. A context is made by
+// whoever owns a model's work (a shell session, a benchmark, a test) and passed down explicitly: workspace ->
+// model -> layers -> products. Nothing here is process-wide and mutable, so two sessions with different thread
+// counts in one process do not reconfigure each other.
+
+import Foundation
+
+/// The threads and kernels one owner computes with.
+public final class ComputeContext: @unchecked Sendable {
+    /// Threads that run each shared job, the caller included (at least 1).
+    public let threadCount: Int
+    /// The team that runs the time loops (ThreadTeam.swift).
+    let team: ThreadTeam
+    /// The team that shares the larger products (BLAS.swift): `team`, except in tests that vary the time loops' team
+    /// while keeping the products cut the same way (a product cut into other parts may round differently).
+    let productTeam: ThreadTeam
+    /// The context whose team `productTeam` is, kept alive while this one uses it.
+    private let productOwner: ComputeContext?
+    /// The register block of the time loops' product (PackedProduct.swift).
+    let packedKernel: PackedKernel
+
+    /// A context with `threads` threads (clamped to at least 1) and the kernel that suits this CPU.
+    public convenience init(threads: Int) {
+        self.init(threads: threads, packedKernel: .preferred)
+    }
+
+    init(threads: Int, packedKernel: PackedKernel) {
+        // BLAS itself stays single-threaded: the team shares the products (see BLAS.swift).
+        BLAS.setThreadCountOnce
+        threadCount = max(1, threads)
+        team = ThreadTeam(size: threadCount)
+        productTeam = team
+        productOwner = nil
+        self.packedKernel = packedKernel
+    }
+
+    /// For tests: time loops on a team of `threads`, products cut as `other` cuts them.
+    init(threads: Int, productsAs other: ComputeContext) {
+        threadCount = max(1, threads)
+        team = ThreadTeam(size: threadCount)
+        productTeam = other.productTeam
+        productOwner = other
+        packedKernel = other.packedKernel
+    }
+
+    deinit { team.shutDown() }
+
+    /// One thread per core. The default where a caller does not choose (tools, tests); never changed.
+    public static let machine = ComputeContext(threads: ProcessInfo.processInfo.activeProcessorCount)
+}

@@ -1,0 +1,168 @@
+// Every user-visible setting, declared once: name, group, the values it accepts, default and one-line meaning. The
+// engine's `validate()`s check their values against these declarations, and the shell's `set`, `show`, help and
+// completion are generated from them (CharLMShell/Settings.swift), so a range is stated in one place and every
+// message about it states the same range. What a setting does lives with the code that uses it; this file only says
+// what it may be.
+
+import Foundation
+
+/// What a setting affects, which decides when a change takes effect.
+public enum SettingGroup: String, Sendable {
+    /// The architecture: a trained model keeps its own until `reset`.
+    case model
+    /// How text is read: applies at the next `load`.
+    case data
+    case training
+    case sampling
+    case system
+}
+
+/// The values a setting accepts, and the sentence that states them.
+public enum SettingDomain: Sendable, Equatable {
+    /// A whole number in the range.
+    case integer(ClosedRange<Int>)
+    /// Any whole number a UInt64 holds (seeds).
+    case unsigned
+    /// A finite number between `lower` and `upper`, each end included or not.
+    case number(lower: Double, lowerIncluded: Bool, upper: Double, upperIncluded: Bool)
+    /// on or off.
+    case flag
+
+    /// "a whole number from 1 to 8192", "a number from 0 to 100", "a number above 0, at most 1", ...
+    public var rule: String {
+        switch self {
+        case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
+        case .unsigned: return "a whole number from 0 to \(UInt64.max)"
+        case .flag: return "on or off"
+        case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
+            let (low, high) = (formatSettingNumber(lower), formatSettingNumber(upper))
+            switch (lowerIncluded, upperIncluded) {
+            case (true, true): return "a number from \(low) to \(high)"
+            case (true, false): return "a number from \(low) up to but not including \(high)"
+            case (false, true): return "a number above \(low), at most \(high)"
+            case (false, false): return "a number above \(low) and below \(high)"
+            }
+        }
+    }
+
+    /// Whether `value` lies in the domain (for `.integer`, `.unsigned` and `.number`).
+    public func contains(_ value: Double) -> Bool {
+        switch self {
+        case .integer(let range): return value.rounded() == value && value >= Double(range.lowerBound) && value <= Double(range.upperBound)
+        case .unsigned: return value.rounded() == value && value >= 0 && value <= Double(UInt64.max)
+        case .flag: return false
+        case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
+            guard value.isFinite else { return false }
+            return (lowerIncluded ? value >= lower : value > lower) && (upperIncluded ? value <= upper : value < upper)
+        }
+    }
+}
+
+/// One setting: its name, group, domain, default (as `show` prints it) and meaning.
+public struct SettingDeclaration: Sendable, Equatable {
+    public let name: String
+    public let group: SettingGroup
+    public let domain: SettingDomain
+    /// The default, as typed at the prompt.
+    public let defaultText: String
+    /// One line: what it means.
+    public let summary: String
+
+    /// The error for a value outside the domain, or text that is no value at all.
+    public func outOfRange(_ got: String) -> CharLMError {
+        .outOfRange(setting: name, rule: domain.rule, got: got)
+    }
+
+    /// Throws `outOfRange` unless `value` lies in the domain.
+    public func check(_ value: Int) throws {
+        guard domain.contains(Double(value)) else { throw outOfRange(String(value)) }
+    }
+
+    /// Throws `outOfRange` unless `value` is finite and lies in the domain.
+    public func check(_ value: Double) throws {
+        guard domain.contains(value) else { throw outOfRange(formatSettingNumber(value)) }
+    }
+
+    /// Throws `outOfRange` unless `value` is finite and lies in the domain.
+    public func check(_ value: Float) throws {
+        guard domain.contains(Double(value)) else { throw outOfRange(formatSettingNumber(value)) }
+    }
+
+    /// The default as an integer (for `.integer` declarations).
+    public var defaultInteger: Int { Int(defaultText)! }
+    /// The default as a number (for `.number` declarations).
+    public var defaultNumber: Double { Double(defaultText)! }
+}
+
+/// The declarations, in the order `show` lists them.
+public enum Setting {
+    public static let embed = SettingDeclaration(
+        name: "embed", group: .model, domain: .integer(1...8192), defaultText: "64", summary: "embedding width E")
+    public static let hidden = SettingDeclaration(
+        name: "hidden", group: .model, domain: .integer(1...8192), defaultText: "256", summary: "hidden width H of each layer")
+    public static let layers = SettingDeclaration(
+        name: "layers", group: .model, domain: .integer(1...16), defaultText: "2", summary: "number of recurrent layers L")
+    public static let dropout = SettingDeclaration(
+        name: "dropout", group: .model, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
+        defaultText: "0", summary: "dropout between layers, training only")
+    public static let seq = SettingDeclaration(
+        name: "seq", group: .training, domain: .integer(1...10_000), defaultText: "100",
+        summary: "characters per training window T")
+    public static let batch = SettingDeclaration(
+        name: "batch", group: .training, domain: .integer(1...4096), defaultText: "64", summary: "windows per batch B")
+    public static let lr = SettingDeclaration(
+        name: "lr", group: .training, domain: .number(lower: 0, lowerIncluded: false, upper: 1, upperIncluded: true),
+        defaultText: "0.002", summary: "Adam learning rate")
+    public static let clip = SettingDeclaration(
+        name: "clip", group: .training, domain: .number(lower: 0, lowerIncluded: true, upper: 1e6, upperIncluded: true),
+        defaultText: "5", summary: "gradient-norm limit (0 = off)")
+    public static let warmup = SettingDeclaration(
+        name: "warmup", group: .training, domain: .integer(0...10_000_000), defaultText: "0",
+        summary: "steps of linear learning-rate warm-up (0 = none)")
+    public static let decay = SettingDeclaration(
+        name: "decay", group: .training, domain: .integer(0...10_000_000), defaultText: "0",
+        summary: "step at which lr has decayed (cosine) to lr/10 (0 = constant)")
+    public static let val = SettingDeclaration(
+        name: "val", group: .data, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
+        defaultText: "0.1", summary: "share of the corpus kept for validation")
+    public static let lowercase = SettingDeclaration(
+        name: "lowercase", group: .data, domain: .flag, defaultText: "on", summary: "lowercase the text when loading")
+    public static let ascii = SettingDeclaration(
+        name: "ascii", group: .data, domain: .flag, defaultText: "on",
+        summary: "fold to ASCII when loading (é -> e, ’ -> ')")
+    public static let seed = SettingDeclaration(
+        name: "seed", group: .system, domain: .unsigned, defaultText: "1337",
+        summary: "seed for initialisation, batches and sampling")
+    public static let temp = SettingDeclaration(
+        name: "temp", group: .sampling, domain: .number(lower: 0, lowerIncluded: true, upper: 100, upperIncluded: true),
+        defaultText: "1", summary: "sampling temperature (0 = always the most likely)")
+    public static let topk = SettingDeclaration(
+        name: "topk", group: .sampling, domain: .integer(0...65_535), defaultText: "0",
+        summary: "sample from the k most likely only (0 = off)")
+    public static let topp = SettingDeclaration(
+        name: "topp", group: .sampling, domain: .number(lower: 0, lowerIncluded: false, upper: 1, upperIncluded: true),
+        defaultText: "1", summary: "sample from the smallest set with this mass (1 = off)")
+    public static let length = SettingDeclaration(
+        name: "length", group: .sampling, domain: .integer(0...1_000_000), defaultText: "500",
+        summary: "characters `gen` writes by default")
+    public static let eval = SettingDeclaration(
+        name: "eval", group: .training, domain: .integer(0...1_000_000), defaultText: "250",
+        summary: "validate every this many steps while training (0 = only at the end)")
+    public static let threads = SettingDeclaration(
+        name: "threads", group: .system, domain: .integer(1...256),
+        defaultText: String(min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))), summary: "compute threads")
+
+    /// Every declaration, in the order `show` lists them.
+    public static let all: [SettingDeclaration] = [
+        embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, val, lowercase, ascii, seed, temp, topk,
+        topp, length, eval, threads,
+    ]
+}
+
+/// A number as people write it: 0.002, 5, 0.8, 1e-06 (the shortest text that reads back as the same value).
+public func formatSettingNumber(_ value: Double) -> String { withoutPointZero(String(value)) }
+
+/// A Float as people write it: 0.002, not 0.0020000000949949026.
+public func formatSettingNumber(_ value: Float) -> String { withoutPointZero(String(value)) }
+
+private func withoutPointZero(_ text: String) -> String { text.hasSuffix(".0") ? String(text.dropLast(2)) : text }

@@ -1,0 +1,73 @@
+// Small text helpers every command uses: numbers with thousands separators, durations, padded columns, what
+// normalisation changed, and the nearest name for "did you mean". Charts, bars and colours are in Render.swift.
+
+import CharLM
+import Foundation
+
+/// 1234567 -> "1,234,567".
+func grouped(_ value: Int) -> String {
+    let digits = String(value.magnitude)
+    var result = ""
+    for (index, character) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { result.append(",") }
+        result.append(character)
+    }
+    return (value < 0 ? "-" : "") + result
+}
+
+/// Seconds as m:ss or h:mm:ss.
+func duration(_ seconds: Double) -> String {
+    let total = seconds.isFinite ? Int(min(max(0, seconds), 1e12).rounded()) : 0
+    let (hours, minutes, secs) = (total / 3600, (total % 3600) / 60, total % 60)
+    return hours > 0 ? String(format: "%d:%02d:%02d", hours, minutes, secs) : String(format: "%d:%02d", minutes, secs)
+}
+
+/// A Float as people write it: 0.002, 5, 0.8.
+func formatNumber(_ value: Float) -> String { formatSettingNumber(value) }
+
+extension String {
+    /// Right-aligned in `width` columns.
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+
+    /// Left-aligned in `width` columns.
+    func rightPadded(to width: Int) -> String { padding(toLength: max(width, count), withPad: " ", startingAt: 0) }
+}
+
+/// What normalisation changed, one phrase per kind of change (empty when nothing changed).
+func describeChanges(_ report: NormalizationReport) -> [String] {
+    func counted(_ count: Int, _ noun: String, _ what: String) -> String? {
+        count > 0 ? "\(count) \(noun)\(count == 1 ? "" : "s") \(what)" : nil
+    }
+    return [
+        counted(report.replacedSequences, "invalid UTF-8 sequence", "replaced"),
+        counted(report.lineBreaksConverted, "line break", "converted to \\n"),
+        counted(report.invisibleRemoved, "invisible character", "removed"),
+        counted(report.foldedToASCII, "character", "folded to ASCII"),
+        counted(report.droppedNonASCII, "non-ASCII character", "dropped"),
+        counted(report.lowercased, "character", "lowercased"),
+    ].compactMap { $0 }
+}
+
+/// The candidate nearest to `word` within two edits (Levenshtein distance), for "did you mean"; nil when none is.
+func nearest(to word: String, among candidates: [String]) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    // Words far longer than any name cannot be within two edits; skip the quadratic work for them.
+    guard word.count <= 64 else { return nil }
+    let scored = candidates.map { ($0, distance(Array(word.lowercased()), Array($0))) }.min { $0.1 < $1.1 }
+    guard let (best, score) = scored, score <= 2 else { return nil }
+    return best
+}

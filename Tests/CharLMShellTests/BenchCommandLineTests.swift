@@ -1,0 +1,60 @@
+// The built charlm-bench binary's command line: a misspelt option is bad usage (exit 2, with ArgumentParser's
+// suggestion), and a tiny speed measurement prints its one JSON line.
+
+import Foundation
+import Testing
+
+/// The `charlm-bench` executable built beside this test bundle.
+private let benchBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    .appendingPathComponent("charlm-bench").path
+
+/// Runs charlm-bench with `arguments` in a fresh temporary folder (so the default corpus path finds nothing and
+/// the speed figures use their synthetic text), stdin from /dev/null.
+private func runBench(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: benchBinary)
+    process.arguments = arguments
+    process.currentDirectoryURL = folder
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes concurrently so neither fills up.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errorBox = Box()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errorBox.data = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errorBox.data, as: UTF8.self))
+}
+
+@Test func aMisspeltOptionIsBadUsageWithASuggestion() throws {
+    let result = try runBench(["train-speed", "--hiden", "128"])
+    #expect(result.status == 2)
+    #expect(result.stderr.contains("--hiden"))
+    #expect(result.stderr.contains("--hidden"))
+    #expect(result.stdout.isEmpty)
+}
+
+@Test func aTinyTrainSpeedPrintsOneJSONLine() throws {
+    let result = try runBench(["train-speed", "--hidden", "8", "--embed", "4", "--seq", "5", "--batch", "2",
+                               "--steps", "1", "--warmup", "0"])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let lines = result.stdout.split(separator: "\n")
+    #expect(lines.count == 1)
+    let line = try #require(lines.first)
+    #expect(line.contains("\"tokens_per_s\""))
+    let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+    #expect((object?["tokens_per_s"] as? Double).map { $0 > 0 } == true)
+}
