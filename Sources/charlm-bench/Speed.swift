@@ -57,6 +57,20 @@ struct BenchmarkCorpus: ParsableArguments {
     }
 }
 
+/// The trainer both training figures measure: the benchmark corpus, a model initialised from seed 1, batches from
+/// seed 2, on the threads `compute` asks for.
+private func benchmarkTrainer(model shape: ModelShape, window: WindowShape, corpus: BenchmarkCorpus,
+                              compute: ComputeOptions) throws -> (Trainer, ModelConfig, TrainingSettings) {
+    let text = try corpus.load()
+    let dataset = try Dataset(tokens: text.tokens, validationFraction: 0.1)
+    let config = shape.config(vocabularySize: text.vocabulary.count)
+    let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
+    var generator = SeededGenerator(seed: 1)
+    let model = try CharModel(config: config, generator: &generator)
+    let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: compute.makeContext())
+    return (trainer, config, settings)
+}
+
 /// Training tokens per second (B*T per full step: batch, forward, loss, backward, clipping, Adam) after warm-up.
 struct TrainSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -83,14 +97,7 @@ struct TrainSpeed: ParsableCommand {
     }
 
     func run() throws {
-        let context = compute.makeContext()
-        let corpus = try self.corpus.load()
-        let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-        let config = model.config(vocabularySize: corpus.vocabulary.count)
-        let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
-        var generator = SeededGenerator(seed: 1)
-        let model = try CharModel(config: config, generator: &generator)
-        let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: context)
+        let (trainer, config, settings) = try benchmarkTrainer(model: model, window: window, corpus: corpus, compute: compute)
         for _ in 0..<warmup { try trainer.trainStep() }
         let start = Date()
         var lastLoss = 0.0
@@ -100,7 +107,7 @@ struct TrainSpeed: ParsableCommand {
                    ("batch", settings.batch), ("steps", steps), ("seconds", seconds),
                    ("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / seconds),
                    ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
-                   ("threads", context.threadCount), ("openblas_core", BLAS.coreName)])
+                   ("threads", trainer.context.threadCount), ("openblas_core", BLAS.coreName)])
     }
 }
 
@@ -193,14 +200,7 @@ struct TrainProfile: ParsableCommand {
     }
 
     func run() throws {
-        let context = compute.makeContext()
-        let corpus = try self.corpus.load()
-        let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-        let config = model.config(vocabularySize: corpus.vocabulary.count)
-        let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
-        var generator = SeededGenerator(seed: 1)
-        let model = try CharModel(config: config, generator: &generator)
-        let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: context)
+        let (trainer, _, settings) = try benchmarkTrainer(model: model, window: window, corpus: corpus, compute: compute)
         let clock = PhaseClock()
         trainer.onPhase = { clock.phaseEnded($0) }
         let warmup = 2

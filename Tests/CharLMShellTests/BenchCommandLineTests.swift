@@ -4,39 +4,12 @@
 import Foundation
 import Testing
 
-/// The `charlm-bench` executable built beside this test bundle.
-private let benchBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    .appendingPathComponent("charlm-bench").path
-
 /// Runs charlm-bench with `arguments` in a fresh temporary folder (so the default corpus path finds nothing and
 /// the speed figures use their synthetic text), stdin from /dev/null.
-private func runBench(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+private func runBench(_ arguments: [String]) throws -> ProcessResult {
+    let folder = try temporaryFolder()
     defer { try? FileManager.default.removeItem(at: folder) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: benchBinary)
-    process.arguments = arguments
-    process.currentDirectoryURL = folder
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Read both pipes concurrently so neither fills up.
-    final class Box: @unchecked Sendable { var data = Data() }
-    let errorBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        errorBox.data = err.fileHandleForReading.readDataToEndOfFile()
-        group.leave()
-    }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
-            String(decoding: errorBox.data, as: UTF8.self))
+    return try runProgram(benchBinary, arguments, in: folder)
 }
 
 @Test func aMisspeltOptionIsBadUsageWithASuggestion() throws {

@@ -33,11 +33,20 @@ struct ProcessResult {
     let stderr: String
 }
 
+/// The `charlm-bench` executable built beside this test bundle.
+let benchBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("charlm-bench").path
+
 /// Runs the charlm binary with `arguments` in `folder`, stdin from `input` (or /dev/null).
 func runCharLM(_ arguments: [String], in folder: URL? = nil, input: String? = nil,
                environment: [String: String] = [:]) throws -> ProcessResult {
+    try runProgram(charlmBinary, arguments, in: folder, input: input, environment: environment)
+}
+
+/// Runs the program at `path` with `arguments` in `folder`, stdin from `input` (or /dev/null).
+func runProgram(_ path: String, _ arguments: [String], in folder: URL? = nil, input: String? = nil,
+                environment: [String: String] = [:]) throws -> ProcessResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: charlmBinary)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     if let folder { process.currentDirectoryURL = folder }
     var env = ProcessInfo.processInfo.environment
