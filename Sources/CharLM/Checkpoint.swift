@@ -60,6 +60,8 @@ public struct CorpusFingerprint: Equatable, Sendable {
 public struct Checkpoint: Sendable {
     public static let formatName = "charlm"
     public static let formatVersion = 1
+    /// The largest step count (training or optimizer) a file may hold.
+    public static let maximumStep = Trainer.maximumStep
 
     public var config: ModelConfig
     public var vocabulary: Vocabulary
@@ -121,14 +123,14 @@ public struct Checkpoint: Sendable {
             ])
         }
         if let training {
-            let perStep = training.settings.sequenceLength * training.settings.batch
-            let trainCharacters = corpus.map { Int(Double($0.characters) * (1 - training.validationFraction)) }
+            let perStep = Double(training.settings.sequenceLength) * Double(training.settings.batch)
+            let trainCharacters = corpus.map { Double($0.characters) * (1 - training.validationFraction) }
             metadata["training"] = jsonObject([
                 ("seq", String(training.settings.sequenceLength)), ("batch", String(training.settings.batch)),
                 ("lr", exact(training.settings.learningRate)), ("clip", exact(training.settings.clip)),
                 ("warmup", String(training.settings.warmupSteps)), ("decay", String(training.settings.decaySteps)),
                 ("val_fraction", String(training.validationFraction)), ("step", String(training.step)),
-                ("epoch", trainCharacters.map { String(Double(training.step * perStep) / Double(max($0, 1))) } ?? "null"),
+                ("epoch", trainCharacters.map { String(Double(training.step) * perStep / max($0, 1)) } ?? "null"),
                 ("generator", jsonString(hex(training.generator))),
                 ("loss_history", "[" + training.lossHistory.map { String($0) }.joined(separator: ",") + "]"),
                 ("validation_history", "[" + training.validationHistory.map { "[\($0.step), \($0.loss)]" }.joined(separator: ", ") + "]"),
@@ -224,13 +226,19 @@ public struct Checkpoint: Sendable {
         var byName: [String: NamedTensor] = [:]
         for tensor in file.tensors { byName[tensor.name] = tensor }
         func flatTensors(prefix: String, nonNegative: Bool = false) throws -> [Float] {
-            var flat = [Float](repeating: 0, count: layout.totalCount)
+            // Every tensor present with its shape before anything is allocated: the flat buffer is then no larger
+            // than the data the file holds, whatever its config claims.
             for view in layout.views {
                 let name = prefix + view.name
                 guard let tensor = byName[name] else { throw bad("tensor '\(name)' is missing") }
                 guard tensor.shape == view.shape else {
                     throw bad("tensor '\(name)' has shape \(tensor.shape); config and vocab say \(view.shape)")
                 }
+            }
+            var flat = [Float](repeating: 0, count: layout.totalCount)
+            for view in layout.views {
+                let name = prefix + view.name
+                let tensor = byName[name]!
                 if let index = tensor.values.firstIndex(where: { !$0.isFinite || (nonNegative && $0 < 0) }) {
                     let value = tensor.values[index]
                     let what = value.isNaN ? "NaN" : value.isInfinite ? "an infinite value" : "a negative value"
@@ -241,6 +249,7 @@ public struct Checkpoint: Sendable {
             return flat
         }
         let parameters = try flatTensors(prefix: "")
+        try MemoryBudget.checkModel(config)
         var checkpoint = Checkpoint(config: config, vocabulary: vocabulary, parameters: parameters)
         let isCharLM = file.metadata["format"] == formatName
         if isCharLM, let version = file.metadata["format_version"], version != String(formatVersion) {
@@ -253,6 +262,7 @@ public struct Checkpoint: Sendable {
             guard let optimizerJSON = try metadataJSON("optimizer"), let step = optimizerJSON["step"]?.integer, step >= 0 else {
                 throw bad("it has optimizer tensors but no valid `optimizer` metadata with a step count")
             }
+            guard step <= maximumStep else { throw bad("optimizer `step` is \(step); charlm counts to at most \(maximumStep)") }
             var settings = AdamSettings()
             for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon)] {
                 if let value = optimizerJSON[key] {
@@ -303,8 +313,10 @@ public struct Checkpoint: Sendable {
             }
             let step = try integer("step")
             guard step >= 0 else { throw bad("training `step` is negative") }
+            guard step <= maximumStep else { throw bad("training `step` is \(step); charlm counts to at most \(maximumStep)") }
             let validations = try (trainingJSON["validation_history"]?.array ?? []).map { item -> ValidationPoint in
-                guard let pair = item.array, pair.count == 2, let at = pair[0].integer, let loss = pair[1].double else {
+                guard let pair = item.array, pair.count == 2, let at = pair[0].integer, (0...maximumStep).contains(at),
+                      let loss = pair[1].double else {
                     throw bad("training `validation_history` holds something other than [step, loss] pairs")
                 }
                 return ValidationPoint(step: at, loss: loss)

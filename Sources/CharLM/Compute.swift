@@ -48,3 +48,19 @@ public final class ComputeContext: @unchecked Sendable {
     /// One thread per core. The default where a caller does not choose (tools, tests); never changed.
     public static let machine = ComputeContext(threads: ProcessInfo.processInfo.activeProcessorCount)
 }
+
+/// Asked now and then by long work (evaluation, feeding a long prompt, reading and tokenising a large text): once it
+/// says stop, the work throws `CharLMError.cancelled` and leaves everything as it was. The shell asks Ctrl-C.
+public struct Cancellation: Sendable {
+    private let requested: @Sendable () -> Bool
+
+    public init(_ requested: @escaping @Sendable () -> Bool) { self.requested = requested }
+
+    /// Never stops.
+    public static let never = Cancellation { false }
+
+    /// Throws `cancelled` when a stop was asked for.
+    public func check() throws {
+        if requested() { throw CharLMError.cancelled }
+    }
+}

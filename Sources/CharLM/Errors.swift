@@ -1,10 +1,21 @@
 // The errors CharLM throws. Each case carries the offending value and renders a message that says what was wrong
 // and what to do about it. Libraries throw; only the executable decides exit codes.
 
+import Foundation
+
 /// Everything that can go wrong in the engine, with a human-readable `description`.
 public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case fileNotFound(path: String)
     case isDirectory(path: String)
+    /// A FIFO, a device or a socket where a file was expected.
+    case notARegularFile(path: String, kind: String)
+    case fileTooLarge(path: String, bytes: Int, maximum: Int)
+    /// What a configuration needs is more than the machine has: `what` needs `bytes`, `available` can be had.
+    case notEnoughMemory(what: String, bytes: Int, available: Int, hint: String)
+    /// A number a file or a user supplied that is beyond what charlm counts to.
+    case tooLarge(what: String, value: String, maximum: String)
+    /// Ctrl-C stopped the work; nothing was changed.
+    case cancelled
     case unreadable(path: String, reason: String)
     case emptyFile(path: String)
     case binaryFile(path: String, reason: String)
@@ -30,6 +41,16 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "no such file '\(path)': check the path"
         case .isDirectory(let path):
             return "'\(path)' is a directory, not a text file: name a file inside it"
+        case .notARegularFile(let path, let kind):
+            return "'\(path)' is \(kind), not a regular file: name a file"
+        case .fileTooLarge(let path, let bytes, let maximum):
+            return "'\(path)' is \(formatBytes(bytes)); at most \(formatBytes(maximum)) can be loaded on this machine now"
+        case .notEnoughMemory(let what, let bytes, let available, let hint):
+            return "\(what) needs about \(formatBytes(bytes)) of memory; the machine has \(formatBytes(available)) available: \(hint)"
+        case .tooLarge(let what, let value, let maximum):
+            return "\(what) is \(value); charlm counts to at most \(maximum)"
+        case .cancelled:
+            return "stopped by Ctrl-C; nothing was changed"
         case .unreadable(let path, let reason):
             return "cannot read '\(path)': \(reason)"
         case .emptyFile(let path):
@@ -71,4 +92,15 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"
         }
     }
+}
+
+/// A byte count as people read it: 512 bytes, 1.5 KB, 137 MB, 21.3 GB (powers of 1000).
+public func formatBytes(_ bytes: Int) -> String {
+    let value = Double(bytes)
+    if value < 1000 { return "\(bytes) bytes" }
+    for (unit, scale) in [("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12)] where value < scale * 1000 {
+        let scaled = value / scale
+        return (scaled < 10 ? String(format: "%.1f", scaled) : String(format: "%.0f", scaled)) + " " + unit
+    }
+    return String(format: "%.0f TB", value / 1e12)
 }

@@ -120,6 +120,7 @@ public final class CharModel {
     /// A model with the given flat parameters (zeros when nil).
     public init(config: ModelConfig, parameters values: [Float]?) throws {
         try config.validate()
+        try MemoryBudget.checkModel(config)
         self.config = config
         layout = ParameterLayout(config: config)
         if let values {

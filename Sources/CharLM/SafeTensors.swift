@@ -39,12 +39,13 @@ public struct SafeTensorsFile: Equatable, Sendable {
     }
 
     /// Whether `bytes` start as a safetensors file does (a plausible header length, then '{'): how `load` tells a
-    /// checkpoint from a text corpus, whatever the file is called. `parse` then checks everything.
+    /// checkpoint from a text corpus, whatever the file is called. A file cut short still looks like one (text
+    /// cannot: its first eight bytes would make a length far above the limit), so `parse` says what is wrong with it.
     public static func looksLikeSafeTensors(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count >= 10 else { return false }
+        guard bytes.count >= 9 else { return false }
         var length: UInt64 = 0
         for index in 0..<8 { length |= UInt64(bytes[index]) << (8 * UInt64(index)) }
-        return bytes[8] == UInt8(ascii: "{") && length >= 2 && length <= UInt64(bytes.count - 8)
+        return bytes[8] == UInt8(ascii: "{") && length >= 2 && length <= UInt64(maximumHeaderLength)
     }
 
     /// The largest header accepted (the reference implementation's limit).

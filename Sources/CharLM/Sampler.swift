@@ -148,36 +148,50 @@ public final class TextGenerator {
     }
 
     /// Feeds `tokens` from a zero state and returns the logits after the last one (V values).
-    public func logits(after tokens: [Int]) throws -> [Float] {
-        try feed(tokens, carryState: false)
+    public func logits(after tokens: [Int], cancellation: Cancellation = .never) throws -> [Float] {
+        try feed(tokens, carryState: false, cancellation: cancellation)
         let V = model.config.vocabularySize
         return Array(UnsafeBufferPointer(start: lastLogits, count: V))
     }
 
     /// Feeds `prompt` (or `primer` alone when the prompt is empty) from a zero state, then generates `count`
     /// characters, calling `onToken` with each as soon as it is chosen; `onToken` returning false stops early.
-    /// Returns the generated tokens (not the prompt).
+    /// Holds nothing per character, so any count up to `length`'s maximum runs in constant memory. Returns how many
+    /// characters were generated.
     @discardableResult
-    public func generate(
+    public func stream(
         prompt: [Int], count: Int, settings: SamplingSettings, primer: Int,
-        generator: inout SeededGenerator, onToken: (Int) -> Bool = { _ in true }
-    ) throws -> [Int] {
+        generator: inout SeededGenerator, cancellation: Cancellation = .never, onToken: (Int) -> Bool
+    ) throws -> Int {
         try settings.validate()
         try Setting.length.check(count)
-        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false)
-        var output: [Int] = []
-        output.reserveCapacity(count)
+        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false, cancellation: cancellation)
+        var generated = 0
         var unused = SeededGenerator(seed: 0)
-        while output.count < count {
+        while generated < count {
             let token = sampler.sample(logits: lastLogits, settings: settings, generator: &generator)
-            output.append(token)
-            if !onToken(token) || output.count == count { break }
+            generated += 1
+            if !onToken(token) || generated == count { break }
             workspace.inputs[0] = Int32(token)
             // The parameters cannot change inside this loop, so the input table that `feed` built is reused.
             model.forward(length: 1, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
                           carryState: true, reuseDerivedWeights: true)
             workspace.carryState(length: 1, batch: 1)
             lastRow = 0
+        }
+        return generated
+    }
+
+    /// `stream`, keeping the generated tokens (not the prompt) and returning them.
+    @discardableResult
+    public func generate(
+        prompt: [Int], count: Int, settings: SamplingSettings, primer: Int,
+        generator: inout SeededGenerator, onToken: (Int) -> Bool = { _ in true }
+    ) throws -> [Int] {
+        var output: [Int] = []
+        try stream(prompt: prompt, count: count, settings: settings, primer: primer, generator: &generator) { token in
+            output.append(token)
+            return onToken(token)
         }
         return output
     }
@@ -189,7 +203,7 @@ public final class TextGenerator {
     }
 
     /// Runs `tokens` through the model in chunks, leaving the state after the last in slot 0.
-    private func feed(_ tokens: [Int], carryState: Bool) throws {
+    private func feed(_ tokens: [Int], carryState: Bool, cancellation: Cancellation) throws {
         let V = model.config.vocabularySize
         for token in tokens where token < 0 || token >= V {
             throw CharLMError.tokenOutOfRange(token: token, vocabularySize: V)
@@ -199,6 +213,7 @@ public final class TextGenerator {
         var start = 0
         var carry = carryState
         while start < tokens.count {
+            try cancellation.check()
             let T = min(chunk, tokens.count - start)
             for t in 0..<T { workspace.inputs[t] = Int32(tokens[start + t]) }
             model.forward(length: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused,

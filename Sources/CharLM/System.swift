@@ -1,6 +1,7 @@
-// The one thin wrapper around the C library (libc) for the whole package: files (whole-file reads, and atomic writes:
-// a temporary file in the same folder, written, flushed to disk, then renamed over the target), whether a stream is
-// a terminal, an environment variable's current value, yielding the processor, and the process's peak memory. Every other file calls these.
+// The one thin wrapper around the C library (libc) for the whole package: files (whole-file reads of regular files,
+// and atomic writes: a temporary file in the same folder, written, flushed to disk, then renamed over the target),
+// the memory the machine has available and the process's peak, whether a stream is a terminal, an environment
+// variable's current value, and yielding the processor. Every other file calls these.
 //
 // C that lives elsewhere, each behind a wrapper of its own named for what it wraps: BLAS (BLAS.swift), the CPU's
 // vector width (the CPUFeatures target, asked once in PackedProduct.swift), and GNU readline with the Ctrl-C handler
@@ -14,22 +15,75 @@ import Glibc
 import Darwin
 #endif
 
-/// Reads a whole file, with the errors a user can act on.
-public func readFileBytes(at path: String) throws -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw CharLMError.fileNotFound(path: path)
+/// What kind of thing a path names, as far as reading and writing files is concerned.
+enum FileKind: Equatable {
+    case missing
+    case regular(size: Int)
+    case directory
+    /// A FIFO, a device, a socket: a name for something that is not stored data.
+    case special(String)
+}
+
+/// What `path` names, following symbolic links; `errno`'s message when it cannot be asked (permission denied on a
+/// folder on the way, say).
+func fileKind(_ path: String) throws(CharLMError) -> FileKind {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        if errno == ENOENT || errno == ENOTDIR { return .missing }
+        throw .unreadable(path: path, reason: lastErrorText())
     }
-    if isDirectory.boolValue { throw CharLMError.isDirectory(path: path) }
-    guard FileManager.default.isReadableFile(atPath: path) else {
-        throw CharLMError.unreadable(path: path, reason: "permission denied")
+    switch info.st_mode & S_IFMT {
+    case S_IFREG: return .regular(size: Int(info.st_size))
+    case S_IFDIR: return .directory
+    case S_IFIFO: return .special("a FIFO (named pipe)")
+    case S_IFCHR: return .special("a character device")
+    case S_IFBLK: return .special("a block device")
+    case S_IFSOCK: return .special("a socket")
+    default: return .special("not a regular file")
     }
-    do {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
-        return [UInt8](data)
-    } catch {
-        throw CharLMError.unreadable(path: path, reason: error.localizedDescription)
+}
+
+/// Reads a whole regular file, with the errors a user can act on. A file larger than `maximumBytes` is refused
+/// before anything is read.
+public func readFileBytes(at path: String, maximumBytes: Int = .max) throws -> [UInt8] {
+    let size: Int
+    switch try fileKind(path) {
+    case .missing: throw CharLMError.fileNotFound(path: path)
+    case .directory: throw CharLMError.isDirectory(path: path)
+    case .special(let kind): throw CharLMError.notARegularFile(path: path, kind: kind)
+    case .regular(let bytes): size = bytes
     }
+    if size > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: size, maximum: maximumBytes) }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+        throw CharLMError.unreadable(path: path, reason: errno == EACCES ? "permission denied" : lastErrorText())
+    }
+    defer { close(descriptor) }
+    // Read to the end: at least what stat reported (files in /proc report 0 and still have content), never more
+    // than `maximumBytes`.
+    var bytes = [UInt8](repeating: 0, count: max(size, 1 << 16))
+    var filled = 0
+    while true {
+        if filled == bytes.count {
+            guard bytes.count < maximumBytes else {
+                throw CharLMError.fileTooLarge(path: path, bytes: bytes.count + 1, maximum: maximumBytes)
+            }
+            bytes.append(contentsOf: repeatElement(0, count: min(bytes.count, maximumBytes - bytes.count + 1)))
+        }
+        let room = bytes.count - filled
+        let count = bytes.withUnsafeMutableBytes { buffer in
+            read(descriptor, buffer.baseAddress! + filled, min(room, 1 << 24))
+        }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw CharLMError.unreadable(path: path, reason: lastErrorText())
+        }
+        if count == 0 { break }
+        filled += count
+    }
+    if filled > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: filled, maximum: maximumBytes) }
+    bytes.removeLast(bytes.count - filled)
+    return bytes
 }
 
 /// The text of the C library's last error.
@@ -38,32 +92,72 @@ private func lastErrorText() -> String { String(cString: strerror(errno)) }
 /// Writes `bytes` to `path` so that the file is either the old one or the complete new one, never a mixture:
 /// a temporary file beside the target is written, flushed to disk and renamed over it. On any failure the temporary
 /// file is removed, the target is untouched, and the error says what failed.
+///
+/// Only regular files are written: a FIFO, a device or a socket at `path` is refused (renaming over it would destroy
+/// the node), as is a directory. A symbolic link is followed: the file it points to is replaced, atomically in that
+/// file's folder, and the link stays. Temporaries left by a process that was killed while saving to the same target
+/// are removed.
 public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
     try writeFileAtomically(bytes, to: path, failAfterBytes: nil)
+}
+
+/// Where a save to `path` really writes: `path`, or the file a symbolic link at `path` points to (links to links
+/// are followed, relative targets resolved against the link's folder).
+func resolvedSaveTarget(_ path: String) -> String {
+    var current = path
+    for _ in 0..<40 {
+        var info = stat()
+        guard lstat(current, &info) == 0, info.st_mode & S_IFMT == S_IFLNK,
+              let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
+        current = destination.hasPrefix("/") ? destination
+            : (URL(fileURLWithPath: current).deletingLastPathComponent().path as NSString).appendingPathComponent(destination)
+    }
+    return current
+}
+
+/// The hidden temporary a save to `target` writes first: `.NAME.tmp-charlm-PID-RANDOM` beside it.
+private func temporaryPrefix(for target: URL) -> String { "." + target.lastPathComponent + ".tmp-charlm-" }
+
+/// Removes temporaries of saves to `target` whose process no longer runs (killed mid-save). Also those of the
+/// naming used before (`.NAME.tmp-PID-RANDOM`).
+private func removeStaleTemporaries(for target: URL) {
+    let folder = target.deletingLastPathComponent().path
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+    let prefixes = [temporaryPrefix(for: target), "." + target.lastPathComponent + ".tmp-"]
+    for entry in entries {
+        guard let prefix = prefixes.first(where: { entry.hasPrefix($0) }) else { continue }
+        guard let pid = Int32(entry.dropFirst(prefix.count).split(separator: "-").first ?? ""), pid > 0 else { continue }
+        if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { unlink(folder + "/" + entry) }
+    }
 }
 
 /// `writeFileAtomically(_:to:)` with a test hook.
 ///
 /// - Parameter failAfterBytes: for tests only: pretend the disk filled up after this many bytes.
-func writeFileAtomically(_ bytes: [UInt8], to path: String, failAfterBytes: Int?) throws {
+func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes: Int?) throws {
+    let path = resolvedSaveTarget(requested)
+    let shown = path == requested ? requested : "\(requested)' (a link to '\(path))"
+    switch try fileKind(path) {
+    case .directory: throw CharLMError.saveFailed(path: shown, reason: "it is a directory")
+    case .special(let kind):
+        throw CharLMError.saveFailed(path: shown, reason: "it is \(kind), not a regular file: save to a file name")
+    case .missing, .regular: break
+    }
     let target = URL(fileURLWithPath: path)
     let folder = target.deletingLastPathComponent().path
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-        throw CharLMError.saveFailed(path: path, reason: "it is a directory")
+    guard case .directory = try fileKind(folder) else {
+        throw CharLMError.saveFailed(path: shown, reason: "the folder '\(folder)' does not exist")
     }
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw CharLMError.saveFailed(path: path, reason: "the folder '\(folder)' does not exist")
-    }
-    let temporary = folder + "/." + target.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+    removeStaleTemporaries(for: target)
+    let temporary = folder + "/" + temporaryPrefix(for: target) + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else {
-        throw CharLMError.saveFailed(path: path, reason: "cannot create a file in '\(folder)': \(lastErrorText())")
+        throw CharLMError.saveFailed(path: shown, reason: "cannot create a file in '\(folder)': \(lastErrorText())")
     }
     func fail(_ reason: String) -> CharLMError {
         close(descriptor)
         unlink(temporary)
-        return CharLMError.saveFailed(path: path, reason: reason + "; the previous file, if any, is unchanged")
+        return CharLMError.saveFailed(path: shown, reason: reason + "; the previous file, if any, is unchanged")
     }
     var written = 0
     while written < bytes.count {
@@ -84,19 +178,31 @@ func writeFileAtomically(_ bytes: [UInt8], to path: String, failAfterBytes: Int?
     guard fsync(descriptor) == 0 else { throw fail("flushing to disk failed: \(lastErrorText())") }
     guard close(descriptor) == 0 else {
         unlink(temporary)
-        throw CharLMError.saveFailed(path: path, reason: "closing failed: \(lastErrorText())")
+        throw CharLMError.saveFailed(path: shown, reason: "closing failed: \(lastErrorText())")
     }
     guard rename(temporary, path) == 0 else {
         let reason = lastErrorText()
         unlink(temporary)
-        throw CharLMError.saveFailed(path: path, reason: "renaming into place failed: \(reason)")
+        throw CharLMError.saveFailed(path: shown, reason: "renaming into place failed: \(reason)")
     }
     // Make the rename itself durable.
-    let folderDescriptor = open(folder, O_RDONLY)
+    let folderDescriptor = open(folder, O_RDONLY | O_CLOEXEC)
     if folderDescriptor >= 0 {
         fsync(folderDescriptor)
         close(folderDescriptor)
     }
+}
+
+/// Memory the machine can still give this process, in bytes: Linux's MemAvailable (free memory plus what the
+/// kernel can reclaim), else the physical memory.
+public func availableMemoryBytes() -> Int {
+    if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
+        }
+    }
+    return Int(clamping: ProcessInfo.processInfo.physicalMemory)
 }
 
 /// The process's standard streams.

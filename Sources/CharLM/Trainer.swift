@@ -76,7 +76,8 @@ public struct Evaluation: Equatable, Sendable {
 /// from the split's first token (floor((n-1)/T) of them), a zero state per window, every predicted character counted.
 /// Windows run B at a time in `workspace`.
 public func evaluate(
-    model: CharModel, dataset: Dataset, length T: Int, batch B: Int, workspace: ModelWorkspace
+    model: CharModel, dataset: Dataset, length T: Int, batch B: Int, workspace: ModelWorkspace,
+    cancellation: Cancellation = .never
 ) throws -> Evaluation {
     let windows = dataset.validationWindowCount(length: T)
     guard windows > 0 else {
@@ -87,6 +88,7 @@ public func evaluate(
     var total = 0.0
     var first = 0
     while first < windows {
+        try cancellation.check()
         let count = min(B, windows - first)
         dataset.validationBatch(length: T, first: first, count: count, inputs: workspace.inputs, targets: workspace.targets)
         model.forward(length: T, batch: count, workspace: workspace, mode: .inference, generator: &unused)
@@ -112,6 +114,10 @@ public enum TrainingPhase: CaseIterable, Sendable {
 
 /// Owns a model, its optimizer and the data, and advances them one step at a time.
 public final class Trainer {
+    /// The most steps a run may count (a checkpoint may hold no more): training one step a microsecond would take
+    /// eleven days to reach it, and every figure derived from it stays far from overflowing.
+    public static let maximumStep = 1_000_000_000_000
+
     public let model: CharModel
     public let optimizer: Adam
     public let dataset: Dataset
@@ -134,6 +140,7 @@ public final class Trainer {
                 context: ComputeContext = .machine) throws {
         try settings.validate()
         try dataset.checkTrainable(length: settings.sequenceLength)
+        try MemoryBudget.checkTraining(model.config, length: settings.sequenceLength, batch: settings.batch, withOptimizer: true)
         self.model = model
         self.dataset = dataset
         self.settings = settings
@@ -187,6 +194,9 @@ public final class Trainer {
     /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
     private func trainOnWorkspaceBatch() throws -> Double {
         let (T, B) = (settings.sequenceLength, settings.batch)
+        guard step < Self.maximumStep else {
+            throw CharLMError.tooLarge(what: "the step count", value: String(step), maximum: String(Self.maximumStep))
+        }
         model.forward(length: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
         onPhase?(.forward)
         let loss = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
@@ -208,15 +218,15 @@ public final class Trainer {
     }
 
     /// Validation loss with the standard protocol, T = `settings.sequenceLength`, run B windows at a time.
-    public func evaluate() throws -> Evaluation {
+    public func evaluate(cancellation: Cancellation = .never) throws -> Evaluation {
         try CharLM.evaluate(model: model, dataset: dataset, length: settings.sequenceLength, batch: settings.batch,
-                            workspace: workspace)
+                            workspace: workspace, cancellation: cancellation)
     }
 
     /// `evaluate()`, recorded in `validationHistory` at the current step.
     @discardableResult
-    public func validate() throws -> Evaluation {
-        let evaluation = try evaluate()
+    public func validate(cancellation: Cancellation = .never) throws -> Evaluation {
+        let evaluation = try evaluate(cancellation: cancellation)
         validationHistory.append(ValidationPoint(step: step, loss: evaluation.nats))
         return evaluation
     }
@@ -241,7 +251,7 @@ public final class Trainer {
             optimizer.restore(firstMoment: saved.firstMoment, secondMoment: saved.secondMoment, stepCount: saved.stepCount)
             optimizer.settings = saved.settings
         }
-        resizeWorkspace(for: training.settings)
+        try resizeWorkspace(for: training.settings)
         settings = training.settings
         step = training.step
         generator = training.generator
@@ -253,13 +263,15 @@ public final class Trainer {
     public func apply(_ changed: TrainingSettings) throws {
         try changed.validate()
         try dataset.checkTrainable(length: changed.sequenceLength)
-        resizeWorkspace(for: changed)
+        try resizeWorkspace(for: changed)
         settings = changed
     }
 
-    /// A larger workspace when `settings` needs one (on the same compute context).
-    private func resizeWorkspace(for settings: TrainingSettings) {
+    /// A larger workspace when `settings` needs one (on the same compute context), if it fits in memory.
+    private func resizeWorkspace(for settings: TrainingSettings) throws {
         if !workspace.fits(length: settings.sequenceLength, batch: settings.batch) {
+            try MemoryBudget.checkTraining(model.config, length: settings.sequenceLength, batch: settings.batch,
+                                           withOptimizer: false)
             workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: workspace.context)
         }
     }

@@ -21,7 +21,9 @@ public struct Vocabulary: Equatable, Sendable {
         guard !scalars.isEmpty else {
             throw CharLMError.badVocabulary(problem: "is empty: it needs at least one character")
         }
-        guard scalars.count <= 65_535 else { throw CharLMError.vocabularyTooLarge(size: scalars.count) }
+        guard scalars.count <= 65_535 else {
+            throw CharLMError.badVocabulary(problem: "has \(scalars.count) entries; charlm supports at most 65,535")
+        }
         var indexByValue: [UInt32: Int] = [:]
         for (index, scalar) in scalars.enumerated() {
             if indexByValue.updateValue(index, forKey: scalar.value) != nil {

@@ -79,9 +79,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     }
     guard var text = rest.popFirst()?.text else { throw ShellError.usage(usage) }
     if text.hasPrefix("@") && !words.contains(where: { $0.quoted && $0.text == text }) {
-        let path = String(text.dropFirst())
-        guard let bytes = try? readFileBytes(at: path) else { throw ShellError.unreadableArgumentFile(what: "text", path: path) }
-        text = String(decoding: bytes, as: UTF8.self)
+        text = try readArgumentFile(String(text.dropFirst()), what: "text")
     }
     let inspector = try session.inspector()
     let model = inspector.model
@@ -100,6 +98,19 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
         session.console.info(try inspector.cellsTopReport(text: text, layer: layer))
     } else {
         session.console.info(try inspector.cellsReport(text: text, layer: layer, cell: numbers.count > 1 ? numbers[1] : nil, color: session.console.colorMode))
+    }
+}
+
+/// The largest file `gen @FILE` and `cells @FILE` read: a prompt or text far larger than anyone reads.
+let maximumArgumentFileBytes = 10_000_000
+
+/// The text of a file named in an argument (`@FILE`), with the error a user can act on.
+func readArgumentFile(_ path: String, what: String) throws -> String {
+    do {
+        return String(decoding: try readFileBytes(at: path, maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
+    } catch let error as CharLMError {
+        if case .fileTooLarge = error { throw error }
+        throw ShellError.unreadableArgumentFile(what: what, path: path)
     }
 }
 
@@ -213,6 +224,10 @@ public enum Commands {
             lines.append(progress)
             if let loss = session.lossHistory.last { lines.append(String(format: "last training loss %.4f", loss)) }
             if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
+            let settings = session.settings
+            let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
+            lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.config)))); training at seq \(settings.seq) "
+                         + "x batch \(settings.batch) about \(formatBytes(Int(min(training, 9e18)))) (\(formatBytes(availableMemoryBytes())) available)")
             session.console.info(lines.joined(separator: "\n") + "\n")
         },
         Command("reset", usage: "reset", summary: "start a fresh model from the current settings",
@@ -254,19 +269,17 @@ public enum Commands {
                 prompt = first.text
                 rest = rest.dropFirst()
                 if !first.quoted && prompt.hasPrefix("@") {
-                    let path = String(prompt.dropFirst())
-                    guard let bytes = try? readFileBytes(at: path) else {
-                        throw ShellError.unreadableArgumentFile(what: "prompt", path: path)
-                    }
-                    prompt = String(decoding: bytes, as: UTF8.self)
+                    prompt = try readArgumentFile(String(prompt.dropFirst()), what: "prompt")
                 }
             }
             if let last = rest.first {
-                guard let value = Int(last.text), value >= 0 else {
-                    throw ShellError.badArgument("gen: N must be a whole number >= 0; got '\(last.text)'")
+                guard let value = Int(last.text), Setting.length.domain.contains(Double(value)) else {
+                    throw ShellError.badArgument("gen: N must be \(Setting.length.domain.rule); got '\(last.text)'")
                 }
                 count = value
+                rest = rest.dropFirst()
             }
+            guard rest.isEmpty else { throw ShellError.usage("gen [\"PROMPT\"] [N]") }
             try session.generate(prompt: prompt, count: count)
         },
         Command("vocab", usage: "vocab", summary: "the characters the model knows, with index and count",

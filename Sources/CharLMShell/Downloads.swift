@@ -101,7 +101,7 @@ public struct Downloads: Sendable {
         session.dataTask(with: url) { data, response, error in
             box.data = data
             box.status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            box.failure = error?.localizedDescription
+            box.failure = error.map(describeNetworkError)
             done.signal()
         }.resume()
         if done.wait(timeout: .now() + timeout + 5) == .timedOut {
@@ -160,4 +160,20 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
         let digits = String(word, radix: 16)
         return String(repeating: "0", count: 8 - digits.count) + digits
     }.joined()
+}
+
+/// A network failure in words a user can act on (Foundation's own text for some is "NSURLErrorDomain error -1000").
+private func describeNetworkError(_ error: Error) -> String {
+    guard let error = error as? URLError else { return error.localizedDescription }
+    switch error.code {
+    case .badURL, .unsupportedURL: return "the address is not one charlm can fetch (http or https, with a host name or address)"
+    case .cannotConnectToHost: return "nothing answered there (connection refused)"
+    case .cannotFindHost, .dnsLookupFailed: return "the host name was not found"
+    case .notConnectedToInternet, .networkConnectionLost: return "there is no network connection"
+    case .timedOut: return "no answer in time"
+    case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate, .serverCertificateNotYetValid,
+         .serverCertificateHasUnknownRoot:
+        return "the secure connection failed (certificate or TLS problem)"
+    default: return "the transfer failed (network error \(error.code.rawValue))"
+    }
 }

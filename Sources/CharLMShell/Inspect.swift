@@ -16,6 +16,8 @@ public struct Inspector {
     public let dataset: Dataset?
     public let settings: Settings
     let context: ComputeContext
+    /// Ctrl-C, for feeding long texts.
+    let cancellation: Cancellation
     let console: Console
 
     /// The loaded text, when it is the text of the current model's vocabulary.
@@ -132,7 +134,7 @@ public struct Inspector {
     /// probability with ties to the lower index); the prompt is fed once.
     private func distributions(after tokens: [Int], model: CharModel, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
         let textGenerator = TextGenerator(model: model, context: context)
-        var logits = try textGenerator.logits(after: tokens)
+        var logits = try textGenerator.logits(after: tokens, cancellation: cancellation)
         let sampler = textGenerator.sampler
         var order: [Int] = []
         return samplings.map { sampling in
@@ -186,7 +188,8 @@ public struct Inspector {
         var generated = ""
         var step = 0
         var order: [Int] = []
-        try textGenerator.generate(prompt: tokens, count: count, settings: sampling, primer: 0, generator: &generator) { token in
+        try textGenerator.stream(prompt: tokens, count: count, settings: sampling, primer: 0, generator: &generator,
+                                 cancellation: cancellation) { token in
             step += 1
             // The sampler's probabilities are those of the draw just made (zero outside what the cut-offs kept).
             rankIndices(UnsafeBufferPointer(sampler.probabilities), into: &order)
@@ -217,7 +220,9 @@ public struct Inspector {
         let tokens = try encodeForModel(text, vocabulary: vocabulary)
         guard tokens.count <= 10_000 else { throw ShellError.badArgument("cells shows at most 10,000 characters; the text has \(tokens.count)") }
         let T = tokens.count
-        let workspace = model.makeWorkspace(length: T, batch: 1)
+        try MemoryBudget.check(MemoryModel.workspaceBytes(model.config, length: T, batch: 1),
+                               for: "the activations of \(T) characters", hint: "give a shorter text")
+        let workspace = model.makeWorkspace(length: T, batch: 1, context: context)
         for t in 0..<T { workspace.inputs[t] = Int32(tokens[t]) }
         var unused = SeededGenerator(seed: 0)
         model.forward(length: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused)

@@ -28,6 +28,10 @@ public struct LexError: Error, Equatable, CustomStringConvertible {
 public func lex(_ line: String) throws -> [Word] {
     var words: [Word] = []
     let characters = Array(line)
+    // A NUL would end the text where C reads it (number parsing, file names): refuse it rather than act on a part.
+    if let nul = characters.firstIndex(of: "\u{0}") {
+        throw LexError(message: "the line has a NUL character; remove it", column: nul + 1)
+    }
     var index = 0
     while index < characters.count {
         let character = characters[index]

@@ -64,8 +64,23 @@ public final class Runner {
                 line += next
             }
             let location = name.map { "\($0):\(firstLine)" }
+            // Ctrl-C pressed since the last command (during one that does not stop for it, or between two): a
+            // script stops there; at the prompt it is forgotten, so it cannot cut the next command short.
+            if session.interruptRequested() {
+                if interactive {
+                    session.clearInterrupt()
+                } else {
+                    session.console.error("interrupted by Ctrl-C before this command", location: location)
+                    return .interrupted
+                }
+            }
             do {
                 try execute(line)
+                if !interactive && session.interruptRequested() {
+                    let verb = (try? lex(line))?.first?.text ?? "the command"
+                    session.console.error("interrupted by Ctrl-C; `\(verb)` had finished", location: location)
+                    return .interrupted
+                }
             } catch is AlreadyReported {
                 failed = true
                 if !keepGoing && !interactive { return .failed }
@@ -74,6 +89,14 @@ public final class Runner {
                     session.console.error(interruption.description, location: location)
                     return .interrupted
                 }
+            } catch CharLMError.cancelled {
+                session.clearInterrupt()
+                let verb = (try? lex(line))?.first?.text ?? "the command"
+                if !interactive {
+                    session.console.error("`\(verb)` interrupted by Ctrl-C; nothing was changed", location: location)
+                    return .interrupted
+                }
+                session.console.note("interrupted: `\(verb)` stopped; nothing was changed\n")
             } catch {
                 failed = true
                 session.console.error(Self.describe(error), location: location)

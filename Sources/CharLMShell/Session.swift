@@ -11,10 +11,13 @@ import Foundation
 public final class Session {
     public private(set) var settings = Settings()
     public let console: Console
-    /// Polled between training steps and generated characters; true once Ctrl-C was pressed.
-    public var interruptRequested: () -> Bool = { false }
+    /// Polled between training steps, generated characters and the parts of other long work; true once Ctrl-C was
+    /// pressed.
+    public var interruptRequested: @Sendable () -> Bool = { false }
     /// Clears the Ctrl-C flag.
-    public var clearInterrupt: () -> Void = {}
+    public var clearInterrupt: @Sendable () -> Void = {}
+    /// Ctrl-C, as the engine's long work asks it.
+    var cancellation: Cancellation { Cancellation(interruptRequested) }
     /// Where `load NAME` and `load URL` keep downloads.
     public var downloads = Downloads()
     /// The threads this session computes with (`threads`); its own, so sessions do not affect each other.
@@ -99,7 +102,9 @@ public final class Session {
     /// Loads a text corpus or a checkpoint (told apart by content) from a path, a URL or a built-in name.
     public func load(_ source: String) throws {
         let path = try downloads.localPath(for: source, console: console)
-        let bytes = try readFileBytes(at: path)
+        // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit.
+        let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)))
+        try cancellation.check()
         if SafeTensorsFile.looksLikeSafeTensors(bytes) {
             try loadCheckpoint(bytes, path: path)
         } else {
@@ -108,7 +113,7 @@ public final class Session {
     }
 
     private func loadText(_ bytes: [UInt8], name: String) throws {
-        let loaded = try Corpus.make(utf8: bytes, normalization: settings.normalization, name: name)
+        let loaded = try Corpus.make(utf8: bytes, normalization: settings.normalization, name: name, cancellation: cancellation)
         let split = try Dataset(tokens: loaded.tokens, validationFraction: settings.val)
         let report = loaded.report
         let changes = describeChanges(report)
@@ -218,10 +223,24 @@ public final class Session {
         let firstStep = trainer.step
         var total: Int? = nil
         var deadline: Date? = nil
+        // Every amount is checked in Double before it becomes a count: no step count may pass Trainer.maximumStep.
+        let stepsLeft = Trainer.maximumStep - firstStep
+        func steps(_ wanted: Double, _ asked: String) throws -> Int {
+            guard wanted.isFinite, wanted <= Double(stepsLeft) else {
+                throw CharLMError.tooLarge(what: "train \(asked)", value: wanted.isFinite ? "\(formatSettingNumber(wanted.rounded())) steps" : "endless",
+                                           maximum: "\(grouped(stepsLeft)) more steps (the model is at step \(grouped(firstStep)))")
+            }
+            return max(1, Int(wanted.rounded()))
+        }
         switch amount {
-        case .epochs(let epochs): total = max(1, Int((epochs * Double(perEpoch)).rounded()))
-        case .steps(let steps): total = steps
-        case .seconds(let seconds): deadline = Date().addingTimeInterval(seconds)
+        case .epochs(let epochs): total = try steps(epochs * Double(perEpoch), "\(formatSettingNumber(epochs)) epochs")
+        case .steps(let count): total = try steps(Double(count), "\(count) steps")
+        case .seconds(let seconds):
+            guard seconds <= Self.longestTraining else {
+                throw CharLMError.tooLarge(what: "train for \(formatSettingNumber(seconds)) seconds", value: "longer than a year",
+                                           maximum: "\(Int(Self.longestTraining)) seconds (a year)")
+            }
+            deadline = Date().addingTimeInterval(seconds)
         }
         let tokensPerStep = Double(settings.seq * settings.batch)
         let start = Date()
@@ -241,7 +260,7 @@ public final class Session {
             ).line(sparkline: console.isTerminal)
         }
         func validate() throws {
-            let evaluation = try trainer.validate()
+            let evaluation = try trainer.validate(cancellation: cancellation)
             console.endStatus()
             console.err(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)\n", trainer.step, evaluation.nats, evaluation.bits))
         }
@@ -270,9 +289,12 @@ public final class Session {
         console.err(progress(final: true) + String(format: "  (%d steps in %@)\n", done, duration(Date().timeIntervalSince(start))))
     }
 
-    /// Validation loss of the current model on the current text.
+    /// The longest `train` for a time accepts.
+    static let longestTraining = 365 * 24 * 3600.0
+
+    /// Validation loss of the current model on the current text. Ctrl-C stops it.
     public func evaluate() throws -> Evaluation {
-        try readyTrainer().evaluate()
+        try readyTrainer().evaluate(cancellation: cancellation)
     }
 
     // MARK: Generation
@@ -289,8 +311,9 @@ public final class Session {
         let promptText = (try? vocabulary.decode(encoding.tokens)) ?? ""
         console.out(promptText)
         var stopped = false
-        try TextGenerator(model: model, context: context).generate(
-            prompt: encoding.tokens, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator
+        try TextGenerator(model: model, context: context).stream(
+            prompt: encoding.tokens, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator,
+            cancellation: cancellation
         ) { token in
             console.out(vocabulary.character(token))
             if interruptRequested() {
@@ -313,7 +336,7 @@ public final class Session {
     public func inspector() throws -> Inspector {
         guard let model, let vocabulary else { throw ShellError.needs(.model) }
         return Inspector(model: model, vocabulary: vocabulary, corpus: corpus, dataset: dataset, settings: settings,
-                         context: context, console: console)
+                         context: context, cancellation: cancellation, console: console)
     }
 
     // MARK: Saving
