@@ -266,9 +266,15 @@ public struct Checkpoint: Sendable {
             var settings = AdamSettings()
             for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon)] {
                 if let value = optimizerJSON[key] {
-                    guard let number = value.double, number.isFinite else { throw bad("optimizer `\(key)` is not a number") }
+                    guard let number = value.double, Float(number).isFinite else { throw bad("optimizer `\(key)` is not a number") }
                     settings[keyPath: path] = Float(number)
                 }
+            }
+            // Adam diverges (or divides by zero) outside these: beta in [0, 1), eps and lr above 0.
+            guard (0..<1).contains(settings.beta1), (0..<1).contains(settings.beta2), settings.epsilon > 0,
+                  settings.learningRate > 0 else {
+                throw bad("its optimizer settings are unusable: beta1 and beta2 must be from 0 up to but not including 1, "
+                          + "eps and lr above 0; got beta1 \(settings.beta1), beta2 \(settings.beta2), eps \(settings.epsilon), lr \(settings.learningRate)")
             }
             checkpoint.optimizer = OptimizerState(
                 firstMoment: try flatTensors(prefix: "optim.exp_avg."),
@@ -307,17 +313,27 @@ public struct Checkpoint: Sendable {
             }
             let fraction = try number("val_fraction")
             guard fraction >= 0 && fraction < 1 else { throw bad("training `val_fraction` must be >= 0 and < 1") }
-            let history = try (trainingJSON["loss_history"]?.array ?? []).map { item -> Double in
-                guard let value = item.double else { throw bad("training `loss_history` holds a non-number") }
-                return value
-            }
             let step = try integer("step")
             guard step >= 0 else { throw bad("training `step` is negative") }
             guard step <= maximumStep else { throw bad("training `step` is \(step); charlm counts to at most \(maximumStep)") }
-            let validations = try (trainingJSON["validation_history"]?.array ?? []).map { item -> ValidationPoint in
-                guard let pair = item.array, pair.count == 2, let at = pair[0].integer, (0...maximumStep).contains(at),
-                      let loss = pair[1].double else {
-                    throw bad("training `validation_history` holds something other than [step, loss] pairs")
+            /// The list at `key` (absent: empty), or an error.
+            func list(_ key: String) throws -> [JSONValue] {
+                guard let value = trainingJSON[key] else { return [] }
+                guard let items = value.array else { throw bad("training `\(key)` is not a list") }
+                return items
+            }
+            let history = try list("loss_history").map { item -> Double in
+                guard let value = item.double, value.isFinite else { throw bad("training `loss_history` holds something other than a finite number") }
+                return value
+            }
+            guard history.count <= step else {
+                throw bad("training `loss_history` has \(history.count) losses for \(step) steps")
+            }
+            let validations = try list("validation_history").map { item -> ValidationPoint in
+                guard let pair = item.array, pair.count == 2, let at = pair[0].integer, (0...step).contains(at),
+                      let loss = pair[1].double, loss.isFinite else {
+                    throw bad("training `validation_history` holds something other than [step, loss] pairs with a step "
+                              + "from 0 to the training step (\(step)) and a finite loss")
                 }
                 return ValidationPoint(step: at, loss: loss)
             }
@@ -335,7 +351,7 @@ public struct Checkpoint: Sendable {
             checkpoint.sampling = sampling
         }
         if let corpusJSON = try metadataJSON("corpus") {
-            guard let characters = corpusJSON["characters"]?.integer, let hashText = corpusJSON["fnv1a64"]?.string,
+            guard let characters = corpusJSON["characters"]?.integer, characters >= 0, let hashText = corpusJSON["fnv1a64"]?.string,
                   let hash = UInt64(hashText, radix: 16) else {
                 throw bad("metadata `corpus` needs characters and fnv1a64")
             }
@@ -349,12 +365,20 @@ public struct Checkpoint: Sendable {
             }
         }
         // Files written before `validation_history` joined `training` kept it as a setting, "step:loss,step:loss".
-        if let legacy = checkpoint.settings.removeValue(forKey: "validation_history"),
-           checkpoint.training?.validationHistory.isEmpty == true {
-            checkpoint.training?.validationHistory = legacy.split(separator: ",").compactMap { pair in
+        // Entries that could not have been written (a step past the training step, a loss that is not finite) are left
+        // out, and a note says how many.
+        if let legacy = checkpoint.settings.removeValue(forKey: "validation_history"), let training = checkpoint.training,
+           training.validationHistory.isEmpty {
+            let entries = legacy.split(separator: ",")
+            let points = entries.compactMap { pair -> ValidationPoint? in
                 let parts = pair.split(separator: ":")
-                guard parts.count == 2, let step = Int(parts[0]), let loss = Double(parts[1]) else { return nil }
+                guard parts.count == 2, let step = Int(parts[0]), (0...training.step).contains(step),
+                      let loss = Double(parts[1]), loss.isFinite else { return nil }
                 return ValidationPoint(step: step, loss: loss)
+            }
+            checkpoint.training?.validationHistory = points
+            if points.count < entries.count {
+                checkpoint.notes.append("left out \(entries.count - points.count) unreadable entries of the validation history")
             }
         }
         return checkpoint

@@ -32,6 +32,9 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(token: Int, vocabularySize: Int)
     case nonFiniteLoss(step: Int, loss: Double)
     case nonFiniteGradient(step: Int)
+    case nonFiniteValidation(step: Int)
+    /// The corpus was split with no validation part (`val` 0).
+    case noValidationSplit
     case badCheckpoint(path: String, problem: String)
     case saveFailed(path: String, reason: String)
 
@@ -64,10 +67,10 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "the text has \(size) distinct characters; charlm supports at most 65,535: "
                 + "turn `ascii` on or clean the text"
         case .corpusTooShort(let split, let tokens, let needed, let seq):
-            return "the \(split) split has \(tokens) characters; it needs at least seq+1 = \(needed) "
-                + "(seq is \(seq)): lower `seq` or load more text"
+            return "the \(split) split has \(tokens) character\(tokens == 1 ? "" : "s"); it needs at least seq+1 = \(needed) "
+                + "(seq is \(seq)): " + (seq > 1 ? "lower `seq` or load more text" : "load more text")
         case .outOfRange(let setting, let rule, let got):
-            return "\(setting) must be \(rule); got '\(got)'"
+            return "\(setting) must be \(rule); got '\(abbreviated(got))'"
         case .parameterCountMismatch(let expected, let got):
             return "the model needs \(expected) parameter values; got \(got)"
         case .batchShapeMismatch(let sequences, let length):
@@ -87,6 +90,11 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "'\(path)' is not a usable checkpoint: \(problem)"
         case .saveFailed(let path, let reason):
             return "could not save '\(path)': \(reason)"
+        case .nonFiniteValidation(let step):
+            return "the validation loss after step \(step) is not finite: the parameters have diverged. `reset`, or load a "
+                + "checkpoint from before, and train with a lower `lr` or `clip`"
+        case .noValidationSplit:
+            return "there is no validation text (`val` is 0): `set val 0.1` and load the text again"
         case .nonFiniteGradient(let step):
             return "training stopped at step \(step): the gradient is not finite. Parameters and optimizer state "
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"
@@ -103,4 +111,10 @@ public func formatBytes(_ bytes: Int) -> String {
         return (scaled < 10 ? String(format: "%.1f", scaled) : String(format: "%.0f", scaled)) + " " + unit
     }
     return String(format: "%.0f TB", value / 1e12)
+}
+
+/// `text` cut to `limit` characters with "…" in the middle, so a message quoting what a user typed stays readable.
+public func abbreviated(_ text: String, limit: Int = 40) -> String {
+    guard text.count > limit else { return text }
+    return String(text.prefix(limit / 2)) + "…" + String(text.suffix(limit / 2 - 1))
 }

@@ -102,7 +102,7 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
 }
 
 /// Where a save to `path` really writes: `path`, or the file a symbolic link at `path` points to (links to links
-/// are followed, relative targets resolved against the link's folder).
+/// are followed, relative targets resolved against the link's folder). A read-only file is refused.
 func resolvedSaveTarget(_ path: String) -> String {
     var current = path
     for _ in 0..<40 {
@@ -141,7 +141,13 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     case .directory: throw CharLMError.saveFailed(path: shown, reason: "it is a directory")
     case .special(let kind):
         throw CharLMError.saveFailed(path: shown, reason: "it is \(kind), not a regular file: save to a file name")
-    case .missing, .regular: break
+    case .regular:
+        // The rename would go around the file's own permissions (it needs only the folder's): honour them.
+        var info = stat()
+        if stat(path, &info) == 0 && info.st_mode & 0o222 == 0 {
+            throw CharLMError.saveFailed(path: shown, reason: "it is read-only; it is unchanged (make it writable to replace it)")
+        }
+    case .missing: break
     }
     let target = URL(fileURLWithPath: path)
     let folder = target.deletingLastPathComponent().path

@@ -80,6 +80,7 @@ public func evaluate(
     cancellation: Cancellation = .never
 ) throws -> Evaluation {
     let windows = dataset.validationWindowCount(length: T)
+    guard !dataset.validationRange.isEmpty else { throw CharLMError.noValidationSplit }
     guard windows > 0 else {
         throw CharLMError.corpusTooShort(
             split: "validation", tokens: dataset.validationRange.count, needed: T + 1, seq: T)
@@ -227,6 +228,7 @@ public final class Trainer {
     @discardableResult
     public func validate(cancellation: Cancellation = .never) throws -> Evaluation {
         let evaluation = try evaluate(cancellation: cancellation)
+        guard evaluation.nats.isFinite else { throw CharLMError.nonFiniteValidation(step: step) }
         validationHistory.append(ValidationPoint(step: step, loss: evaluation.nats))
         return evaluation
     }

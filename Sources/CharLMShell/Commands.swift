@@ -79,7 +79,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     }
     guard var text = rest.popFirst()?.text else { throw ShellError.usage(usage) }
     if text.hasPrefix("@") && !words.contains(where: { $0.quoted && $0.text == text }) {
-        text = try readArgumentFile(String(text.dropFirst()), what: "text")
+        text = try readArgumentFile(String(text.dropFirst()))
     }
     let inspector = try session.inspector()
     let model = inspector.model
@@ -105,35 +105,42 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
 let maximumArgumentFileBytes = 10_000_000
 
 /// The text of a file named in an argument (`@FILE`), with the error a user can act on.
-func readArgumentFile(_ path: String, what: String) throws -> String {
-    do {
-        return String(decoding: try readFileBytes(at: path, maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
-    } catch let error as CharLMError {
-        if case .fileTooLarge = error { throw error }
-        throw ShellError.unreadableArgumentFile(what: what, path: path)
-    }
+func readArgumentFile(_ path: String) throws -> String {
+    String(decoding: try readFileBytes(at: path, maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
 }
 
-/// Parses `train` arguments: `N` epochs, `N steps`, `90s`, `5m`.
+/// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.
 func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
-    let usage = "train N (epochs) | train N steps | train 90s | train 5m"
+    let usage = "train [N | N epochs | N steps | 90s | 5m | 2h]"
+    func positive(_ text: String, _ what: String) throws -> Double {
+        guard let value = decimalNumber(text) else {
+            throw ShellError.badArgument("train needs a number of epochs, `N steps` or a duration like 90s, 5m or 2h; got '\(abbreviated(text))'")
+        }
+        guard value > 0 else { throw ShellError.badArgument("train: \(what) must be above 0; got '\(abbreviated(text))'") }
+        return value
+    }
     switch words.count {
     case 0: return .epochs(1)
     case 1:
         let word = words[0].lowercased()
         for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where word.hasSuffix(suffix) {
-            guard let value = Double(word.dropLast()), value > 0, value.isFinite else { throw ShellError.usage(usage) }
-            return .seconds(value * scale)
+            if decimalNumber(String(word.dropLast())) != nil {
+                return .seconds(try positive(String(word.dropLast()), "a duration") * scale)
+            }
         }
-        guard let epochs = Double(word), epochs > 0, epochs.isFinite else {
-            throw ShellError.badArgument("train needs a positive number of epochs, `N steps` or a duration like 90s; got '\(words[0])'")
-        }
-        return .epochs(epochs)
+        return .epochs(try positive(word, "the number of epochs"))
     case 2:
-        guard ["steps", "step"].contains(words[1].lowercased()), let steps = Int(words[0]), steps > 0 else {
-            throw ShellError.usage(usage)
+        switch words[1].lowercased() {
+        case "steps", "step":
+            guard let steps = Int(words[0]), steps > 0 else {
+                throw ShellError.badArgument("train N steps: N must be a whole number above 0; got '\(abbreviated(words[0]))'")
+            }
+            return .steps(steps)
+        case "epochs", "epoch":
+            return .epochs(try positive(words[0], "the number of epochs"))
+        default:
+            throw ShellError.badArgument("train N UNIT: the unit is steps or epochs; got '\(abbreviated(words[1]))'")
         }
-        return .steps(steps)
     default:
         throw ShellError.usage(usage)
     }
@@ -198,9 +205,10 @@ public enum Commands {
                 session.console.info("\(key.name) \(key.get(session.settings))\n")
             } else {
                 let width = Settings.keys.map(\.name.count).max()!
+                let valueWidth = max(9, Settings.keys.map { $0.get(session.settings).count + 2 }.max()!)
                 for key in Settings.keys {
                     let value = key.get(session.settings)
-                    session.console.info(key.name.rightPadded(to: width + 2) + value.rightPadded(to: 9) + key.summary + "\n")
+                    session.console.info(key.name.rightPadded(to: width + 2) + value.rightPadded(to: valueWidth) + key.summary + "\n")
                 }
             }
         },
@@ -231,7 +239,7 @@ public enum Commands {
             session.console.info(lines.joined(separator: "\n") + "\n")
         },
         Command("reset", usage: "reset", summary: "start a fresh model from the current settings",
-                details: "Builds a new, untrained model with the current embed, hidden, layers and dropout on the loaded text's characters; forgets the optimizer and histories.\nExample: set hidden 128; reset") { context, words in
+                details: "Builds a new, untrained model with the current embed, hidden, layers and dropout on the loaded text's characters; forgets the optimizer and histories. Change those settings first (`set hidden 128`), then reset.\nExample: reset") { context, words in
             try expectArguments(words, 0, 0, "reset")
             try context.session.reset()
         },
@@ -269,7 +277,7 @@ public enum Commands {
                 prompt = first.text
                 rest = rest.dropFirst()
                 if !first.quoted && prompt.hasPrefix("@") {
-                    prompt = try readArgumentFile(String(prompt.dropFirst()), what: "prompt")
+                    prompt = try readArgumentFile(String(prompt.dropFirst()))
                 }
             }
             if let last = rest.first {
@@ -362,14 +370,14 @@ public enum Commands {
             context.session.console.info(words.map(\.text).joined(separator: " ") + "\n")
         },
         Command("save", usage: "save [PATH]", summary: "save the session to a checkpoint",
-                details: "Writes model, optimizer, settings and histories to a safetensors checkpoint (default: the last path used, else charlm.safetensors), atomically.\nExample: save shakespeare.safetensors",
+                details: "Writes model, optimizer, settings and histories to a safetensors checkpoint, atomically. Without PATH: the file this session last saved to, else charlm.safetensors; a bare `save` never replaces a file this session did not write (name it to replace it). A read-only file is never replaced.\nExample: save shakespeare.safetensors",
                 complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 0, 1, "save [PATH]")
             let (path, size) = try context.session.save(to: words.first?.text)
             context.session.console.info("saved \(path) (\(grouped(size)) bytes)\n")
         },
         Command("source", usage: "source FILE.clm", summary: "run the commands in a script",
-                details: "Runs a .clm script inside this session; paths in it are relative to the script's folder.\nExample: source scripts/demo.clm",
+                details: "Runs a .clm script inside this session. A `source` inside a script names its script relative to that script's folder; every other path (load, save, plot, @FILE) is relative to the current folder, as at the prompt.\nExample: source scripts/demo.clm",
                 complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 1, 1, "source FILE.clm")
             try context.runner.source(words[0].text)
@@ -380,10 +388,10 @@ public enum Commands {
             context.session.console.info(lossChart(training: context.session.lossHistory, validation: context.session.validationHistory))
         },
         Command("help", usage: "help [COMMAND]", summary: "list the commands, or explain one",
-                details: "Example: help train",
+                details: "Without a command, lists every command with its usage; with one, explains it and gives an example.\nExample: help train",
                 complete: { _, previous, prefix in previous.isEmpty ? Commands.table.map(\.name).filter { $0.hasPrefix(prefix) } : [] }) { context, words in
             try expectArguments(words, 0, 1, "help [COMMAND]")
-            context.session.console.info(helpText(for: words.first?.text))
+            context.session.console.info(try helpText(for: words.first?.text))
         },
         Command("quit", aliases: ["exit"], usage: "quit", summary: "leave charlm (also Ctrl-D)",
                 details: "Ends the session; unsaved work is lost, so `save` first.\nExample: quit") { context, words in
@@ -399,10 +407,10 @@ public enum Commands {
 }
 
 /// `help` and `help NAME`.
-func helpText(for name: String?) -> String {
+func helpText(for name: String?) throws -> String {
     if let name {
         guard let command = Commands.command(named: name) else {
-            return ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name))).description + "\n"
+            throw ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name)))
         }
         let aliases = command.aliases.isEmpty ? "" : " (also: " + command.aliases.joined(separator: ", ") + ")"
         return "usage: \(command.usage)\(aliases)\n\(command.summary)\n\n\(command.details)\n"

@@ -38,7 +38,7 @@ extension String {
 /// What normalisation changed, one phrase per kind of change (empty when nothing changed).
 func describeChanges(_ report: NormalizationReport) -> [String] {
     func counted(_ count: Int, _ noun: String, _ what: String) -> String? {
-        count > 0 ? "\(count) \(noun)\(count == 1 ? "" : "s") \(what)" : nil
+        count > 0 ? "\(grouped(count)) \(noun)\(count == 1 ? "" : "s") \(what)" : nil
     }
     return [
         counted(report.replacedSequences, "invalid UTF-8 sequence", "replaced"),
@@ -48,6 +48,16 @@ func describeChanges(_ report: NormalizationReport) -> [String] {
         counted(report.droppedNonASCII, "non-ASCII character", "dropped"),
         counted(report.lowercased, "character", "lowercased"),
     ].compactMap { $0 }
+}
+
+/// A number written in decimal (12, 0.5, -3e-4, .5), or nil: no hexadecimal (Swift's own parser reads "0x10"
+/// as 16), no "inf" or "nan", no spaces.
+func decimalNumber(_ text: String) -> Double? {
+    let allowed = Set("0123456789.eE+-")
+    guard !text.isEmpty, text.count <= 64, text.allSatisfy({ allowed.contains($0) }), text.contains(where: \.isNumber) else {
+        return nil
+    }
+    return Double(text)
 }
 
 /// The candidate nearest to `word` within two edits (Levenshtein distance), for "did you mean"; nil when none is.

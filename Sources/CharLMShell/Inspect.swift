@@ -21,10 +21,23 @@ public struct Inspector {
     let console: Console
 
     /// The loaded text, when it is the text of the current model's vocabulary.
+    /// The most characters x cells `cells --html` writes.
+    static let maximumPageCells = 2_000_000
+
     private func requireCorpus(for command: String) throws -> (Corpus, Dataset) {
         guard let corpus, let dataset else { throw ShellError.needs(.text(command: command)) }
         if corpus.vocabulary != vocabulary { throw ShellError.vocabularyMismatch(forTraining: false) }
         return (corpus, dataset)
+    }
+
+    /// What generation starts from when a prompt is empty: a newline, else the text's most frequent character.
+    var primer: Int {
+        vocabulary.index(of: "\n") ?? corpus.flatMap { $0.vocabulary == vocabulary ? $0.primer : nil } ?? 0
+    }
+
+    /// Tokens of a prompt, as `gen` feeds it: the primer alone when the prompt is empty.
+    private func encodePrompt(_ text: String) throws -> [Int] {
+        text.isEmpty ? [primer] : try encodeForModel(text, vocabulary: vocabulary)
     }
 
     /// Tokens of `text` for a command that feeds it to the model; unknown characters are noted and left out.
@@ -46,7 +59,9 @@ public struct Inspector {
     /// `vocab`: every character with its index and (when the text is loaded) its count.
     public func vocabularyTable() -> String {
         let counts = corpus.flatMap { $0.vocabulary == vocabulary ? $0.counts : nil }
-        var lines = ["\(vocabulary.count) characters (index, character, " + (counts == nil ? "no counts: the text is not loaded)" : "count in the text)")]
+        let countsNote = counts != nil ? "count in the text)"
+            : corpus == nil ? "no counts: no text is loaded)" : "no counts: the loaded text is not the model's)"
+        var lines = ["\(vocabulary.count) characters (index, character, " + countsNote]
         let entries = (0..<vocabulary.count).map { index -> String in
             let shown = visible(vocabulary.scalars[index]).padding(toLength: 8, withPad: " ", startingAt: 0)
             let count = counts.map { grouped($0[index]).leftPadded(to: 9) } ?? ""
@@ -146,7 +161,7 @@ public struct Inspector {
 
     /// `next "PROMPT" K`: the K most likely next characters at temperature 1 and under the current sampling settings.
     public func nextReport(prompt: String, count: Int) throws -> String {
-        let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
+        let tokens = try encodePrompt(prompt)
         let both = try distributions(after: tokens, model: model, samplings: [SamplingSettings(temperature: 1), settings.sampling])
         let (plain, current) = (both[0], both[1])
         let k = min(count, vocabulary.count)
@@ -179,7 +194,7 @@ public struct Inspector {
     /// `trace "PROMPT" N`: generates N characters, one line each: the choice, its probability and rank, the top
     /// alternatives, and how many characters the top-k / top-p cut-offs kept.
     public func traceReport(prompt: String, count: Int, alternatives: Int = 4, generator: inout SeededGenerator) throws -> String {
-        let tokens = try encodeForModel(prompt, vocabulary: vocabulary)
+        let tokens = try encodePrompt(prompt)
         let textGenerator = TextGenerator(model: model, context: context)
         let sampler = textGenerator.sampler
         let sampling = settings.sampling
@@ -220,7 +235,8 @@ public struct Inspector {
         let tokens = try encodeForModel(text, vocabulary: vocabulary)
         guard tokens.count <= 10_000 else { throw ShellError.badArgument("cells shows at most 10,000 characters; the text has \(tokens.count)") }
         let T = tokens.count
-        try MemoryBudget.check(MemoryModel.workspaceBytes(model.config, length: T, batch: 1),
+        // The workspace, and the (T, H) values returned.
+        try MemoryBudget.check(MemoryModel.workspaceBytes(model.config, length: T, batch: 1) + 4 * Double(T * model.config.hiddenSize),
                                for: "the activations of \(T) characters", hint: "give a shorter text")
         let workspace = model.makeWorkspace(length: T, batch: 1, context: context)
         for t in 0..<T { workspace.inputs[t] = Int32(tokens[t]) }
@@ -280,6 +296,13 @@ public struct Inspector {
 
     /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
     public func writeCellsPage(text: String, layer: Int, path: String) throws {
+        // About 45 bytes of HTML per character per cell: keep the page to some tens of megabytes.
+        let characters = vocabulary.encode(text).tokens.count
+        let H = model.config.hiddenSize
+        guard characters * H <= Self.maximumPageCells else {
+            throw ShellError.badArgument("the page would hold \(grouped(characters)) characters x \(grouped(H)) cells; at most "
+                                         + "\(grouped(Self.maximumPageCells)) in all: give a shorter text")
+        }
         let (tokens, values) = try cellActivations(text: text, layer: layer)
         let page = cellsPage(characters: tokens.map { vocabulary.character($0) }, values: values, layer: layer,
                              title: "charlm: layer \(layer) memory cells")
@@ -340,7 +363,6 @@ public struct Inspector {
     /// `novelty N`: generates N characters (current sampling settings, from the primer) and reports `novelty(of:)`.
     public func noveltyReport(count: Int, color: ColorMode, generator: inout SeededGenerator) throws -> String {
         let (corpus, _) = try requireCorpus(for: "novelty")
-        let primer = vocabulary.index(of: "\n") ?? corpus.primer
         let generated = try TextGenerator(model: model, context: context).generate(
             prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &generator)
         let result = try novelty(of: generated)

@@ -21,12 +21,20 @@ func columnAverages(_ values: [Double], columns: Int, span: Int) -> [(first: Int
     }
 }
 
+/// Where `value` lies between `low` (0) and `high` (1), clamped to [0, 1]; 0.5 when the range is empty. Halved
+/// before subtracting, so no finite values overflow (a loss of 1e308 beside -1e308 still lands on the chart).
+func position(_ value: Double, low: Double, high: Double) -> Double {
+    let span = high * 0.5 - low * 0.5
+    guard span > 0, span.isFinite, value.isFinite else { return 0.5 }
+    return min(1, max(0, (value * 0.5 - low * 0.5) / span))
+}
+
 /// Values as a row of block characters, lowest ▁ to highest █ (the recent losses on the live progress line).
 func sparkline<C: Collection>(_ values: C) -> String where C.Element == Double {
     guard let low = values.min(), let high = values.max() else { return "" }
     let blocks = Array("▁▂▃▄▅▆▇█")
     return String(values.map { value in
-        high - low < 1e-12 || !value.isFinite ? blocks[0] : blocks[min(7, Int((value - low) / (high - low) * 8))]
+        high - low < 1e-12 || !value.isFinite ? blocks[0] : blocks[min(7, Int(position(value, low: low, high: high) * 8))]
     })
 }
 
@@ -36,6 +44,12 @@ func probabilityBar(_ p: Double, width: Int) -> String {
     let full = eighths / 8, rest = eighths % 8
     let partial = rest > 0 ? String(Array("▏▎▍▌▋▊▉")[rest - 1]) : ""
     return (String(repeating: "█", count: full) + partial).rightPadded(to: width)
+}
+
+/// At most `count` elements of `items`, evenly spaced, the first and last included.
+func evenlySpaced<T>(_ items: [T], atMost count: Int) -> [T] {
+    guard items.count > count, count > 1 else { return items }
+    return (0..<count).map { items[$0 * (items.count - 1) / (count - 1)] }
 }
 
 // MARK: Training progress
@@ -75,19 +89,22 @@ func lossChart(training: [Double], validation: [ValidationPoint], width: Int = 6
     let columns = min(width, training.count)
     let averages = columnAverages(training, columns: columns, span: training.count).map { $0!.mean }
     let (low, high) = (averages.min()!, averages.max()!)
-    let span = max(high - low, 1e-9)
     var rows: [String] = []
     for row in 0..<height {
-        let level = high - span * Double(row) / Double(height - 1)
+        // Row r holds the averages nearest its level: position (from the top) r / (height - 1).
+        let level = high - (high * 0.5 - low * 0.5) * 2 * Double(row) / Double(height - 1)
         let label = String(format: "%7.3f |", level)
-        let cells = averages.map { abs($0 - level) <= span / Double(2 * (height - 1)) || (row == height - 1 && $0 <= level) ? "*" : " " }
+        let cells = averages.map { Int(((1 - position($0, low: low, high: high)) * Double(height - 1)).rounded()) == row ? "*" : " " }
         rows.append(label + cells.joined())
     }
     rows.append("        +" + String(repeating: "-", count: columns))
     rows.append("         step 1" + String(repeating: " ", count: max(1, columns - 6 - String(training.count).count)) + "step \(training.count)")
     var text = "training loss:\n" + rows.joined(separator: "\n") + "\n"
     if !validation.isEmpty {
-        text += "validation loss: " + validation.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
+        // The latest few: a long run's whole list would be a wall of numbers (`plot` draws them all).
+        let shown = validation.suffix(12)
+        text += "validation loss: " + (validation.count > shown.count ? "(\(validation.count - shown.count) earlier) " : "")
+            + shown.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
     }
     return text
 }
@@ -107,7 +124,7 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
     let values = averages.compactMap { $0 } + validation.map(\.loss)
     var (low, high) = (values.min()!, values.max()!)
     if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
-    func dotRow(_ loss: Double) -> Int { Int(((high - loss) / (high - low) * Double(dotsDown - 1)).rounded()) }
+    func dotRow(_ loss: Double) -> Int { Int(((1 - position(loss, low: low, high: high)) * Double(dotsDown - 1)).rounded()) }
     var dots = [[Bool]](repeating: [Bool](repeating: false, count: dotsAcross), count: dotsDown)
     var previous: Int?
     for (x, average) in averages.enumerated() {
@@ -138,7 +155,7 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
         let label: String
         if row == 0 { label = String(format: "%7.3f", high) }
         else if row == height - 1 { label = String(format: "%7.3f", low) }
-        else if row == height / 2 { label = String(format: "%7.3f", high - (high - low) * Double(row * 4 + 2) / Double(dotsDown - 1)) }
+        else if row == height / 2 { label = String(format: "%7.3f", high - (high * 0.5 - low * 0.5) * 2 * Double(row * 4 + 2) / Double(dotsDown - 1)) }
         else { label = String(repeating: " ", count: 7) }
         lines.append(label + " ┤" + String(characters))
     }
@@ -166,7 +183,9 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
 
 /// The loss chart as a standalone SVG document: training loss (averaged to at most 600 points) as a blue line,
 /// validation loss as red points joined by a line, axes with ticks.
-func lossChartSVG(training: [Double], validation: [ValidationPoint]) -> String {
+func lossChartSVG(training: [Double], validation allValidation: [ValidationPoint]) -> String {
+    // At most 600 validation points, evenly spaced, like the training line's 600 buckets.
+    let validation = evenlySpaced(allValidation, atMost: 600)
     let (width, height) = (720.0, 400.0)
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0)
     let lastStep = max(training.count, validation.map(\.step).max() ?? 0)
@@ -177,7 +196,7 @@ func lossChartSVG(training: [Double], validation: [ValidationPoint]) -> String {
     var (low, high) = (losses.min()!, losses.max()!)
     if high - low < 1e-6 { (low, high) = (low - 0.5, high + 0.5) }
     func x(_ step: Double) -> Double { left + (step - 1) / Double(max(lastStep - 1, 1)) * (width - left - right) }
-    func y(_ loss: Double) -> Double { top + (high - loss) / (high - low) * (height - top - bottom) }
+    func y(_ loss: Double) -> Double { top + (1 - position(loss, low: low, high: high)) * (height - top - bottom) }
     func number(_ value: Double) -> String { String(format: "%.1f", value) }
     var svg = """
     <?xml version="1.0" encoding="UTF-8"?>
@@ -192,7 +211,7 @@ func lossChartSVG(training: [Double], validation: [ValidationPoint]) -> String {
     svg += "<line x1=\"\(number(left))\" y1=\"\(number(height - bottom))\" x2=\"\(number(width - right))\" y2=\"\(number(height - bottom))\"/>\n"
     svg += "</g>\n<g id=\"ticks\" fill=\"#222\">\n"
     for tick in 0...4 {
-        let loss = low + (high - low) * Double(tick) / 4
+        let loss = low + (high * 0.5 - low * 0.5) * 2 * Double(tick) / 4
         svg += "<line x1=\"\(number(left - 5))\" y1=\"\(number(y(loss)))\" x2=\"\(number(left))\" y2=\"\(number(y(loss)))\" stroke=\"#444\"/>"
         svg += "<text x=\"\(number(left - 8))\" y=\"\(number(y(loss) + 4))\" text-anchor=\"end\">\(String(format: "%.3f", loss))</text>\n"
         let step = 1 + Double(lastStep - 1) * Double(tick) / 4

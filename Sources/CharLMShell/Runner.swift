@@ -125,14 +125,18 @@ public final class Runner {
         let resolved = path.hasPrefix("/") || scriptFolders.isEmpty ? path : scriptFolders.last! + "/" + path
         let bytes: [UInt8]
         bytes = try readFileBytes(at: resolved)
-        var lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\n")
+        // Lines end at \n, with or without a \r before it (split as bytes: Swift's strings take "\r\n" as one
+        // character, which a split on "\n" would not cut).
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
+        }
         if lines.last == "" { lines.removeLast() }
         scriptFolders.append((resolved as NSString).deletingLastPathComponent.isEmpty ? "." : (resolved as NSString).deletingLastPathComponent)
         defer { scriptFolders.removeLast() }
         let wasInteractive = interactive
         interactive = false
         defer { interactive = wasInteractive }
-        switch run(ArrayLineSource(lines.map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }), name: resolved) {
+        switch run(ArrayLineSource(lines), name: resolved) {
         case .success: return
         case .failed: throw AlreadyReported()
         case .interrupted: throw Interrupted(description: "script '\(resolved)' interrupted")

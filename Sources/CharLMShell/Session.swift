@@ -36,7 +36,7 @@ public final class Session {
     private var checkpointCorpus: CorpusFingerprint?
     /// Draws generated characters.
     public var sampleGenerator: SeededGenerator
-    /// The last path `save` or a checkpoint `load` used.
+    /// The last path `save` wrote in this session: where a bare `save` writes again.
     public private(set) var lastSavePath: String?
 
     public init(console: Console) {
@@ -77,6 +77,11 @@ public final class Session {
         case "threads" where settings.threads != context.threadCount:
             context = ComputeContext(threads: settings.threads)
             setTrainerAside()
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            if settings.threads > cores {
+                console.note("note: \(settings.threads) threads on \(cores) cores wait for each other at every step: "
+                             + "training is faster with `threads \(cores)`\n")
+            }
         default: break
         }
         if key.group == .model, let model {
@@ -142,16 +147,16 @@ public final class Session {
         let checkpoint = try Checkpoint.parse(bytes, path: path)
         let loadedModel = try CharModel(config: checkpoint.config, parameters: checkpoint.parameters)
         // Everything checked: now replace the session's model and settings.
-        settings = settings.restoring(checkpoint)
+        let (restored, settingNotes) = settings.restoring(checkpoint)
+        settings = restored
         if settings.threads != context.threadCount { context = ComputeContext(threads: settings.threads) }
         model = loadedModel
         vocabulary = checkpoint.vocabulary
         trainer = nil
         pendingResume = checkpoint.training.map { ($0, checkpoint.optimizer) }
         checkpointCorpus = checkpoint.corpus
-        lastSavePath = path
         console.info("loaded checkpoint \(path): \(describeModel(loadedModel.config)), step \(step)\n")
-        for note in checkpoint.notes { console.note("note: \(note)\n") }
+        for note in checkpoint.notes + settingNotes { console.note("note: \(note)\n") }
         if let corpus {
             if corpus.vocabulary != checkpoint.vocabulary {
                 console.note("warning: the loaded text's characters differ from the model's; load text with the model's characters before training\n")
@@ -187,10 +192,11 @@ public final class Session {
             + ", V \(config.vocabularySize): \(grouped(count)) parameters"
     }
 
-    /// The trainer for the current model and text, made (and resumed) on first use.
-    private func readyTrainer() throws -> Trainer {
-        guard let model, let vocabulary else { throw ShellError.needs(.modelFromText) }
-        guard let corpus, let dataset else { throw ShellError.needs(.textToTrainOn) }
+    /// The trainer for the current model and text, made (and resumed) on first use. `command` names what needs it
+    /// in the errors (`train`, `eval`).
+    private func readyTrainer(for command: String = "train") throws -> Trainer {
+        guard let model, let vocabulary else { throw ShellError.needs(command == "train" ? .modelFromText : .model) }
+        guard let corpus, let dataset else { throw ShellError.needs(command == "train" ? .textToTrainOn : .text(command: command)) }
         guard corpus.vocabulary == vocabulary else { throw ShellError.vocabularyMismatch(forTraining: true) }
         if let trainer {
             try trainer.apply(settings.training)
@@ -259,7 +265,15 @@ public final class Session {
                 remaining: remaining.map { max(0, $0) }
             ).line(sparkline: console.isTerminal)
         }
+        // Validation needs one window of seq characters in the validation split; without one, training goes on
+        // without it (and says so once).
+        let canValidate = dataset.map { $0.validationWindowCount(length: settings.seq) > 0 } ?? false
+        if !canValidate {
+            console.note("note: no validation while training: the validation split (val \(formatSettingNumber(settings.val))) "
+                         + "holds no window of seq \(settings.seq) characters\n")
+        }
         func validate() throws {
+            guard canValidate else { return }
             let evaluation = try trainer.validate(cancellation: cancellation)
             console.endStatus()
             console.err(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)\n", trainer.step, evaluation.nats, evaluation.bits))
@@ -294,7 +308,7 @@ public final class Session {
 
     /// Validation loss of the current model on the current text. Ctrl-C stops it.
     public func evaluate() throws -> Evaluation {
-        try readyTrainer().evaluate(cancellation: cancellation)
+        try readyTrainer(for: "eval").evaluate(cancellation: cancellation)
     }
 
     // MARK: Generation
@@ -307,7 +321,9 @@ public final class Session {
             console.note("note: left out \(encoding.droppedCount) character\(encoding.droppedCount == 1 ? "" : "s") the model does not know: "
                          + encoding.dropped.map(visible).joined(separator: " ") + "\n")
         }
-        let primer = vocabulary.index(of: "\n") ?? corpus.flatMap { $0.vocabulary == vocabulary ? $0.primer : nil } ?? 0
+        let removed = describeChanges(encoding.report).filter { $0.contains("dropped") || $0.contains("removed") }
+        if !removed.isEmpty { console.note("note: normalisation left out " + removed.joined(separator: ", ") + "\n") }
+        let primer = try inspector().primer
         let promptText = (try? vocabulary.decode(encoding.tokens)) ?? ""
         console.out(promptText)
         var stopped = false
@@ -341,11 +357,20 @@ public final class Session {
 
     // MARK: Saving
 
-    /// Saves everything to `path` (default: the last path used, else charlm.safetensors). Returns the path and size.
+    /// The file a bare `save` writes when this session has not saved yet.
+    static let defaultSavePath = "charlm.safetensors"
+
+    /// Saves everything to `path` (default: the last path `save` wrote in this session, else charlm.safetensors).
+    /// A bare `save` never replaces a file this session did not write (a loaded checkpoint, say): that takes its
+    /// name. Returns the path and size.
     @discardableResult
     public func save(to requested: String?) throws -> (String, Int) {
         guard let model, let vocabulary else { throw ShellError.needs(.modelToSave) }
-        let path = requested ?? lastSavePath ?? "charlm.safetensors"
+        let path = requested ?? lastSavePath ?? Self.defaultSavePath
+        if requested == nil && lastSavePath == nil && FileManager.default.fileExists(atPath: path) {
+            throw ShellError.badArgument("'\(path)' already exists and this session did not write it: `save \(path)` to "
+                                         + "replace it, or `save` to another name")
+        }
         let (training, optimizer) = trainer.map { ($0.state.training, $0.state.optimizer) }
             ?? (pendingResume?.training, pendingResume?.optimizer)
         let fingerprint = corpus.flatMap { $0.vocabulary == vocabulary ? $0.fingerprint : nil } ?? checkpointCorpus

@@ -83,9 +83,10 @@ public struct Settings: Equatable, Sendable {
     }
 
     /// These settings with everything `checkpoint` restores: the architecture, normalisation, training and sampling
-    /// settings, and the shell's own. Settings the file does not mention keep their values; an unreadable stored
-    /// setting is skipped, as a file may come from a newer or older charlm.
-    public func restoring(_ checkpoint: Checkpoint) -> Settings {
+    /// settings, and the shell's own (`checkpointSettings`). Settings the file does not mention keep their values.
+    /// The `settings` metadata may only restore the shell's own: the others come from the checked fields. An entry
+    /// that is not one of them, or does not read, is left out and named in `notes`.
+    public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
         restored.embed = checkpoint.config.embeddingSize
         restored.hidden = checkpoint.config.hiddenSize
@@ -93,6 +94,23 @@ public struct Settings: Equatable, Sendable {
         restored.dropout = checkpoint.config.dropout
         restored.lowercase = checkpoint.vocabulary.normalization.lowercase
         restored.ascii = checkpoint.vocabulary.normalization.ascii
+        // What the file does not hold is back to its default, so nothing of the session before leaks into it.
+        let defaults = Settings()
+        var defaulted: [String] = []
+        if checkpoint.training == nil {
+            (restored.seq, restored.batch, restored.lr) = (defaults.seq, defaults.batch, defaults.lr)
+            (restored.clip, restored.warmup, restored.decay) = (defaults.clip, defaults.warmup, defaults.decay)
+            if (restored.seq, restored.batch, restored.lr, restored.clip, restored.warmup, restored.decay)
+                != (seq, batch, lr, clip, warmup, decay) {
+                defaulted.append("no training settings: seq, batch, lr, clip, warmup and decay are back to their defaults")
+            }
+        }
+        if checkpoint.sampling == nil {
+            (restored.temp, restored.topk, restored.topp) = (defaults.temp, defaults.topk, defaults.topp)
+            if (restored.temp, restored.topk, restored.topp) != (temp, topk, topp) {
+                defaulted.append("no sampling settings: temp, topk and topp are back to their defaults")
+            }
+        }
         if let training = checkpoint.training {
             restored.seq = training.settings.sequenceLength
             restored.batch = training.settings.batch
@@ -107,10 +125,17 @@ public struct Settings: Equatable, Sendable {
             restored.topk = sampling.topK
             restored.topp = sampling.topP
         }
-        for (name, value) in checkpoint.settings {
-            if let key = Self.key(named: name), key.group != .model { try? key.set(&restored, value) }
+        var leftOut: [String] = []
+        let own = Set(checkpointSettings.keys)
+        for (name, value) in checkpoint.settings.sorted(by: { $0.key < $1.key }) {
+            guard own.contains(name), let key = Self.key(named: name), (try? key.set(&restored, value)) != nil else {
+                leftOut.append(abbreviated(name, limit: 20))
+                continue
+            }
         }
-        return restored
+        var notes = leftOut.isEmpty ? [] : ["left out stored settings this charlm does not take from a file: " + leftOut.joined(separator: ", ")]
+        notes += defaulted.map { "the file holds " + $0 }
+        return (restored, notes)
     }
 }
 
@@ -144,17 +169,20 @@ public struct SettingKey: Sendable {
 
     static func float(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { formatNumber($0[keyPath: path]) }) { settings, text in
-            guard let value = Float(text), declaration.domain.contains(Double(value)) else { throw declaration.outOfRange(text) }
-            settings[keyPath: path] = value
+            guard let value = decimalNumber(text).map(Float.init), declaration.domain.contains(Double(value)) else {
+                throw declaration.outOfRange(text)
+            }
+            settings[keyPath: path] = value + 0  // -0 becomes 0
         }
     }
 
     static func double(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Double> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { formatSettingNumber($0[keyPath: path]) }) { settings, text in
-            guard let value = Double(text), declaration.domain.contains(value) else { throw declaration.outOfRange(text) }
-            settings[keyPath: path] = value
+            guard let value = decimalNumber(text), declaration.domain.contains(value) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = value + 0
         }
     }
+
 
     static func flag(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Bool> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { $0[keyPath: path] ? "on" : "off" }) { settings, text in

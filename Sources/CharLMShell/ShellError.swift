@@ -17,8 +17,6 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
     case needs(Requirement)
     /// The loaded text's characters are not the model's.
     case vocabularyMismatch(forTraining: Bool)
-    /// A file named in an argument (a prompt, a text) could not be read.
-    case unreadableArgumentFile(what: String, path: String)
     case scriptsNestedTooDeep(path: String, limit: Int)
     /// A download failed; the sentence says why and what to do.
     case download(String)
@@ -46,9 +44,9 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
         case .usage(let usage): return "usage: \(usage)"
         case .syntax(let error): return error.description
         case .unknownCommand(let name, let suggestion):
-            return "unknown command '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "; `help` lists the commands")
+            return "unknown command '\(abbreviated(name))'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "; `help` lists the commands")
         case .unknownSetting(let name, let suggestion):
-            return "unknown setting '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "; `show` lists them")
+            return "unknown setting '\(abbreviated(name))'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "; `show` lists them")
         case .badArgument(let sentence): return sentence
         case .needs(let requirement):
             switch requirement {
@@ -64,7 +62,6 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
             return forTraining
                 ? "the loaded text's characters differ from the model's: `reset` for a new model on this text, or load text with the model's characters"
                 : "the loaded text's characters differ from the model's; `load` the text the model was trained on"
-        case .unreadableArgumentFile(let what, let path): return "cannot read the \(what) file '\(path)'"
         case .scriptsNestedTooDeep(let path, let limit):
             return "scripts nested deeper than \(limit) levels: does '\(path)' source itself?"
         case .download(let sentence): return sentence

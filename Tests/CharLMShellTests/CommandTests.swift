@@ -28,8 +28,8 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     #expect(console.stdout.hasPrefix("usage: train [N | N steps | 90s | 5m]\n"))
     #expect(console.stdout.contains("Example: train 500 steps"))
     console.clear()
-    attempt(runner, "help trian")
-    #expect(console.stdout == "unknown command 'trian'; did you mean 'train'?\n")
+    #expect(attempt(runner, "help trian") == "unknown command 'trian'; did you mean 'train'?")
+    #expect(console.stdout.isEmpty)
 }
 
 @Test func unknownCommandsSuggestTheNearest() {

@@ -29,9 +29,10 @@ private func shellWithZeroModel(text: String, folder: URL) throws -> (Session, R
     try Data(text.utf8).write(to: URL(fileURLWithPath: textPath))
     try Checkpoint.write(checkpoint.serialized(), to: modelPath)
     let (session, runner, console) = makeShell()
-    try runner.execute("set seq 4")
     try runner.execute("load \(textPath)")
     try runner.execute("load \(modelPath)")
+    // After the model: a file without training settings puts them back to their defaults.
+    try runner.execute("set seq 4")
     return (session, runner, console)
 }
 

@@ -99,9 +99,11 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
     var generator = SeededGenerator(seed: 1)
     let model = try CharModel(config: ModelConfig(vocabularySize: 4, embeddingSize: 4, hiddenSize: 4, layerCount: 1), generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 2), seed: 1)
-    #expect(throws: CharLMError.corpusTooShort(split: "validation", tokens: 0, needed: 11, seq: 10)) {
-        try trainer.evaluate()
-    }
+    #expect(throws: CharLMError.noValidationSplit) { try trainer.evaluate() }
+    // A split too short for one window names the split, its size and what it needs.
+    let short = try Trainer(model: model, dataset: Dataset(tokens: corpus.tokens, validationFraction: 0.05),
+                            settings: TrainingSettings(sequenceLength: 10, batch: 2), seed: 1)
+    #expect(throws: CharLMError.corpusTooShort(split: "validation", tokens: 8, needed: 11, seq: 10)) { try short.evaluate() }
 }
 
 @Test func evaluationMatchesTheNaiveReferenceOverAllWindows() throws {
