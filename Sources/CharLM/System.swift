@@ -227,14 +227,22 @@ public func environmentValue(_ name: String) -> String? { getenv(name).map { Str
 /// Gives the processor to another thread (spinning waits call this now and then).
 @inline(__always) func yieldProcessor() { sched_yield() }
 
-/// Peak resident set size of this process so far, in bytes.
+/// Peak resident set size of this process so far, in bytes. On Linux, VmHWM from /proc/self/status: getrusage's
+/// ru_maxrss also counts the process this one was forked from before it became this program (exec keeps that
+/// figure), so a small program started by a large one would report the large one's peak.
 public func peakResidentBytes() -> Int {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
+        }
+    }
     var usage = rusage()
     #if canImport(Darwin)
     getrusage(RUSAGE_SELF, &usage)
     return Int(usage.ru_maxrss)  // macOS reports bytes
     #else
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Int(usage.ru_maxrss) * 1024  // Linux reports kilobytes
+    return Int(usage.ru_maxrss) * 1024  // kilobytes
     #endif
 }

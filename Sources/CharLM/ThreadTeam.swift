@@ -4,7 +4,7 @@
 // A time step is too short (a few hundred microseconds) for a thread pool that hands out tasks: instead the whole
 // loop is one job that every member runs, each on its own share of the work (its panels of the packed weights, its
 // rows of the batch), meeting at a spinning barrier twice per step. The same team shares the larger BLAS products
-// (BLAS.swift), one job per product. After a job the workers spin a little while for the next one (while
+// (BLAS.swift), one job per product. After a job the workers spin for half a millisecond for the next one (while
 // generating, products come every few tens of microseconds, faster than a sleeping thread wakes), then sleep on a
 // semaphore.
 
@@ -141,18 +141,30 @@ final class ThreadTeam: @unchecked Sendable {
         }
     }
 
-    /// Returns once `jobsStarted` has moved past `jobsSeen`: spins for about a hundred microseconds, then sleeps.
+    /// How long a worker watches for the next job before it sleeps. Measured in time, not in spins: a count of spins
+    /// lasted anywhere from a few tens to a hundred microseconds depending on how the loop compiled, and when it fell
+    /// below the gap between generation's products the worker slept and woke for every character (generation at
+    /// H 512 ran 10-15% slower with four times the context switches; 500 us removed both).
+    static let spinNanoseconds: UInt64 = 500_000
+
+    /// Returns once `jobsStarted` has moved past `jobsSeen`: spins for `spinNanoseconds`, then sleeps.
     /// `run` signals a worker's semaphore only when it sees the worker asleep; the worker checks for a job once more
     /// after saying so, so a job started in between is not missed (a spare signal just costs one more look).
     private func waitForJob(after jobsSeen: Int, alarm: Alarm) {
         var spins = 0
+        var spinningSince: UInt64 = 0
         while jobsStarted.load(ordering: .acquiring) == jobsSeen {
             spins += 1
-            if spins < 1 << 14 { continue }
+            // Read the clock now and then only: it costs more than a look at the counter.
+            if spins & 255 != 0 { continue }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if spinningSince == 0 { spinningSince = now }
+            if now - spinningSince < Self.spinNanoseconds { continue }
             alarm.asleep.store(true, ordering: .sequentiallyConsistent)
             if jobsStarted.load(ordering: .sequentiallyConsistent) == jobsSeen { alarm.semaphore.wait() }
             alarm.asleep.store(false, ordering: .sequentiallyConsistent)
             spins = 0
+            spinningSince = 0
         }
     }
 

@@ -112,11 +112,12 @@ func readArgumentFile(_ path: String) throws -> String {
 /// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.
 func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
     let usage = "train [N | N epochs | N steps | 90s | 5m | 2h]"
-    func positive(_ text: String, _ what: String) throws -> Double {
+    /// The number in `text`, above 0; errors quote `shown`, the word as typed.
+    func positive(_ text: String, _ what: String, shown: String) throws -> Double {
         guard let value = decimalNumber(text) else {
-            throw ShellError.badArgument("train needs a number of epochs, `N steps` or a duration like 90s, 5m or 2h; got '\(abbreviated(text))'")
+            throw ShellError.badArgument("train needs a number of epochs, `N steps` or a duration like 90s, 5m or 2h; got '\(abbreviated(shown))'")
         }
-        guard value > 0 else { throw ShellError.badArgument("train: \(what) must be above 0; got '\(abbreviated(text))'") }
+        guard value > 0 else { throw ShellError.badArgument("train: \(what) must be above 0; got '\(abbreviated(shown))'") }
         return value
     }
     switch words.count {
@@ -125,10 +126,10 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
         let word = words[0].lowercased()
         for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where word.hasSuffix(suffix) {
             if decimalNumber(String(word.dropLast())) != nil {
-                return .seconds(try positive(String(word.dropLast()), "a duration") * scale)
+                return .seconds(try positive(String(word.dropLast()), "a duration", shown: words[0]) * scale)
             }
         }
-        return .epochs(try positive(word, "the number of epochs"))
+        return .epochs(try positive(word, "the number of epochs", shown: words[0]))
     case 2:
         switch words[1].lowercased() {
         case "steps", "step":
@@ -137,7 +138,7 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
             }
             return .steps(steps)
         case "epochs", "epoch":
-            return .epochs(try positive(words[0], "the number of epochs"))
+            return .epochs(try positive(words[0], "the number of epochs", shown: words[0]))
         default:
             throw ShellError.badArgument("train N UNIT: the unit is steps or epochs; got '\(abbreviated(words[1]))'")
         }

@@ -69,6 +69,19 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     #expect(waitFor("last training loss"), "model lost after Ctrl-C: \(screen())")
     let lines = screen().components(separatedBy: "\n").filter { !$0.isEmpty }
     #expect(lines.last?.hasPrefix("charlm>") == true)
+    // Ctrl-C during a long generation stops it, and the next command runs whole (no Ctrl-C is left pending).
+    try send("gen \"\" 1000000", "Enter")
+    Thread.sleep(forTimeInterval: 1)
+    try send("C-c")
+    Thread.sleep(forTimeInterval: 0.3)
+    try send("echo after-the-interrupt", "Enter")
+    let deadline2 = Date().addingTimeInterval(20)
+    var echoed = false
+    while Date() < deadline2 && !echoed {
+        echoed = screen().components(separatedBy: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "after-the-interrupt" }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    #expect(echoed, "the command after an interrupted gen: \(screen())")
     // Ctrl-C on the prompt clears the line (nothing typed is lost afterwards); Ctrl-D on an empty line exits.
     try send("gen \"half typed", "C-c")
     #expect(waitFor("^C"))

@@ -276,3 +276,75 @@ private func problem(_ bytes: [UInt8]) -> String {
     #expect(outcomes["refused", default: 0] > 1000)
     #expect(outcomes["loaded", default: 0] > 0)  // flips in tensor data usually leave a valid file
 }
+
+// MARK: Hostile files: sizes and counters a file supplies are checked before they cost anything
+
+@Test func aConfigFarLargerThanItsTensorsIsRefusedBeforeAnythingIsAllocated() throws {
+    // hidden 8192, 16 layers, embed 8192: 69 GB of parameters and gradients, in a file of a few hundred bytes.
+    let config = "{\"embed\": 8192, \"hidden\": 8192, \"layers\": 16, \"lowercase\": false, \"ascii\": false}"
+    let tiny = NamedTensor(name: "embedding.weight", shape: [2, 4], values: [Float](repeating: 0.5, count: 8))
+    let wrongShape = SafeTensorsFile(metadata: ["vocab": "[\"a\", \"b\"]", "config": config], tensors: [tiny]).serialized()
+    let before = peakResidentBytes()
+    #expect(problem(wrongShape) == "tensor 'embedding.weight' has shape [2, 4]; config and vocab say [2, 8192]")
+    let missing = SafeTensorsFile(metadata: ["vocab": "[\"a\", \"b\"]", "config": config], tensors: []).serialized()
+    #expect(problem(missing) == "tensor 'embedding.weight' is missing")
+    // hidden 8192 with 3 layers and embed 8192 is 6.3 GB: allocating it before refusing would show here (the bound is
+    // loose as other tests run in this process at the same time).
+    let threeLayers = "{\"embed\": 8192, \"hidden\": 8192, \"layers\": 3, \"lowercase\": false, \"ascii\": false}"
+    #expect(problem(SafeTensorsFile(metadata: ["vocab": "[\"a\", \"b\"]", "config": threeLayers], tensors: [tiny]).serialized())
+            == "tensor 'embedding.weight' has shape [2, 4]; config and vocab say [2, 8192]")
+    #expect(peakResidentBytes() - before < 1_000_000_000, "refusing the files allocated \(peakResidentBytes() - before) bytes")
+    // A model that size is refused by the memory budget wherever it would be made.
+    let huge = ModelConfig(vocabularySize: 65, embeddingSize: 8192, hiddenSize: 8192, layerCount: 16)
+    let error = try #require(throws: CharLMError.self) { try CharModel(config: huge, parameters: nil) }
+    guard case .notEnoughMemory(_, let bytes, let available, _) = error else { Issue.record("unexpected \(error)"); return }
+    #expect(Double(bytes) == MemoryModel.modelBytes(huge) && bytes > available)
+    #expect(error.description.contains("lower hidden, layers or embed"))
+    #expect(peakResidentBytes() - before < 1_000_000_000)
+}
+
+@Test func countersHistoriesAndOptimizerSettingsAreCheckedAtLoad() throws {
+    let valid = try SafeTensorsFile.parse(validFileBytes(), path: "x")
+    func edited(_ key: String, _ change: (inout [String: Any]) -> Void) -> [UInt8] {
+        var copy = valid
+        var object = try! JSONSerialization.jsonObject(with: Data(copy.metadata[key]!.utf8)) as! [String: Any]
+        change(&object)
+        copy.metadata[key] = String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        return copy.serialized()
+    }
+    let limit = Trainer.maximumStep
+    #expect(problem(edited("training") { $0["step"] = Int.max }) == "training `step` is \(Int.max); charlm counts to at most \(limit)")
+    #expect(problem(edited("training") { $0["step"] = 2_000_000_000_000_000 }).hasPrefix("training `step` is 2000000000000000"))
+    #expect(problem(edited("optimizer") { $0["step"] = Int.max }) == "optimizer `step` is \(Int.max); charlm counts to at most \(limit)")
+    #expect(problem(edited("optimizer") { $0["beta1"] = 1.0 }).hasPrefix("its optimizer settings are unusable: beta1 and beta2"))
+    #expect(problem(edited("optimizer") { $0["eps"] = 0 }).hasPrefix("its optimizer settings are unusable"))
+    #expect(problem(edited("optimizer") { $0["beta2"] = 1e300 }) == "optimizer `beta2` is not a number")
+    #expect(problem(edited("training") { $0["loss_history"] = ["a": 1] }) == "training `loss_history` is not a list")
+    #expect(problem(edited("training") { $0["loss_history"] = [Double](repeating: 1, count: 5) }) == "training `loss_history` has 5 losses for 1 steps")
+    #expect(problem(edited("training") { $0["validation_history"] = "1:2" }) == "training `validation_history` is not a list")
+    #expect(problem(edited("training") { $0["validation_history"] = [[5, 2.0]] }).hasPrefix("training `validation_history` holds something other than [step, loss] pairs with a step from 0 to the training step (1)"))
+    #expect(problem(edited("training") { $0["validation_history"] = [[-1, 2.0]] }).hasPrefix("training `validation_history` holds"))
+    #expect(problem(edited("corpus") { $0["characters"] = -5 }) == "metadata `corpus` needs characters and fnv1a64")
+    // A file cut short inside its header is still recognised as a checkpoint, and said to be one.
+    let bytes = try validFileBytes()
+    #expect(SafeTensorsFile.looksLikeSafeTensors(Array(bytes.prefix(500))))
+    #expect(problem(Array(bytes.prefix(500))).hasPrefix("its header length"))
+    // Text never looks like one: its first eight bytes make a length far above the limit.
+    #expect(!SafeTensorsFile.looksLikeSafeTensors(Array("ROMEO: {but soft".utf8)))
+    // The old history text is read leniently: impossible entries are left out, and a note says so.
+    var legacy = valid
+    var training = try JSONSerialization.jsonObject(with: Data(legacy.metadata["training"]!.utf8)) as! [String: Any]
+    training["validation_history"] = nil
+    legacy.metadata["training"] = String(decoding: try JSONSerialization.data(withJSONObject: training), as: UTF8.self)
+    legacy.metadata["settings"] = "{\"validation_history\": \"1:nan,1:inf,9:2.0,1:1e308,-1:3,1:2.5\"}"
+    let loaded = try Checkpoint.parse(legacy.serialized(), path: "legacy")
+    #expect(loaded.training?.validationHistory == [ValidationPoint(step: 1, loss: 1e308), ValidationPoint(step: 1, loss: 2.5)])
+    #expect(loaded.notes.contains("left out 4 unreadable entries of the validation history"))
+}
+
+@Test func aVocabularyOfAMillionCopiesIsDescribedAsEntries() throws {
+    let vocab = "[" + Array(repeating: "\"a\"", count: 70_000).joined(separator: ",") + "]"
+    let bytes = SafeTensorsFile(metadata: ["vocab": vocab, "config": "{\"embed\": 2, \"hidden\": 2, \"layers\": 1, \"lowercase\": false, \"ascii\": false}"],
+                                tensors: []).serialized()
+    #expect(problem(bytes) == "its vocabulary is unusable: the vocabulary has 70000 entries; charlm supports at most 65,535")
+}
