@@ -102,8 +102,8 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
 }
 
 /// Where a save to `path` really writes: `path`, or the file a symbolic link at `path` points to (links to links
-/// are followed, relative targets resolved against the link's folder). A read-only file is refused.
-func resolvedSaveTarget(_ path: String) -> String {
+/// are followed, relative targets resolved against the link's folder).
+public func resolvedSaveTarget(_ path: String) -> String {
     var current = path
     for _ in 0..<40 {
         var info = stat()

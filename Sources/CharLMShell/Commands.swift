@@ -375,7 +375,8 @@ public enum Commands {
                 complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 0, 1, "save [PATH]")
             let (path, size) = try context.session.save(to: words.first?.text)
-            context.session.console.info("saved \(path) (\(grouped(size)) bytes)\n")
+            let target = resolvedSaveTarget(path)
+            context.session.console.info("saved \(path)" + (target == path ? "" : " (a link: wrote \(target))") + " (\(grouped(size)) bytes)\n")
         },
         Command("source", usage: "source FILE.clm", summary: "run the commands in a script",
                 details: "Runs a .clm script inside this session. A `source` inside a script names its script relative to that script's folder; every other path (load, save, plot, @FILE) is relative to the current folder, as at the prompt.\nExample: source scripts/demo.clm",

@@ -131,7 +131,9 @@ private func randomText(_ characters: Int) throws -> URL {
     let target = folder.appendingPathComponent("real.safetensors").path
     let link = folder.appendingPathComponent("link.safetensors").path
     try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "real.safetensors")
-    #expect(message(runner, "save \(link)") == nil)
+    let (_, linkRunner, linkConsole) = try smallShell()
+    #expect(message(linkRunner, "save \(link)") == nil)
+    #expect(linkConsole.stdout.contains("saved \(link) (a link: wrote \(target)) ("), "\(linkConsole.stdout)")
     #expect(lstat(link, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK)
     #expect((try? Checkpoint.load(from: target)) != nil)
     // A read-only file is never replaced (the rename would go around its permissions), even as root.
