@@ -161,7 +161,7 @@ func completePath(_ prefix: String) -> [String] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return [] }
     return entries.filter { $0.hasPrefix(partial) && (partial.hasPrefix(".") || !$0.hasPrefix(".")) }.sorted().map { entry in
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: folder + entry, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: folder + entry, isDirectory: &isDirectory)
         return shown + entry + (isDirectory.boolValue ? "/" : "")
     }
 }

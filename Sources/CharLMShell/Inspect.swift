@@ -362,9 +362,15 @@ public struct Inspector {
 
     /// `novelty N`: generates N characters (current sampling settings, from the primer) and reports `novelty(of:)`.
     public func noveltyReport(count: Int, color: ColorMode, generator: inout SeededGenerator) throws -> String {
-        let (corpus, _) = try requireCorpus(for: "novelty")
-        let generated = try TextGenerator(model: model, context: context).generate(
-            prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &generator)
+        _ = try requireCorpus(for: "novelty")
+        var generated: [Int] = []
+        try TextGenerator(model: model, context: context).stream(
+            prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &generator
+        ) { token in
+            generated.append(token)
+            return (try? cancellation.check()) != nil
+        }
+        try cancellation.check()
         let result = try novelty(of: generated)
         let scalars = Array(result.text.unicodeScalars)
         let (start, length) = result.longestCopy

@@ -145,6 +145,6 @@ public final class Runner {
 
     /// The message for any error a command throws: the shell's and the engine's errors both describe themselves.
     public static func describe(_ error: Error) -> String {
-        (error as? CustomStringConvertible)?.description ?? "\(error)"
+        String(describing: error)
     }
 }
