@@ -221,6 +221,14 @@ public enum StandardStream: Int32, Sendable {
 /// Whether `stream` is connected to a terminal.
 public func isTerminal(_ stream: StandardStream) -> Bool { isatty(stream.rawValue) == 1 }
 
+/// The width of the terminal `stream` is connected to, in columns, asked now (so a resized window is seen at
+/// once, with no SIGWINCH handler); nil when it is not a terminal or does not say.
+public func terminalColumns(_ stream: StandardStream) -> Int? {
+    var size = winsize()
+    guard ioctl(stream.rawValue, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
+    return Int(size.ws_col)
+}
+
 /// The environment variable's current value (read at each call: readline updates COLUMNS as the terminal resizes).
 public func environmentValue(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 

@@ -19,15 +19,30 @@ public protocol Console: AnyObject {
     var quiet: Bool { get }
     /// How stdout may be coloured: not at all unless it is a terminal and NO_COLOR is unset.
     var colorMode: ColorMode { get }
-    /// Columns available on stdout (the terminal's width, else 80).
+    /// Columns to fit output to: the terminal's width (stdout's, else stderr's), asked anew each time; 80 when
+    /// neither is a terminal.
     var width: Int { get }
 }
 
 extension Console {
     /// Information a user asked for (suppressed by `-q`).
     public func info(_ text: String) { if !quiet { out(text) } }
-    /// A note on stderr.
-    public func note(_ text: String) { err(text) }
+    /// A note or warning on stderr ("note: ...", "warning: ..."), wrapped to the width with a hanging indent;
+    /// the label is coloured on a colour terminal.
+    public func note(_ text: String) {
+        let wrapped = wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: 2) + "\n"
+        guard useColor else { return err(wrapped) }
+        for (label, colour) in [("warning:", "1;33"), ("note:", "36")] where wrapped.hasPrefix(label) {
+            return err("\u{1B}[\(colour)m\(label)\u{1B}[0m" + wrapped.dropFirst(label.count))
+        }
+        err(wrapped)
+    }
+
+    /// Information a user asked for, wrapped to the width (for prose: reports and help, never tables or generated
+    /// text), with a hanging indent for each paragraph's later lines.
+    public func infoWrapped(_ text: String, indent: Int = 2) {
+        info(wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: indent) + "\n")
+    }
     /// Replaces the live status line on stderr with `text` (a terminal only; elsewhere nothing is written).
     public func status(_ text: String) { if isTerminal { err(clearLine + text) } }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
@@ -37,8 +52,10 @@ extension Console {
 
     /// An error line, "error:" in red on a colour terminal.
     public func error(_ message: String, location: String? = nil) {
-        let label = useColor ? "\u{1B}[1;31merror:\u{1B}[0m" : "error:"
-        err((location.map { $0 + ": " } ?? "") + label + " " + message + "\n")
+        let prefix = (location.map { $0 + ": " } ?? "") + "error: "
+        let wrapped = wrap(prefix + message, width: width - 1, indent: 2)
+        let label = useColor ? "\u{1B}[1;31merror:\u{1B}[0m " : "error: "
+        err(wrapped.replacingOccurrences(of: "error: ", with: label, options: [], range: wrapped.range(of: "error: ")) + "\n")
     }
 }
 
@@ -62,9 +79,8 @@ public final class StandardConsole: Console {
         }
     }
 
-    /// readline keeps COLUMNS up to date in the environment; 80 when it is unset.
     public var width: Int {
-        environmentValue("COLUMNS").flatMap { Int($0) }.map { max(20, $0) } ?? 80
+        max(20, terminalColumns(.output) ?? terminalColumns(.error) ?? 80)
     }
 
     public func out(_ text: String) {

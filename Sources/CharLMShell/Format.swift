@@ -50,6 +50,47 @@ func describeChanges(_ report: NormalizationReport) -> [String] {
     ].compactMap { $0 }
 }
 
+/// `text` wrapped at word boundaries to lines of at most `width` columns (one column per character, as for the
+/// ASCII, block and braille characters charlm prints). Lines after the first of each paragraph start with `indent`
+/// spaces (a hanging indent); a word longer than a line is cut. Existing line breaks are kept.
+func wrap(_ text: String, width: Int, indent: Int = 0) -> String {
+    let width = max(width, indent + 10)
+    var output: [String] = []
+    for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var line = ""
+        var lineStart = true
+        func finish() {
+            output.append(line)
+            line = String(repeating: " ", count: indent)
+            lineStart = true
+        }
+        // Leading spaces of a paragraph (a table's indent) are kept.
+        let leading = paragraph.prefix { $0 == " " }
+        line = String(leading)
+        for word in paragraph.dropFirst(leading.count).split(separator: " ", omittingEmptySubsequences: true) {
+            var word = Substring(word)
+            let separator = lineStart ? "" : " "
+            if line.count + separator.count + word.count <= width {
+                line += separator + word
+                lineStart = false
+                continue
+            }
+            if !lineStart { finish() }
+            // A word too long for any line: cut it across lines.
+            while line.count + word.count > width {
+                let room = width - line.count
+                line += word.prefix(room)
+                word = word.dropFirst(room)
+                finish()
+            }
+            line += word
+            lineStart = word.isEmpty
+        }
+        output.append(line)
+    }
+    return output.map { $0.hasSuffix(" ") ? String($0.reversed().drop { $0 == " " }.reversed()) : $0 }.joined(separator: "\n")
+}
+
 /// A number written in decimal (12, 0.5, -3e-4, .5), or nil: no hexadecimal (Swift's own parser reads "0x10"
 /// as 16), no "inf" or "nan", no spaces.
 func decimalNumber(_ text: String) -> Double? {

@@ -66,18 +66,36 @@ struct TrainingProgress {
     /// Seconds left, when known.
     var remaining: Double?
 
-    /// "step 40/100  epoch 0.50  loss 2.1234 ▇▆▅  val 2.2000  12,345 tok/s  ETA 0:10"; the sparkline only when
-    /// `sparkline` (a terminal).
-    func line(sparkline drawSparkline: Bool) -> String {
-        var parts = ["step \(step)" + (lastStep.map { "/\($0)" } ?? "")]
-        parts.append(String(format: "epoch %.2f", epoch))
+    /// "step 40/100  epoch 0.50  loss 2.1234 ▇▆▅  val 2.2000  12,345 tok/s  ETA 0:10", the sparkline only when
+    /// `sparkline` (a terminal), fitted to `width` columns: the least important fields go first (the sparkline,
+    /// the epoch, tokens/s, the validation loss, the ETA), so the line never wraps; step and loss stay.
+    func line(sparkline drawSparkline: Bool, width: Int = .max) -> String {
+        // (text, importance): lower numbers stay longer.
+        var fields: [(text: String, importance: Int)] = [("step \(step)" + (lastStep.map { "/\($0)" } ?? ""), 0)]
+        fields.append((String(format: "epoch %.2f", epoch), 5))
         if let loss = recentLosses.last {
-            parts.append(String(format: "loss %.4f", loss) + (drawSparkline ? " " + sparkline(recentLosses) : ""))
+            fields.append((String(format: "loss %.4f", loss), 1))
+            if drawSparkline { fields.append((sparkline(recentLosses), 6)) }
         }
-        if let validation { parts.append(String(format: "val %.4f", validation)) }
-        parts.append("\(grouped(Int(min(tokensPerSecond, 1e15)))) tok/s")
-        if let remaining { parts.append("ETA " + duration(remaining)) }
-        return parts.joined(separator: "  ")
+        if let validation { fields.append((String(format: "val %.4f", validation), 3)) }
+        fields.append(("\(grouped(Int(min(tokensPerSecond, 1e15)))) tok/s", 4))
+        if let remaining { fields.append(("ETA " + duration(remaining), 2)) }
+        func joined() -> String {
+            // The sparkline follows its loss after one space; other fields are two apart.
+            var text = ""
+            for (index, field) in fields.enumerated() {
+                if index > 0 { text += field.importance == 6 ? " " : "  " }
+                text += field.text
+            }
+            return text
+        }
+        var text = joined()
+        while text.count > width, let least = fields.indices.max(by: { fields[$0].importance < fields[$1].importance }),
+              fields[least].importance > 0 {
+            fields.remove(at: least)
+            text = joined()
+        }
+        return text.count > width ? String(text.prefix(max(1, width))) : text
     }
 }
 

@@ -252,7 +252,8 @@ public final class Session {
         let start = Date()
         var lastPlainLine = start
         var done = 0
-        func progress(final: Bool) -> String {
+        /// The progress line, fitted to the width less `reserve` columns.
+        func progress(final: Bool, reserve: Int = 0) -> String {
             let elapsed = Date().timeIntervalSince(start)
             var remaining: Double? = nil
             if !final && done > 0 {
@@ -263,7 +264,7 @@ public final class Session {
                 recentLosses: trainer.lossHistory.suffix(20), validation: trainer.validationHistory.last?.loss,
                 tokensPerSecond: elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0,
                 remaining: remaining.map { max(0, $0) }
-            ).line(sparkline: console.isTerminal)
+            ).line(sparkline: console.isTerminal, width: console.width - 1 - reserve)
         }
         // Validation needs one window of seq characters in the validation split; without one, training goes on
         // without it (and says so once).
@@ -285,7 +286,9 @@ public final class Session {
             if interruptRequested() {
                 clearInterrupt()
                 console.endStatus()
-                console.err("interrupted after step \(trainer.step); the model and optimizer are consistent\n")
+                // The last state, as the live line showed it.
+                console.err(progress(final: true) + "\n")
+                console.note("interrupted after step \(trainer.step); the model and optimizer are consistent\n")
                 throw Interrupted(description: "training interrupted at step \(trainer.step)")
             }
             try trainer.trainStep()
@@ -300,7 +303,8 @@ public final class Session {
         }
         if done > 0 && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         console.endStatus()
-        console.err(progress(final: true) + String(format: "  (%d steps in %@)\n", done, duration(Date().timeIntervalSince(start))))
+        let summary = String(format: "  (%d steps in %@)", done, duration(Date().timeIntervalSince(start)))
+        console.err(progress(final: true, reserve: summary.count) + summary + "\n")
     }
 
     /// The longest `train` for a time accepts.

@@ -81,7 +81,7 @@ private func workFolder() throws -> URL {
     try "source loop.clm\n".write(to: folder.appendingPathComponent("loop.clm"), atomically: true, encoding: .utf8)
     let loop = try runCharLM(["loop.clm"], in: folder)
     #expect(loop.status == 1)
-    #expect(loop.stderr.contains("error: scripts nested deeper than 8 levels: does 'loop.clm' source itself?"))
+    #expect(unwrapped(loop.stderr).contains("error: scripts nested deeper than 8 levels: does 'loop.clm' source itself?"))
 }
 
 @Test func exitCodesFollowTheConvention() throws {

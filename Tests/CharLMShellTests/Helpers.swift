@@ -77,3 +77,6 @@ func runProgram(_ path: String, _ arguments: [String], in folder: URL? = nil, in
     return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errorBox.data, as: UTF8.self))
 }
+
+/// Messages as one line each: wrapped output (lines after the first indented by two spaces) joined back up.
+func unwrapped(_ text: String) -> String { text.replacingOccurrences(of: "\n  ", with: " ") }
