@@ -205,12 +205,7 @@ public enum Commands {
                 }
                 session.console.info("\(key.name) \(key.get(session.settings))\n")
             } else {
-                let width = Settings.keys.map(\.name.count).max()!
-                let valueWidth = max(9, Settings.keys.map { $0.get(session.settings).count + 2 }.max()!)
-                for key in Settings.keys {
-                    let value = key.get(session.settings)
-                    session.console.info(key.name.rightPadded(to: width + 2) + value.rightPadded(to: valueWidth) + key.summary + "\n")
-                }
+                session.console.info(settingsList(session.settings, width: session.console.width))
             }
         },
         shorthand("temp", "temp", "temp 0.8"),
@@ -237,7 +232,7 @@ public enum Commands {
             let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
             lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.config)))); training at seq \(settings.seq) "
                          + "x batch \(settings.batch) about \(formatBytes(Int(min(training, 9e18)))) (\(formatBytes(availableMemoryBytes())) available)")
-            session.console.info(lines.joined(separator: "\n") + "\n")
+            session.console.infoWrapped(lines.joined(separator: "\n"))
         },
         Command("reset", usage: "reset", summary: "start a fresh model from the current settings",
                 details: "Builds a new, untrained model with the current embed, hidden, layers and dropout on the loaded text's characters; forgets the optimizer and histories. Change those settings first (`set hidden 128`), then reset.\nExample: reset") { context, words in
@@ -258,7 +253,7 @@ public enum Commands {
                 details: "Mean cross-entropy over the validation split in windows of `seq` characters, each from a zero state.\nExample: eval") { context, words in
             try expectArguments(words, 0, 0, "eval")
             let evaluation = try context.session.evaluate()
-            context.session.console.info(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f (%@ characters)\n",
+            context.session.console.infoWrapped(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f (%@ characters)",
                                                 evaluation.nats, evaluation.bits, evaluation.perplexity, grouped(evaluation.characters)))
         },
         Command("gen", aliases: ["generate"], usage: "gen [\"PROMPT\"] [N]", summary: "generate N characters after a prompt",
@@ -389,11 +384,13 @@ public enum Commands {
             try expectArguments(words, 0, 0, "history")
             context.session.console.info(lossChart(training: context.session.lossHistory, validation: context.session.validationHistory))
         },
-        Command("help", usage: "help [COMMAND]", summary: "list the commands, or explain one",
+        Command("help", aliases: ["?"], usage: "help [COMMAND|SETTING]", summary: "list the commands, or explain one",
                 details: "Without a command, lists every command with its usage; with one, explains it and gives an example.\nExample: help train",
-                complete: { _, previous, prefix in previous.isEmpty ? Commands.table.map(\.name).filter { $0.hasPrefix(prefix) } : [] }) { context, words in
-            try expectArguments(words, 0, 1, "help [COMMAND]")
-            context.session.console.info(try helpText(for: words.first?.text))
+                complete: { _, previous, prefix in
+                    previous.isEmpty ? (Commands.table.map(\.name) + Settings.keys.map(\.name)).filter { $0.hasPrefix(prefix) } : []
+                }) { context, words in
+            try expectArguments(words, 0, 1, "help [COMMAND|SETTING]")
+            context.session.console.info(try helpText(for: words.first?.text, width: context.session.console.width))
         },
         Command("quit", aliases: ["exit"], usage: "quit", summary: "leave charlm (also Ctrl-D)",
                 details: "Ends the session; unsaved work is lost, so `save` first.\nExample: quit") { context, words in
@@ -409,16 +406,41 @@ public enum Commands {
 }
 
 /// `help` and `help NAME`.
-func helpText(for name: String?) throws -> String {
+func helpText(for name: String?, width: Int = 80) throws -> String {
+    let width = width - 1
     if let name {
-        guard let command = Commands.command(named: name) else {
-            throw ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name)))
+        if let command = Commands.command(named: name) {
+            let aliases = command.aliases.isEmpty ? "" : " (also: " + command.aliases.joined(separator: ", ") + ")"
+            var text = wrap("usage: \(command.usage)\(aliases)", width: width, indent: 7) + "\n"
+                + wrap(command.summary, width: width, indent: 2) + "\n\n" + wrap(command.details, width: width, indent: 0) + "\n"
+            if command.name == "set" { text += "\n" + settingsList(width: width + 1) }
+            return text
         }
-        let aliases = command.aliases.isEmpty ? "" : " (also: " + command.aliases.joined(separator: ", ") + ")"
-        return "usage: \(command.usage)\(aliases)\n\(command.summary)\n\n\(command.details)\n"
+        // A setting: what it means, what it takes, and its default.
+        if let key = Settings.key(named: name) {
+            let declaration = key.declaration
+            return wrap("\(key.name): \(key.summary). \(declaration.domain.rule.prefix(1).uppercased() + declaration.domain.rule.dropFirst()); "
+                        + "default \(declaration.defaultText). Group: \(key.group.rawValue)"
+                        + (settingGroupNote[key.group].map { " (\($0))" } ?? "") + ".\nSet it with `set \(key.name) VALUE`.",
+                        width: width, indent: 2) + "\n"
+        }
+        throw ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name) + Settings.keys.map(\.name)))
     }
-    let width = Commands.table.map(\.usage.count).max()!
-    return "commands (`help COMMAND` for details):\n"
-        + Commands.table.map { "  " + $0.usage.rightPadded(to: width + 2) + $0.summary }.joined(separator: "\n")
-        + "\nscripts: one command per line, # comments, a trailing \\ continues a line\n"
+    return "commands (`help COMMAND` or `help SETTING` for details):\n"
+        + twoColumns(Commands.table.map { ($0.usage, $0.summary) }, width: width, maximumLeft: 26) + "\n"
+        + wrap("scripts: one command per line (or several, separated by `;`), # comments, a trailing \\ continues a line", width: width, indent: 2)
+        + "\n"
+}
+
+/// What a setting's group means for when a change takes effect.
+let settingGroupNote: [SettingGroup: String] = [
+    .model: "the architecture: a trained model keeps its own until `reset`",
+    .data: "applies when text is next loaded",
+]
+
+/// Every setting with its value (or default) and meaning, in two columns.
+func settingsList(_ settings: Settings = Settings(), width: Int = 80) -> String {
+    let nameWidth = Settings.keys.map(\.name.count).max()! + 2
+    let rows = Settings.keys.map { key in (key.name.rightPadded(to: nameWidth) + key.get(settings), key.summary) }
+    return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 8, indent: 0) + "\n"
 }

@@ -91,6 +91,28 @@ func wrap(_ text: String, width: Int, indent: Int = 0) -> String {
     return output.map { $0.hasSuffix(" ") ? String($0.reversed().drop { $0 == " " }.reversed()) : $0 }.joined(separator: "\n")
 }
 
+/// Rows of (left, right) as two columns fitted to `width`: the left column as wide as its widest entry up to
+/// `maximumLeft`, the right one wrapped within its column; a left entry wider than its column puts its right text
+/// on the next line. Each row starts with `indent` spaces.
+func twoColumns(_ rows: [(String, String)], width: Int, maximumLeft: Int, indent: Int = 2) -> String {
+    let left = min(maximumLeft, rows.map(\.0.count).max() ?? 0)
+    let rightStart = indent + left + 2
+    let rightWidth = max(20, width - rightStart)
+    var lines: [String] = []
+    for (name, text) in rows {
+        let wrapped = wrap(text, width: rightWidth).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let pad = String(repeating: " ", count: rightStart)
+        if name.count > left {
+            lines.append(String(repeating: " ", count: indent) + name)
+            lines += wrapped.map { pad + $0 }
+        } else {
+            lines.append(String(repeating: " ", count: indent) + name.rightPadded(to: left + 2) + (wrapped.first ?? ""))
+            lines += wrapped.dropFirst().map { pad + $0 }
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
 /// A number written in decimal (12, 0.5, -3e-4, .5), or nil: no hexadecimal (Swift's own parser reads "0x10"
 /// as 16), no "inf" or "nan", no spaces.
 func decimalNumber(_ text: String) -> Double? {

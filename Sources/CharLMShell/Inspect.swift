@@ -109,7 +109,7 @@ public struct Inspector {
     // MARK: Training pairs
 
     /// `windows N`: N training windows drawn as the trainer draws them, inputs above the characters to predict.
-    public func windowsReport(count: Int, width: Int = 20) throws -> String {
+    public func windowsReport(count: Int) throws -> String {
         let (corpus, dataset) = try requireCorpus(for: "windows")
         let T = settings.seq
         try dataset.checkTrainable(length: T)
@@ -120,7 +120,8 @@ public struct Inspector {
         // A generator of its own, so looking does not change what training draws next.
         var generator = SeededGenerator(seed: settings.seed &+ 2)
         dataset.sampleBatch(length: T, batch: count, generator: &generator, inputs: inputs, targets: targets)
-        let shown = min(T, width)
+        // Three columns a character after an 8-column label, as many as the terminal holds.
+        let shown = max(1, min(T, (console.width - 1 - 8) / 3))
         func cell(_ token: Int32) -> String {
             let scalar = vocabulary.scalars[Int(token)]
             let text: String
@@ -132,14 +133,16 @@ public struct Inspector {
             }
             return text.leftPadded(to: 3)
         }
-        var lines = ["\(count) training window\(count == 1 ? "" : "s") of seq = \(T) characters (first \(shown) shown); "
-                     + "the model reads the input row and must predict, at each position, the character below it:"]
+        var lines = [wrap("\(count) training window\(count == 1 ? "" : "s") of seq = \(T) characters (first \(shown) shown); "
+                          + "the model reads the input row and must predict, at each position, the character below it:",
+                          width: console.width - 1)]
         for b in 0..<count {
             lines.append("window \(b + 1):")
             lines.append("  input " + (0..<shown).map { cell(inputs[$0 * count + b]) }.joined())
             lines.append("  target" + (0..<shown).map { cell(targets[$0 * count + b]) }.joined())
         }
-        lines.append("(␣ is a space; each target is the next input: training pairs are the text shifted by one)")
+        lines.append(wrap("(␣ is a space; each target is the next input: training pairs are the text shifted by one)",
+                          width: console.width - 1, indent: 1))
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -168,7 +171,8 @@ public struct Inspector {
         let barWidth = 20
         func bar(_ p: Double) -> String { probabilityBar(p, width: barWidth) }
         let label = describeSampling(settings.sampling)
-        var lines = ["after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\": the \(k) most likely next characters",
+        var lines = [wrap("after \"\(abbreviated(prompt.replacingOccurrences(of: "\n", with: "\\n"), limit: 60))\": the \(k) most likely next characters",
+                          width: console.width - 1, indent: 2),
                      "char     temp 1".padding(toLength: 9 + barWidth + 9, withPad: " ", startingAt: 0) + " " + label]
         for rank in 0..<k {
             let index = plain.order[rank]
@@ -198,7 +202,8 @@ public struct Inspector {
         let textGenerator = TextGenerator(model: model, context: context)
         let sampler = textGenerator.sampler
         let sampling = settings.sampling
-        var lines = ["sampling after \"\(prompt.replacingOccurrences(of: "\n", with: "\\n"))\" with \(describeSampling(sampling)):",
+        var lines = [wrap("sampling after \"\(abbreviated(prompt.replacingOccurrences(of: "\n", with: "\\n"), limit: 60))\" with \(describeSampling(sampling)):",
+                          width: console.width - 1, indent: 2),
                      "step  char   prob   rank  kept  alternatives (| marks the cut-off)"]
         var generated = ""
         var step = 0
@@ -207,17 +212,26 @@ public struct Inspector {
                                  cancellation: cancellation) { token in
             step += 1
             // The sampler's probabilities are those of the draw just made (zero outside what the cut-offs kept).
-            rankIndices(UnsafeBufferPointer(sampler.probabilities), into: &order)
-            let rank = order.firstIndex(of: token)! + 1
-            var shown: [String] = []
-            for position in 0..<min(alternatives + 1, vocabulary.count) {
-                if position == sampler.keptCount { shown.append("|") }
-                let index = order[position]
-                shown.append(visible(vocabulary.scalars[index]) + String(format: " %.2f", sampler.probabilities[index]))
+            // The model's ranking: after a top-k or top-p cut the sampler's own order (by probability before the
+            // cut, whose losers now have probability 0); without one, the probabilities themselves.
+            if sampler.keptCount < vocabulary.count {
+                order = sampler.order
+            } else {
+                rankIndices(UnsafeBufferPointer(sampler.probabilities), into: &order)
             }
-            lines.append(String(step).leftPadded(to: 4) + "  " + visible(vocabulary.scalars[token]).padding(toLength: 6, withPad: " ", startingAt: 0)
-                         + String(format: "%5.3f", sampler.probabilities[token]) + String(rank).leftPadded(to: 7)
-                         + String(sampler.keptCount).leftPadded(to: 6) + "  " + shown.joined(separator: "  "))
+            let rank = order.firstIndex(of: token)! + 1
+            var line = String(step).leftPadded(to: 4) + "  " + visible(vocabulary.scalars[token]).rightPadded(to: 6)
+                + String(format: "%5.3f", sampler.probabilities[token]) + String(rank).leftPadded(to: 7)
+                + String(sampler.keptCount).leftPadded(to: 6)
+            // As many alternatives as the width holds; past the cut, in the model's order without a probability.
+            for position in 0..<min(alternatives + 1, vocabulary.count) {
+                let index = order[position]
+                let piece = (position == sampler.keptCount ? "| " : "") + visible(vocabulary.scalars[index])
+                    + (position < sampler.keptCount ? String(format: " %.2f", sampler.probabilities[index]) : "")
+                guard line.count + 2 + piece.count <= console.width - 1 else { break }
+                line += "  " + piece
+            }
+            lines.append(line)
             generated += vocabulary.character(token)
             return true
         }

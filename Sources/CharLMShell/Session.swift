@@ -122,10 +122,10 @@ public final class Session {
         let split = try Dataset(tokens: loaded.tokens, validationFraction: settings.val)
         let report = loaded.report
         let changes = describeChanges(report)
-        console.info("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
-                     + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))\n")
-        console.info("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
-                     + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")) + "\n")
+        console.infoWrapped("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
+                            + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
+        console.infoWrapped("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
+                            + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
         // Keep the trainer's progress across a reload of the same text.
         setTrainerAside()
         corpus = loaded
@@ -155,7 +155,8 @@ public final class Session {
         trainer = nil
         pendingResume = checkpoint.training.map { ($0, checkpoint.optimizer) }
         checkpointCorpus = checkpoint.corpus
-        console.info("loaded checkpoint \(path): \(describeModel(loadedModel.config)), step \(step)\n")
+        console.infoWrapped("loaded checkpoint \(path), step \(grouped(step))")
+        console.infoWrapped("  model: \(describeModel(loadedModel.config))", indent: 4)
         for note in checkpoint.notes + settingNotes { console.note("note: \(note)\n") }
         if let corpus {
             if corpus.vocabulary != checkpoint.vocabulary {
@@ -182,7 +183,7 @@ public final class Session {
         trainer = nil
         pendingResume = nil
         checkpointCorpus = nil
-        console.info("new model: \(describeModel(made.config))\n")
+        console.infoWrapped("new model: \(describeModel(made.config))")
     }
 
     func describeModel(_ config: ModelConfig) -> String {

@@ -62,7 +62,9 @@ struct CharLMCommand: ParsableCommand {
         if stayInteractive && status != .interrupted && !runner.quitRequested {
             runner.interactive = true
             if stdinIsTerminal {
-                console.err("charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n")
+                console.note(session.model == nil
+                    ? "charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n"
+                    : "charlm: a character-level language model. `help` lists the commands.\n")
                 let source = ReadlineLineSource(session: session)
                 _ = runner.run(source, name: nil, prompt: "charlm> ")
                 source.saveHistory()

@@ -34,7 +34,8 @@ private func workFolder() throws -> URL {
     \(generated)
     saved e2e.safetensors (\(grouped(size)) bytes)
     new model: \(config): \(grouped(parameters)) parameters
-    loaded checkpoint e2e.safetensors: \(config): \(grouped(parameters)) parameters, step 5
+    loaded checkpoint e2e.safetensors, step 5
+      model: \(config): \(grouped(parameters)) parameters
     \(generated)
 
     """
