@@ -14,6 +14,13 @@ static inline void charlm_readline_configure(const char *name, charlm_completer 
 }
 
 static inline const char *charlm_readline_line(void) { return rl_line_buffer; }
+
+/// The history list: how many entries, and entry i (0 = the oldest kept), or NULL.
+static inline int charlm_history_count(void) { return history_length; }
+static inline const char *charlm_history_entry(int i) {
+    HIST_ENTRY *entry = history_get(history_base + i);
+    return entry ? entry->line : NULL;
+}
 static inline int charlm_readline_point(void) { return rl_point; }
 
 /// Tells readline the candidates are final (no file-name fallback) and what to append after a single match.

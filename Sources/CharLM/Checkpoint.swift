@@ -11,7 +11,7 @@
 //              "step:loss,step:loss", which is still read)
 //   optimizer {"type": "adam", "step", "lr", "beta1", "beta2", "eps"}
 //   sampling  {"temperature", "top_k", "top_p"}
-//   corpus    {"characters", "fnv1a64"}: the fingerprint of the text trained on
+//   corpus    {"characters", "fnv1a64", "name"}: the fingerprint of the text trained on (name: its file name)
 //   settings  {string: string}: the shell's own settings
 //
 // Floats that must come back bit-identical (lr, clip, ...) are widened to Double and written as the shortest decimal
@@ -54,6 +54,18 @@ public struct TrainingState: Equatable, Sendable {
 public struct CorpusFingerprint: Equatable, Sendable {
     public var characters: Int
     public var hash: UInt64
+    /// The text's file name, to name it in messages; not part of what is compared.
+    public var name: String?
+
+    public init(characters: Int, hash: UInt64, name: String? = nil) {
+        self.characters = characters
+        self.hash = hash
+        self.name = name
+    }
+
+    public static func == (a: CorpusFingerprint, b: CorpusFingerprint) -> Bool {
+        a.characters == b.characters && a.hash == b.hash
+    }
 }
 
 /// A saved session: model, vocabulary, and whatever else was saved with it.
@@ -144,7 +156,7 @@ public struct Checkpoint: Sendable {
         if let corpus {
             metadata["corpus"] = jsonObject([
                 ("characters", String(corpus.characters)), ("fnv1a64", jsonString(String(corpus.hash, radix: 16))),
-            ])
+            ] + (corpus.name.map { [("name", jsonString($0))] } ?? []))
         }
         if !settings.isEmpty {
             metadata["settings"] = jsonObject(settings.keys.sorted().map { ($0, jsonString(settings[$0]!)) })
@@ -355,7 +367,8 @@ public struct Checkpoint: Sendable {
                   let hash = UInt64(hashText, radix: 16) else {
                 throw bad("metadata `corpus` needs characters and fnv1a64")
             }
-            checkpoint.corpus = CorpusFingerprint(characters: characters, hash: hash)
+            checkpoint.corpus = CorpusFingerprint(characters: characters, hash: hash,
+                                                  name: corpusJSON["name"]?.string.map { abbreviated($0, limit: 80) })
         }
         if let settingsJSON = try metadataJSON("settings") {
             guard case .object(let pairs) = settingsJSON else { throw bad("metadata `settings` is not a JSON object") }

@@ -143,11 +143,14 @@ public enum Setting {
         name: "topp", group: .sampling, domain: .number(lower: 0, lowerIncluded: false, upper: 1, upperIncluded: true),
         defaultText: "1", summary: "sample from the smallest set with this mass (1 = off)")
     public static let length = SettingDeclaration(
-        name: "length", group: .sampling, domain: .integer(0...1_000_000), defaultText: "500",
+        name: "length", group: .sampling, domain: .integer(1...1_000_000), defaultText: "500",
         summary: "characters `gen` writes by default")
     public static let eval = SettingDeclaration(
         name: "eval", group: .training, domain: .integer(0...1_000_000), defaultText: "250",
         summary: "validate every this many steps while training (0 = only at the end)")
+    public static let timing = SettingDeclaration(
+        name: "timing", group: .system, domain: .flag, defaultText: "off",
+        summary: "print how long each command took (psql's \\timing)")
     public static let threads = SettingDeclaration(
         name: "threads", group: .system, domain: .integer(1...256),
         defaultText: String(min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))), summary: "compute threads")
@@ -155,7 +158,7 @@ public enum Setting {
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
         embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, val, lowercase, ascii, seed, temp, topk,
-        topp, length, eval, threads,
+        topp, length, eval, timing, threads,
     ]
 }
 

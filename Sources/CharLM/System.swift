@@ -86,6 +86,24 @@ public func readFileBytes(at path: String, maximumBytes: Int = .max) throws -> [
     return bytes
 }
 
+/// The first `count` bytes of a regular file (fewer if it is shorter); nil when it cannot be read.
+public func readFilePrefix(at path: String, count: Int) -> [UInt8]? {
+    guard case .regular = try? fileKind(path) else { return nil }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    var filled = 0
+    while filled < count {
+        let room = count - filled
+        let got = bytes.withUnsafeMutableBytes { buffer in read(descriptor, buffer.baseAddress! + filled, room) }
+        if got < 0 && errno == EINTR { continue }
+        if got <= 0 { break }
+        filled += got
+    }
+    return Array(bytes.prefix(filled))
+}
+
 /// The text of the C library's last error.
 private func lastErrorText() -> String { String(cString: strerror(errno)) }
 
@@ -220,6 +238,19 @@ public enum StandardStream: Int32, Sendable {
 
 /// Whether `stream` is connected to a terminal.
 public func isTerminal(_ stream: StandardStream) -> Bool { isatty(stream.rawValue) == 1 }
+
+/// Reads one line from standard input a byte at a time (no buffering, so nothing typed after it is taken from
+/// whoever reads next, as readline does); nil at the end of input or when a signal (Ctrl-C) interrupts the read.
+public func readLineUnbuffered() -> String? {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    while true {
+        let got = read(0, &byte, 1)
+        if got <= 0 { return bytes.isEmpty && got == 0 ? nil : (got < 0 ? nil : String(decoding: bytes, as: UTF8.self)) }
+        if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+        bytes.append(byte)
+    }
+}
 
 /// The width of the terminal `stream` is connected to, in columns, asked now (so a resized window is seen at
 /// once, with no SIGWINCH handler); nil when it is not a terminal or does not say.

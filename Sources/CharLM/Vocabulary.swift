@@ -100,12 +100,13 @@ public struct Vocabulary: Equatable, Sendable {
     public func character(_ token: Int) -> String { String(Character(scalars[token])) }
 }
 
-/// A character spelled so a reader can see it: `'\n'`, `' '`, `'a'`, `'U+200B'`.
+/// A character spelled so a reader can see it: `'\n'`, `' '`, `'a'`, `"'"`, `'U+200B'`.
 public func visible(_ scalar: Unicode.Scalar) -> String {
     switch scalar {
     case "\n": return "'\\n'"
     case "\t": return "'\\t'"
     case "\r": return "'\\r'"
+    case "'": return "\"'\""  // an apostrophe between apostrophes reads as three
     default:
         if scalar.value < 0x20 || scalar.value == 0x7F || scalar.properties.generalCategory == .format {
             return "'U+" + String(scalar.value, radix: 16, uppercase: true) + "'"

@@ -74,7 +74,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     var htmlPath: String?
     if let flag = rest.firstIndex(where: { !$0.quoted && $0.text == "--html" }) {
         guard flag + 1 < rest.endIndex else { throw ShellError.badArgument("--html needs a file name; usage: \(usage)") }
-        htmlPath = rest[flag + 1].text
+        htmlPath = expandingTilde(rest[flag + 1].text)
         rest.removeSubrange(flag...(flag + 1))
     }
     guard var text = rest.popFirst()?.text else { throw ShellError.usage(usage) }
@@ -93,7 +93,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     let layer = numbers.first ?? model.config.layerCount - 1
     if let htmlPath {
         try inspector.writeCellsPage(text: text, layer: layer, path: htmlPath)
-        session.console.info("wrote \(htmlPath): layer \(layer), \(model.config.hiddenSize) cells\n")
+        session.console.report("wrote \(htmlPath): layer \(layer), \(model.config.hiddenSize) cells")
     } else if top {
         session.console.info(try inspector.cellsTopReport(text: text, layer: layer))
     } else {
@@ -106,7 +106,7 @@ let maximumArgumentFileBytes = 10_000_000
 
 /// The text of a file named in an argument (`@FILE`), with the error a user can act on.
 func readArgumentFile(_ path: String) throws -> String {
-    String(decoding: try readFileBytes(at: path, maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
+    String(decoding: try readFileBytes(at: expandingTilde(path), maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
 }
 
 /// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.
@@ -176,7 +176,7 @@ public enum Commands {
                 built-in dataset (\(Downloads.builtIn.keys.sorted().joined(separator: ", "))), downloaded once into \
                 $CHARLM_CACHE (default ~/.cache/charlm) and checked against its sha256; a URL downloads any http(s) \
                 text the same way.
-                Example: load tinyshakespeare
+                Example: load input.txt
                 """,
                 complete: { _, previous, prefix in
                     previous.isEmpty ? Downloads.builtIn.keys.sorted().filter { $0.hasPrefix(prefix) } + completePath(prefix) : []
@@ -223,7 +223,7 @@ public enum Commands {
             }
             var lines = ["model: \(session.describeModel(model.config))"]
             lines.append("corpus: " + (session.corpusName.map { "\($0) (\(grouped(session.corpus!.tokens.count)) characters)" } ?? "none loaded"))
-            var progress = "step \(session.step)"
+            var progress = "step \(grouped(session.step))" + (session.trainedElsewhere && session.step == 0 ? " here (the file holds no training history)" : "")
             if let perEpoch = session.stepsPerEpoch { progress += String(format: ", epoch %.2f", Double(session.step) / Double(perEpoch)) }
             lines.append(progress)
             if let loss = session.lossHistory.last { lines.append(String(format: "last training loss %.4f", loss)) }
@@ -297,7 +297,7 @@ public enum Commands {
             context.session.console.info(try context.session.inspector().encodeReport(words[0].text))
         },
         Command("decode", usage: "decode INDEX...", summary: "turn indices back into text",
-                details: "The characters of vocabulary indices (`vocab` lists them), spelled visibly and then as text.\nExample: decode 20 43 50 50 53") { context, words in
+                details: "The characters of vocabulary indices (`vocab` lists them), spelled visibly and then as text.\nExample: decode 20 17 24 24 27") { context, words in
             guard !words.isEmpty else { throw ShellError.usage("decode INDEX...") }
             context.session.console.info(try context.session.inspector().decodeReport(words.map(\.text)))
         },
@@ -340,17 +340,18 @@ public enum Commands {
                 complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 0, 1, "plot [FILE.svg]")
             let session = context.session
-            if let path = words.first?.text {
+            if let path = words.first.map({ expandingTilde($0.text) }) {
                 guard path.lowercased().hasSuffix(".svg") else {
                     throw ShellError.badArgument("plot writes SVG: give a file name ending in .svg; got '\(path)'")
                 }
                 guard !session.lossHistory.isEmpty else { throw ShellError.needs(.training) }
                 try writeFileAtomically(Array(lossChartSVG(training: session.lossHistory, validation: session.validationHistory).utf8), to: path)
-                session.console.info("wrote \(path)\n")
+                session.console.report("wrote \(path)")
             } else {
                 guard !session.lossHistory.isEmpty else { throw ShellError.needs(.training) }
                 session.console.info(brailleChart(training: session.lossHistory, validation: session.validationHistory,
                                                   width: session.console.width, height: 12))
+                session.console.infoWrapped(validationList(session.validationHistory))
             }
         },
         Command("novelty", usage: "novelty [N]", summary: "generate N characters: how much is copied from the training text?",
@@ -360,6 +361,13 @@ public enum Commands {
             let session = context.session
             session.console.info(try session.inspector().noveltyReport(
                 count: count, color: session.console.colorMode == .none ? .none : .palette256, generator: &session.sampleGenerator))
+        },
+        Command("pause", usage: "pause [\"MESSAGE\"]", summary: "wait for Enter (in a script run at a terminal)",
+                details: "Prints MESSAGE (default: press Enter to go on) and waits for Enter when charlm runs at a terminal, so a script can stop between sections; elsewhere (a pipe, -c, tests) it goes straight on.\nExample: pause \"Next: sampling.\"") { context, words in
+            try expectArguments(words, 0, 1, "pause [\"MESSAGE\"]")
+            guard let wait = context.session.waitForEnter else { return }
+            context.session.console.note((words.first?.text ?? "") + (words.isEmpty ? "" : " ") + "[press Enter to go on]\n")
+            wait()
         },
         Command("echo", usage: "echo TEXT", summary: "print TEXT (for explanations in scripts)",
                 details: "Prints its words separated by spaces; quotes keep spacing and allow \\n.\nExample: echo \"Next: the model's predictions.\"") { context, words in
@@ -371,18 +379,24 @@ public enum Commands {
             try expectArguments(words, 0, 1, "save [PATH]")
             let (path, size) = try context.session.save(to: words.first?.text)
             let target = resolvedSaveTarget(path)
-            context.session.console.info("saved \(path)" + (target == path ? "" : " (a link: wrote \(target))") + " (\(grouped(size)) bytes)\n")
+            context.session.console.report("saved \(path)" + (target == path ? "" : " (a link: wrote \(target))") + " (\(grouped(size)) bytes)")
         },
         Command("source", usage: "source FILE.clm", summary: "run the commands in a script",
-                details: "Runs a .clm script inside this session. A `source` inside a script names its script relative to that script's folder; every other path (load, save, plot, @FILE) is relative to the current folder, as at the prompt.\nExample: source scripts/demo.clm",
+                details: "Runs a .clm script inside this session. A `source` inside a script names its script relative to that script's folder; every other path (load, save, plot, @FILE) is relative to the current folder, as at the prompt.\nExample: source experiment.clm",
                 complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 1, 1, "source FILE.clm")
             try context.runner.source(words[0].text)
         },
-        Command("history", usage: "history", summary: "the losses so far, as a small chart",
-                details: "Training loss per step (a text chart) and every validation loss.\nExample: history") { context, words in
-            try expectArguments(words, 0, 0, "history")
-            context.session.console.info(lossChart(training: context.session.lossHistory, validation: context.session.validationHistory))
+        Command("history", usage: "history [N]", summary: "the commands typed so far, numbered",
+                details: "The last N commands (default 20), oldest first, numbered as readline numbers them: at the prompt, this session's and those kept from earlier sessions (~/.charlm_history); in a script, the lines run so far. The losses are drawn by `plot`.\nExample: history 5") { context, words in
+            try expectArguments(words, 0, 1, "history [N]")
+            let count = try words.first.map { try positiveInteger($0.text, "history: N", maximum: 100_000) } ?? 20
+            let lines = context.runner.historyProvider?() ?? context.runner.executedLines
+            let first = max(0, lines.count - count)
+            let numberWidth = String(lines.count).count
+            for (offset, line) in lines[first...].enumerated() {
+                context.session.console.info(String(first + offset + 1).leftPadded(to: numberWidth + 2) + "  " + line + "\n")
+            }
         },
         Command("help", aliases: ["?"], usage: "help [COMMAND|SETTING]", summary: "list the commands, or explain one",
                 details: "Without a command, lists every command with its usage; with one, explains it and gives an example.\nExample: help train",
@@ -393,7 +407,7 @@ public enum Commands {
             context.session.console.info(try helpText(for: words.first?.text, width: context.session.console.width))
         },
         Command("quit", aliases: ["exit"], usage: "quit", summary: "leave charlm (also Ctrl-D)",
-                details: "Ends the session; unsaved work is lost, so `save` first.\nExample: quit") { context, words in
+                details: "Ends the session (also Ctrl-D). At the prompt, leaving with training that was never saved is refused once, with a note: `save`, or quit again.\nExample: quit") { context, words in
             try expectArguments(words, 0, 0, "quit")
             context.runner.requestQuit()
         },

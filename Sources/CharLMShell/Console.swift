@@ -15,7 +15,7 @@ public protocol Console: AnyObject {
     var isTerminal: Bool { get }
     /// Whether to colour (a terminal, and NO_COLOR unset).
     var useColor: Bool { get }
-    /// `-q`: only generated text reaches stdout.
+    /// `-q`: only generated text, requested output and errors.
     var quiet: Bool { get }
     /// How stdout may be coloured: not at all unless it is a terminal and NO_COLOR is unset.
     var colorMode: ColorMode { get }
@@ -25,11 +25,15 @@ public protocol Console: AnyObject {
 }
 
 extension Console {
-    /// Information a user asked for (suppressed by `-q`).
-    public func info(_ text: String) { if !quiet { out(text) } }
+    /// Information a user asked for (`show`, `model`, `eval`, `vocab`, ...): printed even with `-q`.
+    public func info(_ text: String) { out(text) }
+    /// What an action did (`loaded ...`, `new model: ...`, `saved ...`, `wrote ...`), wrapped to the width:
+    /// silent with `-q`.
+    public func report(_ text: String, indent: Int = 2) { if !quiet { infoWrapped(text, indent: indent) } }
     /// A note or warning on stderr ("note: ...", "warning: ..."), wrapped to the width with a hanging indent;
-    /// the label is coloured on a colour terminal.
+    /// the label is coloured on a colour terminal. Silent with `-q`.
     public func note(_ text: String) {
+        if quiet { return }
         let wrapped = wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: 2) + "\n"
         guard useColor else { return err(wrapped) }
         for (label, colour) in [("warning:", "1;33"), ("note:", "36")] where wrapped.hasPrefix(label) {
@@ -43,10 +47,15 @@ extension Console {
     public func infoWrapped(_ text: String, indent: Int = 2) {
         info(wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: indent) + "\n")
     }
+    /// Progress on stderr (validation lines, summaries, timings); silent with `-q`.
+    public func progress(_ text: String) { if !quiet { err(text) } }
+    /// A line of secondary detail on stderr (a timing after `gen`): dim on a colour terminal; silent with `-q`.
+    public func detail(_ text: String) { progress(useColor ? "\u{1B}[2m" + text + "\u{1B}[0m\n" : text + "\n") }
+
     /// Replaces the live status line on stderr with `text` (a terminal only; elsewhere nothing is written).
-    public func status(_ text: String) { if isTerminal { err(clearLine + text) } }
+    public func status(_ text: String) { if isTerminal && !quiet { err(clearLine + text) } }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
-    public func endStatus() { if isTerminal { err(clearLine) } }
+    public func endStatus() { if isTerminal && !quiet { err(clearLine) } }
     /// Back to the start of the line, then erase it.
     private var clearLine: String { "\r\u{1B}[K" }
 

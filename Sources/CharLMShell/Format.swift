@@ -113,6 +113,19 @@ func twoColumns(_ rows: [(String, String)], width: Int, maximumLeft: Int, indent
     return lines.joined(separator: "\n")
 }
 
+/// `path` with a leading `~` (the home folder) or `~user` (that user's) expanded, as a shell does; any other path,
+/// or an unknown user, as it is.
+func expandingTilde(_ path: String) -> String {
+    guard path.hasPrefix("~") else { return path }
+    let rest = path.dropFirst()
+    let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+    let user = String(rest[..<slash])
+    guard let home = user.isEmpty ? NSHomeDirectory() : FileManager.default.homeDirectory(forUser: user)?.path else {
+        return path
+    }
+    return home + rest[slash...]
+}
+
 /// A number written in decimal (12, 0.5, -3e-4, .5), or nil: no hexadecimal (Swift's own parser reads "0x10"
 /// as 16), no "inf" or "nan", no spaces.
 func decimalNumber(_ text: String) -> Double? {

@@ -171,19 +171,21 @@ public struct Inspector {
         let barWidth = 20
         func bar(_ p: Double) -> String { probabilityBar(p, width: barWidth) }
         let label = describeSampling(settings.sampling)
+        let plainSampling = settings.sampling == SamplingSettings(temperature: 1)
         var lines = [wrap("after \"\(abbreviated(prompt.replacingOccurrences(of: "\n", with: "\\n"), limit: 60))\": the \(k) most likely next characters",
                           width: console.width - 1, indent: 2),
-                     "char     temp 1".padding(toLength: 9 + barWidth + 9, withPad: " ", startingAt: 0) + " " + label]
+                     "char     temp 1".rightPadded(to: 9 + barWidth + 9) + (plainSampling ? "" : " " + label)]
+        // When sampling is plain temperature 1 the two distributions are one: one column.
         for rank in 0..<k {
             let index = plain.order[rank]
             let pPlain = plain.probabilities[index], pCurrent = current.probabilities[index]
-            lines.append(visible(vocabulary.scalars[index]).padding(toLength: 9, withPad: " ", startingAt: 0)
-                         + bar(pPlain) + String(format: " %6.2f%%  ", pPlain * 100) + bar(pCurrent) + String(format: " %6.2f%%", pCurrent * 100))
+            lines.append(visible(vocabulary.scalars[index]).rightPadded(to: 9) + bar(pPlain) + String(format: " %6.2f%%", pPlain * 100)
+                         + (plainSampling ? "" : "  " + bar(pCurrent) + String(format: " %6.2f%%", pCurrent * 100)))
         }
         let restPlain = 1 - (0..<k).reduce(0.0) { $0 + plain.probabilities[plain.order[$1]] }
         let restCurrent = 1 - (0..<k).reduce(0.0) { $0 + current.probabilities[plain.order[$1]] }
-        lines.append("others".padding(toLength: 9 + barWidth, withPad: " ", startingAt: 0) + String(format: " %6.2f%%  ", max(0, restPlain) * 100)
-                     + String(repeating: " ", count: barWidth) + String(format: " %6.2f%%", max(0, restCurrent) * 100))
+        lines.append("others".rightPadded(to: 9 + barWidth) + String(format: " %6.2f%%", max(0, restPlain) * 100)
+                     + (plainSampling ? "" : "  " + String(repeating: " ", count: barWidth) + String(format: " %6.2f%%", max(0, restCurrent) * 100)))
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -268,7 +270,8 @@ public struct Inspector {
         let cell = requested ?? rankCells(values)[0].cell
         guard cell >= 0 && cell < H else { throw ShellError.badArgument("cell must be from 0 to \(H - 1); got \(cell)") }
         let series = values.map { $0[cell] }
-        var output = "layer \(layer) cell \(cell): tanh(c) after each character, -1 blue ... +1 red\n"
+        var output = "layer \(layer) cell \(cell): tanh(c) after each character, "
+            + (color == .none ? "from -1 to +1\n" : "-1 blue ... +1 red\n")
         switch color {
         case .none:
             for (t, token) in tokens.enumerated() {
@@ -394,8 +397,8 @@ public struct Inspector {
         var output = color == .none ? before + "[[" + copied + "]]" + after : before + highlightEscape + copied + resetEscape + after
         output += "\n---\n"
         func percent(_ part: Int, _ whole: Int) -> String { whole == 0 ? "-" : String(format: "%.1f%%", 100 * Double(part) / Double(whole)) }
-        output += "words found in the training text: \(result.knownWords) of \(result.words) (\(percent(result.knownWords, result.words)))\n"
-        output += "character 8-grams found in the training text: \(result.knownGrams) of \(result.grams) (\(percent(result.knownGrams, result.grams)))\n"
+        output += "words found in the training text: \(grouped(result.knownWords)) of \(grouped(result.words)) (\(percent(result.knownWords, result.words)))\n"
+        output += "character 8-grams found in the training text: \(grouped(result.knownGrams)) of \(grouped(result.grams)) (\(percent(result.knownGrams, result.grams)))\n"
         output += "longest run copied verbatim: \(length) characters" + (color == .none ? ", marked [[ ]]" : ", highlighted")
             + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"\n"
         return output

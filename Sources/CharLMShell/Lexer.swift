@@ -1,5 +1,5 @@
-// Splits one command line into words: whitespace separates, double quotes group (with \n, \t, \", \\ escapes),
-// `#` outside quotes starts a comment. Errors point at the column.
+// Splits one command line into commands at `;` and each command into words: whitespace separates, double quotes
+// group (with \n, \t, \", \\ escapes), `#` outside quotes starts a comment. Errors point at the column.
 
 /// One word of a command line.
 public struct Word: Equatable, Sendable {
@@ -24,7 +24,33 @@ public struct LexError: Error, Equatable, CustomStringConvertible {
     public var description: String { "\(message) (column \(column))" }
 }
 
-/// The words of `line`.
+/// The commands of `line`: its text split at every `;` outside quotes and before any comment (as sqlite3 and
+/// psql split), each with the 0-based column it starts at. A line without `;` is one command.
+public func splitCommands(_ line: String) -> [(text: String, offset: Int)] {
+    let characters = Array(line)
+    var commands: [(text: String, offset: Int)] = []
+    var start = 0
+    var inQuotes = false
+    var index = 0
+    while index < characters.count {
+        let character = characters[index]
+        if inQuotes && character == "\\" {
+            index += 2
+            continue
+        }
+        if character == "\"" { inQuotes.toggle() }
+        if !inQuotes && character == "#" { break }
+        if !inQuotes && character == ";" {
+            commands.append((String(characters[start..<index]), start))
+            start = index + 1
+        }
+        index += 1
+    }
+    commands.append((String(characters[start...]), start))
+    return commands
+}
+
+/// The words of `line` (one command: `splitCommands` first for a line that may hold several).
 public func lex(_ line: String) throws -> [Word] {
     var words: [Word] = []
     let characters = Array(line)

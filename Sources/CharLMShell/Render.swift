@@ -1,5 +1,5 @@
 // All drawing, as pure functions from numbers to text: the training progress line and its sparkline, the loss
-// charts (a small text chart for `history`, braille for `plot`, SVG), the probability bars of `next`, the colours of
+// charts (braille for `plot`, SVG), the probability bars of `next`, the colours of
 // `cells` and `novelty`, and the memory-cell page as HTML. Every chart averages steps into columns with the one helper
 // `columnAverages`. The files made here are well-formed XML (the tests parse them), self-contained and readable
 // without a network.
@@ -99,35 +99,17 @@ struct TrainingProgress {
     }
 }
 
-// MARK: Loss chart, text
+// MARK: Loss chart, terminal
 
-/// A small text chart of the training loss (averaged into columns) and the validation points (`history`).
-func lossChart(training: [Double], validation: [ValidationPoint], width: Int = 60, height: Int = 8) -> String {
-    guard !training.isEmpty else { return "no training yet\n" }
-    let columns = min(width, training.count)
-    let averages = columnAverages(training, columns: columns, span: training.count).map { $0!.mean }
-    let (low, high) = (averages.min()!, averages.max()!)
-    var rows: [String] = []
-    for row in 0..<height {
-        // Row r holds the averages nearest its level: position (from the top) r / (height - 1).
-        let level = high - (high * 0.5 - low * 0.5) * 2 * Double(row) / Double(height - 1)
-        let label = String(format: "%7.3f |", level)
-        let cells = averages.map { Int(((1 - position($0, low: low, high: high)) * Double(height - 1)).rounded()) == row ? "*" : " " }
-        rows.append(label + cells.joined())
-    }
-    rows.append("        +" + String(repeating: "-", count: columns))
-    rows.append("         step 1" + String(repeating: " ", count: max(1, columns - 6 - String(training.count).count)) + "step \(training.count)")
-    var text = "training loss:\n" + rows.joined(separator: "\n") + "\n"
-    if !validation.isEmpty {
-        // The latest few: a long run's whole list would be a wall of numbers (`plot` draws them all).
-        let shown = validation.suffix(12)
-        text += "validation loss: " + (validation.count > shown.count ? "(\(validation.count - shown.count) earlier) " : "")
-            + shown.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ") + "\n"
-    }
-    return text
+/// The latest validation losses as one line (a long run's whole list would be a wall of numbers; the chart above it
+/// draws them all).
+func validationList(_ validation: [ValidationPoint]) -> String {
+    guard !validation.isEmpty else { return "validation loss: none yet" }
+    let shown = validation.suffix(8)
+    return "validation loss: " + (validation.count > shown.count ? "(\(validation.count - shown.count) earlier) " : "")
+        + shown.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ")
 }
 
-// MARK: Loss chart, terminal
 
 /// Training loss (a line) and validation loss (◆ marks) against steps, in braille dots: each character is a 2 x 4 grid,
 /// so `width` columns hold 2 * width points across. Axes labelled with loss values and step numbers.

@@ -33,6 +33,15 @@ public final class Runner {
     /// Whether Ctrl-C returns to the prompt (interactive) or ends the program with 130 (batch).
     public var interactive = false
     public private(set) var quitRequested = false
+    /// Every line run so far, in order (what `history` lists when no readline history is set).
+    public private(set) var executedLines: [String] = []
+    /// The command history `history` lists: readline's at the prompt (set by the executable), else `executedLines`.
+    public var historyProvider: (() -> [String])?
+    /// Whether leaving with unsaved training is refused once with a warning (the executable sets it at a terminal;
+    /// scripts, -c and piped input leave when they end).
+    public var guardsUnsavedWork = false
+    /// Whether that warning has been given.
+    private var warnedAboutUnsavedWork = false
     /// Folders of the scripts being run, innermost last (relative paths in `source` resolve against the last).
     private var scriptFolders: [String] = []
     public static let maximumNesting = 8
@@ -52,8 +61,23 @@ public final class Runner {
     public func run(_ source: LineSource, name: String?, prompt: String = "") -> Status {
         var failed = false
         var lineNumber = 0
-        while !quitRequested {
-            guard var line = source.nextLine(prompt: prompt) else { break }
+        /// At the prompt, leaving (quit, Ctrl-D) with training that was never saved is refused once, with a word.
+        func mayLeave() -> Bool {
+            guard guardsUnsavedWork, !warnedAboutUnsavedWork, session.unsavedSteps > 0 else { return true }
+            warnedAboutUnsavedWork = true
+            quitRequested = false
+            session.console.note("note: \(session.unsavedSteps) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "
+                                 + "`save` them, or quit again to leave without\n")
+            return false
+        }
+        while true {
+            if quitRequested {
+                if mayLeave() { break } else { continue }
+            }
+            guard var line = source.nextLine(prompt: prompt) else {
+                if mayLeave() { break } else { continue }
+            }
+            if !line.trimmingCharacters(in: .whitespaces).isEmpty { executedLines.append(line) }
             lineNumber += 1
             let firstLine = lineNumber
             // A trailing backslash continues the command on the next line.
@@ -106,8 +130,27 @@ public final class Runner {
         return failed ? .failed : .success
     }
 
-    /// Runs one command line.
+    /// Runs one command line: its commands (separated by `;`) one after another, stopping at the first that fails.
+    /// With `timing` on, says how long each took.
     public func execute(_ line: String) throws {
+        for (command, offset) in splitCommands(line) {
+            let start = Date()
+            defer {
+                if session.settings.timing && !command.trimmingCharacters(in: .whitespaces).isEmpty {
+                    session.console.progress(String(format: "time: %.3f s\n", Date().timeIntervalSince(start)))
+                }
+            }
+            do {
+                try executeCommand(command)
+            } catch ShellError.syntax(let error) {
+                throw ShellError.syntax(LexError(message: error.message, column: error.column + offset))
+            }
+            if quitRequested { return }
+        }
+    }
+
+    /// Runs one command.
+    private func executeCommand(_ line: String) throws {
         let words: [Word]
         do { words = try lex(line) } catch let error as LexError { throw ShellError.syntax(error) }
         guard let first = words.first else { return }
@@ -122,6 +165,7 @@ public final class Runner {
         guard scriptFolders.count < Self.maximumNesting else {
             throw ShellError.scriptsNestedTooDeep(path: path, limit: Self.maximumNesting)
         }
+        let path = expandingTilde(path)
         let resolved = path.hasPrefix("/") || scriptFolders.isEmpty ? path : scriptFolders.last! + "/" + path
         let bytes: [UInt8]
         bytes = try readFileBytes(at: resolved)
@@ -146,5 +190,36 @@ public final class Runner {
     /// The message for any error a command throws: the shell's and the engine's errors both describe themselves.
     public static func describe(_ error: Error) -> String {
         String(describing: error)
+    }
+}
+
+/// What a file named on the command line is for.
+public enum FileRole: Equatable, Sendable {
+    /// Commands to run line by line: a `.clm` file, or text whose every line is a command or a comment.
+    case script
+    /// A checkpoint or a text corpus, to `load` (told apart by content, as `load` does).
+    case data
+
+    /// The role of the file at `path`, from its name and its first 64 KB. A file that cannot be read counts as a
+    /// script, so running it reports why.
+    public static func of(_ path: String) -> FileRole {
+        if path.lowercased().hasSuffix(".clm") { return .script }
+        guard let prefix = readFilePrefix(at: path, count: 1 << 16) else { return .script }
+        if SafeTensorsFile.looksLikeSafeTensors(prefix) { return .data }
+        return looksLikeCommands(String(decoding: prefix, as: UTF8.self)) ? .script : .data
+    }
+
+    /// Whether every line of `text` (up to 200 of them) that is not blank or a comment starts with a command's name,
+    /// and there is at least one: charlm commands, not prose.
+    static func looksLikeCommands(_ text: String) -> Bool {
+        var commands = 0
+        for line in text.split(separator: "\n").prefix(200) {
+            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            guard let first = splitCommands(trimmed).first, let words = try? lex(first.text), let name = words.first,
+                  !name.quoted, Commands.command(named: name.text) != nil else { return false }
+            commands += 1
+        }
+        return commands > 0
     }
 }

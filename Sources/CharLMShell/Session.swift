@@ -18,6 +18,10 @@ public final class Session {
     public var clearInterrupt: @Sendable () -> Void = {}
     /// Ctrl-C, as the engine's long work asks it.
     var cancellation: Cancellation { Cancellation(interruptRequested) }
+    /// Waits for Enter (`pause`); nil, so `pause` goes straight on, unless the executable runs at a terminal.
+    public var waitForEnter: (() -> Void)?
+    /// Whether the model came from a file that holds no training history (a PyTorch export, say).
+    public private(set) var trainedElsewhere = false
     /// Where `load NAME` and `load URL` keep downloads.
     public var downloads = Downloads()
     /// The threads this session computes with (`threads`); its own, so sessions do not affect each other.
@@ -38,6 +42,11 @@ public final class Session {
     public var sampleGenerator: SeededGenerator
     /// The last path `save` wrote in this session: where a bare `save` writes again.
     public private(set) var lastSavePath: String?
+    /// The step the model was at when it was last saved, loaded or made.
+    private var savedStep = 0
+
+    /// Steps trained since the model was last saved, loaded or made (0 without a model).
+    public var unsavedSteps: Int { model == nil ? 0 : max(0, step - savedStep) }
 
     public init(console: Console) {
         self.console = console
@@ -106,7 +115,7 @@ public final class Session {
 
     /// Loads a text corpus or a checkpoint (told apart by content) from a path, a URL or a built-in name.
     public func load(_ source: String) throws {
-        let path = try downloads.localPath(for: source, console: console)
+        let path = try downloads.localPath(for: expandingTilde(source), console: console)
         // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit.
         let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)))
         try cancellation.check()
@@ -122,17 +131,21 @@ public final class Session {
         let split = try Dataset(tokens: loaded.tokens, validationFraction: settings.val)
         let report = loaded.report
         let changes = describeChanges(report)
-        console.infoWrapped("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
-                            + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
-        console.infoWrapped("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
-                            + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
+        console.report("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
+                       + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
+        console.report("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
+                       + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
         // Keep the trainer's progress across a reload of the same text.
         setTrainerAside()
         corpus = loaded
         corpusName = name
         dataset = split
         if let model, let vocabulary {
-            if vocabulary != loaded.vocabulary {
+            if vocabulary != loaded.vocabulary && step == 0 && pendingResume == nil && checkpointCorpus == nil {
+                // Never trained and not loaded: nothing to keep, so a model for this text's characters replaces it.
+                console.note("note: the untrained model is rebuilt for this text's characters\n")
+                try makeFreshModel(vocabulary: loaded.vocabulary)
+            } else if vocabulary != loaded.vocabulary {
                 console.note("warning: this text's characters (\(loaded.vocabulary.count)) differ from the model's (\(model.config.vocabularySize)); "
                              + "`reset` starts a new model on this text, or load text with the model's characters\n")
             } else if let checkpointCorpus, checkpointCorpus != loaded.fingerprint {
@@ -155,8 +168,10 @@ public final class Session {
         trainer = nil
         pendingResume = checkpoint.training.map { ($0, checkpoint.optimizer) }
         checkpointCorpus = checkpoint.corpus
-        console.infoWrapped("loaded checkpoint \(path), step \(grouped(step))")
-        console.infoWrapped("  model: \(describeModel(loadedModel.config))", indent: 4)
+        savedStep = step
+        trainedElsewhere = checkpoint.training == nil
+        console.report("loaded checkpoint \(path), step \(grouped(step))")
+        console.report("  model: \(describeModel(loadedModel.config))", indent: 4)
         for note in checkpoint.notes + settingNotes { console.note("note: \(note)\n") }
         if let corpus {
             if corpus.vocabulary != checkpoint.vocabulary {
@@ -183,7 +198,9 @@ public final class Session {
         trainer = nil
         pendingResume = nil
         checkpointCorpus = nil
-        console.infoWrapped("new model: \(describeModel(made.config))")
+        savedStep = 0
+        trainedElsewhere = false
+        console.report("new model: \(describeModel(made.config))")
     }
 
     func describeModel(_ config: ModelConfig) -> String {
@@ -197,7 +214,12 @@ public final class Session {
     /// in the errors (`train`, `eval`).
     private func readyTrainer(for command: String = "train") throws -> Trainer {
         guard let model, let vocabulary else { throw ShellError.needs(command == "train" ? .modelFromText : .model) }
-        guard let corpus, let dataset else { throw ShellError.needs(command == "train" ? .textToTrainOn : .text(command: command)) }
+        guard let corpus, let dataset else {
+            let trainedOn = checkpointCorpus.map { fingerprint in
+                (fingerprint.name.map { "'\($0)', " } ?? "") + "\(grouped(fingerprint.characters)) characters"
+            }
+            throw ShellError.needs(command == "train" ? .textToTrainOn(trainedOn: trainedOn) : .text(command: command))
+        }
         guard corpus.vocabulary == vocabulary else { throw ShellError.vocabularyMismatch(forTraining: true) }
         if let trainer {
             try trainer.apply(settings.training)
@@ -278,7 +300,7 @@ public final class Session {
             guard canValidate else { return }
             let evaluation = try trainer.validate(cancellation: cancellation)
             console.endStatus()
-            console.err(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)\n", trainer.step, evaluation.nats, evaluation.bits))
+            console.progress(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)\n", trainer.step, evaluation.nats, evaluation.bits))
         }
         defer { console.endStatus() }
         while true {
@@ -288,7 +310,7 @@ public final class Session {
                 clearInterrupt()
                 console.endStatus()
                 // The last state, as the live line showed it.
-                console.err(progress(final: true) + "\n")
+                console.progress(progress(final: true) + "\n")
                 console.note("interrupted after step \(trainer.step); the model and optimizer are consistent\n")
                 throw Interrupted(description: "training interrupted at step \(trainer.step)")
             }
@@ -298,14 +320,14 @@ public final class Session {
             if console.isTerminal {
                 console.status(progress(final: false))
             } else if Date().timeIntervalSince(lastPlainLine) >= 10 {
-                console.err(progress(final: false) + "\n")
+                console.progress(progress(final: false) + "\n")
                 lastPlainLine = Date()
             }
         }
         if done > 0 && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         console.endStatus()
         let summary = String(format: "  (%d steps in %@)", done, duration(Date().timeIntervalSince(start)))
-        console.err(progress(final: true, reserve: summary.count) + summary + "\n")
+        console.progress(progress(final: true, reserve: summary.count) + summary + "\n")
     }
 
     /// The longest `train` for a time accepts.
@@ -332,11 +354,14 @@ public final class Session {
         let promptText = (try? vocabulary.decode(encoding.tokens)) ?? ""
         console.out(promptText)
         var stopped = false
+        let start = Date()
+        var generated = 0
         try TextGenerator(model: model, context: context).stream(
             prompt: encoding.tokens, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator,
             cancellation: cancellation
         ) { token in
             console.out(vocabulary.character(token))
+            generated += 1
             if interruptRequested() {
                 stopped = true
                 return false
@@ -344,6 +369,12 @@ public final class Session {
             return true
         }
         console.out("\n")
+        // How fast, as llm-tool says it: at a terminal only (a pipe gets the text alone).
+        if console.isTerminal {
+            let seconds = Date().timeIntervalSince(start)
+            console.detail("\(grouped(generated)) characters in " + String(format: "%.2f s", seconds)
+                           + (seconds > 0 ? ", \(grouped(Int(Double(generated) / seconds))) characters/s" : ""))
+        }
         if stopped {
             clearInterrupt()
             throw Interrupted(description: "generation interrupted")
@@ -371,20 +402,24 @@ public final class Session {
     @discardableResult
     public func save(to requested: String?) throws -> (String, Int) {
         guard let model, let vocabulary else { throw ShellError.needs(.modelToSave) }
-        let path = requested ?? lastSavePath ?? Self.defaultSavePath
+        let path = requested.map(expandingTilde) ?? lastSavePath ?? Self.defaultSavePath
         if requested == nil && lastSavePath == nil && FileManager.default.fileExists(atPath: path) {
             throw ShellError.badArgument("'\(path)' already exists and this session did not write it: `save \(path)` to "
                                          + "replace it, or `save` to another name")
         }
         let (training, optimizer) = trainer.map { ($0.state.training, $0.state.optimizer) }
             ?? (pendingResume?.training, pendingResume?.optimizer)
-        let fingerprint = corpus.flatMap { $0.vocabulary == vocabulary ? $0.fingerprint : nil } ?? checkpointCorpus
+        var fingerprint = corpus.flatMap { $0.vocabulary == vocabulary ? $0.fingerprint : nil } ?? checkpointCorpus
+        if fingerprint != nil && fingerprint == corpus?.fingerprint, let corpusName {
+            fingerprint?.name = (corpusName as NSString).lastPathComponent
+        }
         let checkpoint = Checkpoint(
             config: model.config, vocabulary: vocabulary, parameters: model.parameters.array, optimizer: optimizer,
             training: training, sampling: settings.sampling, corpus: fingerprint, settings: settings.checkpointSettings)
         let bytes = checkpoint.serialized()
         try Checkpoint.write(bytes, to: path)
         lastSavePath = path
+        savedStep = step
         return (path, bytes.count)
     }
 }

@@ -27,6 +27,7 @@ public struct Settings: Equatable, Sendable {
     public var topp = Float(Setting.topp.defaultNumber)
     public var length = Setting.length.defaultInteger
     public var eval = Setting.eval.defaultInteger
+    public var timing = Setting.timing.defaultText == "on"
     public var threads = Setting.threads.defaultInteger
 
     public init() {}
@@ -61,6 +62,7 @@ public struct Settings: Equatable, Sendable {
         .float(Setting.topp, \.topp),
         .integer(Setting.length, \.length),
         .integer(Setting.eval, \.eval),
+        .flag(Setting.timing, \.timing),
         .integer(Setting.threads, \.threads),
     ]
 

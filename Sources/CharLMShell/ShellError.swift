@@ -27,8 +27,8 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
         case modelFromText
         /// A model, from a text or a checkpoint.
         case model
-        /// Text to train on.
-        case textToTrainOn
+        /// Text to train on; the model's own text, when a checkpoint names it.
+        case textToTrainOn(trainedOn: String?)
         /// Text to build a model for (`reset`).
         case textForAModel
         /// A model to save.
@@ -52,7 +52,8 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
             switch requirement {
             case .modelFromText: return "no model yet: `load` a text first"
             case .model: return "no model yet: `load` a text or a checkpoint first"
-            case .textToTrainOn: return "no text to train on: `load` a text first"
+            case .textToTrainOn(let trainedOn):
+                return "no text to train on: `load` a text first" + (trainedOn.map { " (this model was trained on \($0))" } ?? "")
             case .textForAModel: return "nothing to build a model for: `load` a text first"
             case .modelToSave: return "nothing to save: there is no model yet"
             case .text(let command): return "\(command) needs a text: `load` one first"

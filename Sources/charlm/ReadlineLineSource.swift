@@ -58,4 +58,9 @@ final class ReadlineLineSource: LineSource {
     func saveHistory() {
         write_history(historyPath)
     }
+
+    /// The history list, oldest first: this session's lines and those kept from earlier ones.
+    func entries() -> [String] {
+        (0..<Int(charlm_history_count())).compactMap { charlm_history_entry(Int32($0)).map { String(cString: $0) } }
+    }
 }

@@ -6,17 +6,23 @@ import CharLM
 import CharLMShell
 import Foundation
 
+/// This build's version, for `charlm --version`.
+let charlmVersion = "0.4.0"
+
 struct CharLMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "charlm",
-        abstract: "A character-level LSTM language model you train and sample from a shell.",
+        abstract: "A character-level language model you train and sample from a shell.",
         discussion: """
-        With no scripts and no -c, charlm opens the charlm> prompt when stdin is a terminal, and otherwise reads \
-        commands from stdin, one per line. Type `help` at the prompt for the commands.
-        """)
+        Files named on the command line are run or loaded in order: a script (.clm, or text whose every line is a \
+        command) runs line by line; a checkpoint or a text corpus is loaded, as `load` would. With no script and no \
+        -c, charlm then opens the charlm> prompt when stdin is a terminal, and otherwise reads commands from stdin, \
+        one per line (errors name <stdin>:LINE and stop it). Type `help` at the prompt for the commands.
+        """,
+        version: "charlm \(charlmVersion)")
 
-    @Argument(help: "Scripts (.clm) to run in order, then exit.")
-    var scripts: [String] = []
+    @Argument(help: ArgumentHelp("Scripts to run, checkpoints and texts to load, in order.", valueName: "file"))
+    var files: [String] = []
 
     @Option(name: .customShort("c"), help: ArgumentHelp("Run a command, then exit (repeatable).", valueName: "command"))
     var commands: [String] = []
@@ -24,7 +30,7 @@ struct CharLMCommand: ParsableCommand {
     @Flag(name: .customShort("i"), help: "Stay interactive after running the scripts and commands.")
     var interactive = false
 
-    @Flag(name: .customShort("q"), help: "Quiet: only generated text on stdout.")
+    @Flag(name: .customShort("q"), help: "Quiet: only generated text, requested output and errors.")
     var quiet = false
 
     @Flag(name: .long, help: "Scripts continue after a failing command.")
@@ -38,15 +44,25 @@ struct CharLMCommand: ParsableCommand {
         Interrupts.install()
         session.interruptRequested = { Interrupts.pending }
         session.clearInterrupt = { Interrupts.clear() }
+        if isTerminal(.input) && isTerminal(.error) { session.waitForEnter = { _ = readLineUnbuffered() } }
 
         var status: Runner.Status = .success
-        for script in scripts where status == .success || keepGoing {
+        var ranScript = false
+        for file in files where status == .success || keepGoing {
             do {
-                try runner.source(script)
+                switch FileRole.of(file) {
+                case .script:
+                    ranScript = true
+                    try runner.source(file)
+                case .data:
+                    try session.load(file)
+                }
             } catch is Interrupted {
                 status = .interrupted
             } catch is AlreadyReported {
                 status = .failed
+            } catch CharLMError.cancelled {
+                status = .interrupted
             } catch {
                 console.error(Runner.describe(error))
                 status = .failed
@@ -58,7 +74,8 @@ struct CharLMCommand: ParsableCommand {
             if result != .success { status = result }
         }
         let stdinIsTerminal = isTerminal(.input)
-        let stayInteractive = interactive || (scripts.isEmpty && commands.isEmpty && stdinIsTerminal)
+        let readsCommands = !ranScript && commands.isEmpty
+        let stayInteractive = interactive || (readsCommands && stdinIsTerminal)
         if stayInteractive && status != .interrupted && !runner.quitRequested {
             runner.interactive = true
             if stdinIsTerminal {
@@ -66,14 +83,16 @@ struct CharLMCommand: ParsableCommand {
                     ? "charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n"
                     : "charlm: a character-level language model. `help` lists the commands.\n")
                 let source = ReadlineLineSource(session: session)
+                runner.historyProvider = { source.entries() }
+                runner.guardsUnsavedWork = true
                 _ = runner.run(source, name: nil, prompt: "charlm> ")
                 source.saveHistory()
                 status = .success
             } else {
-                status = runner.run(StandardInputLineSource(), name: nil)
+                status = runner.run(StandardInputLineSource(), name: "<stdin>")
             }
-        } else if scripts.isEmpty && commands.isEmpty {
-            status = runner.run(StandardInputLineSource(), name: nil)
+        } else if readsCommands && status == .success {
+            status = runner.run(StandardInputLineSource(), name: "<stdin>")
         }
         if status != .success { throw ExitCode(Self.exitCode(for: status)) }
     }

@@ -127,13 +127,13 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     // save with no path reuses the last one.
     console.clear()
     #expect(attempt(runner, "save") == nil)
-    #expect(console.stdout.hasPrefix("saved \(path) ("))
+    #expect(unwrapped(console.stdout).hasPrefix("saved \(path) ("))
     // model / info.
     console.clear()
     #expect(attempt(runner, "info") == nil)
     #expect(console.stdout.contains("step 3, epoch 0.04"))  // 3 of the 68 steps (of 80 characters) in 5,400
-    #expect(attempt(runner, "history") == nil)
-    #expect(console.stdout.contains("training loss:") && console.stdout.contains("validation loss: "))
+    #expect(attempt(runner, "plot") == nil)
+    #expect(console.stdout.contains("loss (⠉ training") && console.stdout.contains("validation loss: "))
 }
 
 @Test func textWithOtherCharactersAsksForReset() throws {
@@ -143,14 +143,20 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     let (session, runner, console) = makeShell()
     #expect(attempt(runner, "set hidden 8") == nil)
     #expect(attempt(runner, "load \(fixture("tiny.txt"))") == nil)
+    // A model that has trained is kept (an untrained one would simply be rebuilt for the new text).
+    #expect(attempt(runner, "set seq 10; set batch 2; set eval 0; train 1 steps") == nil)
     let model = session.model
     #expect(attempt(runner, "load \(other.path)") == nil)
     #expect(console.stderr.contains("warning: this text's characters"))
     #expect(session.model === model, "the model is kept")
     #expect(attempt(runner, "train 1 steps") == "the loaded text's characters differ from the model's: `reset` for a new model on this text, or load text with the model's characters")
     #expect(attempt(runner, "reset") == nil)
-    #expect(attempt(runner, "set seq 10") == nil)
     #expect(attempt(runner, "train 1 steps") == nil)
+    // An untrained model is rebuilt quietly when text with other characters is loaded.
+    let (fresh, freshRunner, freshConsole) = makeShell()
+    #expect(attempt(freshRunner, "set hidden 8; load \(fixture("tiny.txt")); load \(other.path)") == nil)
+    #expect(freshConsole.stderr.contains("note: the untrained model is rebuilt for this text's characters"))
+    #expect(fresh.model?.config.vocabularySize == fresh.corpus?.vocabulary.count)
 }
 
 @Test func aBadCheckpointLeavesTheSessionAsItWas() throws {

@@ -45,12 +45,13 @@ private func workFolder() throws -> URL {
     #expect(checkpoint.training?.step == 5 && checkpoint.training?.lossHistory.count == 5)
 }
 
-@Test func quietModePrintsOnlyGeneratedText() throws {
+@Test func quietModePrintsOnlyGeneratedTextAndWhatWasAskedFor() throws {
     let folder = try workFolder()
     let result = try runCharLM(["-q", "-c", "set hidden 8", "-c", "load tiny.txt", "-c", "seed 3", "-c", "gen \"the\" 25", "-c", "show temp"], in: folder)
     #expect(result.status == 0)
-    #expect(result.stdout.count == "the".count + 25 + 1)
-    #expect(result.stdout.hasPrefix("the") && result.stdout.hasSuffix("\n"))
+    #expect(result.stdout.count == "the".count + 25 + 1 + "temp 1\n".count)
+    #expect(result.stdout.hasPrefix("the") && result.stdout.hasSuffix("\ntemp 1\n"))
+    #expect(result.stderr.isEmpty)
 }
 
 @Test func scriptErrorsNameTheFileAndLineAndStopUnlessKeepGoing() throws {

@@ -178,7 +178,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
     model.forward(length: tokens.count, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
     let printed = try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n"))\" 1 7")
     let lines = printed.split(separator: "\n").map(String.init)
-    #expect(lines[0] == "layer 1 cell 7: tanh(c) after each character, -1 blue ... +1 red")
+    #expect(lines[0] == "layer 1 cell 7: tanh(c) after each character, from -1 to +1")
     #expect(lines.count == tokens.count + 1)
     for (t, line) in lines.dropFirst().enumerated() {
         let expected = tanh(workspace.cellState(layer: 1, slot: t + 1, batch: 1)[7])
@@ -226,7 +226,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     let folder = try temporaryFolder()
     let path = folder.appendingPathComponent("cells.html").path
     let text = "All:\nWe'll speak"
-    #expect(try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\"", with: "\\\""))\" 0 --html \(path)")
+    #expect(unwrapped(try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\"", with: "\\\""))\" 0 --html \(path)"))
             == "wrote \(path): layer 0, 20 cells\n")
     let page = try XMLCollector.parse(path)
     let (tokens, values) = try session.inspector().cellActivations(text: text, layer: 0)
@@ -248,7 +248,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     #expect(session.lossHistory.count == 30 && session.validationHistory.map(\.step) == [10, 20, 30])
     let chart = try output(runner, console, "plot")
     let lines = chart.split(separator: "\n").map(String.init)
-    #expect(lines.count == 16 && lines.allSatisfy { $0.count <= 80 })
+    #expect(lines.count == 17 && lines.allSatisfy { $0.count <= 80 })  // the chart, then the validation losses
     #expect(lines[0] == "loss (⠉ training, averaged per column; ◆ validation)")
     #expect(lines[1].hasPrefix(String(format: "%7.3f ┤", max(session.lossHistory.max()!, session.validationHistory.map(\.loss).max()!))))
     #expect(chart.filter { $0 == "◆" }.count == 3 + 1)  // three validations and the legend

@@ -87,6 +87,9 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     #expect(waitFor("^C"))
     try send("show seed", "Enter")
     #expect(waitFor("seed 1337"), "typing after Ctrl-C at the prompt: \(screen())")
+    // Ctrl-D after training that was never saved: one note, and the second Ctrl-D leaves.
+    try send("C-d")
+    #expect(waitFor("trained since the last save"), "no unsaved-work note: \(screen())")
     try send("C-d")
     let deadline = Date().addingTimeInterval(10)
     var exited = false
