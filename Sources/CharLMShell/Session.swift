@@ -300,7 +300,8 @@ public final class Session {
             guard canValidate else { return }
             let evaluation = try trainer.validate(cancellation: cancellation)
             console.endStatus()
-            console.progress(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)\n", trainer.step, evaluation.nats, evaluation.bits))
+            console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", trainer.step,
+                                         evaluation.nats, evaluation.bits), width: console.width - 1, indent: 2) + "\n")
         }
         defer { console.endStatus() }
         while true {

@@ -2,6 +2,7 @@
 // server on 127.0.0.1 (never the internet).
 
 @testable import CharLMShell
+import CharLM
 import Foundation
 import Testing
 
@@ -104,6 +105,81 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     // Interactive history was written.
     let saved = (try? String(contentsOfFile: history, encoding: .utf8)) ?? ""
     #expect(saved.contains("train 100000 steps"))
+}
+
+/// A charlm in a tmux terminal of `width` x `height` in `folder` (NO_COLOR), and ways to type and read.
+private struct TerminalSession {
+    let name = "charlm-fit-\(UUID().uuidString.prefix(8))"
+
+    init(width: Int, height: Int, folder: URL, arguments: String = "") throws {
+        let history = folder.appendingPathComponent("history").path
+        try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height),
+                   "-c", folder.path, "env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary) \(arguments)"], capture: false)
+    }
+
+    /// Everything printed so far (scrollback included), wrapped rows joined back into the lines as written.
+    func transcript() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-J", "-S", "-5000", "-t", name]).1) ?? "" }
+    func send(_ keys: String...) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
+    func waitFor(_ text: String, seconds: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if transcript().contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return false
+    }
+    func end() { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
+}
+
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"),
+      arguments: [80, 60])
+func theShellFitsANarrowTerminal(width: Int) throws {
+    let folder = try temporaryFolder()
+    var generator = SeededGenerator(seed: 4)
+    let letters = Array("abcdefghijklmnopqrstuvwxyz     \n")
+    try String((0..<1_000_000).map { _ in letters[generator.nextIndex(below: letters.count)] })
+        .write(to: folder.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
+    let terminal = try TerminalSession(width: width, height: 24, folder: folder)
+    defer { terminal.end() }
+    #expect(terminal.waitFor("charlm>"), "no prompt: \(terminal.transcript())")
+    try terminal.send("set hidden 64; set seq 50; set batch 16; set eval 100; set val 0.5; load big.txt", "Enter")
+    #expect(terminal.waitFor("new model"))
+    // Training: the live line rewrites itself in place, so what stays is the validations and the summary.
+    try terminal.send("train 200 steps", "Enter")
+    #expect(terminal.waitFor("steps in "), "training did not finish: \(terminal.transcript())")
+    let lines = terminal.transcript().components(separatedBy: "\n")
+    // (What was typed at the prompt is the user's own and may be wider.)
+    let printed = lines.filter { !$0.hasPrefix("charlm> ") }
+    #expect(printed.filter { $0.contains("step ") }.count == 2 + 1, "progress residue:\n\(terminal.transcript())")
+    #expect(printed.allSatisfy { $0.count <= width }, "wider than \(width):\n\(printed.filter { $0.count > width }.joined(separator: "\n"))")
+    try terminal.send("help", "Enter")
+    try terminal.send("help cells", "Enter")
+    try terminal.send("show", "Enter")
+    try terminal.send("echo shown", "Enter")
+    #expect(terminal.waitFor("\nshown"))
+    let all = terminal.transcript().components(separatedBy: "\n").filter { !$0.hasPrefix("charlm> ") }
+    #expect(all.allSatisfy { $0.count <= width }, "wider than \(width):\n\(all.filter { $0.count > width }.joined(separator: "\n"))")
+    guard width == 80 else { return }
+    // Ctrl-C stops eval and novelty, and the next command runs whole.
+    try terminal.send("eval", "Enter")
+    Thread.sleep(forTimeInterval: 1)
+    try terminal.send("C-c")
+    #expect(terminal.waitFor("interrupted: `eval` stopped; nothing was changed"), "eval: \(terminal.transcript())")
+    try terminal.send("novelty 1000000", "Enter")
+    Thread.sleep(forTimeInterval: 1)
+    try terminal.send("C-c")
+    #expect(terminal.waitFor("interrupted: `novelty` stopped"), "novelty: \(terminal.transcript())")
+    try terminal.send("echo after-the-interrupts", "Enter")
+    #expect(terminal.waitFor("\nafter-the-interrupts"))
+    try terminal.send("save m.safetensors", "Enter")
+    #expect(terminal.waitFor("saved m.safetensors"))
+    try terminal.send("quit", "Enter")
+    // A checkpoint named on the command line opens at the prompt with its model.
+    let reopened = try TerminalSession(width: width, height: 24, folder: folder, arguments: "m.safetensors")
+    defer { reopened.end() }
+    #expect(reopened.waitFor("charlm>"), "\(reopened.transcript())")
+    try reopened.send("model", "Enter")
+    #expect(reopened.waitFor("model: E 64, H 64, L 2"), "\(reopened.transcript())")
 }
 
 @Test func sha256MatchesPublishedVectors() {
