@@ -38,14 +38,18 @@ public struct Downloads: Sendable {
 
     /// The file `load SOURCE` reads: a built-in dataset's or a URL's cached copy (downloaded the first time), else
     /// SOURCE itself as a path.
-    public func localPath(for source: String, console: Console) throws -> String {
-        if let dataset = Self.builtIn[source] { return try fetch(name: source, dataset: dataset, console: console) }
-        if source.hasPrefix("http://") || source.hasPrefix("https://") { return try fetch(url: source, console: console) }
+    public func localPath(for source: String, console: Console, cancellation: Cancellation = .never) throws -> String {
+        if let dataset = Self.builtIn[source] {
+            return try fetch(name: source, dataset: dataset, console: console, cancellation: cancellation)
+        }
+        if source.hasPrefix("http://") || source.hasPrefix("https://") {
+            return try fetch(url: source, console: console, cancellation: cancellation)
+        }
         return source
     }
 
     /// The cached copy of a built-in dataset, downloading and verifying it the first time.
-    public func fetch(name: String, dataset: BuiltInDataset, console: Console) throws -> String {
+    public func fetch(name: String, dataset: BuiltInDataset, console: Console, cancellation: Cancellation = .never) throws -> String {
         let path = (cacheFolder as NSString).appendingPathComponent(dataset.fileName)
         if let cached = try? readFileBytes(at: path), sha256Hex(cached) == dataset.sha256 {
             return path
@@ -53,7 +57,7 @@ public struct Downloads: Sendable {
         console.note("downloading \(name) from \(dataset.url)\n")
         let bytes: [UInt8]
         do {
-            bytes = try download(dataset.url)
+            bytes = try download(dataset.url, cancellation: cancellation)
         } catch let error as ShellError {
             throw ShellError.download("\(error.description). Offline? Put the file at \(path) (sha256 \(dataset.sha256)) and `load \(name)` again")
         }
@@ -66,13 +70,13 @@ public struct Downloads: Sendable {
     }
 
     /// The cached copy of any http(s) text, downloading it the first time.
-    public func fetch(url: String, console: Console) throws -> String {
+    public func fetch(url: String, console: Console, cancellation: Cancellation = .never) throws -> String {
         guard let parsed = URL(string: url), parsed.host != nil else { throw ShellError.download("'\(url)' is not a valid URL") }
         let base = parsed.lastPathComponent.isEmpty || parsed.lastPathComponent == "/" ? "download" : parsed.lastPathComponent
         let path = (cacheFolder as NSString).appendingPathComponent("url-" + String(sha256Hex(Array(url.utf8)).prefix(12)) + "-" + base)
         if FileManager.default.fileExists(atPath: path) { return path }
         console.note("downloading \(url)\n")
-        try store(try download(url), at: path)
+        try store(try download(url, cancellation: cancellation), at: path)
         return path
     }
 
@@ -86,7 +90,8 @@ public struct Downloads: Sendable {
     }
 
     /// The body of a successful GET, or an error saying why there is none.
-    private func download(_ address: String) throws -> [UInt8] {
+    /// Ctrl-C (`cancellation`) stops a download that is under way.
+    private func download(_ address: String, cancellation: Cancellation) throws -> [UInt8] {
         guard let url = URL(string: address) else { throw ShellError.download("'\(address)' is not a valid URL") }
         final class Box: @unchecked Sendable {
             var data: Data?
@@ -98,14 +103,27 @@ public struct Downloads: Sendable {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
         let session = URLSession(configuration: configuration)
-        session.dataTask(with: url) { data, response, error in
+        let task = session.dataTask(with: url) { data, response, error in
             box.data = data
             box.status = (response as? HTTPURLResponse)?.statusCode ?? 0
             box.failure = error.map(describeNetworkError)
             done.signal()
-        }.resume()
-        if done.wait(timeout: .now() + timeout + 5) == .timedOut {
-            throw ShellError.download("could not download \(address): no answer within \(Int(timeout)) s")
+        }
+        task.resume()
+        // Wait in tenths of a second, so Ctrl-C is heard.
+        let deadline = Date().addingTimeInterval(timeout + 5)
+        while done.wait(timeout: .now() + 0.1) == .timedOut {
+            do {
+                try cancellation.check()
+            } catch {
+                task.cancel()
+                session.invalidateAndCancel()
+                throw error
+            }
+            if Date() > deadline {
+                task.cancel()
+                throw ShellError.download("could not download \(address): no answer within \(Int(timeout)) s")
+            }
         }
         session.finishTasksAndInvalidate()
         if let failure = box.failure { throw ShellError.download("could not download \(address): \(failure)") }

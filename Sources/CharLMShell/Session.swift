@@ -115,7 +115,7 @@ public final class Session {
 
     /// Loads a text corpus or a checkpoint (told apart by content) from a path, a URL or a built-in name.
     public func load(_ source: String) throws {
-        let path = try downloads.localPath(for: expandingTilde(source), console: console)
+        let path = try downloads.localPath(for: expandingTilde(source), console: console, cancellation: cancellation)
         // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit.
         let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)))
         try cancellation.check()
