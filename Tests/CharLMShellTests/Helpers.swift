@@ -80,3 +80,13 @@ func runProgram(_ path: String, _ arguments: [String], in folder: URL? = nil, in
 
 /// Messages as one line each: wrapped output (lines after the first indented by two spaces) joined back up.
 func unwrapped(_ text: String) -> String { text.replacingOccurrences(of: "\n  ", with: " ") }
+
+/// Runs `line`, returning the error it threw (nil on success).
+func thrownError(_ runner: Runner, _ line: String) -> Error? {
+    do {
+        try runner.execute(line)
+        return nil
+    } catch {
+        return error
+    }
+}

@@ -8,14 +8,7 @@ import Foundation
 import Testing
 
 /// The message of the error `line` throws (nil on success).
-private func message(_ runner: Runner, _ line: String) -> String? {
-    do {
-        try runner.execute(line)
-        return nil
-    } catch {
-        return Runner.describe(error)
-    }
-}
+private func message(_ runner: Runner, _ line: String) -> String? { thrownError(runner, line).map(Runner.describe) }
 
 /// A shell with a small model on the tiny fixture (hidden 8, seq 20, batch 4, no validation while training).
 private func smallShell() throws -> (Session, Runner, BufferConsole) {

@@ -8,14 +8,7 @@ import Foundation
 import Testing
 
 /// Runs `line`, returning the error it threw (nil on success).
-private func error(_ runner: Runner, _ line: String) -> Error? {
-    do {
-        try runner.execute(line)
-        return nil
-    } catch {
-        return error
-    }
-}
+private func error(_ runner: Runner, _ line: String) -> Error? { thrownError(runner, line) }
 
 /// Values outside each setting's declared domain, as typed at the prompt.
 private func badValues(_ declaration: SettingDeclaration) -> [String] {

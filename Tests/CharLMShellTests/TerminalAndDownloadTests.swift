@@ -36,21 +36,13 @@ private let tmuxAvailable = FileManager.default.isExecutableFile(atPath: "/usr/b
 func aRealTerminalCompletesInterruptsAndExits() throws {
     let folder = try temporaryFolder()
     try FileManager.default.copyItem(atPath: fixture("tiny.txt"), toPath: folder.appendingPathComponent("tiny.txt").path)
-    let name = "charlm-test-\(UUID().uuidString.prefix(8))"
+    let terminal = try TerminalSession(width: 150, height: 40, folder: folder)
+    defer { terminal.end() }
+    let name = terminal.name
     let history = folder.appendingPathComponent("history").path
-    try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", "150", "-y", "40", "-c", folder.path,
-               "env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary)"], capture: false)
-    defer { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
-    func screen() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-t", name]).1) ?? "" }
-    func send(_ keys: String...) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
-    func waitFor(_ text: String, seconds: Double = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if screen().contains(text) { return true }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return false
-    }
+    func screen() -> String { terminal.transcript() }
+    func send(_ keys: String...) throws { try terminal.send(keys) }
+    func waitFor(_ text: String, seconds: Double = 20) -> Bool { terminal.waitFor(text, seconds: seconds) }
     // capture-pane drops trailing spaces, so the prompt reads "charlm>".
     #expect(waitFor("charlm>"), "no prompt: \(screen())")
     // TAB completes a partial command.
@@ -119,7 +111,8 @@ private struct TerminalSession {
 
     /// Everything printed so far (scrollback included), wrapped rows joined back into the lines as written.
     func transcript() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-J", "-S", "-5000", "-t", name]).1) ?? "" }
-    func send(_ keys: String...) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
+    func send(_ keys: String...) throws { try send(keys) }
+    func send(_ keys: [String]) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
     func waitFor(_ text: String, seconds: Double = 60) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
