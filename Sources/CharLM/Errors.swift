@@ -9,7 +9,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case isDirectory(path: String)
     /// A FIFO, a device or a socket where a file was expected.
     case notARegularFile(path: String, kind: String)
-    case fileTooLarge(path: String, bytes: Int, maximum: Int)
+    /// `limit` says what sets the maximum ("what fits in memory now", "a prompt file").
+    case fileTooLarge(path: String, bytes: Int, maximum: Int, limit: String)
     /// What a configuration needs is more than the machine has: `what` needs `bytes`, `available` can be had.
     case notEnoughMemory(what: String, bytes: Int, available: Int, hint: String)
     /// A number a file or a user supplied that is beyond what charlm counts to.
@@ -33,6 +34,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case nonFiniteLoss(step: Int, loss: Double)
     case nonFiniteGradient(step: Int)
     case nonFiniteValidation(step: Int)
+    /// An update left a parameter NaN or infinite.
+    case nonFiniteParameters(step: Int, index: Int)
     /// The corpus was split with no validation part (`val` 0).
     case noValidationSplit
     case badCheckpoint(path: String, problem: String)
@@ -46,8 +49,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "'\(path)' is a directory, not a text file: name a file inside it"
         case .notARegularFile(let path, let kind):
             return "'\(path)' is \(kind), not a regular file: name a file"
-        case .fileTooLarge(let path, let bytes, let maximum):
-            return "'\(path)' is \(formatBytes(bytes)); at most \(formatBytes(maximum)) can be loaded on this machine now"
+        case .fileTooLarge(let path, let bytes, let maximum, let limit):
+            return "'\(path)' is over \(formatBytes(maximum)) (\(formatBytes(bytes)) or more), the most for \(limit)"
         case .notEnoughMemory(let what, let bytes, let available, let hint):
             return "\(what) needs about \(formatBytes(bytes)) of memory; the machine has \(formatBytes(available)) available: \(hint)"
         case .tooLarge(let what, let value, let maximum):
@@ -59,7 +62,7 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .emptyFile(let path):
             return "'\(path)' is empty: a corpus needs some text"
         case .binaryFile(let path, let reason):
-            return "'\(path)' looks like a binary file (\(reason)): load a UTF-8 text file"
+            return "'\(path)' looks like a binary file (\(reason)): load a UTF-8 text file (a checkpoint cut to its first few bytes looks like this too)"
         case .nothingLeftAfterNormalization(let path, let removed):
             return "'\(path)' has no characters left after normalisation (\(removed) removed): "
                 + "turn `ascii` off to keep non-ASCII text"
@@ -93,6 +96,9 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .nonFiniteValidation(let step):
             return "the validation loss after step \(step) is not finite: the parameters have diverged. `reset`, or load a "
                 + "checkpoint from before, and train with a lower `lr` or `clip`"
+        case .nonFiniteParameters(let step, let index):
+            return "training stopped at step \(step): the update made parameter \(index) infinite or NaN (the optimizer's "
+                + "state is unusable). The model is damaged: `reset`, or load a checkpoint from before"
         case .noValidationSplit:
             return "there is no validation text (`val` is 0): `set val 0.1` and load the text again"
         case .nonFiniteGradient(let step):

@@ -46,6 +46,12 @@ public final class FloatBuffer {
         pointer.update(from: other.pointer, count: count)
     }
 
+    /// The index of the first element that is NaN or infinite, or nil.
+    public func firstNonFinite() -> Int? {
+        for index in 0..<count where !pointer[index].isFinite { return index }
+        return nil
+    }
+
     /// The elements as an array (a copy).
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }

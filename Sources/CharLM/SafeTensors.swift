@@ -39,13 +39,15 @@ public struct SafeTensorsFile: Equatable, Sendable {
     }
 
     /// Whether `bytes` start as a safetensors file does (a plausible header length, then '{'): how `load` tells a
-    /// checkpoint from a text corpus, whatever the file is called. A file cut short still looks like one (text
-    /// cannot: its first eight bytes would make a length far above the limit), so `parse` says what is wrong with it.
+    /// checkpoint from a text corpus, whatever the file is called. A file cut short, or with an impossible header
+    /// length, still looks like one, so `parse` says what is wrong with it.
     public static func looksLikeSafeTensors(_ bytes: [UInt8]) -> Bool {
         guard bytes.count >= 9 else { return false }
         var length: UInt64 = 0
         for index in 0..<8 { length |= UInt64(bytes[index]) << (8 * UInt64(index)) }
-        return bytes[8] == UInt8(ascii: "{") && length >= 2 && length <= UInt64(maximumHeaderLength)
+        // Text cannot start this way: its first eight bytes would need NULs (text has none) to make any length
+        // at all a safetensors file could claim. So a '{' at byte 8 after any length is a checkpoint, damaged or not.
+        return bytes[8] == UInt8(ascii: "{") && bytes[0..<8].contains(0)
     }
 
     /// The largest header accepted (the reference implementation's limit).
@@ -114,6 +116,9 @@ public struct SafeTensorsFile: Equatable, Sendable {
         guard headerLength >= 2, bytes[8] == UInt8(ascii: "{") else {
             throw bad("its header does not start with '{'")
         }
+        // A pathological header (millions of tiny arrays or keys) takes some 40 times its size while parsed.
+        try MemoryBudget.check(40 * Double(headerLength), for: "parsing a \(headerLength)-byte checkpoint header",
+                               hint: "this file's header is unusually large")
         guard let headerText = String(validating: bytes[8..<headerEnd], as: UTF8.self) else {
             throw bad("its header is not valid UTF-8")
         }

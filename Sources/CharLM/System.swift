@@ -44,8 +44,8 @@ func fileKind(_ path: String) throws(CharLMError) -> FileKind {
 }
 
 /// Reads a whole regular file, with the errors a user can act on. A file larger than `maximumBytes` is refused
-/// before anything is read.
-public func readFileBytes(at path: String, maximumBytes: Int = .max) throws -> [UInt8] {
+/// (before anything is read when its size says so); `limit` names what sets that maximum in the message.
+public func readFileBytes(at path: String, maximumBytes: Int = .max, limit: String = "a file") throws -> [UInt8] {
     let size: Int
     switch try fileKind(path) {
     case .missing: throw CharLMError.fileNotFound(path: path)
@@ -53,22 +53,22 @@ public func readFileBytes(at path: String, maximumBytes: Int = .max) throws -> [
     case .special(let kind): throw CharLMError.notARegularFile(path: path, kind: kind)
     case .regular(let bytes): size = bytes
     }
-    if size > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: size, maximum: maximumBytes) }
+    if size > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: size, maximum: maximumBytes, limit: limit) }
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
         throw CharLMError.unreadable(path: path, reason: errno == EACCES ? "permission denied" : lastErrorText())
     }
     defer { close(descriptor) }
-    // Read to the end: at least what stat reported (files in /proc report 0 and still have content), never more
-    // than `maximumBytes`.
-    var bytes = [UInt8](repeating: 0, count: max(size, 1 << 16))
+    // Read to the end: at least what stat reported (files in /proc report 0 and still have content), one byte
+    // past it to see the end, never more than `maximumBytes`.
+    var bytes = [UInt8](repeating: 0, count: min(max(size, 1 << 16), maximumBytes) + 1)
     var filled = 0
     while true {
         if filled == bytes.count {
-            guard bytes.count < maximumBytes else {
-                throw CharLMError.fileTooLarge(path: path, bytes: bytes.count + 1, maximum: maximumBytes)
+            guard bytes.count <= maximumBytes else {
+                throw CharLMError.fileTooLarge(path: path, bytes: filled, maximum: maximumBytes, limit: limit)
             }
-            bytes.append(contentsOf: repeatElement(0, count: min(bytes.count, maximumBytes - bytes.count + 1)))
+            bytes.append(contentsOf: repeatElement(0, count: min(bytes.count, maximumBytes + 1 - bytes.count)))
         }
         let room = bytes.count - filled
         let count = bytes.withUnsafeMutableBytes { buffer in
@@ -81,7 +81,7 @@ public func readFileBytes(at path: String, maximumBytes: Int = .max) throws -> [
         if count == 0 { break }
         filled += count
     }
-    if filled > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: filled, maximum: maximumBytes) }
+    if filled > maximumBytes { throw CharLMError.fileTooLarge(path: path, bytes: filled, maximum: maximumBytes, limit: limit) }
     bytes.removeLast(bytes.count - filled)
     return bytes
 }
@@ -153,6 +153,9 @@ private func removeStaleTemporaries(for target: URL) {
 ///
 /// - Parameter failAfterBytes: for tests only: pretend the disk filled up after this many bytes.
 func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes: Int?) throws {
+    guard !requested.isEmpty, !requested.hasSuffix("/"), ![".", ".."].contains(URL(fileURLWithPath: requested).lastPathComponent) else {
+        throw CharLMError.saveFailed(path: requested, reason: "that is not a file name: name the file to write")
+    }
     let path = resolvedSaveTarget(requested)
     let shown = path == requested ? requested : "\(requested)' (a link to '\(path))"
     switch try fileKind(path) {
@@ -169,8 +172,10 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     }
     let target = URL(fileURLWithPath: path)
     let folder = target.deletingLastPathComponent().path
-    guard case .directory = try fileKind(folder) else {
-        throw CharLMError.saveFailed(path: shown, reason: "the folder '\(folder)' does not exist")
+    switch try fileKind(folder) {
+    case .directory: break
+    case .missing: throw CharLMError.saveFailed(path: shown, reason: "the folder '\(folder)' does not exist")
+    default: throw CharLMError.saveFailed(path: shown, reason: "'\(folder)' is not a folder")
     }
     removeStaleTemporaries(for: target)
     let temporary = folder + "/" + temporaryPrefix(for: target) + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -218,15 +223,31 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
 }
 
 /// Memory the machine can still give this process, in bytes: Linux's MemAvailable (free memory plus what the
-/// kernel can reclaim), else the physical memory.
+/// kernel can reclaim), less if the process's address space is capped (`ulimit -v`) or its control group has a
+/// memory limit; elsewhere the physical memory.
 public func availableMemoryBytes() -> Int {
-    if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+    var available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+    func kilobytes(_ key: String, in file: String) -> Int? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
             let fields = line.split(separator: " ")
-            if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
+            if fields.count >= 2, let value = Int(fields[1]) { return value * 1024 }
         }
+        return nil
     }
-    return Int(clamping: ProcessInfo.processInfo.physicalMemory)
+    if let memAvailable = kilobytes("MemAvailable:", in: "/proc/meminfo") { available = memAvailable }
+    // An address-space cap: what is left of it.
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
+       let used = kilobytes("VmSize:", in: "/proc/self/status") {
+        available = min(available, max(0, Int(clamping: limit.rlim_cur) - used))
+    }
+    // A control group's limit (cgroup v2): what is left of it.
+    if let maximum = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+       let current = (try? String(contentsOfFile: "/sys/fs/cgroup/memory.current", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+        available = min(available, max(0, maximum - current))
+    }
+    return available
 }
 
 /// The process's standard streams.
@@ -238,6 +259,23 @@ public enum StandardStream: Int32, Sendable {
 
 /// Whether `stream` is connected to a terminal.
 public func isTerminal(_ stream: StandardStream) -> Bool { isatty(stream.rawValue) == 1 }
+
+/// Runs `body` with the terminal on standard input not echoing keys, then discards what was typed meanwhile and
+/// restores the terminal: during `train`, a key pressed would be drawn into the live progress line, and an Enter
+/// would run commands (or pass a tour's pauses) the moment training ends. Ctrl-C still interrupts. Without a
+/// terminal on standard input, just runs `body`.
+public func withoutTerminalEcho(_ body: () throws -> Void) throws {
+    var original = termios()
+    guard isatty(0) == 1, tcgetattr(0, &original) == 0 else { return try body() }
+    var quiet = original
+    quiet.c_lflag &= ~tcflag_t(ECHO)
+    tcsetattr(0, TCSANOW, &quiet)
+    defer {
+        tcflush(0, TCIFLUSH)
+        tcsetattr(0, TCSANOW, &original)
+    }
+    try body()
+}
 
 /// Reads one line from standard input a byte at a time (no buffering, so nothing typed after it is taken from
 /// whoever reads next, as readline does); nil at the end of input or when a signal (Ctrl-C) interrupts the read.

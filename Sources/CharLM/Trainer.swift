@@ -195,8 +195,9 @@ public final class Trainer {
     /// update). A non-finite loss or gradient throws and leaves parameters and optimizer state as they were.
     private func trainOnWorkspaceBatch() throws -> Double {
         let (T, B) = (settings.sequenceLength, settings.batch)
-        guard step < Self.maximumStep else {
-            throw CharLMError.tooLarge(what: "the step count", value: String(step), maximum: String(Self.maximumStep))
+        guard step < Self.maximumStep, optimizer.stepCount < Self.maximumStep else {
+            throw CharLMError.tooLarge(what: "the step count", value: String(max(step, optimizer.stepCount)),
+                                       maximum: String(Self.maximumStep))
         }
         model.forward(length: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
         onPhase?(.forward)
@@ -212,6 +213,9 @@ public final class Trainer {
         // Nothing has changed the parameters or the optimizer until here.
         optimizer.settings.learningRate = settings.learningRate(atStep: step + 1)
         optimizer.update(parameters: model.parameters, gradients: model.gradients)
+        // Finite gradients can still make an infinite parameter (an optimizer state from a damaged file, say): stop
+        // here rather than train, evaluate and save a broken model.
+        if let index = model.parameters.firstNonFinite() { throw CharLMError.nonFiniteParameters(step: step + 1, index: index) }
         step += 1
         lossHistory.append(loss)
         onPhase?(.update)

@@ -106,7 +106,8 @@ let maximumArgumentFileBytes = 10_000_000
 
 /// The text of a file named in an argument (`@FILE`), with the error a user can act on.
 func readArgumentFile(_ path: String) throws -> String {
-    String(decoding: try readFileBytes(at: expandingTilde(path), maximumBytes: maximumArgumentFileBytes), as: UTF8.self)
+    String(decoding: try readFileBytes(at: expandingTilde(path), maximumBytes: maximumArgumentFileBytes, limit: "a prompt or text file"),
+           as: UTF8.self)
 }
 
 /// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.
@@ -133,10 +134,11 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
     case 2:
         switch words[1].lowercased() {
         case "steps", "step":
-            guard let steps = Int(words[0]), steps > 0 else {
+            // 1e12 is a whole number too; a count beyond what charlm counts to is refused by `train` itself.
+            guard let value = Int(words[0]).map(Double.init) ?? decimalNumber(words[0]), value > 0, value == value.rounded() else {
                 throw ShellError.badArgument("train N steps: N must be a whole number above 0; got '\(abbreviated(words[0]))'")
             }
-            return .steps(steps)
+            return .steps(value >= 9e18 ? Int.max : Int(value))
         case "epochs", "epoch":
             return .epochs(try positive(words[0], "the number of epochs", shown: words[0]))
         default:
@@ -302,7 +304,7 @@ public enum Commands {
             context.session.console.info(try context.session.inspector().decodeReport(words.map(\.text)))
         },
         Command("windows", usage: "windows [N]", summary: "training examples: input characters over the ones to predict",
-                details: "Draws N (default 3) windows of `seq` characters at random from the training split, as training does, and shows each input character above the character the model must predict there.\nExample: windows 2") { context, words in
+                details: "Draws N (default 3) windows of `seq` characters at random from the training split, as training does (the same ones each time for the same seed, so looking changes nothing), and shows each input character above the character the model must predict there.\nExample: windows 2") { context, words in
             try expectArguments(words, 0, 1, "windows [N]")
             let count = try words.first.map { try positiveInteger($0.text, "windows: N", maximum: 100) } ?? 3
             context.session.console.info(try context.session.inspector().windowsReport(count: count))
@@ -371,7 +373,11 @@ public enum Commands {
         },
         Command("echo", usage: "echo TEXT", summary: "print TEXT (for explanations in scripts)",
                 details: "Prints its words separated by spaces; quotes keep spacing and allow \\n.\nExample: echo \"Next: the model's predictions.\"") { context, words in
-            context.session.console.info(words.map(\.text).joined(separator: " ") + "\n")
+            // A line longer than the terminal is wrapped (it is prose); shorter ones keep their spacing.
+            let width = context.session.console.width - 1
+            let text = words.map(\.text).joined(separator: " ").split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.count <= width ? String($0) : wrap(String($0), width: width, indent: 0) }.joined(separator: "\n")
+            context.session.console.info(text + "\n")
         },
         Command("save", usage: "save [PATH]", summary: "save the session to a checkpoint",
                 details: "Writes model, optimizer, settings and histories to a safetensors checkpoint, atomically. Without PATH: the file this session last saved to, else charlm.safetensors; a bare `save` never replaces a file this session did not write (name it to replace it). A read-only file is never replaced.\nExample: save shakespeare.safetensors",
@@ -388,7 +394,7 @@ public enum Commands {
             try context.runner.source(words[0].text)
         },
         Command("history", usage: "history [N]", summary: "the commands typed so far, numbered",
-                details: "The last N commands (default 20), oldest first, numbered as readline numbers them: at the prompt, this session's and those kept from earlier sessions (~/.charlm_history); in a script, the lines run so far. The losses are drawn by `plot`.\nExample: history 5") { context, words in
+                details: "The last N commands (default 20), oldest first, numbered: at the prompt, this session's and those kept from earlier sessions (in $CHARLM_HISTORY, default ~/.charlm_history, written after every command); in a script, the commands run so far. (For the training losses, see `plot`.)\nExample: history 5") { context, words in
             try expectArguments(words, 0, 1, "history [N]")
             let count = try words.first.map { try positiveInteger($0.text, "history: N", maximum: 100_000) } ?? 20
             let lines = context.runner.historyProvider?() ?? context.runner.executedLines
@@ -428,22 +434,26 @@ func helpText(for name: String?, width: Int = 80) throws -> String {
             var text = wrap("usage: \(command.usage)\(aliases)", width: width, indent: 7) + "\n"
                 + wrap(command.summary, width: width, indent: 2) + "\n\n" + wrap(command.details, width: width, indent: 0) + "\n"
             if command.name == "set" { text += "\n" + settingsList(width: width + 1) }
+            // A command that shares its name with a setting (temp, seed, topk, topp, len, eval): the setting too.
+            if let key = Settings.key(named: command.name) { text += "\n" + settingHelp(key, width: width) }
             return text
         }
-        // A setting: what it means, what it takes, and its default.
-        if let key = Settings.key(named: name) {
-            let declaration = key.declaration
-            return wrap("\(key.name): \(key.summary). \(declaration.domain.rule.prefix(1).uppercased() + declaration.domain.rule.dropFirst()); "
-                        + "default \(declaration.defaultText). Group: \(key.group.rawValue)"
-                        + (settingGroupNote[key.group].map { " (\($0))" } ?? "") + ".\nSet it with `set \(key.name) VALUE`.",
-                        width: width, indent: 2) + "\n"
-        }
+        if let key = Settings.key(named: name) { return settingHelp(key, width: width) }
         throw ShellError.unknownCommand(name, suggestion: nearest(to: name, among: Commands.table.map(\.name) + Settings.keys.map(\.name)))
     }
     return "commands (`help COMMAND` or `help SETTING` for details):\n"
         + twoColumns(Commands.table.map { ($0.usage, $0.summary) }, width: width, maximumLeft: 26) + "\n"
         + wrap("scripts: one command per line (or several, separated by `;`), # comments, a trailing \\ continues a line", width: width, indent: 2)
         + "\n"
+}
+
+/// A setting: what it means, what it takes, its default, and when a change takes effect.
+func settingHelp(_ key: SettingKey, width: Int) -> String {
+    let declaration = key.declaration
+    return wrap("\(key.name): \(key.summary). \(declaration.domain.rule.prefix(1).uppercased() + declaration.domain.rule.dropFirst()); "
+                + "default \(declaration.defaultText). Group: \(key.group.rawValue)"
+                + (settingGroupNote[key.group].map { " (\($0))" } ?? "") + ".\nSet it with `set \(key.name) VALUE`.",
+                width: width, indent: 2) + "\n"
 }
 
 /// What a setting's group means for when a change takes effect.

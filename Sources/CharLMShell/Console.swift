@@ -89,7 +89,7 @@ public final class StandardConsole: Console {
     }
 
     public var width: Int {
-        max(20, terminalColumns(.output) ?? terminalColumns(.error) ?? 80)
+        min(1000, max(20, terminalColumns(.output) ?? terminalColumns(.error) ?? 80))
     }
 
     public func out(_ text: String) {

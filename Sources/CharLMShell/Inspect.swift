@@ -21,6 +21,9 @@ public struct Inspector {
     let console: Console
 
     /// The loaded text, when it is the text of the current model's vocabulary.
+    /// The most training characters `novelty` compares a sample with.
+    static let noveltySourceLimit = 5_000_000
+
     /// The most characters x cells `cells --html` writes.
     static let maximumPageCells = 2_000_000
 
@@ -67,7 +70,8 @@ public struct Inspector {
             let count = counts.map { grouped($0[index]).leftPadded(to: 9) } ?? ""
             return String(index).leftPadded(to: 4) + "  " + shown + count
         }
-        let perLine = 3
+        // As many entries across as the width holds (each is about 23 columns wide, three spaces apart).
+        let perLine = max(1, (console.width - 1 + 3) / ((entries.map(\.count).max() ?? 20) + 3))
         for start in stride(from: 0, to: entries.count, by: perLine) {
             lines.append(entries[start..<min(start + perLine, entries.count)].joined(separator: "   "))
         }
@@ -90,7 +94,7 @@ public struct Inspector {
         if let decoded = try? vocabulary.decode(encoding.tokens) {
             lines.append("the model sees: " + decoded.unicodeScalars.map(visible).joined(separator: " "))
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.map { wrap($0, width: console.width - 1, indent: 2) }.joined(separator: "\n") + "\n"
     }
 
     /// `decode 3 17 42`: the characters of indices.
@@ -206,7 +210,8 @@ public struct Inspector {
         let sampling = settings.sampling
         var lines = [wrap("sampling after \"\(abbreviated(prompt.replacingOccurrences(of: "\n", with: "\\n"), limit: 60))\" with \(describeSampling(sampling)):",
                           width: console.width - 1, indent: 2),
-                     "step  char   prob   rank  kept  alternatives (| marks the cut-off)"]
+                     console.width - 1 >= 66 ? "step  char   prob   rank  kept  alternatives (| marks the cut-off)"
+                         : "step  char   prob   rank  kept  alternatives"]
         var generated = ""
         var step = 0
         var order: [Int] = []
@@ -270,8 +275,8 @@ public struct Inspector {
         let cell = requested ?? rankCells(values)[0].cell
         guard cell >= 0 && cell < H else { throw ShellError.badArgument("cell must be from 0 to \(H - 1); got \(cell)") }
         let series = values.map { $0[cell] }
-        var output = "layer \(layer) cell \(cell): tanh(c) after each character, "
-            + (color == .none ? "from -1 to +1\n" : "-1 blue ... +1 red\n")
+        var output = wrap("layer \(layer) cell \(cell): tanh(c) after each character, "
+            + (color == .none ? "from -1 to +1" : "-1 blue ... +1 red"), width: console.width - 1, indent: 2) + "\n"
         switch color {
         case .none:
             for (t, token) in tokens.enumerated() {
@@ -294,8 +299,9 @@ public struct Inspector {
         let (_, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
         let ranked = rankCells(values)
-        var lines = ["layer \(layer): the \(min(count, H)) of \(H) cells whose tanh(c) changes most over \(values.count) characters",
-                     "cell   range    min     max     mean   (`cells \"TEXT\" \(layer) CELL` shows one)"]
+        var lines = [wrap("layer \(layer): the \(min(count, H)) of \(H) cells whose tanh(c) changes most over \(values.count) "
+                          + "characters (`cells \"TEXT\" \(layer) CELL` shows one)", width: console.width - 1, indent: 2),
+                     "cell   range    min     max     mean"]
         for entry in ranked.prefix(count) {
             lines.append(String(entry.cell).leftPadded(to: 4) + String(format: "  %5.3f  %+.3f  %+.3f  %+.3f", entry.high - entry.low, entry.low, entry.high, entry.mean))
         }
@@ -348,7 +354,10 @@ public struct Inspector {
     /// Measures `generated` (tokens) against the training split of the loaded text.
     public func novelty(of generated: [Int]) throws -> Novelty {
         let (corpus, dataset) = try requireCorpus(for: "novelty")
-        let training = dataset.trainRange.map { corpus.tokens[$0] }
+        // Compared with at most the first `noveltySourceLimit` characters of the training text: the hashes of a
+        // 100 MB text would take gigabytes and minutes.
+        let training = dataset.trainRange.prefix(Self.noveltySourceLimit).map { corpus.tokens[$0] }
+        try cancellation.check()
         let vocabulary = corpus.vocabulary
         let gram = 8
         let trainingGrams = Set(hashedGrams(training, length: gram))
@@ -371,7 +380,8 @@ public struct Inspector {
         }
         let trainingWords = Set(words(training))
         let generatedWords = words(generated)
-        let longest = longestCopiedRun(generated, in: training)
+        try cancellation.check()
+        let longest = try longestCopiedRun(generated, in: training, cancellation: cancellation)
         return Novelty(text: (try? vocabulary.decode(generated)) ?? "", words: generatedWords.count,
                        knownWords: generatedWords.filter { trainingWords.contains($0) }.count,
                        grams: generatedGrams.count, knownGrams: knownGrams, longestCopy: longest)
@@ -397,10 +407,11 @@ public struct Inspector {
         var output = color == .none ? before + "[[" + copied + "]]" + after : before + highlightEscape + copied + resetEscape + after
         output += "\n---\n"
         func percent(_ part: Int, _ whole: Int) -> String { whole == 0 ? "-" : String(format: "%.1f%%", 100 * Double(part) / Double(whole)) }
-        output += "words found in the training text: \(grouped(result.knownWords)) of \(grouped(result.words)) (\(percent(result.knownWords, result.words)))\n"
-        output += "character 8-grams found in the training text: \(grouped(result.knownGrams)) of \(grouped(result.grams)) (\(percent(result.knownGrams, result.grams)))\n"
-        output += "longest run copied verbatim: \(length) characters" + (color == .none ? ", marked [[ ]]" : ", highlighted")
-            + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"\n"
+        let width = console.width - 1
+        output += wrap("words found in the training text: \(grouped(result.knownWords)) of \(grouped(result.words)) (\(percent(result.knownWords, result.words)))", width: width, indent: 2) + "\n"
+        output += wrap("character 8-grams found in the training text: \(grouped(result.knownGrams)) of \(grouped(result.grams)) (\(percent(result.knownGrams, result.grams)))", width: width, indent: 2) + "\n"
+        output += wrap("longest run copied verbatim: \(length) characters" + (color == .none ? ", marked [[ ]]" : ", highlighted")
+            + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"", width: width, indent: 2) + "\n"
         return output
     }
 }
@@ -424,7 +435,7 @@ func hashedGrams(_ tokens: [Int], length: Int) -> [UInt64] {
 
 /// The longest run of `text` that occurs somewhere in `source`: binary search on the length, each length tested with
 /// hashed windows, the answer confirmed by direct comparison.
-func longestCopiedRun(_ text: [Int], in source: [Int]) -> (start: Int, length: Int) {
+func longestCopiedRun(_ text: [Int], in source: [Int], cancellation: Cancellation = .never) throws -> (start: Int, length: Int) {
     func occurrence(length: Int) -> Int? {
         guard length > 0 else { return 0 }
         let sourceGrams = hashedGrams(source, length: length)
@@ -437,6 +448,7 @@ func longestCopiedRun(_ text: [Int], in source: [Int]) -> (start: Int, length: I
     var (low, high) = (0, min(text.count, source.count))
     var best = (start: 0, length: 0)
     while low < high {
+        try cancellation.check()
         let middle = (low + high + 1) / 2
         if let start = occurrence(length: middle) {
             best = (start, middle)

@@ -29,6 +29,9 @@ func position(_ value: Double, low: Double, high: Double) -> Double {
     return min(1, max(0, (value * 0.5 - low * 0.5) / span))
 }
 
+/// The value a fraction `f` of the way from `low` to `high`, weighted so no finite inputs overflow.
+func between(_ low: Double, _ high: Double, _ f: Double) -> Double { low * (1 - f) + high * f }
+
 /// Values as a row of block characters, lowest ▁ to highest █ (the recent losses on the live progress line).
 func sparkline<C: Collection>(_ values: C) -> String where C.Element == Double {
     guard let low = values.min(), let high = values.max() else { return "" }
@@ -115,7 +118,7 @@ func validationList(_ validation: [ValidationPoint]) -> String {
 /// so `width` columns hold 2 * width points across. Axes labelled with loss values and step numbers.
 func brailleChart(training: [Double], validation: [ValidationPoint], width: Int, height: Int) -> String {
     let labelWidth = 8
-    let columns = max(10, width - labelWidth - 1)
+    let columns = max(10, min(1000, width) - labelWidth - 1)
     let (dotsAcross, dotsDown) = (columns * 2, height * 4)
     let steps = training.count
     let lastStep = max(steps, validation.map(\.step).max() ?? 0)
@@ -155,7 +158,7 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
         let label: String
         if row == 0 { label = String(format: "%7.3f", high) }
         else if row == height - 1 { label = String(format: "%7.3f", low) }
-        else if row == height / 2 { label = String(format: "%7.3f", high - (high * 0.5 - low * 0.5) * 2 * Double(row * 4 + 2) / Double(dotsDown - 1)) }
+        else if row == height / 2 { label = String(format: "%7.3f", between(low, high, 1 - Double(row * 4 + 2) / Double(dotsDown - 1))) }
         else { label = String(repeating: " ", count: 7) }
         lines.append(label + " ┤" + String(characters))
     }
@@ -171,11 +174,9 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
     if columns > left.count + middle.count + right.count + 4 { place(middle, at: columns / 2 - middle.count / 2) }
     place(right, at: columns + 1 - right.count)
     lines.append(String(repeating: " ", count: labelWidth) + String(axis))
-    if let last = validation.last {
-        lines.append(String(format: "latest: training %.4f at step %d, validation %.4f at step %d", training.last!, steps, last.loss, last.step))
-    } else {
-        lines.append(String(format: "latest: training %.4f at step %d (no validation yet)", training.last!, steps))
-    }
+    let latest = validation.last.map { String(format: "latest: training %.4f at step %d, validation %.4f at step %d", training.last!, steps, $0.loss, $0.step) }
+        ?? String(format: "latest: training %.4f at step %d (no validation yet)", training.last!, steps)
+    lines.append(wrap(latest, width: width - 1, indent: 2))
     return lines.joined(separator: "\n") + "\n"
 }
 
@@ -211,7 +212,7 @@ func lossChartSVG(training: [Double], validation allValidation: [ValidationPoint
     svg += "<line x1=\"\(number(left))\" y1=\"\(number(height - bottom))\" x2=\"\(number(width - right))\" y2=\"\(number(height - bottom))\"/>\n"
     svg += "</g>\n<g id=\"ticks\" fill=\"#222\">\n"
     for tick in 0...4 {
-        let loss = low + (high * 0.5 - low * 0.5) * 2 * Double(tick) / 4
+        let loss = between(low, high, Double(tick) / 4)
         svg += "<line x1=\"\(number(left - 5))\" y1=\"\(number(y(loss)))\" x2=\"\(number(left))\" y2=\"\(number(y(loss)))\" stroke=\"#444\"/>"
         svg += "<text x=\"\(number(left - 8))\" y=\"\(number(y(loss) + 4))\" text-anchor=\"end\">\(String(format: "%.3f", loss))</text>\n"
         let step = 1 + Double(lastStep - 1) * Double(tick) / 4

@@ -37,11 +37,13 @@ public final class Runner {
     public private(set) var executedLines: [String] = []
     /// The command history `history` lists: readline's at the prompt (set by the executable), else `executedLines`.
     public var historyProvider: (() -> [String])?
+    /// Called after each line has run (the executable writes readline's history, so a killed session keeps it).
+    public var afterEachLine: () -> Void = {}
     /// Whether leaving with unsaved training is refused once with a warning (the executable sets it at a terminal;
     /// scripts, -c and piped input leave when they end).
     public var guardsUnsavedWork = false
-    /// Whether that warning has been given.
-    private var warnedAboutUnsavedWork = false
+    /// The step at which that warning was last given: it is given again for training done after it.
+    private var warnedAtStep: Int?
     /// Folders of the scripts being run, innermost last (relative paths in `source` resolve against the last).
     private var scriptFolders: [String] = []
     public static let maximumNesting = 8
@@ -63,11 +65,11 @@ public final class Runner {
         var lineNumber = 0
         /// At the prompt, leaving (quit, Ctrl-D) with training that was never saved is refused once, with a word.
         func mayLeave() -> Bool {
-            guard guardsUnsavedWork, !warnedAboutUnsavedWork, session.unsavedSteps > 0 else { return true }
-            warnedAboutUnsavedWork = true
+            guard guardsUnsavedWork, session.unsavedSteps > 0, warnedAtStep != session.step else { return true }
+            warnedAtStep = session.step
             quitRequested = false
             session.console.note("note: \(session.unsavedSteps) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "
-                                 + "`save` them, or quit again to leave without\n")
+                                 + "`save` them, or quit again to leave without saving\n")
             return false
         }
         while true {
@@ -77,7 +79,7 @@ public final class Runner {
             guard var line = source.nextLine(prompt: prompt) else {
                 if mayLeave() { break } else { continue }
             }
-            if !line.trimmingCharacters(in: .whitespaces).isEmpty { executedLines.append(line) }
+
             lineNumber += 1
             let firstLine = lineNumber
             // A trailing backslash continues the command on the next line.
@@ -88,6 +90,9 @@ public final class Runner {
                 line += next
             }
             let location = name.map { "\($0):\(firstLine)" }
+            // The history: each command as run (continuations joined), not blank or comment-only lines.
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty && !trimmed.hasPrefix("#") { executedLines.append(line) }
             // Ctrl-C pressed since the last command (during one that does not stop for it, or between two): a
             // script stops there; at the prompt it is forgotten, so it cannot cut the next command short.
             if session.interruptRequested() {
@@ -98,6 +103,7 @@ public final class Runner {
                     return .interrupted
                 }
             }
+            defer { afterEachLine() }
             do {
                 try execute(line)
                 if !interactive && session.interruptRequested() {

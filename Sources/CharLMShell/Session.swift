@@ -20,6 +20,8 @@ public final class Session {
     var cancellation: Cancellation { Cancellation(interruptRequested) }
     /// Waits for Enter (`pause`); nil, so `pause` goes straight on, unless the executable runs at a terminal.
     public var waitForEnter: (() -> Void)?
+    /// Runs a training run's steps; at a terminal the executable turns key echo off meanwhile (`withoutTerminalEcho`).
+    public var whileTraining: (() throws -> Void) throws -> Void = { try $0() }
     /// Whether the model came from a file that holds no training history (a PyTorch export, say).
     public private(set) var trainedElsewhere = false
     /// Where `load NAME` and `load URL` keep downloads.
@@ -117,7 +119,8 @@ public final class Session {
     public func load(_ source: String) throws {
         let path = try downloads.localPath(for: expandingTilde(source), console: console, cancellation: cancellation)
         // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit.
-        let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)))
+        let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)),
+                                      limit: "what this machine can load now (a text or checkpoint takes about 5 times its size)")
         try cancellation.check()
         if SafeTensorsFile.looksLikeSafeTensors(bytes) {
             try loadCheckpoint(bytes, path: path)
@@ -158,6 +161,7 @@ public final class Session {
 
     private func loadCheckpoint(_ bytes: [UInt8], path: String) throws {
         let checkpoint = try Checkpoint.parse(bytes, path: path)
+        try confirmDiscardingUnsavedWork("`load` it")
         let loadedModel = try CharModel(config: checkpoint.config, parameters: checkpoint.parameters)
         // Everything checked: now replace the session's model and settings.
         let (restored, settingNotes) = settings.restoring(checkpoint)
@@ -169,6 +173,7 @@ public final class Session {
         pendingResume = checkpoint.training.map { ($0, checkpoint.optimizer) }
         checkpointCorpus = checkpoint.corpus
         savedStep = step
+        lastSavePath = nil
         trainedElsewhere = checkpoint.training == nil
         console.report("loaded checkpoint \(path), step \(grouped(step))")
         console.report("  model: \(describeModel(loadedModel.config))", indent: 4)
@@ -184,8 +189,22 @@ public final class Session {
 
     // MARK: Model
 
+    /// At a terminal (set by the executable), replacing a model with training that was never saved is refused once,
+    /// with a note; doing it again goes ahead. Scripts and -c are not asked.
+    public var guardsUnsavedWork = false
+    private var discardWarnedAtStep: Int?
+
+    /// Throws a note-like refusal the first time `action` would discard unsaved training (see `guardsUnsavedWork`).
+    private func confirmDiscardingUnsavedWork(_ action: String) throws {
+        guard guardsUnsavedWork, unsavedSteps > 0, discardWarnedAtStep != step else { return }
+        discardWarnedAtStep = step
+        throw ShellError.badArgument("\(unsavedSteps) step\(unsavedSteps == 1 ? "" : "s") trained since the last save would be lost: "
+                                     + "`save` first, or \(action) again to discard them")
+    }
+
     /// A new model from the current settings on the current text's characters (or the model's, without text).
     public func reset() throws {
+        try confirmDiscardingUnsavedWork("`reset`")
         guard let vocabulary = corpus?.vocabulary ?? vocabulary else { throw ShellError.needs(.textForAModel) }
         try makeFreshModel(vocabulary: vocabulary)
     }
@@ -200,6 +219,8 @@ public final class Session {
         checkpointCorpus = nil
         savedStep = 0
         trainedElsewhere = false
+        // A new model is not the one last saved: a bare `save` must not replace that file with it.
+        lastSavePath = nil
         console.report("new model: \(describeModel(made.config))")
     }
 
@@ -304,30 +325,33 @@ public final class Session {
                                          evaluation.nats, evaluation.bits), width: console.width - 1, indent: 2) + "\n")
         }
         defer { console.endStatus() }
-        while true {
-            if let total, done >= total { break }
-            if let deadline, Date() >= deadline { break }
-            if interruptRequested() {
-                clearInterrupt()
-                console.endStatus()
-                // The last state, as the live line showed it.
-                console.progress(progress(final: true) + "\n")
-                console.note("interrupted after step \(trainer.step); the model and optimizer are consistent\n")
-                throw Interrupted(description: "training interrupted at step \(trainer.step)")
+        // At a terminal, keys typed meanwhile are neither echoed into the live line nor run afterwards.
+        try whileTraining {
+            while true {
+                if let total, done >= total { break }
+                if let deadline, Date() >= deadline { break }
+                if interruptRequested() {
+                    clearInterrupt()
+                    console.endStatus()
+                    // The last state, as the live line showed it.
+                    console.progress(progress(final: true) + "\n")
+                    console.note("interrupted: `train` stopped after step \(trainer.step); the model and optimizer are consistent\n")
+                    throw Interrupted(description: "training interrupted at step \(trainer.step)")
+                }
+                try trainer.trainStep()
+                done += 1
+                if settings.eval > 0 && trainer.step % settings.eval == 0 { try validate() }
+                if console.isTerminal {
+                    console.status(progress(final: false))
+                } else if Date().timeIntervalSince(lastPlainLine) >= 10 {
+                    console.progress(progress(final: false) + "\n")
+                    lastPlainLine = Date()
+                }
             }
-            try trainer.trainStep()
-            done += 1
-            if settings.eval > 0 && trainer.step % settings.eval == 0 { try validate() }
-            if console.isTerminal {
-                console.status(progress(final: false))
-            } else if Date().timeIntervalSince(lastPlainLine) >= 10 {
-                console.progress(progress(final: false) + "\n")
-                lastPlainLine = Date()
-            }
+            if done > 0 && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         }
-        if done > 0 && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         console.endStatus()
-        let summary = String(format: "  (%d steps in %@)", done, duration(Date().timeIntervalSince(start)))
+        let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(Date().timeIntervalSince(start))))"
         console.progress(progress(final: true, reserve: summary.count) + summary + "\n")
     }
 
@@ -378,6 +402,7 @@ public final class Session {
         }
         if stopped {
             clearInterrupt()
+            console.note("interrupted: `gen` stopped after \(grouped(generated)) character\(generated == 1 ? "" : "s")\n")
             throw Interrupted(description: "generation interrupted")
         }
     }
@@ -403,6 +428,11 @@ public final class Session {
     @discardableResult
     public func save(to requested: String?) throws -> (String, Int) {
         guard let model, let vocabulary else { throw ShellError.needs(.modelToSave) }
+        if let index = model.parameters.firstNonFinite() {
+            throw ShellError.badArgument("parameter \(index) of the model is infinite or NaN, so the file could not be loaded again; "
+                                         + "nothing was saved: `reset`, or load a checkpoint from before")
+        }
+        if requested?.isEmpty == true { throw ShellError.usage("save [PATH]") }
         let path = requested.map(expandingTilde) ?? lastSavePath ?? Self.defaultSavePath
         if requested == nil && lastSavePath == nil && FileManager.default.fileExists(atPath: path) {
             throw ShellError.badArgument("'\(path)' already exists and this session did not write it: `save \(path)` to "

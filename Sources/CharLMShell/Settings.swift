@@ -171,10 +171,12 @@ public struct SettingKey: Sendable {
 
     static func float(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { formatNumber($0[keyPath: path]) }) { settings, text in
-            guard let value = decimalNumber(text).map(Float.init), declaration.domain.contains(Double(value)) else {
+            // In range as typed, and still in range (and not rounded to 0) as the float32 it is stored as.
+            guard let number = decimalNumber(text), declaration.domain.contains(number),
+                  declaration.domain.contains(Double(Float(number))), Float(number) != 0 || number == 0 else {
                 throw declaration.outOfRange(text)
             }
-            settings[keyPath: path] = value + 0  // -0 becomes 0
+            settings[keyPath: path] = Float(number) + 0  // -0 becomes 0
         }
     }
 

@@ -44,7 +44,10 @@ struct CharLMCommand: ParsableCommand {
         Interrupts.install()
         session.interruptRequested = { Interrupts.pending }
         session.clearInterrupt = { Interrupts.clear() }
-        if isTerminal(.input) && isTerminal(.error) { session.waitForEnter = { _ = readLineUnbuffered() } }
+        if isTerminal(.input) && isTerminal(.error) {
+            session.waitForEnter = { _ = readLineUnbuffered() }
+            session.whileTraining = { try withoutTerminalEcho($0) }
+        }
 
         var status: Runner.Status = .success
         var ranScript = false
@@ -83,8 +86,10 @@ struct CharLMCommand: ParsableCommand {
                     ? "charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n"
                     : "charlm: a character-level language model. `help` lists the commands.\n")
                 let source = ReadlineLineSource(session: session)
+                runner.afterEachLine = { source.saveHistory() }
                 runner.historyProvider = { source.entries() }
                 runner.guardsUnsavedWork = true
+                session.guardsUnsavedWork = true
                 _ = runner.run(source, name: nil, prompt: "charlm> ")
                 source.saveHistory()
                 status = .success

@@ -58,7 +58,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
         """)
     #expect(try output(runner, console, "encode \"Cab é!\"") == """
         4 tokens: 4 2 3 1
-        normalisation (lowercase on, ascii on): 1 character folded to ASCII, 1 character lowercased
+        \(wrap("normalisation (lowercase on, ascii on): 1 character folded to ASCII, 1 character lowercased", width: 79, indent: 2))
         left out (not in the vocabulary): 'e' '!' (2 in all)
         the model sees: 'c' 'a' 'b' ' '
 
@@ -191,9 +191,11 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
     }
     // `cells top` ranks by range, largest first; `cells` without CELL shows the first of them.
     let top = try output(runner, console, "cells top \"\(text.replacingOccurrences(of: "\n", with: "\\n"))\" 0")
-    let ranges = top.split(separator: "\n").dropFirst(2).map { Double($0.split(separator: " ")[1])! }
+    // The rows follow the (wrapped) header and the column titles.
+    let rows = top.split(separator: "\n").drop { !$0.hasPrefix("cell   range") }.dropFirst()
+    let ranges = rows.map { Double($0.split(separator: " ")[1])! }
     #expect(ranges.count == 10 && ranges == ranges.sorted(by: >))
-    let best = Int(top.split(separator: "\n")[2].split(separator: " ")[0])!
+    let best = Int(rows.first!.split(separator: " ")[0])!
     let series = values.map { $0[best] }
     #expect(abs(Double(series.max()! - series.min()!) - ranges[0]) < 0.0005)
     #expect(try output(runner, console, "cells \"\(text.replacingOccurrences(of: "\n", with: "\\n"))\" 0").hasPrefix("layer 0 cell \(best):"))

@@ -287,7 +287,7 @@ private func interrupt(_ arguments: [String], in folder: URL, when cue: String) 
     #expect(genTook < 2)
     // train for a time: stops after the current step.
     let (trainStatus, trainErrors, trainTook) = try interrupt(setup + ["-c", "train 10m"], in: folder, when: "ready")
-    #expect(trainStatus == 130 && trainErrors.contains("interrupted after step"), "train: \(trainErrors)")
+    #expect(trainStatus == 130 && trainErrors.contains("stopped after step"), "train: \(trainErrors)")
     #expect(trainTook < 3)
 }
 
@@ -337,4 +337,50 @@ private func interrupt(_ arguments: [String], in folder: URL, when cue: String) 
         #expect(abs(estimate - allocated) <= 0.2 * allocated,
                 "\(options.joined(separator: " ")): estimate \(Int(estimate / 1e6)) MB, measured \(Int(allocated / 1e6)) MB")
     }
+}
+
+@Test func theSecondHostileRunsFindingsStayFixed() throws {
+    let folder = try temporaryFolder()
+    let (session, runner, _) = try smallShell()
+    // Settings are checked as typed and as the float32 they are stored as: clip 1e-50 would be 0, clipping off.
+    for line in ["set clip 1e-50", "set lr 1.0000000001", "set topp 1e-50", "set temp 100.000001"] {
+        #expect(message(runner, line)?.contains("must be") == true, "\(line)")
+    }
+    #expect(session.settings.clip == 5 && session.settings.lr == 0.002)
+    // A file exactly at a fixed limit is read; one byte more is refused, naming the limit.
+    let exact = folder.appendingPathComponent("exact.txt")
+    try Data(repeating: UInt8(ascii: "a"), count: 1000).write(to: exact)
+    #expect(try readFileBytes(at: exact.path, maximumBytes: 1000, limit: "a test").count == 1000)
+    #expect(throws: CharLMError.fileTooLarge(path: exact.path, bytes: 1000, maximum: 999, limit: "a test")) {
+        try readFileBytes(at: exact.path, maximumBytes: 999, limit: "a test")
+    }
+    // Saving to no name, or into a path whose folder is a file.
+    #expect(message(runner, "save \"\"") == "usage: save [PATH]")
+    #expect(message(runner, "cells \"abc\" --html \"\"")?.hasSuffix("that is not a file name: name the file to write") == true)
+    let file = folder.appendingPathComponent("afile")
+    try Data([1]).write(to: file)
+    #expect(message(runner, "save \(file.path)/x.safetensors") == "could not save '\(file.path)/x.safetensors': '\(file.path)' is not a folder")
+    // An optimizer state that makes a parameter infinite stops training at once, and such a model is not saved.
+    let path = folder.appendingPathComponent("m.safetensors").path
+    try runner.execute("train 1 steps; save \(path)")
+    var file2 = try SafeTensorsFile.parse(try readFileBytes(at: path), path: path)
+    let index = try #require(file2.tensors.firstIndex { $0.name == "optim.exp_avg.fc.bias" })
+    file2.tensors[index].values[0] = 3e38
+    try writeFileAtomically(file2.serialized(), to: path)
+    try runner.execute("load \(path); load \(fixture("tiny.txt"))")
+    let stopped = message(runner, "train 1 steps") ?? "trained"
+    #expect(stopped.contains("the update made parameter") && stopped.contains("infinite or NaN"), "\(stopped)")
+    #expect(message(runner, "save \(folder.appendingPathComponent("broken.safetensors").path)")?.contains("nothing was saved") == true)
+    // Charts of finite but enormous losses label their axes with numbers, not inf or nan.
+    let chart = brailleChart(training: [1e308, -1e308, 1e308], validation: [ValidationPoint(step: 2, loss: -1e308)], width: 80, height: 12)
+    #expect(!chart.contains("inf") && !chart.contains("nan"))
+    let svg = lossChartSVG(training: [1e308, -1e308, 1e308], validation: [])
+    #expect(!svg.contains("inf") && !svg.contains("nan"))
+    // A checkpoint whose header length is impossible is still said to be a damaged checkpoint.
+    // (2^56 - 1: its top byte is zero, as in every real length; text never has a NUL.)
+    var impossible = [UInt8](repeating: 0xFF, count: 8)
+    impossible[7] = 0
+    let bad = folder.appendingPathComponent("bad.safetensors")
+    try Data(impossible + Array("{\"a\":1}".utf8)).write(to: bad)
+    #expect(message(runner, "load \(bad.path)")?.hasPrefix("'\(bad.path)' is not a usable checkpoint: its header length") == true)
 }

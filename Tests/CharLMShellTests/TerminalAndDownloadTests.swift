@@ -57,7 +57,7 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     try send("train 100000 steps", "Enter")
     #expect(waitFor("tok/s"), "no live progress: \(screen())")
     try send("C-c")
-    #expect(waitFor("interrupted after step"), "Ctrl-C did not stop training: \(screen())")
+    #expect(waitFor("stopped after step"), "Ctrl-C did not stop training: \(screen())")
     try send("model", "Enter")
     #expect(waitFor("last training loss"), "model lost after Ctrl-C: \(screen())")
     let lines = screen().components(separatedBy: "\n").filter { !$0.isEmpty }
