@@ -256,14 +256,26 @@ public struct Inspector {
         let tokens = try encodeForModel(text, vocabulary: vocabulary)
         guard tokens.count <= 10_000 else { throw ShellError.badArgument("cells shows at most 10,000 characters; the text has \(tokens.count)") }
         let T = tokens.count
-        // The workspace, and the (T, H) values returned.
-        try MemoryBudget.check(MemoryModel.workspaceBytes(model.config, length: T, batch: 1) + 4 * Double(T * model.config.hiddenSize),
+        // Fed in chunks of 256 characters, carrying the state (as generation feeds a prompt), so Ctrl-C is heard
+        // between chunks and the workspace stays small; the (T, H) values returned are what grows with the text.
+        let chunk = min(T, 256)
+        try MemoryBudget.check(MemoryModel.workspaceBytes(model.config, length: chunk, batch: 1) + 4 * Double(T * model.config.hiddenSize),
                                for: "the activations of \(T) characters", hint: "give a shorter text")
-        let workspace = model.makeWorkspace(length: T, batch: 1, context: context)
-        for t in 0..<T { workspace.inputs[t] = Int32(tokens[t]) }
+        let workspace = model.makeWorkspace(length: chunk, batch: 1, context: context)
         var unused = SeededGenerator(seed: 0)
-        model.forward(length: T, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
-        let values = (1...T).map { t in workspace.cellState(layer: layer, slot: t, batch: 1).map { Foundation.tanh($0) } }
+        var values: [[Float]] = []
+        values.reserveCapacity(T)
+        var start = 0
+        while start < T {
+            try cancellation.check()
+            let count = min(chunk, T - start)
+            for t in 0..<count { workspace.inputs[t] = Int32(tokens[start + t]) }
+            model.forward(length: count, batch: 1, workspace: workspace, mode: .inference, generator: &unused,
+                          carryState: start > 0, reuseDerivedWeights: start > 0)
+            for t in 1...count { values.append(workspace.cellState(layer: layer, slot: t, batch: 1).map { Foundation.tanh($0) }) }
+            workspace.carryState(length: count, batch: 1)
+            start += count
+        }
         return (tokens, values)
     }
 

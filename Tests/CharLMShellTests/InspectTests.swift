@@ -324,3 +324,23 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     #expect(sparkline([2.0, 2.0]) == "▁▁")
     #expect(sparkline([Double]()) == "")
 }
+
+@Test func cellsOverALongTextAreFedInChunksWithTheSameStates() throws {
+    // 700 characters: three chunks of up to 256, the state carried from one to the next, against one pass.
+    let (session, _, _) = try shellWithTrainedModel()
+    let text = String(repeating: "the quick brown fox jumps over the lazy dog.\n", count: 16)
+    let inspector = try session.inspector()
+    let (tokens, values) = try inspector.cellActivations(text: text, layer: 1)
+    #expect(tokens.count > 512)
+    let model = try #require(session.model)
+    let workspace = model.makeWorkspace(length: tokens.count, batch: 1)
+    for t in 0..<tokens.count { workspace.inputs[t] = Int32(tokens[t]) }
+    var unused = SeededGenerator(seed: 0)
+    model.forward(length: tokens.count, batch: 1, workspace: workspace, mode: .inference, generator: &unused)
+    var worst: Float = 0
+    for t in 0..<tokens.count {
+        let whole = workspace.cellState(layer: 1, slot: t + 1, batch: 1)
+        for cell in 0..<whole.count { worst = max(worst, abs(values[t][cell] - tanh(whole[cell]))) }
+    }
+    #expect(worst < 1e-5, "largest difference \(worst)")
+}
