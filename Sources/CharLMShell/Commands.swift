@@ -401,7 +401,8 @@ public enum Commands {
             let first = max(0, lines.count - count)
             let numberWidth = String(lines.count).count
             for (offset, line) in lines[first...].enumerated() {
-                context.session.console.info(String(first + offset + 1).leftPadded(to: numberWidth + 2) + "  " + line + "\n")
+                let entry = String(first + offset + 1).leftPadded(to: numberWidth + 2) + "  " + line
+                context.session.console.info(wrap(entry, width: context.session.console.width - 1, indent: numberWidth + 4) + "\n")
             }
         },
         Command("help", aliases: ["?"], usage: "help [COMMAND|SETTING]", summary: "list the commands, or explain one",
