@@ -402,7 +402,8 @@ public enum Commands {
             let numberWidth = String(lines.count).count
             for (offset, line) in lines[first...].enumerated() {
                 let entry = String(first + offset + 1).leftPadded(to: numberWidth + 2) + "  " + line
-                context.session.console.info(wrap(entry, width: context.session.console.width - 1, indent: numberWidth + 4) + "\n")
+                let width = context.session.console.width - 1
+                context.session.console.info((entry.count <= width ? entry : wrap(entry, width: width, indent: numberWidth + 4)) + "\n")
             }
         },
         Command("help", aliases: ["?"], usage: "help [COMMAND|SETTING]", summary: "list the commands, or explain one",
