@@ -57,6 +57,11 @@ func wrap(_ text: String, width: Int, indent: Int = 0) -> String {
     let width = max(width, indent + 10)
     var output: [String] = []
     for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // A line that fits is left exactly as it is (its spacing may line up columns).
+        if paragraph.count <= width {
+            output.append(String(paragraph))
+            continue
+        }
         var line = ""
         var lineStart = true
         func finish() {
