@@ -1,7 +1,7 @@
 // The one thin wrapper around the C library (libc) for the whole package: files (whole-file reads of regular files,
 // and atomic writes: a temporary file in the same folder, written, flushed to disk, then renamed over the target),
-// the memory the machine has available and the process's peak, whether a stream is a terminal, an environment
-// variable's current value, and yielding the processor. Every other file calls these.
+// the memory the machine has available and the process's peak, whether a stream is a terminal and how wide it is,
+// reading a line unbuffered and turning key echo off, and yielding the processor. Every other file calls these.
 //
 // C that lives elsewhere, each behind a wrapper of its own named for what it wraps: BLAS (BLAS.swift), the CPU's
 // vector width (the CPUFeatures target, asked once in PackedProduct.swift), and GNU readline with the Ctrl-C handler
@@ -297,9 +297,6 @@ public func terminalColumns(_ stream: StandardStream) -> Int? {
     guard ioctl(stream.rawValue, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
     return Int(size.ws_col)
 }
-
-/// The environment variable's current value (read at each call: readline updates COLUMNS as the terminal resizes).
-public func environmentValue(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
 /// Gives the processor to another thread (spinning waits call this now and then).
 @inline(__always) func yieldProcessor() { sched_yield() }
