@@ -39,10 +39,8 @@ public final class Runner {
     public var historyProvider: (() -> [String])?
     /// Called after each line has run (the executable writes readline's history, so a killed session keeps it).
     public var afterEachLine: () -> Void = {}
-    /// Whether leaving with unsaved training is refused once with a warning (the executable sets it at a terminal;
-    /// scripts, -c and piped input leave when they end).
-    public var guardsUnsavedWork = false
-    /// The step at which that warning was last given: it is given again for training done after it.
+    /// The step at which the unsaved-work warning on leaving (`session.guardsUnsavedWork`) was last given: it is given
+    /// again for training done after it.
     private var warnedAtStep: Int?
     /// Folders of the scripts being run, innermost last (relative paths in `source` resolve against the last).
     private var scriptFolders: [String] = []
@@ -65,7 +63,7 @@ public final class Runner {
         var lineNumber = 0
         /// At the prompt, leaving (quit, Ctrl-D) with training that was never saved is refused once, with a word.
         func mayLeave() -> Bool {
-            guard guardsUnsavedWork, session.unsavedSteps > 0, warnedAtStep != session.step else { return true }
+            guard session.guardsUnsavedWork, session.unsavedSteps > 0, warnedAtStep != session.step else { return true }
             warnedAtStep = session.step
             quitRequested = false
             session.console.note("note: \(session.unsavedSteps) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "

@@ -189,8 +189,8 @@ public final class Session {
 
     // MARK: Model
 
-    /// At a terminal (set by the executable), replacing a model with training that was never saved is refused once,
-    /// with a note; doing it again goes ahead. Scripts and -c are not asked.
+    /// At a terminal (set by the executable), leaving, `reset` or loading a checkpoint over training that was never
+    /// saved is refused once, with a note; doing it again goes ahead. Scripts and -c are not asked.
     public var guardsUnsavedWork = false
     private var discardWarnedAtStep: Int?
 

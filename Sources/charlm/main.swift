@@ -88,7 +88,6 @@ struct CharLMCommand: ParsableCommand {
                 let source = ReadlineLineSource(session: session)
                 runner.afterEachLine = { source.saveHistory() }
                 runner.historyProvider = { source.entries() }
-                runner.guardsUnsavedWork = true
                 session.guardsUnsavedWork = true
                 _ = runner.run(source, name: nil, prompt: "charlm> ")
                 source.saveHistory()

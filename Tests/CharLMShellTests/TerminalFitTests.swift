@@ -156,7 +156,7 @@ import Testing
     #expect(console.stderr.split(separator: "\n").filter { $0.hasPrefix("time: ") && $0.hasSuffix(" s") }.count == 2)
     try runner.execute("set timing off")
     // At the prompt (the executable sets the guard at a terminal), leaving with unsaved training is refused once.
-    runner.guardsUnsavedWork = true
+    session.guardsUnsavedWork = true
     runner.interactive = true
     console.clear()
     _ = runner.run(ArrayLineSource(["train 3 steps", "quit", "echo still here", "quit"]), name: nil)
