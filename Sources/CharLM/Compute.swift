@@ -18,13 +18,18 @@ public final class ComputeContext: @unchecked Sendable {
     private let productOwner: ComputeContext?
     /// The register block of the time loops' product (PackedProduct.swift).
     let packedKernel: PackedKernel
+    /// Which code computes the large products of training and evaluation (Products.swift).
+    public let productKernel: ProductKernel
+    /// The packed products' packing space.
+    let productScratch = ScratchBuffer()
 
-    /// A context with `threads` threads (clamped to at least 1) and the kernel that suits this CPU.
-    public convenience init(threads: Int) {
-        self.init(threads: threads, packedKernel: .preferred)
+    /// A context with `threads` threads (clamped to at least 1) and the kernels that suit this CPU, or the
+    /// products' kernel given (benchmarks compare them).
+    public convenience init(threads: Int, products: ProductKernel = .preferred) {
+        self.init(threads: threads, packedKernel: .preferred, products: products)
     }
 
-    init(threads: Int, packedKernel: PackedKernel) {
+    init(threads: Int, packedKernel: PackedKernel, products: ProductKernel = .preferred) {
         // BLAS itself stays single-threaded: the team shares the products (see BLAS.swift).
         BLAS.setThreadCountOnce
         threadCount = max(1, threads)
@@ -32,6 +37,7 @@ public final class ComputeContext: @unchecked Sendable {
         productTeam = team
         productOwner = nil
         self.packedKernel = packedKernel
+        productKernel = products
     }
 
     /// For tests: time loops on a team of `threads`, products cut as `other` cuts them.
@@ -41,6 +47,7 @@ public final class ComputeContext: @unchecked Sendable {
         productTeam = other.productTeam
         productOwner = other
         packedKernel = other.packedKernel
+        productKernel = other.productKernel
     }
 
     deinit { team.shutDown() }

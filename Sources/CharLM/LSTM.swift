@@ -261,9 +261,9 @@ func lstmBackward(
     let dGates = UnsafePointer(activations.gates.pointer)
     // dW_hh(4H, H) += dgates^T(4H, T*B) * h_{t-1}(T*B, H), as one product over all T*B rows: slots 0..<T of
     // `hidden` are h_0 ... h_{T-1}.
-    BLAS.gemm(.transposed, .none, m: G, n: H, k: rows,
-              a: dGates, lda: G, b: activations.hidden.pointer, ldb: H, beta: 1, c: gradients.weightHH, ldc: H,
-              context: context)
+    Products.gemm(.transposed, .none, m: G, n: H, k: rows,
+                 a: dGates, lda: G, b: activations.hidden.pointer, ldb: H, beta: 1, c: gradients.weightHH, ldc: H,
+                 context: context)
     // Both biases enter the pre-activation unchanged, so each gets the column sums of dgates: dgates^T * ones.
     BLAS.gemv(.transposed, rows: rows, cols: G, a: dGates, lda: G, x: scratch.ones.pointer, beta: 0,
               y: scratch.biasSum.pointer, context: context)

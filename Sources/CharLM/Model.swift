@@ -160,7 +160,7 @@ public final class CharModel {
         if !reuseDerivedWeights {
             layers[0].projectionBias(parameters, into: table)
             for v in 1..<max(1, V) { (table + v * P).update(from: table, count: P) }
-            BLAS.gemm(.none, .transposed, m: V, n: P, k: E,
+            Products.gemm(.none, .transposed, m: V, n: P, k: E,
                       a: parameters.pointer + layout.embedding.offset, lda: E,
                       b: parameters.pointer + layers[0].views.weightIH.offset, ldb: E, beta: 1, c: table, ldc: P,
                       context: context)
@@ -180,7 +180,7 @@ public final class CharModel {
                 layer.projectionBias(parameters, into: projection)
                 for r in 1..<max(1, rows) { (projection + r * P).update(from: projection, count: P) }
                 let inputSize = layer.views.inputSize
-                BLAS.gemm(.none, .transposed, m: rows, n: P, k: inputSize,
+                Products.gemm(.none, .transposed, m: rows, n: P, k: inputSize,
                           a: layerInput, lda: inputSize, b: parameters.pointer + layer.views.weightIH.offset,
                           ldb: inputSize, beta: 1, c: projection, ldc: P, context: context)
             }
@@ -211,7 +211,7 @@ public final class CharModel {
         let logits = workspace.logits.pointer
         let bias = parameters.pointer + layout.fcBias.offset
         for r in 0..<rows { (logits + r * V).update(from: bias, count: V) }
-        BLAS.gemm(.none, .transposed, m: rows, n: V, k: H,
+        Products.gemm(.none, .transposed, m: rows, n: V, k: H,
                   a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 1, c: logits, ldc: V,
                   context: context)
     }
@@ -229,7 +229,7 @@ public final class CharModel {
         let grad = gradients.pointer
         // through the Linear layer:
         // dfc.weight(V, H) += dlogits^T(V, T*B) * h_top(T*B, H)
-        BLAS.gemm(.transposed, .none, m: V, n: H, k: rows,
+        Products.gemm(.transposed, .none, m: V, n: H, k: rows,
                   a: dLogits, lda: V, b: top, ldb: H, beta: 1, c: grad + layout.fcWeight.offset, ldc: H,
                   context: context)
         // dfc.bias(V) += column sums of dlogits
@@ -239,7 +239,7 @@ public final class CharModel {
             for v in 0..<V { dBias[v] += row[v] }
         }
         // dh_top(T*B, H) = dlogits(T*B, V) * fc.weight(V, H)
-        BLAS.gemm(.none, .none, m: rows, n: H, k: V,
+        Products.gemm(.none, .none, m: rows, n: H, k: V,
                   a: dLogits, lda: V, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 0, c: dOutput,
                   ldc: H, context: context)
         // through the recurrent layers, top to bottom.
@@ -260,11 +260,11 @@ public final class CharModel {
                     ? UnsafePointer(workspace.droppedOutputs[l - 1].pointer)
                     : UnsafePointer(workspace.layers[l - 1].outputs(batch: B))
                 // dW_ih(P, in) += dprojection^T(P, T*B) * input(T*B, in)
-                BLAS.gemm(.transposed, .none, m: P, n: inputSize, k: rows,
+                Products.gemm(.transposed, .none, m: P, n: inputSize, k: rows,
                           a: dProjection, lda: P, b: input, ldb: inputSize, beta: 1, c: dWeightIH, ldc: inputSize,
                           context: context)
                 // dinput(T*B, in) = dprojection(T*B, P) * W_ih(P, in)
-                BLAS.gemm(.none, .none, m: rows, n: inputSize, k: P,
+                Products.gemm(.none, .none, m: rows, n: inputSize, k: P,
                           a: dProjection, lda: P, b: weightIH, ldb: inputSize, beta: 0, c: dInput, ldc: inputSize,
                           context: context)
                 // ... and through the dropout mask between layer l-1 and l: doutput_{l-1} = dinput_l * mask
@@ -291,11 +291,11 @@ public final class CharModel {
                 }
                 // through table = embedding W_ih0^T + bias (the biases' gradients were summed by the layer):
                 // dW_ih0(P, E) += dtable^T(P, V) * embedding(V, E)
-                BLAS.gemm(.transposed, .none, m: P, n: E, k: V,
+                Products.gemm(.transposed, .none, m: P, n: E, k: V,
                           a: dTable, lda: P, b: parameters.pointer + layout.embedding.offset, ldb: E,
                           beta: 1, c: dWeightIH, ldc: E, context: context)
                 // dembedding(V, E) += dtable(V, P) * W_ih0(P, E)
-                BLAS.gemm(.none, .none, m: V, n: E, k: P,
+                Products.gemm(.none, .none, m: V, n: E, k: P,
                           a: dTable, lda: P, b: weightIH, ldb: E, beta: 1, c: grad + layout.embedding.offset, ldc: E,
                           context: context)
             }

@@ -88,59 +88,90 @@ final class PackedMatrix {
         _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>, into c: UnsafeMutablePointer<Float>,
         ldc: Int, accumulate: Bool
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.blockRows * panelWidth) { tile in
-            switch kernel {
-            case .wide:
-                multiply(Row64.self, a, lda: lda, rows: M, panels: panels, into: c, ldc: ldc, accumulate: accumulate,
-                         tile: tile.baseAddress!)
-            case .narrow:
-                multiply(Row16.self, a, lda: lda, rows: M, panels: panels, into: c, ldc: ldc, accumulate: accumulate,
-                         tile: tile.baseAddress!)
-            }
-        }
+        multiplyPanels(kernel, storage: storage.pointer, panelStride: rows * panelWidth, depth: rows,
+                       columns: columns, panels: panels,
+                       a: StridedMatrix(a, rowStep: lda, depthStep: 1), rows: M, into: c, ldc: ldc,
+                       accumulate: accumulate)
+    }
+}
+
+/// A (M, K) matrix read in place: element (i, k) at `base + i * rowStep + k * depthStep`. A row-major matrix with
+/// row stride `ld` is (ld, 1); the transpose of one is (1, ld).
+struct StridedMatrix {
+    let base: UnsafePointer<Float>
+    let rowStep: Int
+    let depthStep: Int
+
+    init(_ base: UnsafePointer<Float>, rowStep: Int, depthStep: Int) {
+        self.base = base
+        self.rowStep = rowStep
+        self.depthStep = depthStep
     }
 
-    private func multiply<Row: PanelRow>(
-        _ row: Row.Type, _ a: UnsafePointer<Float>, lda: Int, rows M: Int, panels: Range<Int>,
-        into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, tile: UnsafeMutablePointer<Float>
-    ) {
-        let (K, N, width, blockRows) = (rows, columns, Row.width, Self.blockRows)
-        tile.update(repeating: 0, count: blockRows * width)  // initialised: the kernel may read its first row
-        for p in panels {
-            let panel = UnsafePointer(storage.pointer + p * K * width)
-            let firstColumn = p * width
-            let panelColumns = min(width, N - firstColumn)
-            var r = 0
-            while r < M {
-                // A's six rows; past the last row, repeat it (those results are dropped).
-                let aRows = (a + r * lda, a + min(r + 1, M - 1) * lda, a + min(r + 2, M - 1) * lda,
-                             a + min(r + 3, M - 1) * lda, a + min(r + 4, M - 1) * lda, a + min(r + 5, M - 1) * lda)
-                if panelColumns == width {
-                    // C's six rows; past the last row, the tile's first row, a scratch row whose values are dropped.
-                    func cRow(_ i: Int) -> UnsafeMutablePointer<Float> {
-                        r + i < M ? c + (r + i) * ldc + firstColumn : tile
-                    }
-                    let cRows = (cRow(0), cRow(1), cRow(2), cRow(3), cRow(4), cRow(5))
-                    multiplyBlock(Row.self, aRows, panel, depth: K, cRows: cRows, accumulate: accumulate)
-                } else {
-                    // A panel past column N: through the (6, width) tile, zero past the panel's columns.
-                    let validRows = min(blockRows, M - r)
-                    tile.update(repeating: 0, count: blockRows * width)
-                    if accumulate {
-                        for i in 0..<validRows {
-                            (tile + i * width).update(from: c + (r + i) * ldc + firstColumn, count: panelColumns)
-                        }
-                    }
-                    multiplyBlock(Row.self, aRows, panel, depth: K,
-                                  cRows: (tile, tile + width, tile + 2 * width, tile + 3 * width, tile + 4 * width,
-                                          tile + 5 * width),
-                                  accumulate: accumulate)
+    /// The same matrix from depth `k` on.
+    func fromDepth(_ k: Int) -> StridedMatrix { StridedMatrix(base + k * depthStep, rowStep: rowStep, depthStep: depthStep) }
+}
+
+/// C(M, columns of `panels`) (+)= A(M, K) * W(K, N), W packed in `storage` with `kernel`'s width: panel p's (K, width)
+/// rows start at `p * panelStride`. Adds to C when `accumulate`, else overwrites it; touches only the columns of
+/// `panels`.
+func multiplyPanels(
+    _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int, panels: Range<Int>,
+    a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: PackedMatrix.blockRows * kernel.panelWidth) { tile in
+        switch kernel {
+        case .wide:
+            multiplyPanels(Row64.self, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels, a: a, rows: M,
+                           into: c, ldc: ldc, accumulate: accumulate, tile: tile.baseAddress!)
+        case .narrow:
+            multiplyPanels(Row16.self, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels, a: a, rows: M,
+                           into: c, ldc: ldc, accumulate: accumulate, tile: tile.baseAddress!)
+        }
+    }
+}
+
+private func multiplyPanels<Row: PanelRow>(
+    _ row: Row.Type, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
+    panels: Range<Int>, a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+    tile: UnsafeMutablePointer<Float>
+) {
+    let (width, blockRows, step) = (Row.width, PackedMatrix.blockRows, a.depthStep)
+    tile.update(repeating: 0, count: blockRows * width)  // initialised: the kernel may read its first row
+    func aRow(_ i: Int) -> UnsafePointer<Float> { a.base + min(i, M - 1) * a.rowStep }
+    for p in panels {
+        let panel = storage + p * panelStride
+        let firstColumn = p * width
+        let panelColumns = min(width, N - firstColumn)
+        var r = 0
+        while r < M {
+            // A's six rows; past the last row, repeat it (those results are dropped).
+            let aRows = (aRow(r), aRow(r + 1), aRow(r + 2), aRow(r + 3), aRow(r + 4), aRow(r + 5))
+            if panelColumns == width {
+                // C's six rows; past the last row, the tile's first row, a scratch row whose values are dropped.
+                func cRow(_ i: Int) -> UnsafeMutablePointer<Float> {
+                    r + i < M ? c + (r + i) * ldc + firstColumn : tile
+                }
+                let cRows = (cRow(0), cRow(1), cRow(2), cRow(3), cRow(4), cRow(5))
+                multiplyBlock(Row.self, aRows, step: step, panel, depth: K, cRows: cRows, accumulate: accumulate)
+            } else {
+                // A panel past column N: through the (6, width) tile, zero past the panel's columns.
+                let validRows = min(blockRows, M - r)
+                tile.update(repeating: 0, count: blockRows * width)
+                if accumulate {
                     for i in 0..<validRows {
-                        (c + (r + i) * ldc + firstColumn).update(from: tile + i * width, count: panelColumns)
+                        (tile + i * width).update(from: c + (r + i) * ldc + firstColumn, count: panelColumns)
                     }
                 }
-                r += blockRows
+                multiplyBlock(Row.self, aRows, step: step, panel, depth: K,
+                              cRows: (tile, tile + width, tile + 2 * width, tile + 3 * width, tile + 4 * width,
+                                      tile + 5 * width),
+                              accumulate: accumulate)
+                for i in 0..<validRows {
+                    (c + (r + i) * ldc + firstColumn).update(from: tile + i * width, count: panelColumns)
+                }
             }
+            r += blockRows
         }
     }
 }
@@ -201,24 +232,25 @@ private typealias SixMutableRows = (
     UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
 )
 
-/// C(6, width) (+)= A(6, K) * panel(K, width): the kernel.
+/// C(6, width) (+)= A(6, K) * panel(K, width): the kernel. Element k of A's row j is at aRows.j + k * step.
 @inline(__always)
 private func multiplyBlock<Row: PanelRow>(
-    _ row: Row.Type, _ aRows: SixRows, _ panel: UnsafePointer<Float>, depth K: Int, cRows: SixMutableRows,
-    accumulate: Bool
+    _ row: Row.Type, _ aRows: SixRows, step: Int, _ panel: UnsafePointer<Float>, depth K: Int,
+    cRows: SixMutableRows, accumulate: Bool
 ) {
-    let (a0, a1, a2, a3, a4, a5) = aRows
+    var (a0, a1, a2, a3, a4, a5) = aRows
     let (c0, c1, c2, c3, c4, c5) = cRows
     var s0 = Row(zero: ()), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
     if accumulate {
         s0 = Row(c0); s1 = Row(c1); s2 = Row(c2); s3 = Row(c3); s4 = Row(c4); s5 = Row(c5)
     }
     var w = panel
-    for k in 0..<K {
+    for _ in 0..<K {
         let row = Row(w)
-        s0.add(a0[k], times: row); s1.add(a1[k], times: row); s2.add(a2[k], times: row)
-        s3.add(a3[k], times: row); s4.add(a4[k], times: row); s5.add(a5[k], times: row)
+        s0.add(a0.pointee, times: row); s1.add(a1.pointee, times: row); s2.add(a2.pointee, times: row)
+        s3.add(a3.pointee, times: row); s4.add(a4.pointee, times: row); s5.add(a5.pointee, times: row)
         w += Row.width
+        a0 += step; a1 += step; a2 += step; a3 += step; a4 += step; a5 += step
     }
     s0.store(c0); s1.store(c1); s2.store(c2); s3.store(c3); s4.store(c4); s5.store(c5)
 }

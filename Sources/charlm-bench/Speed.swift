@@ -244,11 +244,12 @@ private final class PhaseClock {
     }
 }
 
-/// GFLOP/s of BLAS on one product shape: C(m, n) = op(A) op(B), op(B) transposed unless --tb 0, op(A) unless --ta 1.
+/// GFLOP/s of one product shape, C(m, n) = op(A) op(B), op(B) transposed unless --tb 0, op(A) unless --ta 1, on the
+/// kernel --products names.
 struct GemmSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm-speed",
-        abstract: "GFLOP/s and microseconds per call of BLAS.gemm on one shape, C(m, n) = op(A) op(B) (one JSON line).")
+        abstract: "GFLOP/s and microseconds per call of one product shape, C(m, n) = op(A) op(B) (one JSON line).")
 
     @Option(help: "Rows of C.")
     var m = 64
@@ -285,7 +286,7 @@ struct GemmSpeed: ParsableCommand {
         for index in 0..<a.count { a.pointer[index] = Float(index % 7) * 0.1 }
         for index in 0..<b.count { b.pointer[index] = Float(index % 5) * 0.1 }
         func run() {
-            BLAS.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: transA == .none ? k : m,
+            Products.gemm(transA, transB, m: m, n: n, k: k, a: a.pointer, lda: transA == .none ? k : m,
                       b: b.pointer, ldb: transB == .none ? n : k, beta: 1, c: c.pointer, ldc: n, context: context)
         }
         for _ in 0..<10 { run() }
@@ -293,6 +294,7 @@ struct GemmSpeed: ParsableCommand {
         for _ in 0..<repeats { run() }
         let seconds = Date().timeIntervalSince(start)
         printJSON([("m", m), ("n", n), ("k", k), ("threads", context.threadCount),
+                   ("products", context.productKernel.rawValue), ("openblas_core", BLAS.coreName),
                    ("us_per_call", seconds * 1e6 / Double(repeats)),
                    ("gflops", 2 * Double(m * n * k * repeats) / seconds / 1e9)])
     }

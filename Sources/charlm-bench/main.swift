@@ -68,12 +68,17 @@ struct ComputeOptions: ParsableArguments {
     @Option(help: "Compute threads, which share the LSTM's time loops and the matrix products (default: one per core).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Which code computes the large products: packed (charlm's kernel) or blas (default: \(ProductKernel.preferred.rawValue)).")
+    var products = ProductKernel.preferred
+
     func validate() throws {
         try asUsageError { try Setting.threads.check(threads) }
     }
 
-    func makeContext() -> ComputeContext { ComputeContext(threads: threads) }
+    func makeContext() -> ComputeContext { ComputeContext(threads: threads, products: products) }
 }
+
+extension ProductKernel: ExpressibleByArgument {}
 
 /// Runs a setting's range check (SettingDeclarations.swift), its failure a usage error.
 func asUsageError(_ check: () throws -> Void) throws {

@@ -1,0 +1,153 @@
+// The large products (Products.swift): the packed path and the BLAS path against the naive triple loop, in every
+// transpose, with and without accumulation, split by panels and by rows; the packed path's results identical
+// whatever its panel width, depth block and thread count; and the whole model's gradients identical whichever
+// kernel the packed path uses, and within float32 rounding of the BLAS path's.
+
+@testable import CharLM
+import Foundation
+import Testing
+
+private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+    var generator = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
+}
+
+/// One product's operands, stored with padded strides (as sub-blocks of larger buffers are).
+private struct ProductCase {
+    let transA: Bool, transB: Bool, M: Int, N: Int, K: Int
+    var lda: Int { (transA ? M : K) + 3 }
+    var ldb: Int { (transB ? K : N) + 2 }
+    var ldc: Int { N + 5 }
+    var a: [Float] { randomFloats((transA ? K : M) * lda, seed: 11) }
+    var b: [Float] { randomFloats((transB ? N : K) * ldb, seed: 12) }
+    var c: [Float] { randomFloats(M * ldc, seed: 13) }
+
+    /// C after `Products.packedGemm` with `kernel`, or `Products.gemm` on a context when `context` is given.
+    func run(accumulate: Bool, kernel: PackedKernel = .narrow, team: ThreadTeam = ThreadTeam.solo,
+             context: ComputeContext? = nil) -> [Float] {
+        var c = self.c
+        let (a, b) = (self.a, self.b)
+        a.withUnsafeBufferPointer { aBuffer in
+            b.withUnsafeBufferPointer { bBuffer in
+                c.withUnsafeMutableBufferPointer { cBuffer in
+                    let (ta, tb): (Transpose, Transpose) = (transA ? .transposed : .none, transB ? .transposed : .none)
+                    if let context {
+                        Products.gemm(ta, tb, m: M, n: N, k: K, a: aBuffer.baseAddress!, lda: lda,
+                                      b: bBuffer.baseAddress!, ldb: ldb, beta: accumulate ? 1 : 0,
+                                      c: cBuffer.baseAddress!, ldc: ldc, context: context)
+                    } else {
+                        Products.packedGemm(ta, tb, m: M, n: N, k: K, a: aBuffer.baseAddress!, lda: lda,
+                                            b: bBuffer.baseAddress!, ldb: ldb, accumulate: accumulate,
+                                            c: cBuffer.baseAddress!, ldc: ldc, kernel: kernel,
+                                            scratch: ScratchBuffer(), team: team)
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    /// The largest difference from the naive product over C's N columns, and that columns past N are untouched,
+    /// measured in units of the float32 error bound K * 2^-23 * sum_k |a_ik b_kj| (+ |c_ij|).
+    func worstError(of result: [Float], accumulate: Bool) -> (bound: Double, padding: Bool) {
+        let (a, b, start) = (self.a, self.b, self.c)
+        let expected = naiveGemm(transA: transA, transB: transB, m: M, n: N, k: K, alpha: 1, a: a, lda: lda, b: b,
+                                 ldb: ldb, beta: accumulate ? 1 : 0, c: start, ldc: ldc)
+        var worst = 0.0
+        var paddingUntouched = true
+        for i in 0..<M {
+            for j in 0..<ldc {
+                let index = i * ldc + j
+                if j >= N {
+                    paddingUntouched = paddingUntouched && result[index] == start[index]
+                    continue
+                }
+                var magnitude = accumulate ? abs(Double(start[index])) : 0
+                for p in 0..<K {
+                    let x = transA ? a[p * lda + i] : a[i * lda + p]
+                    let y = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    magnitude += abs(Double(x) * Double(y))
+                }
+                let bound = Double(K + 1) * 0x1p-23 * magnitude + 1e-30
+                worst = max(worst, abs(Double(result[index]) - expected[index]) / bound)
+            }
+        }
+        return (worst, paddingUntouched)
+    }
+}
+
+// Shapes around the kernel's six rows and 16- or 64-column panels, with K past one depth block (1024) in two.
+private let productCases: [ProductCase] = [
+    ProductCase(transA: false, transB: true, M: 13, N: 70, K: 33),
+    ProductCase(transA: false, transB: false, M: 7, N: 128, K: 20),
+    ProductCase(transA: true, transB: false, M: 19, N: 64, K: 1100),
+    ProductCase(transA: true, transB: true, M: 6, N: 17, K: 5),
+    ProductCase(transA: false, transB: false, M: 50, N: 130, K: 1030),
+]
+
+@Test(arguments: productCases, PackedKernel.allCases)
+private func packedProductMatchesNaiveInEveryTranspose(_ product: ProductCase, kernel: PackedKernel) {
+    for accumulate in [true, false] {
+        let (worst, padding) = product.worstError(of: product.run(accumulate: accumulate, kernel: kernel),
+                                                  accumulate: accumulate)
+        #expect(worst <= 1, "\(product) \(kernel) accumulate \(accumulate): \(worst) of the bound")
+        #expect(padding, "\(product) \(kernel): wrote past column N")
+    }
+}
+
+@Test(arguments: productCases)
+private func blasPathMatchesNaiveInEveryTranspose(_ product: ProductCase) {
+    let context = ComputeContext(threads: 2, products: .blas)
+    for accumulate in [true, false] {
+        let (worst, padding) = product.worstError(of: product.run(accumulate: accumulate, context: context),
+                                                  accumulate: accumulate)
+        #expect(worst <= 1, "\(product) BLAS accumulate \(accumulate): \(worst) of the bound")
+        #expect(padding)
+    }
+}
+
+/// The packed path sums each element in the order k = 0, 1, ...: the same bits for either panel width, one or two
+/// or three threads (which split by panels, or by rows when the panels do not share evenly), and one or several
+/// depth blocks.
+@Test(arguments: productCases)
+private func packedProductIsIdenticalWhateverItsWidthAndThreads(_ product: ProductCase) {
+    let reference = product.run(accumulate: true, kernel: .narrow)
+    for kernel in PackedKernel.allCases {
+        for threads in [1, 2, 3] {
+            let team = ThreadTeam(size: threads)
+            defer { team.shutDown() }
+            // a large enough product that runParts shares it
+            let result = product.run(accumulate: true, kernel: kernel, team: team)
+            #expect(result == reference, "\(product) \(kernel) \(threads) threads")
+        }
+    }
+}
+
+/// A training step's products, large enough to take the packed path (T*B * H * 4H above
+/// `Products.packedMinimumWork`), give the gradients the BLAS path gives, to float32 rounding. (The model tests check
+/// the default path's gradients against the naive model and finite differences.)
+@Test func modelGradientsAgreeWhicheverProductKernel() throws {
+    let config = ModelConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 64, layerCount: 2)
+    let (T, B) = (9, 8)
+    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
+    var results: [ProductKernel: [Float]] = [:]
+    for products in ProductKernel.allCases {
+        var generator = SeededGenerator(seed: 5)
+        let model = try CharModel(config: config, generator: &generator)
+        let workspace = model.makeWorkspace(length: T, batch: B, context: ComputeContext(threads: 2, products: products))
+        var tokens = SeededGenerator(seed: 6)
+        for r in 0..<(T * B) {
+            workspace.inputs[r] = Int32(tokens.next() % 11)
+            workspace.targets[r] = Int32(tokens.next() % 11)
+        }
+        model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
+        _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
+        model.gradients.zero()
+        model.backward(length: T, batch: B, workspace: workspace)
+        results[products] = model.gradients.array
+    }
+    let (packed, blas) = (results[.packed]!, results[.blas]!)
+    var worst: Float = 0
+    for index in packed.indices { worst = max(worst, abs(packed[index] - blas[index])) }
+    #expect(worst < 1e-5, "largest gradient difference between the packed and BLAS products: \(worst)")
+}
