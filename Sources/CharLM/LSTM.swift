@@ -137,6 +137,10 @@ final class LSTMActivations: RecurrentActivations {
     func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: cell(at: t, batch: B), count: B * hiddenSize)
     }
+
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: hidden(at: t, batch: B), count: B * hiddenSize)
+    }
 }
 
 /// Scratch space for one layer's backward pass.

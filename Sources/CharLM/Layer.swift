@@ -50,6 +50,8 @@ protocol RecurrentActivations: AnyObject {
     /// (B, H) the layer's memory at slot t (t = 0 is the initial state): the cell state c_t for the LSTM.
     /// What `cells` shows.
     func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float>
+    /// (B, H) the hidden state h_t at slot t (t = 0 is the initial state).
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float>
 }
 
 /// The layer object for `views.kind`.

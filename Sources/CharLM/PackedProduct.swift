@@ -143,6 +143,17 @@ private func multiplyPanels<Row: PanelRow>(
         let panel = storage + p * panelStride
         let firstColumn = p * width
         let panelColumns = min(width, N - firstColumn)
+        if M == 1 {
+            // One row (generation): the six-row kernel would compute it six times.
+            let cRow = panelColumns == width ? c + firstColumn : tile
+            if panelColumns < width {
+                tile.update(repeating: 0, count: width)
+                if accumulate { tile.update(from: c + firstColumn, count: panelColumns) }
+            }
+            multiplyRow(Row.self, a.base, step: step, panel, depth: K, c: cRow, accumulate: accumulate)
+            if panelColumns < width { (c + firstColumn).update(from: tile, count: panelColumns) }
+            continue
+        }
         var r = 0
         while r < M {
             // A's six rows; past the last row, repeat it (those results are dropped).
@@ -231,6 +242,23 @@ private typealias SixMutableRows = (
     UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
     UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
 )
+
+/// c(width) (+)= a(K) * panel(K, width) for a single row of A, element k at a + k * step: the six-row kernel's
+/// arithmetic for one row, in the same order (k = 0, 1, ...), so a row's results are the same bits either way.
+@inline(__always)
+private func multiplyRow<Row: PanelRow>(
+    _ row: Row.Type, _ a: UnsafePointer<Float>, step: Int, _ panel: UnsafePointer<Float>, depth K: Int,
+    c: UnsafeMutablePointer<Float>, accumulate: Bool
+) {
+    var sum = accumulate ? Row(UnsafePointer(c)) : Row(zero: ())
+    var (x, w) = (a, panel)
+    for _ in 0..<K {
+        sum.add(x.pointee, times: Row(w))
+        x += step
+        w += Row.width
+    }
+    sum.store(c)
+}
 
 /// C(6, width) (+)= A(6, K) * panel(K, width): the kernel. Element k of A's row j is at aRows.j + k * step.
 @inline(__always)

@@ -139,12 +139,18 @@ public final class TextGenerator {
     public let sampler: Sampler
     /// Prompts are fed in chunks of at most this many characters.
     private let chunk = 256
+    /// Feeds prompts (many characters per pass).
     private let workspace: ModelWorkspace
+    /// Generates, one character per step (Stepper.swift); nil where that path does not run the model, or its copy of
+    /// the weights would not fit in memory, and `workspace` steps instead.
+    private let stepper: Stepper?
 
     public init(model: CharModel, context: ComputeContext = .machine) {
         self.model = model
         sampler = Sampler(vocabularySize: model.config.vocabularySize)
         workspace = model.makeWorkspace(length: chunk, batch: 1, context: context)
+        let stepperFits = Double(Stepper.bytes(config: model.config, batch: 1)) < MemoryBudget.usableBytes / 2
+        stepper = Stepper.supports(model.config) && stepperFits ? Stepper(config: model.config, batch: 1) : nil
     }
 
     /// Feeds `tokens` from a zero state and returns the logits after the last one (V values).
@@ -167,6 +173,22 @@ public final class TextGenerator {
         try Setting.length.check(count)
         try feed(prompt.isEmpty ? [primer] : prompt, carryState: false, cancellation: cancellation)
         var generated = 0
+        if let stepper {
+            // The parameters may have changed since the last call (training in between): copy them again.
+            stepper.refresh(from: model, context: workspace.context)
+            stepper.loadState(from: workspace)
+            var logits = lastLogits
+            var input: Int32 = 0
+            while generated < count {
+                let token = sampler.sample(logits: logits, settings: settings, generator: &generator)
+                generated += 1
+                if !onToken(token) || generated == count { break }
+                input = Int32(token)
+                stepper.step(tokens: &input, context: workspace.context)
+                logits = UnsafePointer(stepper.logits.pointer)
+            }
+            return generated
+        }
         var unused = SeededGenerator(seed: 0)
         while generated < count {
             let token = sampler.sample(logits: lastLogits, settings: settings, generator: &generator)

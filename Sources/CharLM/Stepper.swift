@@ -1,0 +1,232 @@
+// The model one time step at a time, for generation: B sequences (1 for `gen`, K for `samples K`) each advance by
+// one character per call. Training's pass (Model.swift, LSTM.swift) is built for T*B rows at once; here a step is
+// a few matrix-vector products, so what costs is reading the weights (3.2 MB per character at H 256) and meeting
+// between threads. This path reads each weight once per step and meets once per layer:
+//
+// - Gate columns are interleaved by groups of 16 units: the packed panel of group u holds, for every input k, the
+//   64 weights of i, f, g, o for units 16u ..< 16u+16 (the input weights W_ih and the recurrent W_hh each as
+//   (in, 64) panels, PackedProduct.swift's layout). A thread that owns a group's panel computes all four gates of
+//   its units and then their cell update (GateKernels.swift, on 16 units) without waiting for anyone: the
+//   product and the cell are fused, and each thread keeps the same panels, so at H 256 its half of the weights stays
+//   in its core's cache from one character to the next.
+// - Layer 0's input projection is a row of the (V, 4H) table (embedding W_ih0^T + both biases), in the same
+//   interleaved order; layers above add their input products to their bias row.
+// - The whole step (every layer, then the output layer) is one job on the context's team, with one barrier per
+//   layer (layer l+1 reads all of layer l's new h). Hidden states alternate between two slots, so no thread
+//   overwrites the h another is still reading.
+//
+// Arithmetic: each gate pre-activation is bias (or table row) + x W_ih^T + h W_hh^T, each product summed in the order
+// k = 0, 1, ... in float32. Training's forward adds the same terms (its table and projection hold the bias, then
+// the recurrent product is added), so the two agree to float32 rounding; they are not the same bits, as BLAS's
+// products sum in their own order.
+//
+// Shapes: H hidden, Hp = H rounded up to 16 (state buffers' row length; units past H are computed on zero weights
+// and never read), G = Hp / 16 groups, V vocabulary, B sequences.
+
+/// Runs an LSTM model one character at a time for B sequences, with weights packed for it.
+final class Stepper {
+    let config: ModelConfig
+    /// B: sequences stepped together.
+    let batch: Int
+    /// Hp: H rounded up to the cell kernel's 16 units.
+    private let paddedHidden: Int
+    /// G = Hp / 16: gate groups, one 64-column panel each.
+    private let groupCount: Int
+    /// Per layer above 0: W_ih packed (H, 4Hp) interleaved.
+    private let inputWeights: [PackedMatrix]
+    /// Per layer: W_hh packed (H, 4Hp) interleaved.
+    private let recurrentWeights: [PackedMatrix]
+    /// (V, 4Hp) layer 0's projection of each character (embedding W_ih0^T + b_ih0 + b_hh0), interleaved.
+    private let table: FloatBuffer
+    /// (L, 4Hp) b_ih + b_hh per layer, interleaved (layer 0's row unused: its bias is in the table).
+    private let biases: FloatBuffer
+    /// fc.weight^T (H, V) packed in 64-column panels.
+    private let outputWeights: PackedMatrix
+    /// (V) fc.bias.
+    private let outputBias: FloatBuffer
+    /// (L, 2, B, Hp) hidden states, two slots per layer: a step reads slot `current` and writes the other.
+    private let hidden: FloatBuffer
+    /// (L, B, Hp) cell states, updated in place (each thread only its own units).
+    private let cell: FloatBuffer
+    /// (B, 4Hp) one layer's gate pre-activations, then activations.
+    private let gates: FloatBuffer
+    /// (B, V) the scores after the last step.
+    let logits: FloatBuffer
+    /// Which of the two hidden slots holds the current state.
+    private var current = 0
+
+    /// Whether this path runs `config`: an LSTM of any size (Stepper does its own padding).
+    static func supports(_ config: ModelConfig) -> Bool { config.layerKind == .lstm }
+
+    init(config: ModelConfig, batch B: Int) {
+        let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
+        self.config = config
+        batch = B
+        paddedHidden = (H + 15) / 16 * 16
+        groupCount = paddedHidden / 16
+        let columns = 4 * paddedHidden
+        inputWeights = (1..<max(1, L)).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
+        recurrentWeights = (0..<L).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
+        table = FloatBuffer(count: V * columns)
+        biases = FloatBuffer(count: L * columns)
+        outputWeights = PackedMatrix(rows: H, columns: V, kernel: .wide)
+        outputBias = FloatBuffer(count: V)
+        hidden = FloatBuffer(count: L * 2 * B * paddedHidden)
+        cell = FloatBuffer(count: L * B * paddedHidden)
+        gates = FloatBuffer(count: B * columns)
+        logits = FloatBuffer(count: B * V)
+    }
+
+    /// Bytes the buffers of a stepper for `config` and B sequences hold: its copy of the weights and its state.
+    static func bytes(config: ModelConfig, batch B: Int) -> Int {
+        let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
+        let padded = (H + 15) / 16 * 16
+        let floats = (2 * L - 1) * H * 4 * padded + V * 4 * padded + L * 4 * padded + H * ((V + 63) / 64 * 64)
+            + V + 3 * L * B * padded + B * 4 * padded + B * V
+        return 4 * floats
+    }
+
+    /// Column of the interleaved (4Hp) layout for gate `gate` (0 i, 1 f, 2 g, 3 o) of unit `unit`.
+    @inline(__always) private static func interleaved(gate: Int, unit: Int) -> Int {
+        (unit / 16) * 64 + gate * 16 + unit % 16
+    }
+
+    /// Copies the weights from `model`'s parameters into this stepper's layouts: after every change of the
+    /// parameters (the generator calls it once per generation).
+    func refresh(from model: CharModel, context: ComputeContext) {
+        let (V, E, H) = (config.vocabularySize, config.embeddingSize, config.hiddenSize)
+        let columns = 4 * paddedHidden
+        let p = UnsafePointer(model.parameters.pointer)
+        // Interleaves a (4H, K) row-major gate matrix W into `packed` as the (K, 4Hp) matrix W^T, panel by panel.
+        func pack(_ weights: UnsafePointer<Float>, inputs K: Int, into packed: PackedMatrix) {
+            let storage = packed.storage.pointer
+            storage.update(repeating: 0, count: packed.storage.count)
+            for gate in 0..<4 {
+                for unit in 0..<H {
+                    let column = Self.interleaved(gate: gate, unit: unit)
+                    let (panel, offset) = (column / 64, column % 64)
+                    let source = weights + (gate * H + unit) * K
+                    let destination = storage + panel * K * 64 + offset
+                    for k in 0..<K { destination[k * 64] = source[k] }
+                }
+            }
+        }
+        for (l, views) in model.layout.layers.enumerated() {
+            pack(p + views.weightHH.offset, inputs: H, into: recurrentWeights[l])
+            if l > 0 { pack(p + views.weightIH.offset, inputs: H, into: inputWeights[l - 1]) }
+            let bias = biases.pointer + l * columns
+            bias.update(repeating: 0, count: columns)
+            for gate in 0..<4 {
+                for unit in 0..<H {
+                    let j = gate * H + unit
+                    bias[Self.interleaved(gate: gate, unit: unit)] = p[views.biasIH.offset + j] + p[views.biasHH.offset + j]
+                }
+            }
+        }
+        // table(V, 4Hp) = embedding(V, E) * W_ih0^T, interleaved, + layer 0's bias row
+        let layer0 = model.layout.layers[0]
+        let embedding = p + model.layout.embedding.offset
+        let weightIH0 = p + layer0.weightIH.offset
+        context.team.runParts(work: V * 4 * H * E) { member in
+            for v in member.share(of: V) {
+                let row = table.pointer + v * columns
+                row.update(from: biases.pointer, count: columns)
+                let x = embedding + v * E
+                for gate in 0..<4 {
+                    for unit in 0..<H {
+                        let w = weightIH0 + (gate * H + unit) * E
+                        var sum: Float = 0
+                        for k in 0..<E { sum += x[k] * w[k] }
+                        row[Self.interleaved(gate: gate, unit: unit)] += sum
+                    }
+                }
+            }
+        }
+        // fc.weight (V, H) as its transpose (H, V)
+        outputWeights.pack(p + model.layout.fcWeight.offset, transposed: true, panels: 0..<outputWeights.panelCount)
+        outputBias.pointer.update(from: p + model.layout.fcBias.offset, count: V)
+    }
+
+    /// (B, Hp) the hidden state of `layer` in slot `slot`.
+    private func hiddenSlot(_ layer: Int, _ slot: Int) -> UnsafeMutablePointer<Float> {
+        hidden.pointer + (layer * 2 + slot) * batch * paddedHidden
+    }
+
+    /// Sets every sequence's state to `workspace`'s initial state (slot 0) for sequence 0: the state a prompt fed
+    /// through the training path left (TextGenerator.feed).
+    func loadState(from workspace: ModelWorkspace) {
+        let H = config.hiddenSize
+        hidden.zero()
+        cell.zero()
+        current = 0
+        for l in 0..<config.layerCount {
+            let h = workspace.layers[l].hiddenState(at: 0, batch: 1)
+            let c = workspace.layers[l].memory(at: 0, batch: 1)
+            for b in 0..<batch {
+                (hiddenSlot(l, 0) + b * paddedHidden).update(from: h.baseAddress!, count: H)
+                (cell.pointer + (l * batch + b) * paddedHidden).update(from: c.baseAddress!, count: H)
+            }
+        }
+    }
+
+    /// (B, H) layer `layer`'s current hidden state, row stride Hp.
+    func hiddenState(layer: Int) -> UnsafePointer<Float> { UnsafePointer(hiddenSlot(layer, current)) }
+
+    /// Advances every sequence by one character: `tokens` (B) in, `logits` (B, V) out.
+    func step(tokens: UnsafePointer<Int32>, context: ComputeContext) {
+        let (V, H, L, B) = (config.vocabularySize, config.hiddenSize, config.layerCount, batch)
+        let (Hp, columns, G) = (paddedHidden, 4 * paddedHidden, groupCount)
+        let (read, write) = (current, 1 - current)
+        let gates = self.gates.pointer
+        context.team.run { member in
+            let groups = member.share(of: G)
+            for l in 0..<L {
+                if !groups.isEmpty {
+                    let first = groups.lowerBound * 64, width = groups.count * 64
+                    // start: layer 0's table row for each sequence's character, or the layer's bias row
+                    for b in 0..<B {
+                        let source = l == 0 ? table.pointer + Int(tokens[b]) * columns
+                                            : biases.pointer + l * columns
+                        (gates + b * columns + first).update(from: source + first, count: width)
+                    }
+                    // + x W_ih^T (layers above 0: x is the new h of the layer below)
+                    if l > 0 {
+                        let input = StridedMatrix(hiddenSlot(l - 1, write), rowStep: Hp, depthStep: 1)
+                        multiplyPanels(.wide, storage: inputWeights[l - 1].storage.pointer, panelStride: H * 64,
+                                       depth: H, columns: columns, panels: groups, a: input, rows: B, into: gates,
+                                       ldc: columns, accumulate: true)
+                    }
+                    // + h_{t-1} W_hh^T
+                    let previous = StridedMatrix(hiddenSlot(l, read), rowStep: Hp, depthStep: 1)
+                    multiplyPanels(.wide, storage: recurrentWeights[l].storage.pointer, panelStride: H * 64, depth: H,
+                                   columns: columns, panels: groups, a: previous, rows: B, into: gates, ldc: columns,
+                                   accumulate: true)
+                    // the cell, 16 units per group: c updated in place, h into the other slot
+                    for b in 0..<B {
+                        let cellRow = cell.pointer + (l * B + b) * Hp
+                        let hiddenRow = hiddenSlot(l, write) + b * Hp
+                        for u in groups {
+                            lstmCellForward(gates: gates + b * columns + u * 64, cellPrevious: cellRow + u * 16,
+                                            cell: cellRow + u * 16, hidden: hiddenRow + u * 16, batch: 1,
+                                            hiddenSize: 16)
+                        }
+                    }
+                }
+                member.barrier()
+            }
+            // logits(B, V) = fc.bias + h_top(B, H) fc.weight^T, this thread's panels of V
+            let panels = member.share(of: outputWeights.panelCount)
+            if panels.isEmpty { return }
+            let bias = outputBias.pointer
+            let firstColumn = panels.lowerBound * 64
+            let lastColumn = min(V, panels.upperBound * 64)
+            for b in 0..<B {
+                (logits.pointer + b * V + firstColumn).update(from: bias + firstColumn, count: lastColumn - firstColumn)
+            }
+            multiplyPanels(.wide, storage: outputWeights.storage.pointer, panelStride: H * 64, depth: H, columns: V,
+                           panels: panels, a: StridedMatrix(hiddenSlot(L - 1, write), rowStep: Hp, depthStep: 1),
+                           rows: B, into: logits.pointer, ldc: V, accumulate: true)
+        }
+        current = write
+    }
+}
