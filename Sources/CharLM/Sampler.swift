@@ -204,6 +204,71 @@ public final class TextGenerator {
         return generated
     }
 
+    /// Generates `count` characters after `prompt` (or `primer`) for each of `generators.count` samples at once:
+    /// one batched step per character (Stepper.swift), sample k drawing from `generators[k]` alone. Each sample is
+    /// the text `stream` writes with that generator, character for character (the batched step computes each row
+    /// as the single one does). `onStep` gets the step's characters, one per sample; returning false stops early.
+    /// Returns how many characters each sample got.
+    @discardableResult
+    public func streamSamples(
+        prompt: [Int], count: Int, settings: SamplingSettings, primer: Int, generators: inout [SeededGenerator],
+        cancellation: Cancellation = .never, onStep: ([Int]) -> Bool
+    ) throws -> Int {
+        try settings.validate()
+        try Setting.length.check(count)
+        try Setting.samples.check(generators.count)
+        let K = generators.count
+        guard K > 1, Stepper.supports(model.config) else {
+            // one sample, or a model only the single path runs: the samples one after another
+            var generated = 0
+            for k in 0..<K {
+                generated = try stream(prompt: prompt, count: count, settings: settings, primer: primer,
+                                       generator: &generators[k], cancellation: cancellation) { token in
+                    var step = [Int](repeating: -1, count: K)
+                    step[k] = token
+                    return onStep(step)
+                }
+            }
+            return generated
+        }
+        try MemoryBudget.check(Double(Stepper.bytes(config: model.config, batch: K)), for: "\(K) samples at once",
+                               hint: "lower `samples`")
+        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false, cancellation: cancellation)
+        let stepper = batchStepper(size: K)
+        stepper.refresh(from: model, context: workspace.context)
+        stepper.loadState(from: workspace)
+        let V = model.config.vocabularySize
+        // every sample's first character comes from the prompt's logits
+        let promptLogits = Array(UnsafeBufferPointer(start: lastLogits, count: V))
+        var tokens = [Int](repeating: 0, count: K)
+        var inputs = [Int32](repeating: 0, count: K)
+        var generated = 0
+        while generated < count {
+            for k in 0..<K {
+                tokens[k] = generated == 0
+                    ? promptLogits.withUnsafeBufferPointer {
+                        sampler.sample(logits: $0.baseAddress!, settings: settings, generator: &generators[k])
+                    }
+                    : sampler.sample(logits: stepper.logits.pointer + k * V, settings: settings,
+                                     generator: &generators[k])
+                inputs[k] = Int32(tokens[k])
+            }
+            generated += 1
+            if !onStep(tokens) || generated == count { break }
+            stepper.step(tokens: inputs, context: workspace.context)
+        }
+        return generated
+    }
+
+    /// The stepper for `size` samples, kept for the next call with as many.
+    private func batchStepper(size: Int) -> Stepper {
+        if let batched, batched.batch == size { return batched }
+        let made = Stepper(config: model.config, batch: size)
+        batched = made
+        return made
+    }
+    private var batched: Stepper?
+
     /// `stream`, keeping the generated tokens (not the prompt) and returning them.
     @discardableResult
     public func generate(

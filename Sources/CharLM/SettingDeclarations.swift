@@ -145,6 +145,9 @@ public enum Setting {
     public static let length = SettingDeclaration(
         name: "length", group: .sampling, domain: .integer(1...1_000_000), defaultText: "500",
         summary: "characters `gen` writes by default")
+    public static let samples = SettingDeclaration(
+        name: "samples", group: .sampling, domain: .integer(1...256), defaultText: "1",
+        summary: "independent samples `gen` writes, generated together")
     public static let eval = SettingDeclaration(
         name: "eval", group: .training, domain: .integer(0...1_000_000), defaultText: "250",
         summary: "validate every this many steps while training (0 = only at the end)")
@@ -158,7 +161,7 @@ public enum Setting {
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
         embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, val, lowercase, ascii, seed, temp, topk,
-        topp, length, eval, timing, threads,
+        topp, length, samples, eval, timing, threads,
     ]
 }
 

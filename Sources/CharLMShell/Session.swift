@@ -377,6 +377,10 @@ public final class Session {
         if !removed.isEmpty { console.note("note: normalisation left out " + removed.joined(separator: ", ") + "\n") }
         let primer = try inspector().primer
         let promptText = (try? vocabulary.decode(encoding.tokens)) ?? ""
+        if settings.samples > 1 {
+            return try generateSamples(prompt: encoding.tokens, promptText: promptText, count: count, primer: primer,
+                                       model: model, vocabulary: vocabulary)
+        }
         console.out(promptText)
         var stopped = false
         let start = Date()
@@ -403,6 +407,48 @@ public final class Session {
         if stopped {
             clearInterrupt()
             console.note("interrupted: `gen` stopped after \(grouped(generated)) character\(generated == 1 ? "" : "s")\n")
+            throw Interrupted(description: "generation interrupted")
+        }
+    }
+
+    /// `samples` (K > 1) independent samples of `count` characters, generated together (one batched step per
+    /// character) and written one after the other under a header each. Sample k draws from its own generator, seeded
+    /// from the session's sampling stream, so the same seed gives the same K samples. Ctrl-C stops all of them at the
+    /// same length, and what was generated is written.
+    private func generateSamples(prompt: [Int], promptText: String, count: Int, primer: Int, model: CharModel,
+                                 vocabulary: Vocabulary) throws {
+        let K = settings.samples
+        try MemoryBudget.check(Double(K) * Double(count) * 8, for: "\(K) samples of \(grouped(count)) characters",
+                               hint: "lower `samples` or N")
+        var generators = (0..<K).map { _ in SeededGenerator(seed: sampleGenerator.next()) }
+        var texts = [[Int]](repeating: [], count: K)
+        for k in 0..<K { texts[k].reserveCapacity(count) }
+        var stopped = false
+        let start = Date()
+        let generated = try TextGenerator(model: model, context: context).streamSamples(
+            prompt: prompt, count: count, settings: settings.sampling, primer: primer, generators: &generators,
+            cancellation: cancellation
+        ) { tokens in
+            for (k, token) in tokens.enumerated() where token >= 0 { texts[k].append(token) }
+            if interruptRequested() {
+                stopped = true
+                return false
+            }
+            return true
+        }
+        let seconds = Date().timeIntervalSince(start)
+        for (k, tokens) in texts.enumerated() {
+            console.out("--- sample \(k + 1) of \(K) ---\n")
+            console.out(promptText + tokens.map { vocabulary.character($0) }.joined() + "\n")
+        }
+        if console.isTerminal {
+            let total = generated * K
+            console.detail("\(K) samples x \(grouped(generated)) characters in " + String(format: "%.2f s", seconds)
+                           + (seconds > 0 ? ", \(grouped(Int(Double(total) / seconds))) characters/s" : ""))
+        }
+        if stopped {
+            clearInterrupt()
+            console.note("interrupted: `gen` stopped after \(grouped(generated)) character\(generated == 1 ? "" : "s") per sample\n")
             throw Interrupted(description: "generation interrupted")
         }
     }

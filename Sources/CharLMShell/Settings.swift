@@ -26,6 +26,7 @@ public struct Settings: Equatable, Sendable {
     public var topk = Setting.topk.defaultInteger
     public var topp = Float(Setting.topp.defaultNumber)
     public var length = Setting.length.defaultInteger
+    public var samples = Setting.samples.defaultInteger
     public var eval = Setting.eval.defaultInteger
     public var timing = Setting.timing.defaultText == "on"
     public var threads = Setting.threads.defaultInteger
@@ -61,6 +62,7 @@ public struct Settings: Equatable, Sendable {
         .integer(Setting.topk, \.topk),
         .float(Setting.topp, \.topp),
         .integer(Setting.length, \.length),
+        .integer(Setting.samples, \.samples),
         .integer(Setting.eval, \.eval),
         .flag(Setting.timing, \.timing),
         .integer(Setting.threads, \.threads),
@@ -78,7 +80,7 @@ public struct Settings: Equatable, Sendable {
     /// training or sampling fields.
     public var checkpointSettings: [String: String] {
         var saved: [String: String] = [:]
-        for key in Self.keys where key.group == .system || key.name == "length" || key.name == "eval" {
+        for key in Self.keys where key.group == .system || ["length", "samples", "eval"].contains(key.name) {
             saved[key.name] = key.get(self)
         }
         return saved

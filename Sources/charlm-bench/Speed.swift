@@ -116,12 +116,15 @@ struct TrainSpeed: ParsableCommand {
 struct GenerateSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate-speed",
-        abstract: "Generated characters/s at batch 1, temperature 0.8, after a prompt (one JSON line).")
+        abstract: "Generated characters/s at batch 1 (or --samples K at once), temperature 0.8, after a prompt (one JSON line).")
 
     @OptionGroup var model: ModelShape
 
-    @Option(help: "Characters to generate (timed).")
+    @Option(help: "Characters to generate (timed), per sample.")
     var length = 2000
+
+    @Option(help: "Independent samples generated together (`samples` in the shell); chars_per_s counts them all.")
+    var samples = 1
 
     @Option(help: "Prompt characters fed first (from the corpus).")
     var warmup = 50
@@ -132,6 +135,7 @@ struct GenerateSpeed: ParsableCommand {
 
     func validate() throws {
         try asUsageError { try Setting.length.check(length) }
+        try asUsageError { try Setting.samples.check(samples) }
         try requireAtLeast(0, warmup, "warmup")
     }
 
@@ -145,13 +149,26 @@ struct GenerateSpeed: ParsableCommand {
         let prompt = (0..<warmup).map { corpus.tokens[$0 % corpus.tokens.count] }
         _ = try textGenerator.generate(prompt: prompt, count: 10, settings: SamplingSettings(temperature: 0.8),
                                        primer: corpus.primer, generator: &generator)
+        let settings = SamplingSettings(temperature: 0.8)
         let start = Date()
         // Streamed, as `gen` streams: nothing is kept per character, so the peak memory does not grow with --length.
-        let generated = try textGenerator.stream(prompt: prompt, count: length, settings: SamplingSettings(temperature: 0.8),
-                                                 primer: corpus.primer, generator: &generator) { _ in true }
+        let steps: Int
+        if samples == 1 {
+            steps = try textGenerator.stream(prompt: prompt, count: length, settings: settings, primer: corpus.primer,
+                                             generator: &generator) { _ in true }
+        } else {
+            var generators = (0..<samples).map { SeededGenerator(seed: UInt64(100 + $0)) }
+            steps = try textGenerator.streamSamples(prompt: prompt, count: length, settings: settings,
+                                                    primer: corpus.primer, generators: &generators) { _ in true }
+        }
         let seconds = Date().timeIntervalSince(start)
-        printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("characters", generated),
-                   ("seconds", seconds), ("chars_per_s", Double(generated) / seconds),
+        // The weight matrices each step reads (W_hh of every layer, W_ih above layer 0, fc.weight), float32.
+        let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
+        let weightBytes = 4 * Double((2 * L - 1) * 4 * H * H + V * H)
+        printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("samples", samples),
+                   ("characters", steps * samples), ("seconds", seconds),
+                   ("chars_per_s", Double(steps * samples) / seconds),
+                   ("weight_gb_per_s", weightBytes * Double(steps) / seconds / 1e9),
                    ("peak_rss_mb", peakResidentMegabytes()), ("threads", context.threadCount)])
     }
 }

@@ -131,3 +131,31 @@ func drawsFollowSoftmaxOfLogitsOverTemperature(temperature: Float) {
         try TextGenerator(model: model).generate(prompt: [1, 6], count: 3, settings: SamplingSettings(), primer: 0, generator: &generator)
     }
 }
+
+/// K samples generated together (one batched step per character) are, sample for sample, the texts that K single
+/// generations with the same generators write: the batched step computes each sequence as the single one does.
+@Test(arguments: [(hidden: 32, samples: 5), (hidden: 40, samples: 16)])
+func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int)) throws {
+    let config = ModelConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2)
+    var initial = SeededGenerator(seed: 31)
+    let model = try CharModel(config: config, generator: &initial)
+    let settings = SamplingSettings(temperature: 1.3, topK: 9)
+    let seeds = (0..<shape.samples).map { UInt64(100 + $0) }
+    let generator = TextGenerator(model: model)
+    var batched = [[Int]](repeating: [], count: shape.samples)
+    var generators = seeds.map { SeededGenerator(seed: $0) }
+    let length = try generator.streamSamples(prompt: [3, 1, 4], count: 40, settings: settings, primer: 0,
+                                             generators: &generators) { tokens in
+        for (k, token) in tokens.enumerated() { batched[k].append(token) }
+        return true
+    }
+    #expect(length == 40)
+    for (k, seed) in seeds.enumerated() {
+        var single = SeededGenerator(seed: seed)
+        let alone = try TextGenerator(model: model).generate(prompt: [3, 1, 4], count: 40, settings: settings,
+                                                             primer: 0, generator: &single)
+        #expect(batched[k] == alone, "sample \(k)")
+    }
+    // and the samples differ from one another (each its own stream)
+    #expect(Set(batched).count == shape.samples)
+}
