@@ -106,6 +106,15 @@ public enum BLAS {
         #endif
     }()
 
+    /// The library: "OpenBLAS" on Linux, "Accelerate" on macOS.
+    public static var libraryName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        return "OpenBLAS"
+        #endif
+    }
+
     /// The name of the kernel family OpenBLAS chose for this CPU ("Haswell", "SkylakeX", ...), for benchmark reports.
     public static var coreName: String {
         #if canImport(Accelerate)

@@ -3,6 +3,7 @@
 // model -> layers -> products. Nothing here is process-wide and mutable, so two sessions with different thread
 // counts in one process do not reconfigure each other.
 
+import CPUFeatures
 import Foundation
 
 /// The threads and kernels one owner computes with.
@@ -51,6 +52,26 @@ public final class ComputeContext: @unchecked Sendable {
     }
 
     deinit { team.shutDown() }
+
+    /// What computes, in one line: threads, the products' kernel and the CPU's vectors it uses, the BLAS and the
+    /// kernel family it picked (e.g. "2 threads; products on charlm's packed kernel (6 x 64 blocks, 512-bit
+    /// vectors); BLAS: OpenBLAS, core Cooperlake, for generation's small products").
+    public var summary: String {
+        let threads = "\(threadCount) thread\(threadCount == 1 ? "" : "s")"
+        let blas = BLAS.libraryName + (BLAS.libraryName == "OpenBLAS" ? ", core \(BLAS.coreName)" : "")
+        let rows = PackedMatrix.blockRows
+        switch productKernel {
+        case .packed:
+            return "\(threads); products on charlm's packed kernel (\(rows) x \(packedKernel.panelWidth) blocks, "
+                + "\(Self.vectorBits)-bit vectors); BLAS: \(blas), for the small products"
+        case .blas:
+            return "\(threads); products on BLAS: \(blas); time loops on charlm's packed kernel "
+                + "(\(rows) x \(packedKernel.panelWidth) blocks, \(Self.vectorBits)-bit vectors)"
+        }
+    }
+
+    /// The width in bits of this CPU's widest vectors (512, 256 or 128).
+    public static let vectorBits = Int(charlm_cpu_vector_bits())
 
     /// One thread per core. The default where a caller does not choose (tools, tests); never changed.
     public static let machine = ComputeContext(threads: ProcessInfo.processInfo.activeProcessorCount)

@@ -216,7 +216,7 @@ public enum Commands {
         shorthand("topp", "topp", "topp 0.9"),
         shorthand("len", "length", "len 500"),
         Command("model", aliases: ["info"], usage: "model", summary: "describe the model, the corpus and progress",
-                details: "Architecture, parameter count, corpus, step, epoch, last training and validation loss.\nExample: model") { context, words in
+                details: "Architecture, parameter count, corpus, step, epoch, last training and validation loss, memory, and what computes (threads, the products' kernel and vector width, the BLAS and its kernel family).\nExample: model") { context, words in
             try expectArguments(words, 0, 0, "model")
             let session = context.session
             guard let model = session.model else {
@@ -234,6 +234,7 @@ public enum Commands {
             let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
             lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.config)))); training at seq \(settings.seq) "
                          + "x batch \(settings.batch) about \(formatBytes(Int(min(training, 9e18)))) (\(formatBytes(availableMemoryBytes())) available)")
+            lines.append("compute: " + session.context.summary)
             session.console.infoWrapped(lines.joined(separator: "\n"))
         },
         Command("reset", usage: "reset", summary: "start a fresh model from the current settings",

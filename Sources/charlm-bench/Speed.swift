@@ -108,8 +108,26 @@ struct TrainSpeed: ParsableCommand {
                    ("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / seconds),
                    ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
                    ("threads", trainer.context.threadCount), ("openblas_core", BLAS.coreName),
+                   ("products", trainer.context.productKernel.rawValue), ("vector_bits", ComputeContext.vectorBits),
+                   ("gflop_per_step", trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
                    ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount)])
     }
+}
+
+/// Floating-point operations of one training step's matrix products (2 per multiply-add), the work a step cannot
+/// avoid; the element-wise cell, loss and Adam are O(T*B*H) and left out. With N = T*B rows and P = 4H:
+///   forward:  layer 0's table V*E*P, then per layer the recurrent product N*H*P, above layer 0 the input
+///             projection N*H*P, and the output layer N*H*V;
+///   backward: per layer dh (N*H*P) and dW_hh (N*H*P), above layer 0 dW_ih and dinput (2*N*H*P), layer 0's table
+///             (2*V*E*P), and the output layer's dW and dh (2*N*H*V).
+/// The default model (V 65, E 64, H 256, L 2, T 100, B 64): 30.9 GFLOP.
+func trainingStepFlops(_ config: ModelConfig, length T: Int, batch B: Int) -> Double {
+    let (V, E, H, L) = (Double(config.vocabularySize), Double(config.embeddingSize), Double(config.hiddenSize),
+                        Double(config.layerCount))
+    let (N, P) = (Double(T * B), 4 * Double(config.hiddenSize))
+    let forward = V * E * P + L * N * H * P + (L - 1) * N * H * P + N * H * V
+    let backward = 2 * L * N * H * P + 2 * (L - 1) * N * H * P + 2 * V * E * P + 2 * N * H * V
+    return 2 * (forward + backward)
 }
 
 /// Generated characters per second at batch 1 with temperature sampling, after a warm-up prompt.
