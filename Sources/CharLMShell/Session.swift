@@ -385,7 +385,7 @@ public final class Session {
         var stopped = false
         let start = Date()
         var generated = 0
-        try TextGenerator(model: model, context: context).stream(
+        try TextGenerator(model: model, context: context, weights: settings.bf16 ? .bfloat16 : .float32).stream(
             prompt: encoding.tokens, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator,
             cancellation: cancellation
         ) { token in

@@ -27,6 +27,7 @@ public struct Settings: Equatable, Sendable {
     public var topp = Float(Setting.topp.defaultNumber)
     public var length = Setting.length.defaultInteger
     public var samples = Setting.samples.defaultInteger
+    public var bf16 = Setting.bf16.defaultText == "on"
     public var eval = Setting.eval.defaultInteger
     public var timing = Setting.timing.defaultText == "on"
     public var threads = Setting.threads.defaultInteger
@@ -63,6 +64,7 @@ public struct Settings: Equatable, Sendable {
         .float(Setting.topp, \.topp),
         .integer(Setting.length, \.length),
         .integer(Setting.samples, \.samples),
+        .flag(Setting.bf16, \.bf16),
         .integer(Setting.eval, \.eval),
         .flag(Setting.timing, \.timing),
         .integer(Setting.threads, \.threads),
@@ -80,7 +82,7 @@ public struct Settings: Equatable, Sendable {
     /// training or sampling fields.
     public var checkpointSettings: [String: String] {
         var saved: [String: String] = [:]
-        for key in Self.keys where key.group == .system || ["length", "samples", "eval"].contains(key.name) {
+        for key in Self.keys where key.group == .system || ["length", "samples", "bf16", "eval"].contains(key.name) {
             saved[key.name] = key.get(self)
         }
         return saved

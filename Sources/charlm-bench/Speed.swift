@@ -144,6 +144,9 @@ struct GenerateSpeed: ParsableCommand {
     @Option(help: "Independent samples generated together (`samples` in the shell); chars_per_s counts them all.")
     var samples = 1
 
+    @Flag(help: "Generate from bfloat16 copies of the weights (`bf16 on` in the shell; one sample only).")
+    var bf16 = false
+
     @Option(help: "Prompt characters fed first (from the corpus).")
     var warmup = 50
 
@@ -163,7 +166,7 @@ struct GenerateSpeed: ParsableCommand {
         let config = model.config(vocabularySize: corpus.vocabulary.count)
         var generator = SeededGenerator(seed: 1)
         let model = try CharModel(config: config, generator: &generator)
-        let textGenerator = TextGenerator(model: model, context: context)
+        let textGenerator = TextGenerator(model: model, context: context, weights: bf16 ? .bfloat16 : .float32)
         let prompt = (0..<warmup).map { corpus.tokens[$0 % corpus.tokens.count] }
         _ = try textGenerator.generate(prompt: prompt, count: 10, settings: SamplingSettings(temperature: 0.8),
                                        primer: corpus.primer, generator: &generator)
@@ -182,8 +185,9 @@ struct GenerateSpeed: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         // The weight matrices each step reads (W_hh of every layer, W_ih above layer 0, fc.weight), float32.
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
-        let weightBytes = 4 * Double((2 * L - 1) * 4 * H * H + V * H)
+        let weightBytes = (bf16 && samples == 1 ? 2 : 4) * Double((2 * L - 1) * 4 * H * H + V * H)
         printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("samples", samples),
+                   ("weights", bf16 && samples == 1 ? "bf16" : "fp32"),
                    ("characters", steps * samples), ("seconds", seconds),
                    ("chars_per_s", Double(steps * samples) / seconds),
                    ("weight_gb_per_s", weightBytes * Double(steps) / seconds / 1e9),
