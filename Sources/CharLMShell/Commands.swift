@@ -215,6 +215,7 @@ public enum Commands {
         shorthand("topk", "topk", "topk 40"),
         shorthand("topp", "topp", "topp 0.9"),
         shorthand("len", "length", "len 500"),
+        shorthand("samples", "samples", "samples 4"),
         Command("model", aliases: ["info"], usage: "model", summary: "describe the model, the corpus and progress",
                 details: "Architecture, parameter count, corpus, step, epoch, last training and validation loss, memory, and what computes (threads, the products' kernel and vector width, the BLAS and its kernel family).\nExample: model") { context, words in
             try expectArguments(words, 0, 0, "model")
@@ -263,7 +264,9 @@ public enum Commands {
                 details: """
                 Streams N characters (default `len`) after PROMPT, using temp, topk, topp and the seed. The prompt takes \
                 escapes (\\n, \\t, \\", \\\\); @FILE reads it from a file. Characters the model does not know are \
-                reported and left out. Ctrl-C stops.
+                reported and left out. With `samples K` (K > 1), writes K independent samples of N characters, \
+                generated together and written one after the other under `--- sample k of K ---` once done (a \
+                progress line meanwhile). `bf16 on` reads bfloat16 copies of the weights (faster). Ctrl-C stops.
                 Example: gen "ROMEO:" 300
                 """,
                 complete: { _, previous, prefix in previous.isEmpty && prefix.hasPrefix("@") ? completePath(String(prefix.dropFirst())).map { "@" + $0 } : [] }) { context, words in

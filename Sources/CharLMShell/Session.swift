@@ -44,6 +44,8 @@ public final class Session {
     public var sampleGenerator: SeededGenerator
     /// The last path `save` wrote in this session: where a bare `save` writes again.
     public private(set) var lastSavePath: String?
+    /// Every path `save` wrote in this session, whichever model it held.
+    private var writtenPaths: Set<String> = []
     /// The step the model was at when it was last saved, loaded or made.
     private var savedStep = 0
 
@@ -418,18 +420,25 @@ public final class Session {
     private func generateSamples(prompt: [Int], promptText: String, count: Int, primer: Int, model: CharModel,
                                  vocabulary: Vocabulary) throws {
         let K = settings.samples
-        try MemoryBudget.check(Double(K) * Double(count) * 8, for: "\(K) samples of \(grouped(count)) characters",
+        // The samples are kept until all are done: 4 bytes per character (a token index).
+        try MemoryBudget.check(Double(K) * Double(count) * 4, for: "\(K) samples of \(grouped(count)) characters",
                                hint: "lower `samples` or N")
         var generators = (0..<K).map { _ in SeededGenerator(seed: sampleGenerator.next()) }
-        var texts = [[Int]](repeating: [], count: K)
+        var texts = [[Int32]](repeating: [], count: K)
         for k in 0..<K { texts[k].reserveCapacity(count) }
         var stopped = false
         let start = Date()
+        var lastStatus = start
         let generated = try TextGenerator(model: model, context: context).streamSamples(
             prompt: prompt, count: count, settings: settings.sampling, primer: primer, generators: &generators,
             cancellation: cancellation
         ) { tokens in
-            for (k, token) in tokens.enumerated() where token >= 0 { texts[k].append(token) }
+            for (k, token) in tokens.enumerated() where token >= 0 { texts[k].append(Int32(token)) }
+            // At a terminal, a live line while the samples grow (they are written when done).
+            if console.isTerminal, Date().timeIntervalSince(lastStatus) > 0.25 {
+                lastStatus = Date()
+                console.status("generating \(K) samples: \(grouped(texts[K - 1].count)) of \(grouped(count)) characters")
+            }
             if interruptRequested() {
                 stopped = true
                 return false
@@ -437,9 +446,10 @@ public final class Session {
             return true
         }
         let seconds = Date().timeIntervalSince(start)
+        console.endStatus()
         for (k, tokens) in texts.enumerated() {
             console.out("--- sample \(k + 1) of \(K) ---\n")
-            console.out(promptText + tokens.map { vocabulary.character($0) }.joined() + "\n")
+            console.out(promptText + tokens.map { vocabulary.character(Int($0)) }.joined() + "\n")
         }
         if console.isTerminal {
             let total = generated * K
@@ -481,8 +491,10 @@ public final class Session {
         if requested?.isEmpty == true { throw ShellError.usage("save [PATH]") }
         let path = requested.map(expandingTilde) ?? lastSavePath ?? Self.defaultSavePath
         if requested == nil && lastSavePath == nil && FileManager.default.fileExists(atPath: path) {
-            throw ShellError.badArgument("'\(path)' already exists and this session did not write it: `save \(path)` to "
-                                         + "replace it, or `save` to another name")
+            let whose = writtenPaths.contains(path)
+                ? "holds the model this session saved before the current one was loaded or made"
+                : "already exists and this session did not write it"
+            throw ShellError.badArgument("'\(path)' \(whose): `save \(path)` to replace it, or `save` to another name")
         }
         let (training, optimizer) = trainer.map { ($0.state.training, $0.state.optimizer) }
             ?? (pendingResume?.training, pendingResume?.optimizer)
@@ -496,6 +508,7 @@ public final class Session {
         let bytes = checkpoint.serialized()
         try Checkpoint.write(bytes, to: path)
         lastSavePath = path
+        writtenPaths.insert(path)
         savedStep = step
         return (path, bytes.count)
     }

@@ -146,6 +146,12 @@ private func randomText(_ characters: Int) throws -> URL {
     #expect(unwrapped(bare.stderr).contains("'charlm.safetensors' already exists and this session did not write it: `save charlm.safetensors` to replace it, or `save` to another name"))
     let named = try runCharLM(["-c", "load charlm.safetensors", "-c", "save charlm.safetensors", "-c", "save"], in: fresh)
     #expect(named.status == 0, "after saving there, a bare save writes there again: \(named.stderr)")
+    // After a load, a bare `save` does not replace the file this session saved the model before in, and says so
+    // truthfully (the newcomer run found it saying "this session did not write it").
+    let again = try runCharLM(["-c", "load charlm.safetensors", "-c", "save charlm.safetensors",
+                               "-c", "load charlm.safetensors", "-c", "save"], in: fresh)
+    #expect(again.status == 1)
+    #expect(unwrapped(again.stderr).contains("'charlm.safetensors' holds the model this session saved before the current one was loaded or made: `save charlm.safetensors` to replace it"), "\(again.stderr)")
 }
 
 @Test func temporariesOfKilledSavesAreRemovedByTheNextSave() throws {

@@ -1,0 +1,67 @@
+// `samples K` in the shell: K samples under their headers, the same K for the same seed, sample k the same text
+// whatever K, `samples 1` unchanged, the shorthand, the help, and the memory check before anything is generated.
+
+@testable import CharLMShell
+import CharLM
+import Foundation
+import Testing
+
+/// A shell with a small trained model on the tiny fixture.
+private func trainedShell() throws -> (Session, Runner, BufferConsole) {
+    let (session, runner, console) = makeShell()
+    for line in ["set hidden 16", "set embed 4", "set seq 20", "set batch 4", "set eval 0", "load \(fixture("tiny.txt"))",
+                 "train 20 steps"] {
+        try runner.execute(line)
+    }
+    return (session, runner, console)
+}
+
+/// The K texts `gen` wrote after its headers (prompt included), from what the console received since `mark`.
+private func samples(in output: String) -> [String] {
+    output.components(separatedBy: "--- sample ").dropFirst().map { block in
+        String(block.drop(while: { $0 != "\n" }).dropFirst()).trimmingCharacters(in: .newlines)
+    }
+}
+
+@Test func samplesAreWrittenUnderHeadersAndFollowTheSeed() throws {
+    let (_, runner, console) = try trainedShell()
+    func generate(_ lines: [String]) throws -> String {
+        let before = console.stdout.count
+        for line in lines { try runner.execute(line) }
+        return String(console.stdout.dropFirst(before))
+    }
+    let three = try generate(["seed 7", "samples 3", "gen \"the\" 40"])
+    #expect(three.contains("--- sample 1 of 3 ---\n") && three.contains("--- sample 3 of 3 ---\n"))
+    let texts = samples(in: three)
+    #expect(texts.count == 3)
+    #expect(texts.allSatisfy { $0.hasPrefix("the") && $0.count == 43 }, "\(texts)")
+    #expect(Set(texts).count == 3, "each sample its own stream")
+    // the same seed, the same samples; sample k is the same text whatever K
+    #expect(samples(in: try generate(["seed 7", "gen \"the\" 40"])) == texts)
+    let five = samples(in: try generate(["seed 7", "samples 5", "gen \"the\" 40"]))
+    #expect(Array(five.prefix(3)) == texts)
+    // samples 1 is gen's single stream, as before the setting existed
+    let single = try generate(["seed 7", "samples 1", "gen \"the\" 40"])
+    #expect(!single.contains("--- sample"))
+    let (_, plainRunner, plainConsole) = try trainedShell()
+    for line in ["seed 7", "gen \"the\" 40"] { try plainRunner.execute(line) }
+    #expect(plainConsole.stdout.hasSuffix(single))
+}
+
+@Test func samplesHasAShorthandHelpAndARangeAndIsCheckedAgainstMemory() throws {
+    let (session, runner, console) = try trainedShell()
+    try runner.execute("samples 4")
+    #expect(session.settings.samples == 4)
+    try runner.execute("help gen")
+    #expect(console.stdout.contains("samples K"))
+    #expect(thrownError(runner, "samples 257").map(Runner.describe)?.contains("from 1 to 256") == true)
+    // 256 samples of a million characters each hold 1 GB: checked (here, under a 1.5 GB address-space cap,
+    // refused) before anything is generated.
+    let command = "ulimit -v 1500000; exec '\(charlmBinary)' -c 'set hidden 8' -c 'load \(fixture("tiny.txt"))' "
+        + "-c 'samples 256' -c 'gen \"a\" 1000000'"
+    let capped = try runProgram("/bin/sh", ["-c", command])
+    #expect(capped.status == 1)
+    #expect(unwrapped(capped.stderr).contains("error: 256 samples of 1,000,000 characters needs about 1.0 GB of memory"),
+            "\(capped.stderr)")
+    #expect(unwrapped(capped.stderr).hasSuffix("available: lower `samples` or N\n"), "\(capped.stderr)")
+}
