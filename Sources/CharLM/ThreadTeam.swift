@@ -50,6 +50,9 @@ final class ThreadTeam: @unchecked Sendable {
     /// Members that have reached the current barrier, and how many barriers have opened so far.
     private let arrived = Atomic<Int>(0)
     private let barriersOpened = Atomic<Int>(0)
+    /// Until when (uptime in nanoseconds) jobs run on the caller alone, because a member kept the others waiting
+    /// (see `waitUntil`).
+    private let aloneUntil = Atomic<UInt64>(0)
 
     /// A team of `size` threads (the caller and `size - 1` workers).
     init(size: Int) {
@@ -67,6 +70,7 @@ final class ThreadTeam: @unchecked Sendable {
     /// job on this team (two models training at once, or tests running in parallel), runs it alone on the caller.
     func run(_ job: (TeamMember) -> Void) {
         if size == 1 { return job(TeamMember(index: 0, team: self)) }
+        if runsAlone { return job(TeamMember(index: 0, team: Self.solo)) }
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             return job(TeamMember(index: 0, team: Self.solo))
         }
@@ -81,7 +85,7 @@ final class ThreadTeam: @unchecked Sendable {
     /// bit (BLAS may round a part differently from a whole).
     func runParts(work: Int, _ job: (TeamMember) -> Void) {
         if size == 1 || work < Self.minimumSharedWork { return job(TeamMember(index: 0, team: Self.solo)) }
-        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+        guard !runsAlone, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             for index in 0..<size { job(TeamMember(index: index, team: self)) }
             return
         }
@@ -122,12 +126,36 @@ final class ThreadTeam: @unchecked Sendable {
 
     /// Spins until `condition` holds, yielding the core now and then: when there are more threads than free cores
     /// (a busy machine, or a team larger than the machine), the member being waited for needs it.
+    ///
+    /// A wait longer than `lateNanoseconds` means a member lost its core (other programs want the cores too): a job
+    /// shared with it then takes as long as the scheduler keeps it off, every time (measured: generation with 2
+    /// threads on a machine with two other busy processes ran 5 times slower than with 1). So for the next
+    /// `aloneNanoseconds` every job runs on the caller alone (`run` as a team of one, `runParts` part after part,
+    /// which gives the same results as the team: see there), and then the team is tried again.
     private func waitUntil(_ condition: () -> Bool) {
         var spins = 0
+        var waitingSince: UInt64 = 0
         while !condition() {
             spins += 1
-            if spins % 1024 == 0 { yieldProcessor() }
+            if spins % 1024 != 0 { continue }
+            yieldProcessor()
+            let now = DispatchTime.now().uptimeNanoseconds
+            if waitingSince == 0 { waitingSince = now }
+            if now - waitingSince > Self.lateNanoseconds {
+                aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed)
+            }
         }
+    }
+
+    /// A wait this long for another member means it lost its core (a member's part of a job takes microseconds).
+    static let lateNanoseconds: UInt64 = 1_000_000
+    /// How long jobs then run on the caller alone before the team is tried again.
+    static let aloneNanoseconds: UInt64 = 200_000_000
+
+    /// Whether jobs run on the caller alone for now (see `waitUntil`).
+    private var runsAlone: Bool {
+        let until = aloneUntil.load(ordering: .relaxed)
+        return until != 0 && DispatchTime.now().uptimeNanoseconds < until
     }
 
     private func workerLoop(index: Int) {

@@ -172,6 +172,28 @@ private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
     #expect(sizes == [1])
 }
 
+/// A member that keeps the others waiting (its thread lost its core) makes the team run its next jobs on the caller
+/// alone: `run` as a team of one, `runParts` part after part on the caller, so the results are those of the team.
+@Test func aLateMemberMakesTheTeamRunAloneForAWhile() {
+    let team = ThreadTeam(size: 2)
+    defer { team.shutDown() }
+    let caller = Thread.current
+    // member 1 takes 5 ms: the caller waits for it far longer than `lateNanoseconds`
+    team.run { member in if member.index == 1 { usleep(5_000) } }
+    var sizes: [Int] = []
+    team.run { member in sizes.append(member.team.size) }
+    #expect(sizes == [1])
+    var parts: [(Int, Bool)] = []
+    team.runParts(work: 1 << 20) { member in parts.append((member.index, Thread.current == caller)) }
+    #expect(parts.map(\.0) == [0, 1] && parts.allSatisfy(\.1), "every part on the caller, in order")
+    // and after `aloneNanoseconds`, the team again
+    usleep(UInt32(ThreadTeam.aloneNanoseconds / 1000) + 20_000)
+    var sharedSizes: [Int] = []
+    let lock = NSLock()
+    team.run { member in lock.withLock { sharedSizes.append(member.team.size) } }
+    #expect(sharedSizes == [2, 2])
+}
+
 /// Forward, loss and backward of `model` on a fresh workspace run on `context`: logits and gradients.
 private func pass(_ model: CharModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
     let (B, T) = (inputs.count, inputs[0].count)
