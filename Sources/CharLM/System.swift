@@ -301,6 +301,13 @@ public func terminalColumns(_ stream: StandardStream) -> Int? {
 /// Gives the processor to another thread (spinning waits call this now and then).
 @inline(__always) func yieldProcessor() { sched_yield() }
 
+/// Processor time the calling thread has used, in nanoseconds: with the wall clock, how long it was off its core.
+func threadProcessorNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
 /// Peak resident set size of this process so far, in bytes. On Linux, VmHWM from /proc/self/status: getrusage's
 /// ru_maxrss also counts the process this one was forked from before it became this program (exec keeps that
 /// figure), so a small program started by a large one would report the large one's peak.

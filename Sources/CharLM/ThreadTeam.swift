@@ -94,6 +94,12 @@ final class ThreadTeam: @unchecked Sendable {
     }
 
     private func runOnEveryMember(_ job: (TeamMember) -> Void) {
+        // Every 16th job, whether the caller lost its core during it (see `waitUntil`): a clock read costs a system
+        // call, too much for every job of generation's 20-microsecond steps.
+        jobsTimed &+= 1
+        let timed = jobsTimed % 16 == 0
+        let (wallStart, processorStart) = timed
+            ? (DispatchTime.now().uptimeNanoseconds, threadProcessorNanoseconds()) : (0, 0)
         withoutActuallyEscaping(job) { job in
             self.job = job
             finished.store(0, ordering: .relaxed)
@@ -103,7 +109,17 @@ final class ThreadTeam: @unchecked Sendable {
             waitUntil { finished.load(ordering: .acquiring) == size - 1 }
             self.job = nil
         }
+        if timed {
+            let now = DispatchTime.now().uptimeNanoseconds
+            let offCore = (now - wallStart).subtractingReportingOverflow(threadProcessorNanoseconds() - processorStart)
+            if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds {
+                aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed)
+            }
+        }
     }
+
+    /// Jobs run as a team so far (the caller's count, for timing every 16th).
+    private var jobsTimed = 0
 
     /// Lets the workers exit. Waits for a running job to finish and keeps the team busy from then on, so a caller
     /// still holding the team runs its jobs alone.
@@ -128,10 +144,13 @@ final class ThreadTeam: @unchecked Sendable {
     /// (a busy machine, or a team larger than the machine), the member being waited for needs it.
     ///
     /// A wait longer than `lateNanoseconds` means a member lost its core (other programs want the cores too): a job
-    /// shared with it then takes as long as the scheduler keeps it off, every time (measured: generation with 2
-    /// threads on a machine with two other busy processes ran 5 times slower than with 1). So for the next
-    /// `aloneNanoseconds` every job runs on the caller alone (`run` as a team of one, `runParts` part after part,
-    /// which gives the same results as the team: see there), and then the team is tried again.
+    /// shared with it then takes as long as the scheduler keeps it off, every time, and the members that spin take
+    /// core time from the ones that compute (measured: generation with 2 threads beside another program busy on
+    /// both cores ran 5-10 times slower than with 1). So for the next `aloneNanoseconds` every job runs on the caller
+    /// alone (`run` as a team of one, `runParts` part after part, which gives the same results as the team: see
+    /// there), the workers sleep, and then the team is tried again. Three signs set it: a wait here that long, a
+    /// worker that finds a gap that long between two looks for a job (`waitForJob`), and a job during which the
+    /// caller was off its core that long (`runOnEveryMember`).
     private func waitUntil(_ condition: () -> Bool) {
         var spins = 0
         var waitingSince: UInt64 = 0
@@ -181,18 +200,26 @@ final class ThreadTeam: @unchecked Sendable {
     private func waitForJob(after jobsSeen: Int, alarm: Alarm) {
         var spins = 0
         var spinningSince: UInt64 = 0
+        var lastLook: UInt64 = 0
         while jobsStarted.load(ordering: .acquiring) == jobsSeen {
             spins += 1
             // Read the clock now and then only: it costs more than a look at the counter.
             if spins & 255 != 0 { continue }
             let now = DispatchTime.now().uptimeNanoseconds
             if spinningSince == 0 { spinningSince = now }
-            if now - spinningSince < Self.spinNanoseconds { continue }
+            // A long gap since the last look: this thread lost its core (the machine has more work than cores), and
+            // its spinning takes a share of a core from the members that compute. Jobs run alone for a while (see
+            // `waitUntil`), and this worker sleeps.
+            let descheduled = lastLook != 0 && now - lastLook > Self.lateNanoseconds
+            lastLook = now
+            if descheduled { aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed) }
+            if !descheduled && now - spinningSince < Self.spinNanoseconds { continue }
             alarm.asleep.store(true, ordering: .sequentiallyConsistent)
             if jobsStarted.load(ordering: .sequentiallyConsistent) == jobsSeen { alarm.semaphore.wait() }
             alarm.asleep.store(false, ordering: .sequentiallyConsistent)
             spins = 0
             spinningSince = 0
+            lastLook = 0
         }
     }
 

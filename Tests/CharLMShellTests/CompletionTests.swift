@@ -8,7 +8,7 @@ import Testing
     #expect(completions(line: "tr", cursor: 2) == ["trace", "train"])
     #expect(completions(line: "trai", cursor: 4) == ["train"])
     #expect(completions(line: "cells t", cursor: 7) == ["top"])
-    #expect(completions(line: "s", cursor: 1) == ["save", "seed", "set", "show", "source"])
+    #expect(completions(line: "s", cursor: 1) == ["samples", "save", "seed", "set", "show", "source"])
     #expect(completions(line: "", cursor: 0).count == Commands.table.flatMap { [$0.name] + $0.aliases }.count)
     #expect(completions(line: "zz", cursor: 2).isEmpty)
 }
