@@ -400,15 +400,22 @@ public final class Session {
             return true
         }
         console.out("\n")
-        // How fast, as llm-tool says it: at a terminal only (a pipe gets the text alone).
+        try endGeneration("\(grouped(generated)) characters", characters: generated,
+                          seconds: Date().timeIntervalSince(start), stopped: stopped,
+                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")")
+    }
+
+    /// How fast `gen` went, as llm-tool says it: at a terminal only (a pipe gets the text alone); then, when Ctrl-C
+    /// stopped it, the note and `Interrupted`.
+    private func endGeneration(_ what: String, characters: Int, seconds: Double, stopped: Bool,
+                               stoppedAfter: String) throws {
         if console.isTerminal {
-            let seconds = Date().timeIntervalSince(start)
-            console.detail("\(grouped(generated)) characters in " + String(format: "%.2f s", seconds)
-                           + (seconds > 0 ? ", \(grouped(Int(Double(generated) / seconds))) characters/s" : ""))
+            console.detail("\(what) in " + String(format: "%.2f s", seconds)
+                           + (seconds > 0 ? ", \(grouped(Int(Double(characters) / seconds))) characters/s" : ""))
         }
         if stopped {
             clearInterrupt()
-            console.note("interrupted: `gen` stopped after \(grouped(generated)) character\(generated == 1 ? "" : "s")\n")
+            console.note("interrupted: `gen` stopped after \(stoppedAfter)\n")
             throw Interrupted(description: "generation interrupted")
         }
     }
@@ -451,16 +458,9 @@ public final class Session {
             console.out("--- sample \(k + 1) of \(K) ---\n")
             console.out(promptText + tokens.map { vocabulary.character(Int($0)) }.joined() + "\n")
         }
-        if console.isTerminal {
-            let total = generated * K
-            console.detail("\(K) samples x \(grouped(generated)) characters in " + String(format: "%.2f s", seconds)
-                           + (seconds > 0 ? ", \(grouped(Int(Double(total) / seconds))) characters/s" : ""))
-        }
-        if stopped {
-            clearInterrupt()
-            console.note("interrupted: `gen` stopped after \(grouped(generated)) character\(generated == 1 ? "" : "s") per sample\n")
-            throw Interrupted(description: "generation interrupted")
-        }
+        try endGeneration("\(K) samples x \(grouped(generated)) characters", characters: generated * K,
+                          seconds: seconds, stopped: stopped,
+                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s") per sample")
     }
 
     // MARK: Inspection
