@@ -98,6 +98,28 @@ public enum BLAS {
         }
     }
 
+    /// Makes each member of `team` do one small product at once. OpenBLAS maps its work buffer (about 135 MB of
+    /// address space per thread, seen with strace) at a thread's first product, and when that mapping fails, as it
+    /// can later under an address-space cap once charlm's own buffers have grown, OpenBLAS retries it forever (a
+    /// hang Ctrl-C cannot stop, found by the hostile-input run). Mapped first, while the memory is there, it is
+    /// reused for every later product, and charlm's own budget (Resources.swift) sees it as used.
+    static func mapWorkBuffers(team: ThreadTeam) {
+        // 128^3: above OpenBLAS's small-matrix path (which takes no buffer); and a matrix-vector product, as
+        // generation's take a buffer too.
+        let n = 128
+        team.run { _ in
+            var a = [Float](repeating: 0, count: n * n), c = [Float](repeating: 0, count: n * n)
+            a.withUnsafeMutableBufferPointer { a in
+                c.withUnsafeMutableBufferPointer { c in
+                    gemmOnThisThread(.none, .none, m: n, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
+                                     b: a.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
+                    gemmOnThisThread(.none, .transposed, m: 1, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
+                                     b: a.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
+
     /// Makes BLAS itself single-threaded, once per process (OpenBLAS only; Accelerate manages its own): see the
     /// type's comment. A `ComputeContext` decides how many threads share the products.
     static let setThreadCountOnce: Void = {

@@ -39,6 +39,7 @@ public final class ComputeContext: @unchecked Sendable {
         productOwner = nil
         self.packedKernel = packedKernel
         productKernel = products
+        BLAS.mapWorkBuffers(team: team)
     }
 
     /// For tests: time loops on a team of `threads`, products cut as `other` cuts them.

@@ -236,8 +236,9 @@ public final class TextGenerator {
         }
         try MemoryBudget.check(Double(Stepper.bytes(config: model.config, batch: K)), for: "\(K) samples at once",
                                hint: "lower `samples`")
-        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false, cancellation: cancellation)
+        // made before the prompt is fed, while the budget just checked still holds
         let stepper = batchStepper(size: K)
+        try feed(prompt.isEmpty ? [primer] : prompt, carryState: false, cancellation: cancellation)
         stepper.refresh(from: model, context: workspace.context)
         stepper.loadState(from: workspace)
         let V = model.config.vocabularySize

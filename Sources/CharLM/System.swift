@@ -298,6 +298,26 @@ public func terminalColumns(_ stream: StandardStream) -> Int? {
     return Int(size.ws_col)
 }
 
+/// Writes all of `text` to `stream`, retrying after interrupted or partial writes. Returns nil when written, else
+/// why not (a closed descriptor, a full disk): the caller decides what to say; nothing traps (FileHandle's `write`
+/// stops the program on such an error).
+public func writeToStream(_ stream: StandardStream, _ text: String) -> String? {
+    var bytes = Array(text.utf8)
+    var written = 0
+    while written < bytes.count {
+        let result = bytes.withUnsafeMutableBytes { buffer in
+            write(stream.rawValue, buffer.baseAddress! + written, buffer.count - written)
+        }
+        if result < 0 {
+            if errno == EINTR { continue }
+            return String(cString: strerror(errno))
+        }
+        written += result
+    }
+    bytes.removeAll()
+    return nil
+}
+
 /// Gives the processor to another thread (spinning waits call this now and then).
 @inline(__always) func yieldProcessor() { sched_yield() }
 

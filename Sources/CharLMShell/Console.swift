@@ -92,12 +92,19 @@ public final class StandardConsole: Console {
         min(1000, max(20, terminalColumns(.output) ?? terminalColumns(.error) ?? 80))
     }
 
+    /// Whether a write to stdout has failed (said once on stderr; later output to stdout is dropped).
+    private var outputFailed = false
+
     public func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        if outputFailed { return }
+        if let reason = writeToStream(.output, text) {
+            outputFailed = true
+            _ = writeToStream(.error, "charlm: cannot write to standard output (\(reason)); its output is dropped\n")
+        }
     }
 
     public func err(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        _ = writeToStream(.error, text)
     }
 }
 

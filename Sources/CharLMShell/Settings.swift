@@ -82,7 +82,7 @@ public struct Settings: Equatable, Sendable {
     /// training or sampling fields.
     public var checkpointSettings: [String: String] {
         var saved: [String: String] = [:]
-        for key in Self.keys where key.group == .system || ["length", "samples", "bf16", "eval"].contains(key.name) {
+        for key in Self.keys where key.group == .system || ["length", "eval"].contains(key.name) {
             saved[key.name] = key.get(self)
         }
         return saved

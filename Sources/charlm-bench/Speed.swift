@@ -312,6 +312,12 @@ struct GemmSpeed: ParsableCommand {
 
     func validate() throws {
         for (value, name) in [(m, "m"), (n, "n"), (k, "k"), (repeats, "repeats")] { try requireAtLeast(1, value, name) }
+        // The three operands, checked before anything is allocated from them.
+        for (value, name) in [(m, "m"), (n, "n"), (k, "k")] where value > 1 << 20 {
+            throw ValidationError("--\(name) must be at most \(1 << 20); got \(value)")
+        }
+        let bytes = 4 * (Double(m) * Double(k) + Double(n) * Double(k) + Double(m) * Double(n))
+        try asUsageError { try MemoryBudget.check(bytes, for: "a \(m) x \(n) x \(k) product", hint: "lower --m, --n or --k") }
         for (value, name) in [(ta, "ta"), (tb, "tb")] where value != 0 && value != 1 {
             throw ValidationError("--\(name) must be 0 or 1; got \(value)")
         }
