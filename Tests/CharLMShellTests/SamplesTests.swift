@@ -65,3 +65,31 @@ private func samples(in output: String) -> [String] {
             "\(capped.stderr)")
     #expect(unwrapped(capped.stderr).hasSuffix("available: lower `samples` or N\n"), "\(capped.stderr)")
 }
+
+/// Found by the hostile-input run: under an address-space cap, `samples 2` on a large model crashed allocating its
+/// stepper after the budget check (the prompt's first BLAS product had mapped OpenBLAS's buffers in between), and a
+/// model that fitted hung in OpenBLAS retrying its buffer's mapping. Now each refuses, or runs, and exits promptly.
+@Test func aTightAddressSpaceCapGivesARefusalNotACrashOrAHang() throws {
+    let text = try temporaryFolder().appendingPathComponent("small.txt")
+    try String(repeating: "first citizen: before we proceed any further, hear me speak.\n", count: 300)
+        .write(to: text, atomically: true, encoding: .utf8)
+    for (cap, settings) in [(3_000_000, "-c 'set hidden 4096' -c reset -c 'set samples 2'"),
+                            (1_200_000, "-c 'set hidden 2048' -c 'set layers 3' -c reset")] {
+        let command = "ulimit -v \(cap); exec timeout 120 '\(charlmBinary)' -q -c 'load \(text.path)' \(settings) "
+            + "-c 'gen \"romeo\" 5'"
+        let result = try runProgram("/bin/sh", ["-c", command])
+        #expect(result.status == 0 || result.status == 1, "exit \(result.status): \(result.stderr)")
+        if result.status == 1 {
+            #expect(unwrapped(result.stderr).contains("of memory; the machine has"), "\(result.stderr)")
+        }
+    }
+}
+
+/// Found by the hostile-input run: output to a closed or full stdout stopped the program (Foundation's FileHandle
+/// traps on a failed write). Now the failure is said once on stderr and the commands go on.
+@Test func aFullStandardOutputIsSaidNotACrash() throws {
+    let command = "exec '\(charlmBinary)' -q -c 'echo one' -c 'echo two' > /dev/full"
+    let result = try runProgram("/bin/sh", ["-c", command])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stderr == "charlm: cannot write to standard output (No space left on device); its output is dropped\n")
+}
