@@ -92,8 +92,9 @@ public final class StandardConsole: Console {
         min(1000, max(20, terminalColumns(.output) ?? terminalColumns(.error) ?? 80))
     }
 
-    /// Whether a write to stdout has failed (said once on stderr; later output to stdout is dropped).
-    private var outputFailed = false
+    /// Whether a write to stdout has failed (said once on stderr; later output to stdout is dropped). The
+    /// executable then exits 1, as `cat` does, however the commands went.
+    public private(set) var outputFailed = false
 
     public func out(_ text: String) {
         if outputFailed { return }

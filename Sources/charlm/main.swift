@@ -99,6 +99,8 @@ struct CharLMCommand: ParsableCommand {
             status = runner.run(StandardInputLineSource(), name: "<stdin>")
         }
         if status != .success { throw ExitCode(Self.exitCode(for: status)) }
+        // Output that could not be written (a full disk, a closed stdout) is a failure, as for `cat`.
+        if console.outputFailed { throw ExitCode(1) }
     }
 
     /// 0 success, 1 a command failed, 130 interrupted (as a shell reports death by SIGINT).
