@@ -56,7 +56,7 @@ public final class ComputeContext: @unchecked Sendable {
 
     /// What computes, in one line: threads, the products' kernel and the CPU's vectors it uses, the BLAS and the
     /// kernel family it picked (e.g. "2 threads; products on charlm's packed kernel (6 x 64 blocks, 512-bit
-    /// vectors); BLAS: OpenBLAS, core Cooperlake, for generation's small products").
+    /// vectors); BLAS: OpenBLAS, core Cooperlake, for products under 6 rows or 2^18 multiply-adds").
     public var summary: String {
         let threads = "\(threadCount) thread\(threadCount == 1 ? "" : "s")"
         let blas = BLAS.libraryName + (BLAS.libraryName == "OpenBLAS" ? ", core \(BLAS.coreName)" : "")
@@ -64,7 +64,7 @@ public final class ComputeContext: @unchecked Sendable {
         switch productKernel {
         case .packed:
             return "\(threads); products on charlm's packed kernel (\(rows) x \(packedKernel.panelWidth) blocks, "
-                + "\(Self.vectorBits)-bit vectors); BLAS: \(blas), for the small products"
+                + "\(Self.vectorBits)-bit vectors); BLAS: \(blas), for products under 6 rows or 2^18 multiply-adds"
         case .blas:
             return "\(threads); products on BLAS: \(blas); time loops on charlm's packed kernel "
                 + "(\(rows) x \(packedKernel.panelWidth) blocks, \(Self.vectorBits)-bit vectors)"
