@@ -149,7 +149,7 @@ public final class CharModel {
         generator: inout SeededGenerator, carryState: Bool = false, reuseDerivedWeights: Bool = false
     ) {
         precondition(workspace.fits(length: T, batch: B), "workspace too small for T=\(T), B=\(B)")
-        let (E, H, V) = (config.embeddingSize, config.hiddenSize, config.vocabularySize)
+        let (H, V) = (config.hiddenSize, config.vocabularySize)
         let P = config.layerKind.gateCount * H
         let rows = T * B
         let context = workspace.context
@@ -157,14 +157,7 @@ public final class CharModel {
         // Embedding and layer 0's input projection: projection_0 row r = table[token r], where
         // table(V, P) = embedding.weight(V, E) * W_ih0^T + layer 0's projection bias.
         let table = workspace.inputTable.pointer
-        if !reuseDerivedWeights {
-            layers[0].projectionBias(parameters, into: table)
-            for v in 1..<max(1, V) { (table + v * P).update(from: table, count: P) }
-            Products.gemm(.none, .transposed, m: V, n: P, k: E,
-                      a: parameters.pointer + layout.embedding.offset, lda: E,
-                      b: parameters.pointer + layers[0].views.weightIH.offset, ldb: E, beta: 1, c: table, ldc: P,
-                      context: context)
-        }
+        if !reuseDerivedWeights { fillInputTable(table, context: context) }
         let projection0 = workspace.layers[0].projection.pointer
         let inputs = workspace.inputs
         context.team.runParts(work: rows * P) { member in
@@ -214,6 +207,19 @@ public final class CharModel {
         Products.gemm(.none, .transposed, m: rows, n: V, k: H,
                   a: top, lda: H, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 1, c: logits, ldc: V,
                   context: context)
+    }
+
+    /// (V, P) layer 0's input projection of every character: table = embedding.weight(V, E) * W_ih0^T + layer 0's
+    /// projection bias. The forward pass looks its rows up; generation's stepper (Stepper.swift) reorders them.
+    func fillInputTable(_ table: UnsafeMutablePointer<Float>, context: ComputeContext) {
+        let (V, E) = (config.vocabularySize, config.embeddingSize)
+        let P = config.layerKind.gateCount * config.hiddenSize
+        layers[0].projectionBias(parameters, into: table)
+        for v in 1..<max(1, V) { (table + v * P).update(from: table, count: P) }
+        Products.gemm(.none, .transposed, m: V, n: P, k: E,
+                      a: parameters.pointer + layout.embedding.offset, lda: E,
+                      b: parameters.pointer + layers[0].views.weightIH.offset, ldb: E, beta: 1, c: table, ldc: P,
+                      context: context)
     }
 
     /// Backward pass for the forward pass just run, given dLoss/dlogits in `workspace.logits`. Accumulates into

@@ -109,24 +109,28 @@ struct StridedMatrix {
     }
 
     /// The same matrix from depth `k` on.
-    func fromDepth(_ k: Int) -> StridedMatrix { StridedMatrix(base + k * depthStep, rowStep: rowStep, depthStep: depthStep) }
+    func fromDepth(_ k: Int) -> StridedMatrix {
+        StridedMatrix(base + k * depthStep, rowStep: rowStep, depthStep: depthStep)
+    }
 }
 
 /// C(M, columns of `panels`) (+)= A(M, K) * W(K, N), W packed in `storage` with `kernel`'s width: panel p's (K, width)
 /// rows start at `p * panelStride`. Adds to C when `accumulate`, else overwrites it; touches only the columns of
 /// `panels`.
 func multiplyPanels(
-    _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int, panels: Range<Int>,
-    a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
+    panels: Range<Int>, a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
 ) {
     withUnsafeTemporaryAllocation(of: Float.self, capacity: PackedMatrix.blockRows * kernel.panelWidth) { tile in
         switch kernel {
         case .wide:
-            multiplyPanels(Row64.self, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels, a: a, rows: M,
-                           into: c, ldc: ldc, accumulate: accumulate, tile: tile.baseAddress!)
+            multiplyPanels(Row64.self, storage: storage, panelStride: panelStride, depth: K, columns: N,
+                           panels: panels, a: a, rows: M, into: c, ldc: ldc, accumulate: accumulate,
+                           tile: tile.baseAddress!)
         case .narrow:
-            multiplyPanels(Row16.self, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels, a: a, rows: M,
-                           into: c, ldc: ldc, accumulate: accumulate, tile: tile.baseAddress!)
+            multiplyPanels(Row16.self, storage: storage, panelStride: panelStride, depth: K, columns: N,
+                           panels: panels, a: a, rows: M, into: c, ldc: ldc, accumulate: accumulate,
+                           tile: tile.baseAddress!)
         }
     }
 }

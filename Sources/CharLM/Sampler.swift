@@ -224,11 +224,12 @@ public final class TextGenerator {
         guard K > 1, Stepper.supports(model.config) else {
             // one sample, or a model only the single path runs: the samples one after another
             var generated = 0
+            var step = [Int](repeating: -1, count: K)  // -1: no character of that sample in this call
             for k in 0..<K {
                 generated = try stream(prompt: prompt, count: count, settings: settings, primer: primer,
                                        generator: &generators[k], cancellation: cancellation) { token in
-                    var step = [Int](repeating: -1, count: K)
                     step[k] = token
+                    defer { step[k] = -1 }
                     return onStep(step)
                 }
             }

@@ -119,7 +119,7 @@ final class Stepper {
     /// Copies the weights from `model`'s parameters into this stepper's layouts: after every change of the
     /// parameters (the generator calls it once per generation).
     func refresh(from model: CharModel, context: ComputeContext) {
-        let (V, E, H) = (config.vocabularySize, config.embeddingSize, config.hiddenSize)
+        let (V, H) = (config.vocabularySize, config.hiddenSize)
         let columns = 4 * paddedHidden
         let p = UnsafePointer(model.parameters.pointer)
         // Interleaves a (4H, K) row-major gate matrix W into `packed` as the (K, 4Hp) matrix W^T, panel by panel.
@@ -154,35 +154,24 @@ final class Stepper {
                 pack(p + views.weightHH.offset, inputs: H, into: recurrentWeights[l])
                 if l > 0 { pack(p + views.weightIH.offset, inputs: H, into: inputWeights[l - 1]) }
             }
-            let bias = biases.pointer + l * columns
-            bias.update(repeating: 0, count: columns)
+        }
+        // Rows in the layers' gate order (4H) into the interleaved columns (4Hp), zero past H.
+        func interleave(_ source: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>) {
+            row.update(repeating: 0, count: columns)
             for gate in 0..<4 {
-                for unit in 0..<H {
-                    let j = gate * H + unit
-                    let sum = p[views.biasIH.offset + j] + p[views.biasHH.offset + j]
-                    bias[Self.interleaved(gate: gate, unit: unit)] = sum
-                }
+                for unit in 0..<H { row[Self.interleaved(gate: gate, unit: unit)] = source[gate * H + unit] }
             }
         }
-        // table(V, 4Hp) = embedding(V, E) * W_ih0^T, interleaved, + layer 0's bias row
-        let layer0 = model.layout.layers[0]
-        let embedding = p + model.layout.embedding.offset
-        let weightIH0 = p + layer0.weightIH.offset
-        context.team.runParts(work: V * 4 * H * E) { member in
-            for v in member.share(of: V) {
-                let row = table.pointer + v * columns
-                row.update(from: biases.pointer, count: columns)
-                let x = embedding + v * E
-                for gate in 0..<4 {
-                    for unit in 0..<H {
-                        let w = weightIH0 + (gate * H + unit) * E
-                        var sum: Float = 0
-                        for k in 0..<E { sum += x[k] * w[k] }
-                        row[Self.interleaved(gate: gate, unit: unit)] += sum
-                    }
-                }
-            }
+        // each layer's projection bias (b_ih + b_hh), as the layer defines it; layer 0's is in the table
+        let gateRow = FloatBuffer(count: 4 * H)
+        for l in 1..<max(1, config.layerCount) {
+            model.layers[l].projectionBias(model.parameters, into: gateRow.pointer)
+            interleave(gateRow.pointer, into: biases.pointer + l * columns)
         }
+        // table(V, 4Hp): the model's own (V, 4H) table (embedding W_ih0^T + layer 0's biases)
+        let modelTable = FloatBuffer(count: V * 4 * H)
+        model.fillInputTable(modelTable.pointer, context: context)
+        for v in 0..<V { interleave(modelTable.pointer + v * 4 * H, into: table.pointer + v * columns) }
         // fc.weight (V, H) as its transpose (H, V)
         outputWeights.pack(p + model.layout.fcWeight.offset, transposed: true, panels: 0..<outputWeights.panelCount)
         outputBias.pointer.update(from: p + model.layout.fcBias.offset, count: V)

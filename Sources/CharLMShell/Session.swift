@@ -444,7 +444,8 @@ public final class Session {
             // At a terminal, a live line while the samples grow (they are written when done).
             if console.isTerminal, Date().timeIntervalSince(lastStatus) > 0.25 {
                 lastStatus = Date()
-                console.status("generating \(K) samples: \(grouped(texts[K - 1].count)) of \(grouped(count)) characters")
+                console.status("generating \(K) samples: \(grouped(texts[K - 1].count)) of \(grouped(count)) "
+                               + "characters")
             }
             if interruptRequested() {
                 stopped = true

@@ -109,7 +109,8 @@ struct TrainSpeed: ParsableCommand {
                    ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
                    ("threads", trainer.context.threadCount), ("openblas_core", BLAS.coreName),
                    ("products", trainer.context.productKernel.rawValue), ("vector_bits", ComputeContext.vectorBits),
-                   ("gflop_per_step", trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
+                   ("gflop_per_step",
+                    trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
                    ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount)])
     }
 }
@@ -317,7 +318,9 @@ struct GemmSpeed: ParsableCommand {
             throw ValidationError("--\(name) must be at most \(1 << 20); got \(value)")
         }
         let bytes = 4 * (Double(m) * Double(k) + Double(n) * Double(k) + Double(m) * Double(n))
-        try asUsageError { try MemoryBudget.check(bytes, for: "a \(m) x \(n) x \(k) product", hint: "lower --m, --n or --k") }
+        try asUsageError {
+            try MemoryBudget.check(bytes, for: "a \(m) x \(n) x \(k) product", hint: "lower --m, --n or --k")
+        }
         for (value, name) in [(ta, "ta"), (tb, "tb")] where value != 0 && value != 1 {
             throw ValidationError("--\(name) must be 0 or 1; got \(value)")
         }

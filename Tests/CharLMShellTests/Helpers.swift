@@ -11,6 +11,13 @@ func makeShell() -> (Session, Runner, BufferConsole) {
     return (session, Runner(session: session), console)
 }
 
+/// A captured session that has run `lines`, in order (settings, a `load`, a short `train`, ...).
+func makeShell(running lines: [String]) throws -> (Session, Runner, BufferConsole) {
+    let (session, runner, console) = makeShell()
+    for line in lines { try runner.execute(line) }
+    return (session, runner, console)
+}
+
 /// A fresh temporary folder.
 func temporaryFolder() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-shell-\(UUID().uuidString)")

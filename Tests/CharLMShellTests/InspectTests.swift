@@ -38,12 +38,8 @@ private func shellWithZeroModel(text: String, folder: URL) throws -> (Session, R
 
 /// A shell with a small model trained briefly on the tiny fixture.
 private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) {
-    let (session, runner, console) = makeShell()
-    for line in ["set hidden 20", "set embed 8", "set seq 16", "set batch 8", "set eval 10", "load \(fixture("tiny.txt"))",
-                 "train 30 steps"] {
-        try runner.execute(line)
-    }
-    return (session, runner, console)
+    try makeShell(running: ["set hidden 20", "set embed 8", "set seq 16", "set batch 8", "set eval 10",
+                            "load \(fixture("tiny.txt"))", "train 30 steps"])
 }
 
 @Test func vocabEncodeAndDecodeShowTextAsNumbers() throws {

@@ -12,11 +12,8 @@ private func message(_ runner: Runner, _ line: String) -> String? { thrownError(
 
 /// A shell with a small model on the tiny fixture (hidden 8, seq 20, batch 4, no validation while training).
 private func smallShell() throws -> (Session, Runner, BufferConsole) {
-    let (session, runner, console) = makeShell()
-    for line in ["set hidden 8", "set embed 4", "set seq 20", "set batch 4", "set eval 0", "load \(fixture("tiny.txt"))"] {
-        try runner.execute(line)
-    }
-    return (session, runner, console)
+    try makeShell(running: ["set hidden 8", "set embed 4", "set seq 20", "set batch 4", "set eval 0",
+                            "load \(fixture("tiny.txt"))"])
 }
 
 /// A text of `characters` random letters, spaces and newlines, written to a new file.

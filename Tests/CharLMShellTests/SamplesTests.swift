@@ -8,15 +8,11 @@ import Testing
 
 /// A shell with a small trained model on the tiny fixture.
 private func trainedShell() throws -> (Session, Runner, BufferConsole) {
-    let (session, runner, console) = makeShell()
-    for line in ["set hidden 16", "set embed 4", "set seq 20", "set batch 4", "set eval 0", "load \(fixture("tiny.txt"))",
-                 "train 20 steps"] {
-        try runner.execute(line)
-    }
-    return (session, runner, console)
+    try makeShell(running: ["set hidden 16", "set embed 4", "set seq 20", "set batch 4", "set eval 0",
+                            "load \(fixture("tiny.txt"))", "train 20 steps"])
 }
 
-/// The K texts `gen` wrote after its headers (prompt included), from what the console received since `mark`.
+/// The K texts `gen` wrote in `output`, each after its header (prompt included).
 private func samples(in output: String) -> [String] {
     output.components(separatedBy: "--- sample ").dropFirst().map { block in
         String(block.drop(while: { $0 != "\n" }).dropFirst()).trimmingCharacters(in: .newlines)
