@@ -1,5 +1,6 @@
 // Gradient clipping and the Adam optimizer, each a single loop over the flat buffers. Semantics follow PyTorch's
-// `torch.nn.utils.clip_grad_norm_` and `torch.optim.Adam` (no weight decay, no amsgrad).
+// `torch.nn.utils.clip_grad_norm_`, `torch.optim.Adam` and, with a weight decay, `torch.optim.AdamW` (decoupled
+// decay on the weight matrices only, as nanoGPT groups them). No amsgrad.
 
 import Foundation
 
@@ -27,14 +28,23 @@ public struct AdamSettings: Equatable, Sendable {
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
-    public init(learningRate: Float = 2e-3) { self.learningRate = learningRate }
+    /// AdamW's decoupled weight decay (0: plain Adam): before each update, every decayed parameter is multiplied by
+    /// 1 - lr * weightDecay.
+    public var weightDecay: Float = 0
+    public init(learningRate: Float = 2e-3, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.weightDecay = weightDecay
+    }
 }
 
 /// Adam with bias correction, over one flat parameter buffer:
+///   p *= 1 - lr wd                         (AdamW, only in `decayedRanges`; wd 0 skips it)
 ///   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
 ///   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 public final class Adam {
     public var settings: AdamSettings
+    /// The parts of the flat buffer weight decay applies to: the weight matrices (`ParameterLayout.decayedRanges`).
+    public let decayedRanges: [Range<Int>]
     /// First moment, same layout as the parameters.
     public let firstMoment: FloatBuffer
     /// Second moment, same layout as the parameters.
@@ -42,8 +52,10 @@ public final class Adam {
     /// Updates applied so far (t in the formula).
     public private(set) var stepCount = 0
 
-    public init(parameterCount: Int, settings: AdamSettings) {
+    public init(parameterCount: Int, settings: AdamSettings, decayedRanges: [Range<Int>] = []) {
+        precondition(decayedRanges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= parameterCount })
         self.settings = settings
+        self.decayedRanges = decayedRanges
         firstMoment = FloatBuffer(count: parameterCount)
         secondMoment = FloatBuffer(count: parameterCount)
     }
@@ -59,6 +71,11 @@ public final class Adam {
         let rootCorrection2 = Float(correction2.squareRoot())
         let p = parameters.pointer, g = gradients.pointer
         let m = firstMoment.pointer, v = secondMoment.pointer
+        // AdamW: the decay is decoupled from the gradient (it never enters m or v), applied first as PyTorch does.
+        if settings.weightDecay > 0 {
+            let keep = 1 - settings.learningRate * settings.weightDecay
+            for range in decayedRanges { for index in range { p[index] *= keep } }
+        }
         // 16 parameters at a time (VectorMath.swift), the last partial group on zero-padded copies.
         func update(_ gradient: Lanes, _ moment: Lanes, _ squares: Lanes, _ parameter: Lanes) -> (Lanes, Lanes, Lanes) {
             let newMoment = beta1 * moment + (1 - beta1) * gradient
@@ -77,6 +94,13 @@ public final class Adam {
                                             loadPartial(v + index, tail), loadPartial(p + index, tail))
             storePartial(newM, m + index, tail); storePartial(newV, v + index, tail); storePartial(newP, p + index, tail)
         }
+    }
+
+    /// Forgets the moments and the step count: the next update is a fresh optimizer's first.
+    public func restart() {
+        firstMoment.zero()
+        secondMoment.zero()
+        stepCount = 0
     }
 
     /// Restores moments and step count (checkpoint resume).

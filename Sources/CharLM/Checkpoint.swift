@@ -5,11 +5,12 @@
 //   vocab     JSON array of one-character strings, index order                       (minimal contract)
 //   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size"} (minimal: first five)
 //   format    "charlm", format_version "1"
-//   training  {"seq", "batch", "lr", "clip", "warmup", "decay", "val_fraction", "step", "epoch", "generator",
-//              "loss_history", "validation_history"} (warmup and decay may be absent: 0; validation_history is a list
+//   training  {"seq", "batch", "lr", "clip", "warmup", "decay", "weight_decay", "val_fraction", "step", "epoch",
+//              "generator", "loss_history", "validation_history"} (warmup, decay and weight_decay may be absent: 0;
+//              validation_history is a list
 //              of [step, loss] pairs, and files written before it existed kept it in `settings` as
 //              "step:loss,step:loss", which is still read)
-//   optimizer {"type": "adam", "step", "lr", "beta1", "beta2", "eps"}
+//   optimizer {"type": "adam" or "adamw", "step", "lr", "beta1", "beta2", "eps", "weight_decay" (adamw only)}
 //   sampling  {"temperature", "top_k", "top_p"}
 //   corpus    {"characters", "fnv1a64", "name"}: the fingerprint of the text trained on (name: its file name)
 //   settings  {string: string}: the shell's own settings
@@ -129,10 +130,10 @@ public struct Checkpoint: Sendable {
                 }
             }
             metadata["optimizer"] = jsonObject([
-                ("type", jsonString("adam")), ("step", String(optimizer.stepCount)),
+                ("type", jsonString(optimizer.settings.weightDecay > 0 ? "adamw" : "adam")), ("step", String(optimizer.stepCount)),
                 ("lr", exact(optimizer.settings.learningRate)), ("beta1", exact(optimizer.settings.beta1)),
                 ("beta2", exact(optimizer.settings.beta2)), ("eps", exact(optimizer.settings.epsilon)),
-            ])
+            ] + (optimizer.settings.weightDecay > 0 ? [("weight_decay", exact(optimizer.settings.weightDecay))] : []))
         }
         if let training {
             let perStep = Double(training.settings.sequenceLength) * Double(training.settings.batch)
@@ -141,6 +142,7 @@ public struct Checkpoint: Sendable {
                 ("seq", String(training.settings.sequenceLength)), ("batch", String(training.settings.batch)),
                 ("lr", exact(training.settings.learningRate)), ("clip", exact(training.settings.clip)),
                 ("warmup", String(training.settings.warmupSteps)), ("decay", String(training.settings.decaySteps)),
+                ("weight_decay", exact(training.settings.weightDecay)),
                 ("val_fraction", String(training.validationFraction)), ("step", String(training.step)),
                 ("epoch", trainCharacters.map { String(Double(training.step) * perStep / max($0, 1)) } ?? "null"),
                 ("generator", jsonString(hex(training.generator))),
@@ -276,7 +278,8 @@ public struct Checkpoint: Sendable {
             }
             guard step <= maximumStep else { throw bad("optimizer `step` is \(step); charlm counts to at most \(maximumStep)") }
             var settings = AdamSettings()
-            for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon)] {
+            for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon),
+                                ("weight_decay", \.weightDecay)] {
                 if let value = optimizerJSON[key] {
                     guard let number = value.double, Float(number).isFinite else { throw bad("optimizer `\(key)` is not a number") }
                     settings[keyPath: path] = Float(number)
@@ -284,9 +287,10 @@ public struct Checkpoint: Sendable {
             }
             // Adam diverges (or divides by zero) outside these: beta in [0, 1), eps and lr above 0.
             guard (0..<1).contains(settings.beta1), (0..<1).contains(settings.beta2), settings.epsilon > 0,
-                  settings.learningRate > 0 else {
+                  settings.learningRate > 0, Setting.wd.domain.contains(Double(settings.weightDecay)) else {
                 throw bad("its optimizer settings are unusable: beta1 and beta2 must be from 0 up to but not including 1, "
-                          + "eps and lr above 0; got beta1 \(settings.beta1), beta2 \(settings.beta2), eps \(settings.epsilon), lr \(settings.learningRate)")
+                          + "eps and lr above 0, weight_decay from 0 to 10; got beta1 \(settings.beta1), beta2 \(settings.beta2), "
+                          + "eps \(settings.epsilon), lr \(settings.learningRate), weight_decay \(settings.weightDecay)")
             }
             checkpoint.optimizer = OptimizerState(
                 firstMoment: try flatTensors(prefix: "optim.exp_avg."),
@@ -315,10 +319,15 @@ public struct Checkpoint: Sendable {
                 guard let integer = value.integer else { throw bad("training `\(key)` is not an integer") }
                 return integer
             }
+            func optionalNumber(_ key: String) throws -> Double {
+                guard let value = trainingJSON[key] else { return 0 }
+                guard let number = value.double else { throw bad("training `\(key)` is not a number") }
+                return number
+            }
             let settings = TrainingSettings(
                 sequenceLength: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
                 clip: Float(try number("clip")), warmupSteps: try optionalInteger("warmup"),
-                decaySteps: try optionalInteger("decay"))
+                decaySteps: try optionalInteger("decay"), weightDecay: Float(try optionalNumber("weight_decay")))
             do { try settings.validate() } catch let error as CharLMError { throw bad("its training settings are unusable: \(error)") }
             guard let generatorText = trainingJSON["generator"]?.string, let generator = parseGenerator(generatorText) else {
                 throw bad("training `generator` is missing or not a valid generator state")

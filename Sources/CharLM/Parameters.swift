@@ -135,6 +135,13 @@ public struct ParameterLayout: Equatable, Sendable {
         totalCount = offset
     }
 
+    /// The weight matrices, which AdamW's weight decay applies to: every layer's W_ih and W_hh, and `fc.weight`.
+    /// Biases and the embedding are left out (nanoGPT's convention: decay only tensors of two dimensions that
+    /// multiply an input; an embedding row is a lookup).
+    public var decayedRanges: [Range<Int>] {
+        (layers.flatMap { [$0.weightIH, $0.weightHH] } + [fcWeight]).map { $0.offset..<($0.offset + $0.count) }
+    }
+
     /// The view called `name`, or nil.
     public func view(named name: String) -> ParameterView? { views.first { $0.name == name } }
 }

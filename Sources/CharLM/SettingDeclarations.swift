@@ -27,6 +27,10 @@ public enum SettingDomain: Sendable, Equatable {
     case number(lower: Double, lowerIncluded: Bool, upper: Double, upperIncluded: Bool)
     /// on or off.
     case flag
+    /// A file name, or off.
+    case file
+    /// A duration written with its unit (90s, 10m, 1h), in this range of seconds, or off.
+    case interval(ClosedRange<Double>)
 
     /// "a whole number from 1 to 8192", "a number from 0 to 100", "a number above 0, at most 1", ...
     public var rule: String {
@@ -34,6 +38,10 @@ public enum SettingDomain: Sendable, Equatable {
         case .integer(let range): return "a whole number from \(range.lowerBound) to \(range.upperBound)"
         case .unsigned: return "a whole number from 0 to \(UInt64.max)"
         case .flag: return "on or off"
+        case .file: return "a file name, or off"
+        case .interval(let range):
+            return "a duration from \(formatDuration(range.lowerBound)) to \(formatDuration(range.upperBound)) "
+                + "written with its unit (90s, 10m, 2h), or off"
         case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
             let (low, high) = (formatSettingNumber(lower), formatSettingNumber(upper))
             switch (lowerIncluded, upperIncluded) {
@@ -45,12 +53,13 @@ public enum SettingDomain: Sendable, Equatable {
         }
     }
 
-    /// Whether `value` lies in the domain (for `.integer`, `.unsigned` and `.number`).
+    /// Whether `value` lies in the domain (for `.integer`, `.unsigned`, `.number`, and `.interval` in seconds).
     public func contains(_ value: Double) -> Bool {
         switch self {
         case .integer(let range): return value.rounded() == value && value >= Double(range.lowerBound) && value <= Double(range.upperBound)
         case .unsigned: return value.rounded() == value && value >= 0 && value <= Double(UInt64.max)
-        case .flag: return false
+        case .flag, .file: return false
+        case .interval(let range): return range.contains(value)
         case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
             guard value.isFinite else { return false }
             return (lowerIncluded ? value >= lower : value > lower) && (upperIncluded ? value <= upper : value < upper)
@@ -122,6 +131,18 @@ public enum Setting {
     public static let decay = SettingDeclaration(
         name: "decay", group: .training, domain: .integer(0...10_000_000), defaultText: "0",
         summary: "step at which lr has decayed (cosine) to lr/10 (0 = constant)")
+    public static let wd = SettingDeclaration(
+        name: "wd", group: .training, domain: .number(lower: 0, lowerIncluded: true, upper: 10, upperIncluded: true),
+        defaultText: "0", summary: "AdamW weight decay on the weight matrices (0 = plain Adam)")
+    public static let keepbest = SettingDeclaration(
+        name: "keepbest", group: .training, domain: .file, defaultText: "off",
+        summary: "also write the best model so far to this file as validation improves")
+    public static let autosave = SettingDeclaration(
+        name: "autosave", group: .training, domain: .interval(1...(365 * 24 * 3600)), defaultText: "off",
+        summary: "while training, save the session this often (where a bare `save` writes)")
+    public static let log = SettingDeclaration(
+        name: "log", group: .training, domain: .file, defaultText: "off",
+        summary: "append a line per step and validation to this file (.csv, or .jsonl)")
     public static let val = SettingDeclaration(
         name: "val", group: .data, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
         defaultText: "0.1", summary: "share of the corpus kept for validation")
@@ -163,9 +184,28 @@ public enum Setting {
 
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
-        embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, val, lowercase, ascii, seed, temp, topk,
-        topp, length, samples, bf16, eval, timing, threads,
+        embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
+        topp, length, samples, bf16, eval, keepbest, autosave, log, timing, threads,
     ]
+}
+
+/// Seconds as a duration with its unit, the way `autosave` and `train` read them: 90s, 10m, 1.5h.
+public func formatDuration(_ seconds: Double) -> String {
+    if seconds >= 3600 && (seconds / 3600 * 10).rounded() == seconds / 3600 * 10 { return formatSettingNumber(seconds / 3600) + "h" }
+    if seconds >= 60 && (seconds / 60 * 10).rounded() == seconds / 60 * 10 { return formatSettingNumber(seconds / 60) + "m" }
+    return formatSettingNumber(seconds) + "s"
+}
+
+/// Reads a duration written with its unit (90s, 10m, 2h, 1.5h); nil for anything else.
+public func parseDuration(_ text: String) -> Double? {
+    let lowered = text.lowercased()
+    for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where lowered.hasSuffix(suffix) {
+        let number = lowered.dropLast()
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(number),
+              value.isFinite else { return nil }
+        return value * scale
+    }
+    return nil
 }
 
 /// A number as people write it: 0.002, 5, 0.8, 1e-06 (the shortest text that reads back as the same value).

@@ -222,6 +222,49 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     }
 }
 
+/// A regular file that whole lines are appended to (a metrics log). Each `append` is one write(2) of whole lines, so
+/// a process killed between two leaves only whole lines behind.
+public final class AppendingFile {
+    public let path: String
+    /// The file's size when it was opened (0 for a new file).
+    public let sizeWhenOpened: Int
+    private var descriptor: Int32
+
+    /// Opens `path` for appending, creating it if missing. A directory, FIFO, device or socket is refused, as is a
+    /// missing folder.
+    public init(path: String) throws {
+        guard !path.isEmpty, !path.hasSuffix("/") else {
+            throw CharLMError.saveFailed(path: path, reason: "that is not a file name: name the file to write")
+        }
+        switch try fileKind(path) {
+        case .directory: throw CharLMError.saveFailed(path: path, reason: "it is a directory")
+        case .special(let kind): throw CharLMError.saveFailed(path: path, reason: "it is \(kind), not a regular file")
+        case .regular(let size): sizeWhenOpened = size
+        case .missing: sizeWhenOpened = 0
+        }
+        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard descriptor >= 0 else {
+            throw CharLMError.saveFailed(path: path, reason: "cannot open it for appending: \(lastErrorText())")
+        }
+        self.path = path
+    }
+
+    /// Appends `text` (whole lines).
+    public func append(_ text: String) throws {
+        var bytes = Array(text.utf8)
+        while !bytes.isEmpty {
+            let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw CharLMError.saveFailed(path: path, reason: "appending failed: \(lastErrorText())")
+            }
+            bytes.removeFirst(result)
+        }
+    }
+
+    deinit { close(descriptor) }
+}
+
 /// Memory the machine can still give this process, in bytes: Linux's MemAvailable (free memory plus what the
 /// kernel can reclaim), less if the process's address space is capped (`ulimit -v`) or its control group has a
 /// memory limit; elsewhere the physical memory.

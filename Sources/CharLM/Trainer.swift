@@ -17,15 +17,18 @@ public struct TrainingSettings: Equatable, Sendable {
     /// The step at which a cosine decay from `learningRate` reaches `learningRate / 10` (and stays); 0 keeps the
     /// learning rate constant. Counted from the run's first step, as nanoGPT's `lr_decay_iters` is.
     public var decaySteps: Int = 0
+    /// AdamW's decoupled weight decay on the weight matrices (0: plain Adam).
+    public var weightDecay: Float = 0
 
     public init(sequenceLength: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5,
-                warmupSteps: Int = 0, decaySteps: Int = 0) {
+                warmupSteps: Int = 0, decaySteps: Int = 0, weightDecay: Float = 0) {
         self.sequenceLength = sequenceLength
         self.batch = batch
         self.learningRate = learningRate
         self.clip = clip
         self.warmupSteps = warmupSteps
         self.decaySteps = decaySteps
+        self.weightDecay = weightDecay
     }
 
     /// The learning rate of step `step` (1 is the first): `learningRate * step / warmupSteps` during warm-up, then
@@ -46,6 +49,7 @@ public struct TrainingSettings: Equatable, Sendable {
         try Setting.clip.check(clip)
         try Setting.warmup.check(warmupSteps)
         try Setting.decay.check(decaySteps)
+        try Setting.wd.check(weightDecay)
     }
 }
 
@@ -145,7 +149,9 @@ public final class Trainer {
         self.model = model
         self.dataset = dataset
         self.settings = settings
-        optimizer = Adam(parameterCount: model.layout.totalCount, settings: AdamSettings(learningRate: settings.learningRate))
+        optimizer = Adam(parameterCount: model.layout.totalCount,
+                         settings: AdamSettings(learningRate: settings.learningRate, weightDecay: settings.weightDecay),
+                         decayedRanges: model.layout.decayedRanges)
         generator = SeededGenerator(seed: seed)
         workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: context)
     }
@@ -212,6 +218,7 @@ public final class Trainer {
         onPhase?(.clip)
         // Nothing has changed the parameters or the optimizer until here.
         optimizer.settings.learningRate = settings.learningRate(atStep: step + 1)
+        optimizer.settings.weightDecay = settings.weightDecay
         optimizer.update(parameters: model.parameters, gradients: model.gradients)
         // Finite gradients can still make an infinite parameter (an optimizer state from a damaged file, say): stop
         // here rather than train, evaluate and save a broken model.

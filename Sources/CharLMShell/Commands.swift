@@ -112,7 +112,7 @@ func readArgumentFile(_ path: String) throws -> String {
 
 /// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.
 func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
-    let usage = "train [N | N epochs | N steps | 90s | 5m | 2h]"
+    let usage = "train [N | N epochs | N steps | 90s | 5m | 2h | until N]"
     /// The number in `text`, above 0; errors quote `shown`, the word as typed.
     func positive(_ text: String, _ what: String, shown: String) throws -> Double {
         guard let value = decimalNumber(text) else {
@@ -131,6 +131,12 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
             }
         }
         return .epochs(try positive(word, "the number of epochs", shown: words[0]))
+    case 2 where words[0].lowercased() == "until":
+        guard let count = Int(words[1]), (1...1000).contains(count) else {
+            throw ShellError.badArgument("train until N: N is how many validations in a row may pass without improvement, "
+                                         + "a whole number from 1 to 1000; got '\(abbreviated(words[1]))'")
+        }
+        return .untilNoImprovement(count)
     case 2:
         switch words[1].lowercased() {
         case "steps", "step":
@@ -190,7 +196,9 @@ public enum Commands {
                 details: "Changes one setting; `show` lists them all with their values.\nExample: set hidden 512",
                 complete: { _, previous, prefix in
                     if previous.isEmpty { return Settings.keys.map(\.name).filter { $0.hasPrefix(prefix) } }
-                    if previous.count == 1, let key = Settings.key(named: previous[0]) { return key.suggestions.filter { $0.hasPrefix(prefix) } }
+                    if previous.count == 1, let key = Settings.key(named: previous[0]) {
+                        return key.suggestions.filter { $0.hasPrefix(prefix) } + (key.declaration.domain == .file ? completePath(prefix) : [])
+                    }
                     return []
                 }) { context, words in
             try expectArguments(words, 2, 2, "set KEY VALUE")
@@ -231,6 +239,10 @@ public enum Commands {
             lines.append(progress)
             if let loss = session.lossHistory.last { lines.append(String(format: "last training loss %.4f", loss)) }
             if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
+            if let best = session.watch.best {
+                lines.append("best validation loss " + String(format: "%.4f", best.loss) + " at step \(grouped(best.step)) "
+                             + "(seq \(best.protocolKey.sequenceLength)), kept: `restore best`, `save best PATH`")
+            }
             let settings = session.settings
             let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
             lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.config)))); training at seq \(settings.seq) "
@@ -243,14 +255,31 @@ public enum Commands {
             try expectArguments(words, 0, 0, "reset")
             try context.session.reset()
         },
-        Command("train", usage: "train [N | N steps | 90s | 5m]", summary: "train for N epochs, N steps or a time",
+        Command("restore", usage: "restore best", summary: "put back the best parameters validation has seen",
+                details: "Copies back the parameters of the lowest validation loss of this model's training (`model` shows its step). Adam's moments were not kept, so the optimizer restarts; the step count and histories stay. `train until N` does this by itself.\nExample: restore best",
+                complete: { _, previous, prefix in previous.isEmpty ? ["best"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            guard words.count == 1, words[0].text == "best" else { throw ShellError.usage("restore best") }
+            let session = context.session
+            let best = try session.restoreBest()
+            session.console.report("restored the best parameters, from step \(grouped(best.step)) (validation loss "
+                                   + String(format: "%.4f", best.loss) + "); the optimizer restarts (its moments were not "
+                                   + "kept), and the step count stays \(grouped(session.step))")
+        },
+        Command("train", usage: "train [N | N steps | 90s | 5m | until N]", summary: "train for N epochs, N steps, a time, or until validation stops improving",
                 details: """
                 Trains the model on the loaded text: N epochs (one epoch = one pass over the training split's \
                 characters; default 1), N steps, or for a time (90s, 5m, 1h). Validates every `eval` steps and at the \
-                end. Ctrl-C stops after the current step.
+                end, keeping the best parameters so far (`restore best`, `save best PATH`; `keepbest` also writes them \
+                to a file). `train until N` trains until N validations in a row have not improved on the best \
+                (early stopping), then restores the best. A note says when validation rises while training loss \
+                falls (overfitting). `log` records every step, `autosave` saves on an interval. Ctrl-C stops after \
+                the current step.
                 Example: train 500 steps
                 """,
-                complete: { _, previous, prefix in previous.count == 1 ? ["steps"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+                complete: { _, previous, prefix in
+                    if previous.isEmpty { return ["until"].filter { $0.hasPrefix(prefix) } }
+                    return previous.count == 1 && previous[0] != "until" ? ["steps"].filter { $0.hasPrefix(prefix) } : []
+                }) { context, words in
             try context.session.train(parseTrainingAmount(words.map(\.text)))
         },
         Command("eval", usage: "eval", summary: "validation loss in nats/char, bits/char and perplexity",
@@ -383,10 +412,18 @@ public enum Commands {
                 .map { $0.count <= width ? String($0) : wrap(String($0), width: width, indent: 0) }.joined(separator: "\n")
             context.session.console.info(text + "\n")
         },
-        Command("save", usage: "save [PATH]", summary: "save the session to a checkpoint",
-                details: "Writes model, optimizer, settings and histories to a safetensors checkpoint, atomically. Without PATH: the file this session last saved to, else charlm.safetensors; a bare `save` never replaces a file this session did not write (name it to replace it). A read-only file is never replaced.\nExample: save shakespeare.safetensors",
-                complete: { _, previous, prefix in previous.isEmpty ? completePath(prefix) : [] }) { context, words in
-            try expectArguments(words, 0, 1, "save [PATH]")
+        Command("save", usage: "save [PATH] | save best PATH", summary: "save the session (or the best model) to a checkpoint",
+                details: "Writes model, optimizer, settings and histories to a safetensors checkpoint, atomically. Without PATH: the file this session last saved to, else charlm.safetensors; a bare `save` never replaces a file this session did not write (name it to replace it). A read-only file is never replaced. `save best PATH` writes the best parameters validation has seen (`model` names their step), with the history up to that step and no optimizer state (it was not kept); a file called best is `save ./best`.\nExample: save shakespeare.safetensors",
+                complete: { _, previous, prefix in previous.isEmpty || previous == ["best"] ? completePath(prefix) : [] }) { context, words in
+            try expectArguments(words, 0, 2, "save [PATH] | save best PATH")
+            if words.count == 2 || (words.first.map { !$0.quoted && $0.text == "best" } ?? false) {
+                guard words.count == 2, !words[0].quoted, words[0].text == "best" else { throw ShellError.usage("save [PATH] | save best PATH") }
+                let (path, size) = try context.session.saveBest(to: words[1].text)
+                let best = context.session.watch.best!
+                context.session.console.report("saved the best model, step \(grouped(best.step)) (validation loss "
+                                               + String(format: "%.4f", best.loss) + "), to \(path) (\(grouped(size)) bytes)")
+                return
+            }
             let (path, size) = try context.session.save(to: words.first?.text)
             let target = resolvedSaveTarget(path)
             context.session.console.report("saved \(path)" + (target == path ? "" : " (a link: wrote \(target))") + " (\(grouped(size)) bytes)")

@@ -48,6 +48,12 @@ public final class Session {
     private var writtenPaths: Set<String> = []
     /// The step the model was at when it was last saved, loaded or made.
     private var savedStep = 0
+    /// The current model's validations during `train`: the best parameters so far and the validations since.
+    public private(set) var watch = RunWatch()
+    /// Whether the overfitting note was given for the current model (it is given once).
+    private var overfittingNoted = false
+    /// Seconds spent in `train` in this session, validations included (the metrics log's elapsed_s).
+    private var trainingSeconds = 0.0
 
     /// Steps trained since the model was last saved, loaded or made (0 without a model).
     public var unsavedSteps: Int { model == nil ? 0 : max(0, step - savedStep) }
@@ -177,6 +183,7 @@ public final class Session {
         savedStep = step
         lastSavePath = nil
         trainedElsewhere = checkpoint.training == nil
+        forgetValidations()
         console.report("loaded checkpoint \(path), step \(grouped(step))")
         console.report("  model: \(describeModel(loadedModel.config))", indent: 4)
         for note in checkpoint.notes + settingNotes { console.note("note: \(note)\n") }
@@ -221,9 +228,16 @@ public final class Session {
         checkpointCorpus = nil
         savedStep = 0
         trainedElsewhere = false
+        forgetValidations()
         // A new model is not the one last saved: a bare `save` must not replace that file with it.
         lastSavePath = nil
         console.report("new model: \(describeModel(made.config))")
+    }
+
+    /// A different model: nothing kept from the last one's validations.
+    private func forgetValidations() {
+        watch = RunWatch()
+        overfittingNoted = false
     }
 
     func describeModel(_ config: ModelConfig) -> String {
@@ -266,15 +280,21 @@ public final class Session {
         case epochs(Double)
         case steps(Int)
         case seconds(Double)
+        /// Until validation has not improved for this many validations in a row (early stopping), then the best
+        /// parameters are restored.
+        case untilNoImprovement(Int)
     }
 
-    /// Trains for `amount`, validating every `eval` steps and at the end. Ctrl-C stops after the current step.
+    /// Trains for `amount`, validating every `eval` steps and at the end. Each validation keeps the best parameters
+    /// so far (`restore best`), writes them to `keepbest`, and may note overfitting once; `log` gets a line per step
+    /// and validation, `autosave` saves the session on its interval. Ctrl-C stops after the current step.
     public func train(_ amount: TrainingAmount) throws {
         let trainer = try readyTrainer()
         let perEpoch = trainer.stepsPerEpoch
         let firstStep = trainer.step
         var total: Int? = nil
         var deadline: Date? = nil
+        var patience: Int? = nil
         // Every amount is checked in Double before it becomes a count: no step count may pass Trainer.maximumStep.
         let stepsLeft = Trainer.maximumStep - firstStep
         func steps(_ wanted: Double, _ asked: String) throws -> Int {
@@ -284,6 +304,9 @@ public final class Session {
             }
             return max(1, Int(wanted.rounded()))
         }
+        // Validation needs one window of seq characters in the validation split; without one, training goes on
+        // without it (and says so once).
+        let canValidate = dataset.map { $0.validationWindowCount(length: settings.seq) > 0 } ?? false
         switch amount {
         case .epochs(let epochs): total = try steps(epochs * Double(perEpoch), "\(formatSettingNumber(epochs)) epochs")
         case .steps(let count): total = try steps(Double(count), "\(count) steps")
@@ -293,11 +316,31 @@ public final class Session {
                                            maximum: "\(Int(Self.longestTraining)) seconds (a year)")
             }
             deadline = Date().addingTimeInterval(seconds)
+        case .untilNoImprovement(let count):
+            guard canValidate else {
+                throw ShellError.badArgument("train until needs validation, and the validation split (val \(formatSettingNumber(settings.val))) "
+                                             + "holds no window of seq \(settings.seq) characters: lower `seq`, or `set val` higher and load again")
+            }
+            guard settings.eval > 0 else {
+                throw ShellError.badArgument("train until counts validations, and `eval` is 0 (only at the end): `set eval 250`, say")
+            }
+            patience = count
+            watch.restartPatience()
         }
+        // What to write while training, checked before the first step: nothing is trained when a file is wrong.
+        let autosavePath = try settings.autosave.map { _ in try autosaveTarget() }
+        var log = try settings.log.map { try MetricsLog(path: expandingTilde($0)) }
+        var nextAutosave = settings.autosave.map { Date().addingTimeInterval($0) }
         let tokensPerStep = Double(settings.seq * settings.batch)
         let start = Date()
+        let secondsBefore = trainingSeconds
+        defer { trainingSeconds = secondsBefore + Date().timeIntervalSince(start) }
         var lastPlainLine = start
         var done = 0
+        func tokensPerSecond() -> Double {
+            let elapsed = Date().timeIntervalSince(start)
+            return elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0
+        }
         /// The progress line, fitted to the width less `reserve` columns.
         func progress(final: Bool, reserve: Int = 0) -> String {
             let elapsed = Date().timeIntervalSince(start)
@@ -308,13 +351,23 @@ public final class Session {
             return TrainingProgress(
                 step: trainer.step, lastStep: total.map { firstStep + $0 }, epoch: Double(trainer.step) / Double(perEpoch),
                 recentLosses: trainer.lossHistory.suffix(20), validation: trainer.validationHistory.last?.loss,
-                tokensPerSecond: elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0,
-                remaining: remaining.map { max(0, $0) }
+                tokensPerSecond: tokensPerSecond(), remaining: remaining.map { max(0, $0) }
             ).line(sparkline: console.isTerminal, width: console.width - 1 - reserve)
         }
-        // Validation needs one window of seq characters in the validation split; without one, training goes on
-        // without it (and says so once).
-        let canValidate = dataset.map { $0.validationWindowCount(length: settings.seq) > 0 } ?? false
+        /// A line for the metrics log; a log that cannot be written is said once and closed, and training goes on.
+        func logLine(trainingLoss: Double?, validationLoss: Double?) {
+            guard let open = log else { return }
+            do {
+                try open.append(MetricsRecord(
+                    step: trainer.step, epoch: Double(trainer.step) / Double(perEpoch), trainingLoss: trainingLoss,
+                    validationLoss: validationLoss, learningRate: trainer.settings.learningRate(atStep: max(1, trainer.step)),
+                    tokensPerSecond: tokensPerSecond(), elapsedSeconds: secondsBefore + Date().timeIntervalSince(start)))
+            } catch {
+                console.endStatus()
+                console.note("warning: the metrics log stopped: \(error); training goes on\n")
+                log = nil
+            }
+        }
         if !canValidate {
             console.note("note: no validation while training: the validation split (val \(formatSettingNumber(settings.val))) "
                          + "holds no window of seq \(settings.seq) characters\n")
@@ -325,8 +378,11 @@ public final class Session {
             console.endStatus()
             console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", trainer.step,
                                          evaluation.nats, evaluation.bits), width: console.width - 1, indent: 2) + "\n")
+            logLine(trainingLoss: nil, validationLoss: evaluation.nats)
+            keepBest(evaluation, trainer: trainer)
         }
         defer { console.endStatus() }
+        var stoppedEarly = false
         // At a terminal, keys typed meanwhile are neither echoed into the live line nor run afterwards.
         try whileTraining {
             while true {
@@ -340,9 +396,20 @@ public final class Session {
                     console.note("interrupted: `train` stopped after step \(trainer.step); the model and optimizer are consistent\n")
                     throw Interrupted(description: "training interrupted at step \(trainer.step)")
                 }
-                try trainer.trainStep()
+                let loss = try trainer.trainStep()
                 done += 1
-                if settings.eval > 0 && trainer.step % settings.eval == 0 { try validate() }
+                logLine(trainingLoss: loss, validationLoss: nil)
+                if settings.eval > 0 && trainer.step % settings.eval == 0 {
+                    try validate()
+                    if let patience, watch.validationsSinceImprovement >= patience {
+                        stoppedEarly = true
+                        break
+                    }
+                }
+                if let autosavePath, let due = nextAutosave, Date() >= due {
+                    autosave(to: autosavePath)
+                    nextAutosave = settings.autosave.map { Date().addingTimeInterval($0) }
+                }
                 if console.isTerminal {
                     console.status(progress(final: false))
                 } else if Date().timeIntervalSince(lastPlainLine) >= 10 {
@@ -350,11 +417,50 @@ public final class Session {
                     lastPlainLine = Date()
                 }
             }
-            if done > 0 && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
+            if done > 0 && !stoppedEarly && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         }
         console.endStatus()
         let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(Date().timeIntervalSince(start))))"
         console.progress(progress(final: true, reserve: summary.count) + summary + "\n")
+        if let patience, stoppedEarly, let best = watch.best {
+            try restoreBest()
+            console.report("stopped: validation has not improved for \(patience) validation\(patience == 1 ? "" : "s"); "
+                           + "restored the best, step \(grouped(best.step)) (validation loss \(String(format: "%.4f", best.loss))); "
+                           + "the optimizer restarts")
+        }
+    }
+
+    /// After a validation: keep the parameters when they are the best so far (and write them to `keepbest`), and
+    /// give the overfitting note once when validation has risen twice while training loss fell.
+    private func keepBest(_ evaluation: Evaluation, trainer: Trainer) {
+        let protocolKey = ValidationProtocol(sequenceLength: settings.seq, validationFraction: trainer.dataset.validationFraction)
+        do {
+            if try watch.record(step: trainer.step, loss: evaluation.nats, protocolKey: protocolKey,
+                                parameters: trainer.model.parameters), let keepbest = settings.keepbest {
+                let path = expandingTilde(keepbest)
+                do {
+                    try writeFileAtomically(try bestCheckpoint().serialized(), to: path)
+                    writtenPaths.insert(path)
+                } catch {
+                    console.note("warning: the best model was not written to keepbest: \(error); training goes on\n")
+                }
+            }
+        } catch {
+            console.note("warning: the best parameters are not kept: \(error)\n")
+        }
+        if !overfittingNoted,
+           let sign = OverfittingSign.detect(validationHistory: trainer.validationHistory, lossHistory: trainer.lossHistory) {
+            overfittingNoted = true
+            let rising = sign.validations.map { String(format: "%.4f", $0.loss) }.joined(separator: " -> ")
+            let best = watch.best.map { " (step \(grouped($0.step)), \(String(format: "%.4f", $0.loss)))" } ?? ""
+            console.note(wrap("note: validation loss rose at two validations in a row (\(rising), steps \(grouped(sign.validations[0].step))"
+                              + " to \(grouped(sign.validations[2].step))) while training loss fell "
+                              + "(\(String(format: "%.4f -> %.4f", sign.trainingBefore, sign.trainingAfter))): the model is "
+                              + "memorising its training text rather than learning what carries over. Remedies: "
+                              + "`restore best`\(best); more `dropout` or a smaller `hidden`, then `reset`; "
+                              + "or `train until 3`, which stops by itself and restores the best.",
+                              width: console.width - 1, indent: 2) + "\n")
+        }
     }
 
     /// The longest `train` for a time accepts.
@@ -497,20 +603,89 @@ public final class Session {
                 : "already exists and this session did not write it"
             throw ShellError.badArgument("'\(path)' \(whose): `save \(path)` to replace it, or `save` to another name")
         }
-        let (training, optimizer) = trainer.map { ($0.state.training, $0.state.optimizer) }
-            ?? (pendingResume?.training, pendingResume?.optimizer)
-        var fingerprint = corpus.flatMap { $0.vocabulary == vocabulary ? $0.fingerprint : nil } ?? checkpointCorpus
-        if fingerprint != nil && fingerprint == corpus?.fingerprint, let corpusName {
-            fingerprint?.name = (corpusName as NSString).lastPathComponent
-        }
-        let checkpoint = Checkpoint(
-            config: model.config, vocabulary: vocabulary, parameters: model.parameters.array, optimizer: optimizer,
-            training: training, sampling: settings.sampling, corpus: fingerprint, settings: settings.checkpointSettings)
-        let bytes = checkpoint.serialized()
+        let bytes = sessionCheckpoint(parameters: model.parameters.array).serialized()
         try Checkpoint.write(bytes, to: path)
         lastSavePath = path
         writtenPaths.insert(path)
         savedStep = step
         return (path, bytes.count)
+    }
+
+    /// The session as a checkpoint, holding `parameters` and, unless `best` is given, the run's training and optimizer
+    /// state. With `best`, the training state ends at the best's step and the optimizer is left out (it was not kept).
+    private func sessionCheckpoint(parameters: [Float], best: BestParameters? = nil) -> Checkpoint {
+        var (training, optimizer) = trainer.map { ($0.state.training, Optional($0.state.optimizer)) }
+            ?? (pendingResume?.training, pendingResume?.optimizer)
+        if let best {
+            optimizer = nil
+            if var state = training {
+                state.step = best.step
+                state.lossHistory = Array(state.lossHistory.prefix(best.step))
+                state.validationHistory.removeAll { $0.step > best.step }
+                training = state
+            }
+        }
+        var fingerprint = corpus.flatMap { $0.vocabulary == vocabulary ? $0.fingerprint : nil } ?? checkpointCorpus
+        if fingerprint != nil && fingerprint == corpus?.fingerprint, let corpusName {
+            fingerprint?.name = (corpusName as NSString).lastPathComponent
+        }
+        return Checkpoint(
+            config: model!.config, vocabulary: vocabulary!, parameters: parameters, optimizer: optimizer,
+            training: training, sampling: settings.sampling, corpus: fingerprint, settings: settings.checkpointSettings)
+    }
+
+    /// The best parameters of this model's training as a checkpoint (no optimizer state).
+    private func bestCheckpoint() throws -> Checkpoint {
+        guard let best = watch.best else { throw ShellError.needs(.bestModel) }
+        return sessionCheckpoint(parameters: best.values.array, best: best)
+    }
+
+    /// Writes the best parameters so far to `path` (`save best PATH`). Returns the path and size.
+    @discardableResult
+    public func saveBest(to requested: String) throws -> (String, Int) {
+        guard model != nil else { throw ShellError.needs(.modelToSave) }
+        let path = expandingTilde(requested)
+        let bytes = try bestCheckpoint().serialized()
+        try Checkpoint.write(bytes, to: path)
+        writtenPaths.insert(path)
+        return (path, bytes.count)
+    }
+
+    /// Puts the best parameters so far back into the model; Adam restarts (its moments were not kept). The step
+    /// count and histories stay.
+    @discardableResult
+    public func restoreBest() throws -> BestParameters {
+        guard let model, let best = watch.best else { throw ShellError.needs(.bestModel) }
+        model.parameters.copy(from: best.values)
+        trainer?.optimizer.restart()
+        pendingResume?.optimizer = nil
+        watch.restartPatience()
+        return best
+    }
+
+    // MARK: Autosave
+
+    /// Where `autosave` writes: where a bare `save` would. Like a bare `save`, it never replaces a file this session
+    /// did not write, so that case is refused before training starts.
+    private func autosaveTarget() throws -> String {
+        if let lastSavePath { return lastSavePath }
+        let path = Self.defaultSavePath
+        if FileManager.default.fileExists(atPath: path) && !writtenPaths.contains(path) {
+            throw ShellError.badArgument("autosave writes where a bare `save` does, and '\(path)' already exists and this "
+                                         + "session did not write it: `save PATH` once to choose the file, or `set autosave off`")
+        }
+        return path
+    }
+
+    /// One autosave during training; a failure is said and training goes on.
+    private func autosave(to path: String) {
+        do {
+            let (written, size) = try save(to: path)
+            console.endStatus()
+            console.progress("  autosaved \(written) at step \(grouped(step)) (\(grouped(size)) bytes)\n")
+        } catch {
+            console.endStatus()
+            console.note("warning: autosave failed: \(error); training goes on\n")
+        }
     }
 }

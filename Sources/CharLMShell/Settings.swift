@@ -18,6 +18,7 @@ public struct Settings: Equatable, Sendable {
     public var clip = Float(Setting.clip.defaultNumber)
     public var warmup = Setting.warmup.defaultInteger
     public var decay = Setting.decay.defaultInteger
+    public var wd = Float(Setting.wd.defaultNumber)
     public var val = Setting.val.defaultNumber
     public var lowercase = Setting.lowercase.defaultText == "on"
     public var ascii = Setting.ascii.defaultText == "on"
@@ -29,6 +30,12 @@ public struct Settings: Equatable, Sendable {
     public var samples = Setting.samples.defaultInteger
     public var bf16 = Setting.bf16.defaultText == "on"
     public var eval = Setting.eval.defaultInteger
+    /// Where the best model is also written as validation improves; nil: off.
+    public var keepbest: String?
+    /// Seconds between autosaves while training; nil: off.
+    public var autosave: Double?
+    /// The metrics log's file; nil: off.
+    public var log: String?
     public var timing = Setting.timing.defaultText == "on"
     public var threads = Setting.threads.defaultInteger
 
@@ -36,7 +43,8 @@ public struct Settings: Equatable, Sendable {
 
     public var normalization: NormalizationOptions { NormalizationOptions(lowercase: lowercase, ascii: ascii) }
     public var training: TrainingSettings {
-        TrainingSettings(sequenceLength: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay)
+        TrainingSettings(sequenceLength: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay,
+                         weightDecay: wd)
     }
     public var sampling: SamplingSettings { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
     public func modelConfig(vocabularySize: Int) -> ModelConfig {
@@ -55,6 +63,7 @@ public struct Settings: Equatable, Sendable {
         .float(Setting.clip, \.clip),
         .integer(Setting.warmup, \.warmup),
         .integer(Setting.decay, \.decay),
+        .float(Setting.wd, \.wd),
         .double(Setting.val, \.val),
         .flag(Setting.lowercase, \.lowercase),
         .flag(Setting.ascii, \.ascii),
@@ -66,6 +75,9 @@ public struct Settings: Equatable, Sendable {
         .integer(Setting.samples, \.samples),
         .flag(Setting.bf16, \.bf16),
         .integer(Setting.eval, \.eval),
+        .file(Setting.keepbest, \.keepbest),
+        .interval(Setting.autosave, \.autosave),
+        .file(Setting.log, \.log),
         .flag(Setting.timing, \.timing),
         .integer(Setting.threads, \.threads),
     ]
@@ -106,9 +118,9 @@ public struct Settings: Equatable, Sendable {
         if checkpoint.training == nil {
             (restored.seq, restored.batch, restored.lr) = (defaults.seq, defaults.batch, defaults.lr)
             (restored.clip, restored.warmup, restored.decay) = (defaults.clip, defaults.warmup, defaults.decay)
-            if (restored.seq, restored.batch, restored.lr, restored.clip, restored.warmup, restored.decay)
-                != (seq, batch, lr, clip, warmup, decay) {
-                defaulted.append("no training settings: seq, batch, lr, clip, warmup and decay are back to their defaults")
+            restored.wd = defaults.wd
+            if restored.training != training {
+                defaulted.append("no training settings: seq, batch, lr, clip, warmup, decay and wd are back to their defaults")
             }
         }
         if checkpoint.sampling == nil {
@@ -124,6 +136,7 @@ public struct Settings: Equatable, Sendable {
             restored.clip = training.settings.clip
             restored.warmup = training.settings.warmupSteps
             restored.decay = training.settings.decaySteps
+            restored.wd = training.settings.weightDecay
             restored.val = training.validationFraction
         }
         if let sampling = checkpoint.sampling {
@@ -151,8 +164,15 @@ public struct SettingKey: Sendable {
     public var name: String { declaration.name }
     public var group: SettingGroup { declaration.group }
     public var summary: String { declaration.summary }
-    /// The values completion offers (`on`/`off` for flags).
-    public var suggestions: [String] { declaration.domain == .flag ? ["on", "off"] : [] }
+    /// The values completion offers (`on`/`off` for flags, `off` for files and durations; file names are completed
+    /// by the `set` command).
+    public var suggestions: [String] {
+        switch declaration.domain {
+        case .flag: return ["on", "off"]
+        case .file, .interval: return ["off"]
+        default: return []
+        }
+    }
     /// The value as `show` prints it and `set` reads it.
     public let get: @Sendable (Settings) -> String
     /// Reads `text` into the setting, or throws the declaration's range error.
@@ -191,6 +211,25 @@ public struct SettingKey: Sendable {
         }
     }
 
+    /// A file name or `off` (a file called off is `./off`). `~` is expanded when the file is used.
+    static func file(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, String?> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { $0[keyPath: path] ?? "off" }) { settings, text in
+            guard !text.isEmpty, !text.hasSuffix("/") else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = text == "off" ? nil : text
+        }
+    }
+
+    /// A duration with its unit (90s, 10m, 2h) or `off`.
+    static func interval(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Double?> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { $0[keyPath: path].map(formatDuration) ?? "off" }) { settings, text in
+            if text.lowercased() == "off" {
+                settings[keyPath: path] = nil
+                return
+            }
+            guard let seconds = parseDuration(text), declaration.domain.contains(seconds) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = seconds
+        }
+    }
 
     static func flag(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Bool> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { $0[keyPath: path] ? "on" : "off" }) { settings, text in

@@ -37,6 +37,8 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
         case text(command: String)
         /// Training history (`plot`).
         case training
+        /// A best model kept from validations (`restore best`, `save best`).
+        case bestModel
     }
 
     public var description: String {
@@ -58,6 +60,8 @@ public enum ShellError: Error, Equatable, CustomStringConvertible {
             case .modelToSave: return "nothing to save: there is no model yet"
             case .text(let command): return "\(command) needs a text: `load` one first"
             case .training: return "nothing to plot yet: `train` first"
+            case .bestModel:
+                return "no best model yet: it is kept from the validations `train` runs (every `eval` steps, and at the end)"
             }
         case .vocabularyMismatch(let forTraining):
             return forTraining

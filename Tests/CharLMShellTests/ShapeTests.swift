@@ -16,6 +16,9 @@ private func badValues(_ declaration: SettingDeclaration) -> [String] {
     case .integer(let range): return ["abc", String(range.lowerBound - 1), String(range.upperBound + 1), "1.5"]
     case .unsigned: return ["abc", "-1", "18446744073709551616"]
     case .flag: return ["maybe", "2"]
+    case .file: return ["folder/"]
+    case .interval(let range):
+        return ["abc", "10", "-1m", formatSettingNumber(range.lowerBound / 2) + "s", formatSettingNumber(range.upperBound + 1) + "s"]
     case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
         return ["abc", "nan", "inf", lowerIncluded ? String(lower - 1) : formatSettingNumber(lower),
                 upperIncluded ? String(upper + 1) : formatSettingNumber(upper)]
