@@ -5,9 +5,15 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
 
   train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--seconds S] [--eval-every 250]
                 [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
-                [--lr 2e-3] [--clip 5] [--lowercase] [--ascii] [--device cpu|cuda] [--threads N] [--save FILE]
+                [--lr 2e-3] [--clip 5] [--warmup 0] [--decay 0] [--wd 0] [--lowercase] [--ascii]
+                [--device cpu|cuda] [--threads N] [--init-from FILE] [--save FILE]
+            --init-from continues a charlm checkpoint: its weights, Adam's moments and step count, the step, the
+            learning-rate schedule, dropout, normalisation and histories (the command line's sizes, lr, clip,
+            schedule and normalisation are then ignored; --steps counts the steps added). --save writes a checkpoint
+            charlm resumes with the optimizer (it carries the same).
             Several GPUs (or CPU processes): torchrun --nproc_per_node=N scripts/torch_reference.py train ...
-            (DistributedDataParallel; each process draws its own batches; rank 0 validates and saves).
+            (DistributedDataParallel; --batch is the global batch, split evenly between the processes, so a step
+            means what it means in charlm; each process draws its own windows; rank 0 validates and saves).
   logits    python3 scripts/torch_reference.py logits --model FILE --prompt TEXT
             The logits after the prompt, as JSON.
   eval      python3 scripts/torch_reference.py eval --model FILE --corpus FILE [--seq 100]
@@ -19,7 +25,8 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             JSON line. `scripts/bench` runs them side by side with charlm's.
 
 Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata. Files that
-charlm saved also hold `optim.*` tensors (Adam's moments); they are skipped when loading the model here.
+charlm saved also hold `optim.*` tensors (Adam's moments); `train --init-from` reads them, the other commands skip
+them.
 
 Training follows charlm's protocol: batches of B windows at uniformly random offsets in the first 90% of the
 corpus, every position a target; validation on the last 10% in non-overlapping windows of T inputs, zero state each.
@@ -145,68 +152,222 @@ def greedy(model, ids, length):
     return out
 
 
+def learning_rate(settings, step):
+    """charlm's schedule (Trainer.swift, TrainingSettings.learningRate): linear warm-up over `warmup` steps, then a
+    cosine from lr down to lr/10 at step `decay`, then lr/10; constant without them. `step` 1 is the first."""
+    lr, warmup, decay = settings["lr"], settings["warmup"], settings["decay"]
+    if step <= warmup:
+        return lr * step / warmup
+    if decay <= warmup:
+        return lr
+    minimum = lr / 10
+    progress = min(1.0, (step - warmup) / (decay - warmup))
+    return minimum + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - minimum)
+
+
+def decayed(name):
+    """AdamW's weight decay applies to the weight matrices only (charlm's ParameterLayout.decayedRanges): every
+    lstm.weight_* and fc.weight; not biases, not the embedding (nanoGPT's convention)."""
+    return name.startswith("lstm.weight_") or name == "fc.weight"
+
+
+def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    """torch.optim.AdamW with two groups (weights decayed, the rest not); with weight_decay 0 it is Adam exactly."""
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if decayed(n)], "weight_decay": weight_decay},
+              {"params": [p for n, p in named if not decayed(n)], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def fnv1a64(ids):
+    """charlm's corpus fingerprint (Corpus.fingerprint): FNV-1a 64 over each token index as two little-endian bytes."""
+    h = 0xCBF29CE484222325
+    for token in ids.tolist():
+        for byte in (token & 0xFF, token >> 8):
+            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def read_charlm_checkpoint(path):
+    """Everything a charlm checkpoint holds: model tensors, Adam's moments (by tensor name) and the metadata."""
+    import json
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {name: f.get_tensor(name).float() for name in f.keys()}
+    model = {n: t for n, t in tensors.items() if not n.startswith("optim.")}
+    exp_avg = {n[len("optim.exp_avg."):]: t for n, t in tensors.items() if n.startswith("optim.exp_avg.")}
+    exp_avg_sq = {n[len("optim.exp_avg_sq."):]: t for n, t in tensors.items() if n.startswith("optim.exp_avg_sq.")}
+    meta = {k: json.loads(v) if k in ("vocab", "config", "training", "optimizer", "sampling", "corpus", "settings") else v
+            for k, v in metadata.items()}
+    return model, exp_avg, exp_avg_sq, meta
+
+
+def save_charlm_checkpoint(path, model, optimizer, vocab, config, training, optimizer_meta, passthrough):
+    """A full charlm checkpoint (Checkpoint.swift): model tensors, `optim.exp_avg.*` / `optim.exp_avg_sq.*` from the
+    optimizer's state, and the `training`, `optimizer` metadata charlm resumes from; `passthrough` (sampling,
+    settings, corpus) is written as given."""
+    import json
+    from safetensors.torch import save_file
+    names = {p: n for n, p in model.named_parameters()}
+    tensors = {n: t.detach().float().contiguous().cpu() for n, t in model.state_dict().items()}
+    step = 0
+    for p, state in optimizer.state.items():
+        if "exp_avg" in state:
+            tensors["optim.exp_avg." + names[p]] = state["exp_avg"].detach().float().contiguous().cpu()
+            tensors["optim.exp_avg_sq." + names[p]] = state["exp_avg_sq"].detach().float().contiguous().cpu()
+            step = int(float(state["step"]))
+    metadata = {"format": "charlm", "format_version": "1", "vocab": json.dumps(vocab), "config": json.dumps(config)}
+    if step > 0 and len(tensors) == 3 * len(names):
+        metadata["optimizer"] = json.dumps(dict(optimizer_meta, type="adamw" if optimizer_meta.get("weight_decay") else "adam",
+                                                step=step))
+    else:
+        tensors = {n: t for n, t in tensors.items() if not n.startswith("optim.")}
+    metadata["training"] = json.dumps(training)
+    for key, value in passthrough.items():
+        if value is not None:
+            metadata[key] = json.dumps(value)
+    save_file(tensors, path, metadata=metadata)
+
+
 def train(args):
     import os
+    import random
     distributed = "LOCAL_RANK" in os.environ
-    rank = 0
+    rank, world = 0, 1
     if distributed:
         import torch.distributed as dist
         backend = "nccl" if args.device == "cuda" else "gloo"
         dist.init_process_group(backend)
-        rank = dist.get_rank()
+        rank, world = dist.get_rank(), dist.get_world_size()
         if args.device == "cuda":
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    torch.manual_seed(args.seed)  # the same initial model in every process
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if args.device == "cuda" else args.device)
-    vocab, ids = load_corpus(args.corpus, args.lowercase, args.ascii)
-    split = int(0.9 * len(ids))
+
+    # What the run starts from: a charlm checkpoint, or the command line.
+    start_step, optim_meta, passthrough = 0, {}, {}
+    loss_history, validation_history = [], []
+    if args.init_from:
+        state, exp_avg, exp_avg_sq, meta = read_charlm_checkpoint(args.init_from)
+        config, vocab = meta["config"], meta["vocab"]
+        saved = meta.get("training")
+        if saved is None:
+            raise SystemExit(f"{args.init_from} holds no training state (a model only): train it without --init-from")
+        settings = {"seq": saved["seq"], "batch": saved["batch"], "lr": saved["lr"], "clip": saved["clip"],
+                    "warmup": saved.get("warmup", 0), "decay": saved.get("decay", 0),
+                    "weight_decay": saved.get("weight_decay", 0.0), "val_fraction": saved.get("val_fraction", 0.1)}
+        start_step = saved["step"]
+        loss_history, validation_history = list(saved.get("loss_history", [])), list(saved.get("validation_history", []))
+        optim_meta = meta.get("optimizer") or {}
+        passthrough = {k: meta.get(k) for k in ("sampling", "settings", "corpus")}
+    else:
+        config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "lowercase": args.lowercase,
+                  "ascii": args.ascii, "dropout": args.dropout}
+        settings = {"seq": args.seq, "batch": args.batch, "lr": args.lr, "clip": args.clip, "warmup": args.warmup,
+                    "decay": args.decay, "weight_decay": args.wd, "val_fraction": 0.1}
+        vocab = None
+    vocab_read, ids = load_corpus(args.corpus, config.get("lowercase", False), config.get("ascii", False))
+    if vocab is None:
+        vocab = vocab_read
+    elif vocab_read != vocab:
+        raise SystemExit(f"{args.corpus} does not have the characters of {args.init_from}: use the text it was trained on")
+    config["vocab_size"] = len(vocab)
+    split = int(len(ids) * (1.0 - settings["val_fraction"]))
     train_ids, val_ids = ids[:split], ids[split:]
-    model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers, args.dropout).to(device)
+    seq, batch = settings["seq"], settings["batch"]
+    if batch % world:
+        raise SystemExit(f"the batch {batch} does not split evenly between {world} processes: choose --batch or --nproc_per_node")
+    local_batch = batch // world
+
+    torch.manual_seed(args.seed)  # the same initial model in every process
+    model = CharLSTM(len(vocab), config["embed"], config["hidden"], config["layers"], config.get("dropout", 0.0)).to(device)
+    optimizer = make_optimizer(model, settings["lr"], settings["weight_decay"],
+                               (optim_meta.get("beta1", 0.9), optim_meta.get("beta2", 0.999)), optim_meta.get("eps", 1e-8))
+    if args.init_from:
+        model.load_state_dict(state)
+        # Adam's moments and step count, tensor by tensor, into the optimizer's own state.
+        if optim_meta and exp_avg:
+            for name, p in model.named_parameters():
+                optimizer.state[p] = {"step": torch.tensor(float(optim_meta["step"])),
+                                      "exp_avg": exp_avg[name].to(device).clone(),
+                                      "exp_avg_sq": exp_avg_sq[name].to(device).clone()}
+        elif rank == 0:
+            print(f"note: {args.init_from} holds no optimizer state: Adam starts afresh")
     core = model
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
         model = DistributedDataParallel(model)
-        torch.manual_seed(args.seed + rank)  # each process draws its own batches
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # Each process draws its own windows and dropout masks; a continued run does not redraw a fresh run's.
+    torch.manual_seed(args.seed + rank + 7919 * start_step)
     if rank == 0:
         print(f"corpus {args.corpus}: {len(ids)} characters, V {len(vocab)}; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads, device {device}" + (f", {dist.get_world_size()} processes" if distributed else ""))
+              f"{torch.get_num_threads()} threads, device {device}" + (f", {world} processes" if distributed else "")
+              + (f"; from {args.init_from} at step {start_step}" if args.init_from else ""))
         print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
-    offsets = torch.arange(args.seq)
+    offsets = torch.arange(seq)
     training_seconds = 0.0
     recent, recent_count = 0.0, 0
     start = time.time()
-    for step in range(1, args.steps + 1):
+    step = start_step
+    rate = optim_meta.get("lr", settings["lr"])  # the learning rate of the latest step, as charlm's optimizer keeps it
+    for done in range(1, args.steps + 1):
+        step = start_step + done
         step_start = time.time()
-        starts = torch.randint(0, len(train_ids) - args.seq, (args.batch,))
+        rate = learning_rate(settings, step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        starts = torch.randint(0, len(train_ids) - seq, (local_batch,))
         x = train_ids[starts[:, None] + offsets[None, :]].to(device)
         y = train_ids[starts[:, None] + offsets[None, :] + 1].to(device)
         logits, _ = model(x)
         loss = nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if args.clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        if settings["clip"] > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), settings["clip"])
         optimizer.step()
-        recent += loss.item()
+        mean_loss = loss.detach()
+        if distributed:
+            dist.all_reduce(mean_loss)
+            mean_loss /= world
+        loss_history.append(mean_loss.item())
+        recent += loss_history[-1]
         recent_count += 1
         training_seconds += time.time() - step_start
-        out_of_time = training_seconds >= args.seconds
-        if rank == 0 and (step % args.eval_every == 0 or step == args.steps or out_of_time):
-            val = evaluate(core, val_ids, args.seq, args.batch, device)
-            rate = step * args.seq * args.batch / training_seconds
+        # Rank 0's clock decides, so every process stops after the same step.
+        out_of_time = torch.tensor(int(training_seconds >= args.seconds))
+        if distributed:
+            dist.broadcast(out_of_time, 0)
+        out_of_time = bool(out_of_time.item())
+        if rank == 0 and (done % args.eval_every == 0 or done == args.steps or out_of_time):
+            val = evaluate(core, val_ids, seq, batch, device)
+            validation_history.append([step, val])
+            tokens = done * seq * batch / training_seconds
             print(f"{step:4d}  {recent / recent_count:10.4f}  {val:8.4f}  {val / math.log(2):7.4f}  "
-                  f"{time.time() - start:9.1f}  {rate:18.0f}", flush=True)
+                  f"{time.time() - start:9.1f}  {tokens:18.0f}", flush=True)
             recent, recent_count = 0.0, 0
         if out_of_time:
             break
     if rank == 0 and args.save:
-        config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "lowercase": args.lowercase,
-                  "ascii": args.ascii, "dropout": args.dropout}
-        save_charlm(core, vocab, config, args.save)
-        print(f"saved {args.save}")
+        generator = random.Random(args.seed * 1_000_003 + step)
+        training = {"seq": seq, "batch": batch, "lr": settings["lr"], "clip": settings["clip"],
+                    "warmup": settings["warmup"], "decay": settings["decay"], "weight_decay": settings["weight_decay"],
+                    "val_fraction": settings["val_fraction"], "step": step,
+                    "epoch": step * seq * batch / max(len(train_ids), 1),
+                    # charlm's batch generator (four xoshiro words): a fresh state, so charlm draws new windows.
+                    "generator": "".join(f"{generator.getrandbits(64) | 1:016x}" for _ in range(4)),
+                    "loss_history": loss_history, "validation_history": validation_history}
+        if passthrough.get("corpus") is None:
+            import os.path
+            passthrough["corpus"] = {"characters": len(ids), "fnv1a64": format(fnv1a64(ids), "x"),
+                                     "name": os.path.basename(args.corpus)}
+        optimizer_meta = {"lr": rate, "beta1": optimizer.param_groups[0]["betas"][0],
+                          "beta2": optimizer.param_groups[0]["betas"][1], "eps": optimizer.param_groups[0]["eps"],
+                          "weight_decay": settings["weight_decay"]}
+        save_charlm_checkpoint(args.save, core, optimizer, vocab, config, training, optimizer_meta, passthrough)
+        print(f"saved {args.save} at step {step}")
     if distributed:
         dist.destroy_process_group()
 
@@ -329,8 +490,8 @@ def fixture_checkpoint(args):
 
 def fixture_training(args):
     """Writes a JSON fixture: a small model's initial parameters (state_dict order, flattened), a run of training
-    steps (each batch and the loss PyTorch computed before its update, with grad-norm clipping and Adam), and the
-    final parameters. charlm's tests replay the same batches and must match."""
+    steps (each batch and the loss PyTorch computed before its update, with grad-norm clipping and Adam, or AdamW
+    with --wd), and the final parameters. charlm's tests replay the same batches and must match."""
     import json
     torch.manual_seed(args.seed)
     text = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\n"
@@ -340,7 +501,7 @@ def fixture_training(args):
     model = CharLSTM(V, E, H, L)
     flat = lambda: [float(v) for p in model.parameters() for v in p.detach().reshape(-1).tolist()]
     initial = flat()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = make_optimizer(model, args.lr, args.wd) if args.wd else torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = []
     for _ in range(args.steps):
         starts = torch.randint(0, len(ids) - T, (B,))
@@ -355,7 +516,7 @@ def fixture_training(args):
         steps.append({"inputs": x.tolist(), "targets": y.tolist(), "loss": loss.item(), "grad_norm": norm.item()})
     fixture = {"made_by": "scripts/torch_reference.py fixture-training, torch " + torch.__version__,
                "config": {"vocab": V, "embed": E, "hidden": H, "layers": L, "seq": T, "batch": B,
-                          "lr": args.lr, "clip": args.clip},
+                          "lr": args.lr, "clip": args.clip, "weight_decay": args.wd},
                "initial_parameters": initial, "steps": steps, "final_parameters": flat()}
     with open(args.out, "w") as f:
         json.dump(fixture, f)
@@ -379,11 +540,15 @@ def main(argv):
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--clip", type=float, default=5.0)
+    t.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
+    t.add_argument("--decay", type=int, default=0, help="step at which a cosine decay reaches lr/10 (0: constant)")
+    t.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay on the weight matrices")
+    t.add_argument("--init-from", help="continue a charlm checkpoint (weights, Adam, step, schedule, settings)")
     t.add_argument("--device", default="cpu")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--lowercase", action="store_true")
     t.add_argument("--ascii", action="store_true")
-    t.add_argument("--save", help="write the trained model as a charlm file")
+    t.add_argument("--save", help="write a charlm checkpoint (with the optimizer) that charlm resumes")
     lg = commands.add_parser("logits", help="print the logits after a prompt as JSON")
     lg.add_argument("--model", required=True)
     lg.add_argument("--prompt", required=True)
@@ -419,6 +584,7 @@ def main(argv):
     f.add_argument("--seed", type=int, default=7)
     f.add_argument("--lr", type=float, default=1e-2)
     f.add_argument("--clip", type=float, default=0.5)
+    f.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay on the weight matrices (0: Adam)")
     args = parser.parse_args(argv)
     if args.command == "train":
         train(args)
