@@ -241,7 +241,7 @@ public enum Commands {
             if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
             if let best = session.watch.best {
                 lines.append("best validation loss " + String(format: "%.4f", best.loss) + " at step \(grouped(best.step)) "
-                             + "(seq \(best.protocolKey.sequenceLength)), kept: `restore best`, `save best PATH`")
+                             + "(`restore best`)")
             }
             let settings = session.settings
             let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)

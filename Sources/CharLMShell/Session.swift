@@ -146,8 +146,10 @@ public final class Session {
                        + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
         console.report("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
                        + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
-        // Keep the trainer's progress across a reload of the same text.
+        // Keep the trainer's progress across a reload of the same text. Validation losses on another text are not
+        // comparable with those kept: the best starts afresh.
         setTrainerAside()
+        if let corpus, corpus.fingerprint != loaded.fingerprint { forgetValidations() }
         corpus = loaded
         corpusName = name
         dataset = split
@@ -379,7 +381,7 @@ public final class Session {
             console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", trainer.step,
                                          evaluation.nats, evaluation.bits), width: console.width - 1, indent: 2) + "\n")
             logLine(trainingLoss: nil, validationLoss: evaluation.nats)
-            keepBest(evaluation, trainer: trainer)
+            keepBest(evaluation, trainer: trainer, stoppingEarly: patience != nil)
         }
         defer { console.endStatus() }
         var stoppedEarly = false
@@ -432,7 +434,7 @@ public final class Session {
 
     /// After a validation: keep the parameters when they are the best so far (and write them to `keepbest`), and
     /// give the overfitting note once when validation has risen twice while training loss fell.
-    private func keepBest(_ evaluation: Evaluation, trainer: Trainer) {
+    private func keepBest(_ evaluation: Evaluation, trainer: Trainer, stoppingEarly: Bool) {
         let protocolKey = ValidationProtocol(sequenceLength: settings.seq, validationFraction: trainer.dataset.validationFraction)
         do {
             if try watch.record(step: trainer.step, loss: evaluation.nats, protocolKey: protocolKey,
@@ -453,12 +455,11 @@ public final class Session {
             overfittingNoted = true
             let rising = sign.validations.map { String(format: "%.4f", $0.loss) }.joined(separator: " -> ")
             let best = watch.best.map { " (step \(grouped($0.step)), \(String(format: "%.4f", $0.loss)))" } ?? ""
-            console.note(wrap("note: validation loss rose at two validations in a row (\(rising), steps \(grouped(sign.validations[0].step))"
-                              + " to \(grouped(sign.validations[2].step))) while training loss fell "
+            console.note(wrap("note: validation loss rose twice in a row (\(rising), steps \(grouped(sign.validations[0].step))"
+                              + "-\(grouped(sign.validations[2].step))) while training loss fell "
                               + "(\(String(format: "%.4f -> %.4f", sign.trainingBefore, sign.trainingAfter))): the model is "
-                              + "memorising its training text rather than learning what carries over. Remedies: "
-                              + "`restore best`\(best); more `dropout` or a smaller `hidden`, then `reset`; "
-                              + "or `train until 3`, which stops by itself and restores the best.",
+                              + "memorising its training text. Remedies: `restore best`\(best); more `dropout` or a smaller "
+                              + "`hidden`, then `reset`" + (stoppingEarly ? "" : "; `train until 3` stops by itself") + ".",
                               width: console.width - 1, indent: 2) + "\n")
         }
     }

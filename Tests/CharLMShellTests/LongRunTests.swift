@@ -72,12 +72,12 @@ private func parametersAfter(_ steps: Int, settings: [String]) throws -> [Float]
 @Test func overfittingIsNotedOnceWithItsRemedies() throws {
     let (session, runner, console) = try makeShell(running: overfitting + ["load \(fixture("tiny.txt"))", "train 200 steps"])
     let text = unwrapped(console.stderr)
-    #expect(text.contains("validation loss rose at two validations in a row"), "\(text)")
+    #expect(text.contains("validation loss rose twice in a row"), "\(text)")
     for remedy in ["`restore best`", "`dropout`", "`hidden`", "`train until 3`"] { #expect(text.contains(remedy)) }
     // Once per model: more training that keeps rising says nothing more.
     console.clear()
     try runner.execute("train 100 steps")
-    #expect(!console.stderr.contains("rose at two validations"))
+    #expect(!console.stderr.contains("rose twice"))
     #expect(OverfittingSign.detect(validationHistory: session.validationHistory, lossHistory: session.lossHistory) != nil)
 }
 
