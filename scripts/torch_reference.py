@@ -3,7 +3,8 @@
 
 A tool for side-by-side checks with charlm; never a dependency of the Swift build or of `swift test`.
 
-  train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--seconds S] [--eval-every 250]
+  train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--seconds S] [--wall-seconds S]
+                [--eval-every 250]
                 [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
                 [--lr 2e-3] [--clip 5] [--warmup 0] [--decay 0] [--wd 0] [--lowercase] [--ascii]
                 [--device cpu|cuda] [--threads N] [--init-from FILE] [--save FILE]
@@ -337,7 +338,7 @@ def train(args):
         recent_count += 1
         training_seconds += time.time() - step_start
         # Rank 0's clock decides, so every process stops after the same step.
-        out_of_time = torch.tensor(int(training_seconds >= args.seconds))
+        out_of_time = torch.tensor(int(training_seconds >= args.seconds or time.time() - start >= args.wall_seconds))
         if distributed:
             dist.broadcast(out_of_time, 0)
         out_of_time = bool(out_of_time.item())
@@ -531,6 +532,8 @@ def main(argv):
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--eval-every", type=int, default=250)
     t.add_argument("--seconds", type=float, default=float("inf"), help="stop after this much training time")
+    t.add_argument("--wall-seconds", type=float, default=float("inf"),
+                   help="stop after this much wall-clock time, validations included (as charlm's `train 45m`)")
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--embed", type=int, default=64)
     t.add_argument("--hidden", type=int, default=256)

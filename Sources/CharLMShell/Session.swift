@@ -441,7 +441,7 @@ public final class Session {
                                 parameters: trainer.model.parameters), let keepbest = settings.keepbest {
                 let path = expandingTilde(keepbest)
                 do {
-                    try writeFileAtomically(try bestCheckpoint().serialized(), to: path)
+                    try Checkpoint.write(try bestCheckpoint().serialized(), to: path)
                     writtenPaths.insert(path)
                 } catch {
                     console.note("warning: the best model was not written to keepbest: \(error); training goes on\n")
