@@ -28,7 +28,7 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     #expect(console.stdout.split(separator: "\n").allSatisfy { $0.count < 80 }, "help fits 80 columns")
     console.clear()
     #expect(attempt(runner, "help train") == nil)
-    #expect(console.stdout.hasPrefix("usage: train [N | N steps | 90s | 5m]\n"))
+    #expect(console.stdout.hasPrefix("usage: train [N | N steps | 90s | 5m | until N]\n"))
     #expect(console.stdout.contains("Example: train 500 steps"))
     console.clear()
     #expect(attempt(runner, "help trian") == "unknown command 'trian'; did you mean 'train'?")

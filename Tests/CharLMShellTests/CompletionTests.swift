@@ -14,7 +14,9 @@ import Testing
 }
 
 @Test func settingKeysAndValuesComplete() {
-    #expect(completions(line: "set lo", cursor: 6) == ["lowercase"])
+    #expect(completions(line: "set lo", cursor: 6) == ["lowercase", "log"])
+    #expect(completions(line: "set autosave o", cursor: 14) == ["off"])
+    #expect(completions(line: "train u", cursor: 7) == ["until"])
     #expect(completions(line: "show te", cursor: 7) == ["temp"])
     #expect(completions(line: "set ascii o", cursor: 11) == ["on", "off"])
     #expect(completions(line: "set ascii of", cursor: 12) == ["off"])

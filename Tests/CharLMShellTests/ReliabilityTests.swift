@@ -39,7 +39,7 @@ private func randomText(_ characters: Int) throws -> URL {
     #expect(message(runner, "train 0s") == "train: a duration must be above 0; got '0s'")
     #expect(message(runner, "train 0 steps") == "train N steps: N must be a whole number above 0; got '0'")
     #expect(message(runner, "train 3 apples") == "train N UNIT: the unit is steps or epochs; got 'apples'")
-    #expect(message(runner, "train 1 steps extra") == "usage: train [N | N epochs | N steps | 90s | 5m | 2h]")
+    #expect(message(runner, "train 1 steps extra") == "usage: train [N | N epochs | N steps | 90s | 5m | 2h | until N]")
     #expect(session.step == 0, "nothing trained")
     for count in ["1000000000", "9223372036854775807", "-1", "1e3"] {
         #expect(message(runner, "gen \"\" \(count)") == "gen: N must be a whole number from 1 to 1000000; got '\(count)'")
