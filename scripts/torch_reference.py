@@ -193,15 +193,46 @@ def read_charlm_checkpoint(path):
     """Everything a charlm checkpoint holds: model tensors, Adam's moments (by tensor name) and the metadata."""
     import json
     from safetensors import safe_open
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {name: f.get_tensor(name).float() for name in f.keys()}
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name).float() for name in f.keys()}
+    except FileNotFoundError:
+        raise SystemExit(f"no such file '{path}': check the path")
+    except Exception as error:  # safetensors' own errors: not a checkpoint, damaged
+        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: {error}")
     model = {n: t for n, t in tensors.items() if not n.startswith("optim.")}
     exp_avg = {n[len("optim.exp_avg."):]: t for n, t in tensors.items() if n.startswith("optim.exp_avg.")}
     exp_avg_sq = {n[len("optim.exp_avg_sq."):]: t for n, t in tensors.items() if n.startswith("optim.exp_avg_sq.")}
-    meta = {k: json.loads(v) if k in ("vocab", "config", "training", "optimizer", "sampling", "corpus", "settings") else v
-            for k, v in metadata.items()}
+    try:
+        meta = {k: json.loads(v) if k in ("vocab", "config", "training", "optimizer", "sampling", "corpus", "settings")
+                else v for k, v in metadata.items()}
+    except ValueError as error:
+        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its metadata is not JSON ({error})")
+    if "vocab" not in meta or "config" not in meta:
+        raise SystemExit(f"'{path}' is not a charlm checkpoint: it has no `vocab` and `config` metadata")
+    names = set(model)
+    if exp_avg and (set(exp_avg) != names or set(exp_avg_sq) != names):
+        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its optimizer tensors do not cover every model tensor")
     return model, exp_avg, exp_avg_sq, meta
+
+
+def check_settings(settings, source):
+    """The ranges charlm's settings declare (SettingDeclarations.swift), so a file it would refuse is refused here."""
+    def number(key, low, high, low_open=False):
+        value = settings[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value < low or value > high or (low_open and value == low):
+            raise SystemExit(f"{source}: {key} must be a number from {low} to {high}; got {value!r}")
+    number("lr", 0, 1, low_open=True)
+    number("clip", 0, 1e6)
+    number("weight_decay", 0, 10)
+    number("val_fraction", 0, 0.999999)
+    for key, high in (("seq", 10000), ("batch", 4096), ("warmup", 10000000), ("decay", 10000000)):
+        if not isinstance(settings[key], int) or isinstance(settings[key], bool) or not 0 <= settings[key] <= high:
+            raise SystemExit(f"{source}: {key} must be a whole number from 0 to {high}; got {settings[key]!r}")
+    if settings["lr"] * settings["weight_decay"] >= 1:
+        raise SystemExit(f"{source}: lr x weight decay must be below 1 (each step multiplies the weights by 1 - lr x wd)")
 
 
 def save_charlm_checkpoint(path, model, optimizer, vocab, config, training, optimizer_meta, passthrough):
@@ -255,11 +286,21 @@ def train(args):
         config, vocab = meta["config"], meta["vocab"]
         saved = meta.get("training")
         if saved is None:
-            raise SystemExit(f"{args.init_from} holds no training state (a model only): train it without --init-from")
-        settings = {"seq": saved["seq"], "batch": saved["batch"], "lr": saved["lr"], "clip": saved["clip"],
-                    "warmup": saved.get("warmup", 0), "decay": saved.get("decay", 0),
-                    "weight_decay": saved.get("weight_decay", 0.0), "val_fraction": saved.get("val_fraction", 0.1)}
-        start_step = saved["step"]
+            # A model only (a PyTorch export, say): its weights, with the command line's training settings and a
+            # fresh optimizer from step 0.
+            saved = {"seq": args.seq, "batch": args.batch, "lr": args.lr, "clip": args.clip, "warmup": args.warmup,
+                     "decay": args.decay, "weight_decay": args.wd, "step": 0}
+            exp_avg = {}
+            print(f"note: {args.init_from} holds a model only: training starts from its weights at step 0 with a "
+                  "fresh optimizer and the command line's settings")
+        try:
+            settings = {"seq": saved["seq"], "batch": saved["batch"], "lr": saved["lr"], "clip": saved["clip"],
+                        "warmup": saved.get("warmup", 0), "decay": saved.get("decay", 0),
+                        "weight_decay": saved.get("weight_decay", 0.0), "val_fraction": saved.get("val_fraction", 0.1)}
+            start_step = int(saved["step"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SystemExit(f"'{args.init_from}' is not a usable charlm checkpoint: its training metadata lacks {error}")
+        check_settings(settings, args.init_from)
         loss_history, validation_history = list(saved.get("loss_history", [])), list(saved.get("validation_history", []))
         optim_meta = meta.get("optimizer") or {}
         passthrough = {k: meta.get(k) for k in ("sampling", "settings", "corpus")}
@@ -268,7 +309,10 @@ def train(args):
                   "ascii": args.ascii, "dropout": args.dropout}
         settings = {"seq": args.seq, "batch": args.batch, "lr": args.lr, "clip": args.clip, "warmup": args.warmup,
                     "decay": args.decay, "weight_decay": args.wd, "val_fraction": 0.1}
+        check_settings(settings, "the command line")
         vocab = None
+    if args.save and os.path.isdir(args.save):
+        raise SystemExit(f"--save '{args.save}' is a directory: name a file")
     vocab_read, ids = load_corpus(args.corpus, config.get("lowercase", False), config.get("ascii", False))
     if vocab is None:
         vocab = vocab_read
@@ -279,7 +323,10 @@ def train(args):
     train_ids, val_ids = ids[:split], ids[split:]
     seq, batch = settings["seq"], settings["batch"]
     if batch % world:
-        raise SystemExit(f"the batch {batch} does not split evenly between {world} processes: choose --batch or --nproc_per_node")
+        where = (f"the checkpoint's batch ({args.init_from}; `set batch` in charlm and save again)" if args.init_from
+                 else "--batch")
+        raise SystemExit(f"the batch {batch} does not split evenly between {world} processes: change {where} "
+                         "or --nproc_per_node")
     local_batch = batch // world
 
     torch.manual_seed(args.seed)  # the same initial model in every process
@@ -370,6 +417,7 @@ def train(args):
         save_charlm_checkpoint(args.save, core, optimizer, vocab, config, training, optimizer_meta, passthrough)
         print(f"saved {args.save} at step {step}")
     if distributed:
+        dist.barrier()  # rank 0 may still be saving: everyone leaves together
         dist.destroy_process_group()
 
 

@@ -40,6 +40,7 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case noValidationSplit
     case badCheckpoint(path: String, problem: String)
     case saveFailed(path: String, reason: String)
+    case appendFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -93,6 +94,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "'\(path)' is not a usable checkpoint: \(problem)"
         case .saveFailed(let path, let reason):
             return "could not save '\(path)': \(reason)"
+        case .appendFailed(let path, let reason):
+            return "could not append to '\(path)': \(reason)"
         case .nonFiniteValidation(let step):
             return "the validation loss after step \(step) is not finite: the parameters have diverged. `reset`, or load a "
                 + "checkpoint from before, and train with a lower `lr` or `clip`"

@@ -66,7 +66,7 @@ public final class MetricsLog {
             let firstLine = String(decoding: prefix.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
             let ours = format == .csv ? firstLine == Self.csvHeader : firstLine.hasPrefix("{\"step\": ")
             guard ours else {
-                throw CharLMError.saveFailed(
+                throw CharLMError.appendFailed(
                     path: path, reason: "it is not empty and not a charlm \(format == .csv ? "CSV" : "JSON lines") metrics log "
                         + "(its first line is '\(abbreviated(firstLine, limit: 40))'), so nothing was appended: name a new file")
             }

@@ -94,23 +94,25 @@ public struct OverfittingSign: Equatable, Sendable {
     /// Training losses averaged before a validation: the steps since the validation before it, at most this many.
     static let trainingWindow = 50
 
-    /// The sign in these histories, or nil. `lossHistory[i]` is the loss of step i + 1, as `Trainer` keeps it.
-    public static func detect(validationHistory: [ValidationPoint], lossHistory: [Double]) -> OverfittingSign? {
+    /// The sign in these histories, or nil. The last of `lossHistory` is the loss of step `lastStep` (default: the
+    /// history is complete, its count), the one before it of the step before, and so on.
+    public static func detect(validationHistory: [ValidationPoint], lossHistory: [Double], lastStep: Int? = nil) -> OverfittingSign? {
         guard validationHistory.count >= 3 else { return nil }
         let last = Array(validationHistory.suffix(3))
         guard last[0].step < last[1].step, last[1].step < last[2].step,
               last[0].loss < last[1].loss, last[1].loss < last[2].loss else { return nil }
         let before = validationHistory.count >= 4 ? validationHistory[validationHistory.count - 4].step : 0
-        guard let early = meanTrainingLoss(lossHistory, endingAt: last[0].step, after: before),
-              let late = meanTrainingLoss(lossHistory, endingAt: last[2].step, after: last[1].step),
+        let offset = (lastStep ?? lossHistory.count) - lossHistory.count  // the step before the history's first
+        guard let early = meanTrainingLoss(lossHistory, endingAt: last[0].step - offset, after: before - offset),
+              let late = meanTrainingLoss(lossHistory, endingAt: last[2].step - offset, after: last[1].step - offset),
               late < early else { return nil }
         return OverfittingSign(validations: last, trainingBefore: early, trainingAfter: late)
     }
 
-    /// Mean loss of the steps after `after` up to `step` (at most `trainingWindow` of them); nil when none is known.
-    private static func meanTrainingLoss(_ losses: [Double], endingAt step: Int, after: Int) -> Double? {
-        // The loss of step s is at index s - 1.
-        let end = min(step, losses.count)
+    /// Mean loss of the entries after index `after` - 1 up to index `end` - 1 (at most `trainingWindow` of them);
+    /// nil when none is known.
+    private static func meanTrainingLoss(_ losses: [Double], endingAt end: Int, after: Int) -> Double? {
+        let end = min(end, losses.count)
         let start = max(after, end - trainingWindow, 0)
         guard end > start else { return nil }
         return losses[start..<end].reduce(0, +) / Double(end - start)

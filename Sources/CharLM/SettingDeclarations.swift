@@ -139,10 +139,10 @@ public enum Setting {
         summary: "also write the best model so far to this file as validation improves")
     public static let autosave = SettingDeclaration(
         name: "autosave", group: .training, domain: .interval(1...(365 * 24 * 3600)), defaultText: "off",
-        summary: "while training, save the session this often (where a bare `save` writes)")
+        summary: "while training, and at its end, save the session this often (where a bare `save` writes)")
     public static let log = SettingDeclaration(
         name: "log", group: .training, domain: .file, defaultText: "off",
-        summary: "append a line per step and validation to this file (.csv, or .jsonl)")
+        summary: "append a line per step and validation to this file (CSV; .jsonl/.json: JSON lines)")
     public static let val = SettingDeclaration(
         name: "val", group: .data, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
         defaultText: "0.1", summary: "share of the corpus kept for validation")

@@ -222,8 +222,9 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     }
 }
 
-/// A regular file that whole lines are appended to (a metrics log). Each `append` is one write(2) of whole lines, so
-/// a process killed between two leaves only whole lines behind.
+/// A regular file that whole lines are appended to (a metrics log). Each `append` is one write(2) of whole lines; a
+/// write that fails part-way (a full disk) is cut back to the lines before it, so the file only ever holds whole
+/// lines, and a file that does not end in a newline (cut by a crash) gets one before the first new line.
 public final class AppendingFile {
     public let path: String
     /// The file's size when it was opened (0 for a new file).
@@ -234,29 +235,36 @@ public final class AppendingFile {
     /// missing folder.
     public init(path: String) throws {
         guard !path.isEmpty, !path.hasSuffix("/") else {
-            throw CharLMError.saveFailed(path: path, reason: "that is not a file name: name the file to write")
+            throw CharLMError.appendFailed(path: path, reason: "that is not a file name: name the file to write")
         }
         switch try fileKind(path) {
-        case .directory: throw CharLMError.saveFailed(path: path, reason: "it is a directory")
-        case .special(let kind): throw CharLMError.saveFailed(path: path, reason: "it is \(kind), not a regular file")
+        case .directory: throw CharLMError.appendFailed(path: path, reason: "it is a directory")
+        case .special(let kind): throw CharLMError.appendFailed(path: path, reason: "it is \(kind), not a regular file")
         case .regular(let size): sizeWhenOpened = size
         case .missing: sizeWhenOpened = 0
         }
-        descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+        descriptor = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard descriptor >= 0 else {
-            throw CharLMError.saveFailed(path: path, reason: "cannot open it for appending: \(lastErrorText())")
+            throw CharLMError.appendFailed(path: path, reason: "cannot open it: \(lastErrorText())")
         }
         self.path = path
+        var last: UInt8 = 0
+        if sizeWhenOpened > 0 && pread(descriptor, &last, 1, off_t(sizeWhenOpened - 1)) == 1 && last != UInt8(ascii: "\n") {
+            try append("\n")
+        }
     }
 
-    /// Appends `text` (whole lines).
+    /// Appends `text` (whole lines); on failure the file is cut back to its size before.
     public func append(_ text: String) throws {
         var bytes = Array(text.utf8)
+        let sizeBefore = lseek(descriptor, 0, SEEK_END)
         while !bytes.isEmpty {
             let result = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
             if result < 0 {
                 if errno == EINTR { continue }
-                throw CharLMError.saveFailed(path: path, reason: "appending failed: \(lastErrorText())")
+                let reason = lastErrorText()
+                if sizeBefore >= 0 { _ = ftruncate(descriptor, sizeBefore) }
+                throw CharLMError.appendFailed(path: path, reason: "writing failed: \(reason); the file keeps its whole lines")
             }
             bytes.removeFirst(result)
         }

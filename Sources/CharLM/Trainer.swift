@@ -50,6 +50,12 @@ public struct TrainingSettings: Equatable, Sendable {
         try Setting.warmup.check(warmupSteps)
         try Setting.decay.check(decaySteps)
         try Setting.wd.check(weightDecay)
+        // AdamW multiplies each weight by 1 - lr wd every step: at 1 or more that zeroes or flips every weight.
+        guard Double(learningRate) * Double(weightDecay) < 1 else {
+            throw CharLMError.outOfRange(setting: "wd", rule: "below 1/lr (\(formatSettingNumber(1 / Double(learningRate))) with lr "
+                                            + "\(formatSettingNumber(learningRate))), as each step multiplies the weights by 1 - lr x wd",
+                                         got: formatSettingNumber(weightDecay))
+        }
     }
 }
 
@@ -131,8 +137,11 @@ public final class Trainer {
     public var generator: SeededGenerator
     /// Completed training steps.
     public private(set) var step = 0
-    /// Training loss of every completed step, in order.
+    /// Training loss of the latest completed steps, in order, the last being step `step`'s: every step up to
+    /// `maximumLossHistory`, then the latest ones (between that and 1.5 times that, so memory and a checkpoint's
+    /// header stay bounded: about 22 bytes a loss in the file, whose header may hold 100 MB).
     public private(set) var lossHistory: [Double] = []
+    public static let maximumLossHistory = 1_000_000
     /// Every validation `validate()` ran, in order.
     public private(set) var validationHistory: [ValidationPoint] = []
     /// Global gradient norm of the latest step, before clipping.
@@ -225,6 +234,9 @@ public final class Trainer {
         if let index = model.parameters.firstNonFinite() { throw CharLMError.nonFiniteParameters(step: step + 1, index: index) }
         step += 1
         lossHistory.append(loss)
+        if lossHistory.count > Self.maximumLossHistory * 3 / 2 {
+            lossHistory.removeFirst(lossHistory.count - Self.maximumLossHistory)
+        }
         onPhase?(.update)
         return loss
     }
@@ -268,7 +280,7 @@ public final class Trainer {
         settings = training.settings
         step = training.step
         generator = training.generator
-        lossHistory = training.lossHistory
+        lossHistory = Array(training.lossHistory.suffix(Self.maximumLossHistory * 3 / 2))
         validationHistory = training.validationHistory
     }
 

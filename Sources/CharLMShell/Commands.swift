@@ -123,6 +123,9 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
     }
     switch words.count {
     case 0: return .epochs(1)
+    case 1 where words[0].lowercased() == "until":
+        throw ShellError.badArgument("train until N: N is how many validations in a row may pass without improvement; "
+                                     + "for example `train until 3`")
     case 1:
         let word = words[0].lowercased()
         for (suffix, scale) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] where word.hasSuffix(suffix) {
@@ -241,7 +244,7 @@ public enum Commands {
             if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
             if let best = session.watch.best {
                 lines.append("best validation loss " + String(format: "%.4f", best.loss) + " at step \(grouped(best.step)) "
-                             + "(`restore best`)")
+                             + (session.restoredFrom == best.step ? "(restored: these are the parameters in use)" : "(`restore best`)"))
             }
             let settings = session.settings
             let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
@@ -263,7 +266,8 @@ public enum Commands {
             let best = try session.restoreBest()
             session.console.report("restored the best parameters, from step \(grouped(best.step)) (validation loss "
                                    + String(format: "%.4f", best.loss) + "); the optimizer restarts (its moments were not "
-                                   + "kept), and the step count stays \(grouped(session.step))")
+                                   + "kept), so the next few steps of training are worse while they rebuild; the step count "
+                                   + "stays \(grouped(session.step))")
         },
         Command("train", usage: "train [N | N steps | 90s | 5m | until N]", summary: "train for N epochs, N steps, a time, or until validation stops improving",
                 details: """
@@ -417,7 +421,9 @@ public enum Commands {
                 complete: { _, previous, prefix in previous.isEmpty || previous == ["best"] ? completePath(prefix) : [] }) { context, words in
             try expectArguments(words, 0, 2, "save [PATH] | save best PATH")
             if words.count == 2 || (words.first.map { !$0.quoted && $0.text == "best" } ?? false) {
-                guard words.count == 2, !words[0].quoted, words[0].text == "best" else { throw ShellError.usage("save [PATH] | save best PATH") }
+                guard words.count == 2, !words[0].quoted, words[0].text == "best" else {
+                    throw ShellError.badArgument("save best PATH: name the file for the best model (a file called best is `save ./best`)")
+                }
                 let (path, size) = try context.session.saveBest(to: words[1].text)
                 let best = context.session.watch.best!
                 context.session.console.report("saved the best model, step \(grouped(best.step)) (validation loss "
@@ -452,7 +458,8 @@ public enum Commands {
                 complete: { _, previous, prefix in
                     previous.isEmpty ? (Commands.table.map(\.name) + Settings.keys.map(\.name)).filter { $0.hasPrefix(prefix) } : []
                 }) { context, words in
-            try expectArguments(words, 0, 1, "help [COMMAND|SETTING]")
+            // `help restore best`, `help keepbest PATH`: the usage's own words after the name are allowed.
+            try expectArguments(words, 0, 3, "help [COMMAND|SETTING]")
             context.session.console.info(try helpText(for: words.first?.text, width: context.session.console.width))
         },
         Command("quit", aliases: ["exit"], usage: "quit", summary: "leave charlm (also Ctrl-D)",

@@ -54,6 +54,14 @@ public final class Session {
     private var overfittingNoted = false
     /// Seconds spent in `train` in this session, validations included (the metrics log's elapsed_s).
     private var trainingSeconds = 0.0
+    /// Where the running `train` writes the best (`keepbest`, checked when it started), and whether a failed write
+    /// was said (once per `train`).
+    private var keepbestPath: String?
+    private var keepbestWarned = false
+    /// The overfitting note the latest validation calls for, said after its line.
+    private var overfittingNote: String?
+    /// The step whose parameters `restore best` put back, until training changes them again (`model` says so).
+    public private(set) var restoredFrom: Int?
 
     /// Steps trained since the model was last saved, loaded or made (0 without a model).
     public var unsavedSteps: Int { model == nil ? 0 : max(0, step - savedStep) }
@@ -240,6 +248,7 @@ public final class Session {
     private func forgetValidations() {
         watch = RunWatch()
         overfittingNoted = false
+        restoredFrom = nil
     }
 
     func describeModel(_ config: ModelConfig) -> String {
@@ -331,6 +340,8 @@ public final class Session {
         }
         // What to write while training, checked before the first step: nothing is trained when a file is wrong.
         let autosavePath = try settings.autosave.map { _ in try autosaveTarget() }
+        keepbestPath = try settings.keepbest.map { try keepbestTarget($0, autosave: autosavePath, log: settings.log.map(expandingTilde)) }
+        keepbestWarned = false
         var log = try settings.log.map { try MetricsLog(path: expandingTilde($0)) }
         var nextAutosave = settings.autosave.map { Date().addingTimeInterval($0) }
         let tokensPerStep = Double(settings.seq * settings.batch)
@@ -377,11 +388,12 @@ public final class Session {
         func validate() throws {
             guard canValidate else { return }
             let evaluation = try trainer.validate(cancellation: cancellation)
+            logLine(trainingLoss: nil, validationLoss: evaluation.nats)
+            let best = keepBest(evaluation, trainer: trainer, stoppingEarly: patience != nil)
             console.endStatus()
             console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", trainer.step,
-                                         evaluation.nats, evaluation.bits), width: console.width - 1, indent: 2) + "\n")
-            logLine(trainingLoss: nil, validationLoss: evaluation.nats)
-            keepBest(evaluation, trainer: trainer, stoppingEarly: patience != nil)
+                                         evaluation.nats, evaluation.bits) + (best ?? ""), width: console.width - 1, indent: 2) + "\n")
+            if let note = overfittingNote { console.note(note) }
         }
         defer { console.endStatus() }
         var stoppedEarly = false
@@ -392,14 +404,25 @@ public final class Session {
                 if let deadline, Date() >= deadline { break }
                 if interruptRequested() {
                     clearInterrupt()
+                    if let autosavePath, done > 0 { autosave(to: autosavePath) }
                     console.endStatus()
                     // The last state, as the live line showed it.
                     console.progress(progress(final: true) + "\n")
                     console.note("interrupted: `train` stopped after step \(trainer.step); the model and optimizer are consistent\n")
                     throw Interrupted(description: "training interrupted at step \(trainer.step)")
                 }
-                let loss = try trainer.trainStep()
+                let loss: Double
+                do {
+                    loss = try trainer.trainStep()
+                } catch CharLMError.nonFiniteParameters(let step, let index) {
+                    if let best = watch.best {
+                        console.note("note: `restore best` puts back the parameters of step \(grouped(best.step)) (validation loss "
+                                     + String(format: "%.4f", best.loss) + ")\n")
+                    }
+                    throw CharLMError.nonFiniteParameters(step: step, index: index)
+                }
                 done += 1
+                restoredFrom = nil
                 logLine(trainingLoss: loss, validationLoss: nil)
                 if settings.eval > 0 && trainer.step % settings.eval == 0 {
                     try validate()
@@ -421,11 +444,14 @@ public final class Session {
             }
             if done > 0 && !stoppedEarly && (settings.eval == 0 || trainer.step % settings.eval != 0) { try validate() }
         }
+        // The end of a run is saved too, so autosave never leaves the last steps unsaved.
+        if let autosavePath, done > 0, !stoppedEarly { autosave(to: autosavePath) }
         console.endStatus()
         let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(Date().timeIntervalSince(start))))"
         console.progress(progress(final: true, reserve: summary.count) + summary + "\n")
         if let patience, stoppedEarly, let best = watch.best {
             try restoreBest()
+            if let autosavePath { autosave(to: autosavePath) }
             console.report("stopped: validation has not improved for \(patience) validation\(patience == 1 ? "" : "s"); "
                            + "restored the best, step \(grouped(best.step)) (validation loss \(String(format: "%.4f", best.loss))); "
                            + "the optimizer restarts")
@@ -433,35 +459,47 @@ public final class Session {
     }
 
     /// After a validation: keep the parameters when they are the best so far (and write them to `keepbest`), and
-    /// give the overfitting note once when validation has risen twice while training loss fell.
-    private func keepBest(_ evaluation: Evaluation, trainer: Trainer, stoppingEarly: Bool) {
+    /// prepare the overfitting note (`overfittingNote`) once, when validation has risen twice while training loss
+    /// fell. Returns what the validation line adds when this is a new best.
+    private func keepBest(_ evaluation: Evaluation, trainer: Trainer, stoppingEarly: Bool) -> String? {
+        overfittingNote = nil
+        var mark: String? = nil
+        var improved = false
         let protocolKey = ValidationProtocol(sequenceLength: settings.seq, validationFraction: trainer.dataset.validationFraction)
         do {
             if try watch.record(step: trainer.step, loss: evaluation.nats, protocolKey: protocolKey,
-                                parameters: trainer.model.parameters), let keepbest = settings.keepbest {
-                let path = expandingTilde(keepbest)
+                                parameters: trainer.model.parameters) {
+                improved = true
+                mark = trainer.validationHistory.count > 1 ? ", best" : nil
+            }
+            if improved, let path = keepbestPath {
                 do {
                     try Checkpoint.write(try bestCheckpoint().serialized(), to: path)
                     writtenPaths.insert(path)
-                } catch {
-                    console.note("warning: the best model was not written to keepbest: \(error); training goes on\n")
+                    mark = ", best (saved)"
+                } catch where !keepbestWarned {
+                    keepbestWarned = true
+                    console.note("warning: the best model was not written to keepbest: \(error); training goes on "
+                                 + "(the best is still kept: `save best PATH`)\n")
                 }
             }
         } catch {
             console.note("warning: the best parameters are not kept: \(error)\n")
         }
         if !overfittingNoted,
-           let sign = OverfittingSign.detect(validationHistory: trainer.validationHistory, lossHistory: trainer.lossHistory) {
+           let sign = OverfittingSign.detect(validationHistory: trainer.validationHistory, lossHistory: trainer.lossHistory,
+                                             lastStep: trainer.step) {
             overfittingNoted = true
             let rising = sign.validations.map { String(format: "%.4f", $0.loss) }.joined(separator: " -> ")
             let best = watch.best.map { " (step \(grouped($0.step)), \(String(format: "%.4f", $0.loss)))" } ?? ""
-            console.note(wrap("note: validation loss rose twice in a row (\(rising), steps \(grouped(sign.validations[0].step))"
+            overfittingNote = (wrap("note: validation loss rose twice in a row (\(rising), steps \(grouped(sign.validations[0].step))"
                               + "-\(grouped(sign.validations[2].step))) while training loss fell "
                               + "(\(String(format: "%.4f -> %.4f", sign.trainingBefore, sign.trainingAfter))): the model is "
                               + "memorising its training text. Remedies: `restore best`\(best); more `dropout` or a smaller "
                               + "`hidden`, then `reset`" + (stoppingEarly ? "" : "; `train until 3` stops by itself") + ".",
                               width: console.width - 1, indent: 2) + "\n")
         }
+        return mark
     }
 
     /// The longest `train` for a time accepts.
@@ -469,7 +507,8 @@ public final class Session {
 
     /// Validation loss of the current model on the current text. Ctrl-C stops it.
     public func evaluate() throws -> Evaluation {
-        try readyTrainer(for: "eval").evaluate(cancellation: cancellation)
+        if let model { try checkFinite(model) }
+        return try readyTrainer(for: "eval").evaluate(cancellation: cancellation)
     }
 
     // MARK: Generation
@@ -477,6 +516,7 @@ public final class Session {
     /// Streams `count` characters after `prompt` to stdout. Ctrl-C stops early.
     public func generate(prompt: String, count: Int) throws {
         guard let model, let vocabulary else { throw ShellError.needs(.model) }
+        try checkFinite(model)
         let encoding = vocabulary.encode(prompt)
         if encoding.droppedCount > 0 {
             console.note("note: left out \(encoding.droppedCount) character\(encoding.droppedCount == 1 ? "" : "s") the model does not know: "
@@ -573,10 +613,20 @@ public final class Session {
 
     // MARK: Inspection
 
+    /// Throws when training left a parameter infinite or NaN (a diverged run): such a model is not used, saved or
+    /// shown; the error names the ways back.
+    private func checkFinite(_ model: CharModel, nothing: String = "it is not used") throws {
+        guard let index = model.parameters.firstNonFinite() else { return }
+        let best = watch.best.map { "`restore best` (step \(grouped($0.step))), " } ?? ""
+        throw ShellError.badArgument("parameter \(index) of the model is infinite or NaN (training diverged), so \(nothing): "
+                                     + "\(best)`reset`, or load a checkpoint from before; then train with a lower `lr` (or `wd`)")
+    }
+
     /// The read-only view of the model, vocabulary and text that `vocab`, `next`, `cells` and the other inspection
     /// commands use (Inspect.swift).
     public func inspector() throws -> Inspector {
         guard let model, let vocabulary else { throw ShellError.needs(.model) }
+        try checkFinite(model)
         return Inspector(model: model, vocabulary: vocabulary, corpus: corpus, dataset: dataset, settings: settings,
                          context: context, cancellation: cancellation, console: console)
     }
@@ -592,10 +642,7 @@ public final class Session {
     @discardableResult
     public func save(to requested: String?) throws -> (String, Int) {
         guard let model, let vocabulary else { throw ShellError.needs(.modelToSave) }
-        if let index = model.parameters.firstNonFinite() {
-            throw ShellError.badArgument("parameter \(index) of the model is infinite or NaN, so the file could not be loaded again; "
-                                         + "nothing was saved: `reset`, or load a checkpoint from before")
-        }
+        try checkFinite(model, nothing: "nothing was saved: the file could not be loaded again")
         if requested?.isEmpty == true { throw ShellError.usage("save [PATH]") }
         let path = requested.map(expandingTilde) ?? lastSavePath ?? Self.defaultSavePath
         if requested == nil && lastSavePath == nil && FileManager.default.fileExists(atPath: path) {
@@ -658,6 +705,7 @@ public final class Session {
     public func restoreBest() throws -> BestParameters {
         guard let model, let best = watch.best else { throw ShellError.needs(.bestModel) }
         model.parameters.copy(from: best.values)
+        restoredFrom = best.step
         trainer?.optimizer.restart()
         pendingResume?.optimizer = nil
         watch.restartPatience()
@@ -674,6 +722,24 @@ public final class Session {
         if FileManager.default.fileExists(atPath: path) && !writtenPaths.contains(path) {
             throw ShellError.badArgument("autosave writes where a bare `save` does, and '\(path)' already exists and this "
                                          + "session did not write it: `save PATH` once to choose the file, or `set autosave off`")
+        }
+        return path
+    }
+
+    /// Where `keepbest` writes, checked before training starts. Like a bare `save`, it never replaces a file this
+    /// session did not write (a text, a loaded checkpoint), nor the metrics log or the file autosave writes.
+    private func keepbestTarget(_ requested: String, autosave: String?, log: String?) throws -> String {
+        let path = expandingTilde(requested)
+        let target = resolvedSaveTarget(path)
+        if let log, resolvedSaveTarget(log) == target {
+            throw ShellError.badArgument("keepbest and log name the same file, '\(path)': `set keepbest` to another name")
+        }
+        if let autosave, resolvedSaveTarget(autosave) == target {
+            throw ShellError.badArgument("keepbest names '\(path)', where autosave writes the whole session: `set keepbest` to another name")
+        }
+        if FileManager.default.fileExists(atPath: path) && !writtenPaths.contains(path) {
+            throw ShellError.badArgument("keepbest names '\(path)', which already exists and this session did not write it: "
+                                         + "`set keepbest` to a new name, or `save best \(path)` to replace it once")
         }
         return path
     }

@@ -215,7 +215,7 @@ public struct SettingKey: Sendable {
     static func file(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, String?> & Sendable) -> SettingKey {
         SettingKey(declaration: declaration, get: { $0[keyPath: path] ?? "off" }) { settings, text in
             guard !text.isEmpty, !text.hasSuffix("/") else { throw declaration.outOfRange(text) }
-            settings[keyPath: path] = text == "off" ? nil : text
+            settings[keyPath: path] = text.lowercased() == "off" ? nil : text
         }
     }
 

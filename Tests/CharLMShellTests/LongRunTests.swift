@@ -234,3 +234,107 @@ private func parametersAfter(_ steps: Int, settings: [String]) throws -> [Float]
     #expect(unwrapped(result.stderr).contains("this session did not write it"), "\(result.stderr)")
     #expect(try String(contentsOf: folder.appendingPathComponent("charlm.safetensors"), encoding: .utf8) == "precious")
 }
+
+@Test func keepbestNeverReplacesAFileThisSessionDidNotWrite() throws {
+    let folder = try folderWithText()
+    let text = folder.appendingPathComponent("tiny.txt").path
+    let before = try Data(contentsOf: URL(fileURLWithPath: text))
+    let (session, runner, _) = try makeShell(running: ["set hidden 16", "set seq 20", "set batch 4", "set eval 5",
+                                                       "load \(text)", "set keepbest \(text)"])
+    #expect("\(try #require(thrownError(runner, "train 10 steps")))".contains("this session did not write it"))
+    #expect(try Data(contentsOf: URL(fileURLWithPath: text)) == before && session.step == 0)
+    let log = folder.appendingPathComponent("run.csv").path
+    try runner.execute("set log \(log)")
+    try runner.execute("set keepbest \(log)")
+    #expect("\(try #require(thrownError(runner, "train 10 steps")))".contains("keepbest and log name the same file"))
+    // A file this session wrote (`save best PATH` first) may be replaced.
+    try runner.execute("set log off")
+    try runner.execute("set keepbest \(folder.appendingPathComponent("best.safetensors").path)")
+    try runner.execute("train 10 steps")
+    try runner.execute("train 10 steps")
+    #expect(try Checkpoint.load(from: folder.appendingPathComponent("best.safetensors").path).training?.step == session.watch.best?.step)
+}
+
+@Test func aLogCutShortGetsItsNewLinesOnLinesOfTheirOwn() throws {
+    let folder = try temporaryFolder()
+    let log = folder.appendingPathComponent("run.csv").path
+    try "step,epoch,train_loss,val_loss,lr,tokens_per_s,elapsed_s\n1,0.0588,3.56".write(toFile: log, atomically: true, encoding: .utf8)
+    _ = try makeShell(running: ["set hidden 16", "set seq 20", "set batch 4", "set eval 0", "set log \(log)",
+                                "load \(fixture("tiny.txt"))", "train 2 steps"])
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+    #expect(lines[1] == "1,0.0588,3.56")
+    #expect(lines[2].hasPrefix("1,") && lines[2].split(separator: ",", omittingEmptySubsequences: false).count == 7)
+}
+
+@Test func aDivergedModelIsNotUsedAndTheWaysBackAreNamed() throws {
+    let (_, runner, console) = try makeShell(running: ["set hidden 16", "set seq 20", "set batch 4", "set eval 5",
+                                                       "load \(fixture("tiny.txt"))", "set lr 1", "set wd 10"])
+    // lr x wd of 1 or more would zero or flip every weight at every step.
+    #expect("\(try #require(thrownError(runner, "train 10 steps")))".contains("wd must be below 1/lr"))
+    try runner.execute("set wd 0.5")
+    try runner.execute("set lr 0.002")
+    try runner.execute("train 5 steps")
+    // An optimizer state that makes the next update infinite (a damaged file can hold one).
+    let path = NSTemporaryDirectory() + "charlm-diverge-\(UUID().uuidString).safetensors"
+    try runner.execute("save \(path)")
+    var checkpoint = try Checkpoint.load(from: path)
+    checkpoint.optimizer!.firstMoment = checkpoint.optimizer!.firstMoment.map { _ in 3e38 }
+    checkpoint.optimizer!.secondMoment = checkpoint.optimizer!.secondMoment.map { _ in 0 }
+    try Checkpoint.write(checkpoint.serialized(), to: path)
+    try runner.execute("load \(path)")
+    let diverged = thrownError(runner, "train 1 steps")
+    let error = try #require(diverged, "training diverged")
+    #expect("\(error)".contains("infinite or NaN"))
+    for line in ["gen \"a\" 5", "eval", "next \"a\"", "save \(path)"] {
+        let refused = try #require(thrownError(runner, line), "\(line)")
+        #expect("\(refused)".contains("training diverged") && "\(refused)".contains("`reset`"), "\(line): \(refused)")
+    }
+    #expect(try Checkpoint.load(from: path).optimizer?.firstMoment.first == 3e38, "the file was not replaced")
+    try runner.execute("reset")
+    try runner.execute("gen \"a\" 5")
+    _ = console
+}
+
+@Test func theLossHistoryStaysBoundedAndTheOverfittingRuleReadsItsEnd() throws {
+    let (session, _, _) = try makeShell(running: ["set hidden 8", "set embed 4", "set seq 10", "set batch 2", "set eval 0",
+                                                  "load \(fixture("tiny.txt"))", "train 1 steps"])
+    let folder = try temporaryFolder()
+    let path = folder.appendingPathComponent("long.safetensors").path
+    try session.save(to: path)
+    // A run of two million steps: the history keeps the latest, within 1.5 million.
+    var checkpoint = try Checkpoint.load(from: path)
+    checkpoint.training!.step = 2_000_000
+    checkpoint.training!.lossHistory = (0..<2_000_000).map { Double($0 % 7) + 1 }
+    try Checkpoint.write(checkpoint.serialized(), to: path)
+    let (resumed, runner, _) = try makeShell(running: ["load \(path)", "load \(fixture("tiny.txt"))", "train 1 steps"])
+    #expect(resumed.step == 2_000_001)
+    #expect(resumed.lossHistory.count <= Trainer.maximumLossHistory * 3 / 2 && resumed.lossHistory.count >= Trainer.maximumLossHistory)
+    try runner.execute("save \(path)")
+    #expect(try Checkpoint.load(from: path).training?.lossHistory.count == resumed.lossHistory.count)
+    // The overfitting rule maps the last loss to the last step.
+    let losses = (0..<100).map { 3.0 - Double($0) * 0.01 }
+    let points = [ValidationPoint(step: 1_000_060, loss: 2.0), ValidationPoint(step: 1_000_080, loss: 2.1),
+                  ValidationPoint(step: 1_000_100, loss: 2.2)]
+    #expect(OverfittingSign.detect(validationHistory: points, lossHistory: losses, lastStep: 1_000_100) != nil)
+    #expect(OverfittingSign.detect(validationHistory: points, lossHistory: losses) == nil, "without the offset no step is known")
+}
+
+@Test func autosaveAlsoSavesTheEndOfATrainAndNewBestsAreMarked() throws {
+    let folder = try temporaryFolder()
+    let path = folder.appendingPathComponent("auto.safetensors").path
+    let (session, runner, console) = try makeShell(running: ["set hidden 16", "set seq 20", "set batch 4", "set eval 5",
+                                                             "load \(fixture("tiny.txt"))", "save \(path)",
+                                                             "set autosave 1h", "train 7 steps"])
+    // An hour never passed, yet the end of the run was saved.
+    #expect(try Checkpoint.load(from: path).training?.step == 7)
+    #expect(session.unsavedSteps == 0)
+    #expect(console.stderr.contains("step 5: validation loss") && console.stderr.contains("autosaved \(path) at step 7"))
+    // The second validation improved on the first: its line says so.
+    #expect(session.watch.best?.step == 7 && console.stderr.contains("bits/char), best\n"))
+    try runner.execute("help restore best")
+    try runner.execute("help keepbest PATH")
+    #expect("\(try #require(thrownError(runner, "train until")))".contains("for example `train until 3`"))
+    #expect("\(try #require(thrownError(runner, "save best")))".contains("name the file for the best model"))
+    try runner.execute("set log OFF")
+    #expect(session.settings.log == nil)
+}
