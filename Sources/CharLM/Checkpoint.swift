@@ -282,7 +282,7 @@ public struct Checkpoint: Sendable {
                                 ("weight_decay", \.weightDecay)] {
                 if let value = optimizerJSON[key] {
                     guard let number = value.double, Float(number).isFinite else { throw bad("optimizer `\(key)` is not a number") }
-                    settings[keyPath: path] = Float(number)
+                    settings[keyPath: path] = Float(number) + 0  // -0 becomes 0
                 }
             }
             // Adam diverges (or divides by zero) outside these: beta in [0, 1), eps and lr above 0.
@@ -327,7 +327,7 @@ public struct Checkpoint: Sendable {
             let settings = TrainingSettings(
                 sequenceLength: try integer("seq"), batch: try integer("batch"), learningRate: Float(try number("lr")),
                 clip: Float(try number("clip")), warmupSteps: try optionalInteger("warmup"),
-                decaySteps: try optionalInteger("decay"), weightDecay: Float(try optionalNumber("weight_decay")))
+                decaySteps: try optionalInteger("decay"), weightDecay: Float(try optionalNumber("weight_decay")) + 0)
             do { try settings.validate() } catch let error as CharLMError { throw bad("its training settings are unusable: \(error)") }
             guard let generatorText = trainingJSON["generator"]?.string, let generator = parseGenerator(generatorText) else {
                 throw bad("training `generator` is missing or not a valid generator state")

@@ -193,7 +193,7 @@ public enum Setting {
 public func formatDuration(_ seconds: Double) -> String {
     if seconds >= 3600 && (seconds / 3600 * 10).rounded() == seconds / 3600 * 10 { return formatSettingNumber(seconds / 3600) + "h" }
     if seconds >= 60 && (seconds / 60 * 10).rounded() == seconds / 60 * 10 { return formatSettingNumber(seconds / 60) + "m" }
-    return formatSettingNumber(seconds) + "s"
+    return formatSettingNumber((seconds * 1000).rounded() / 1000) + "s"
 }
 
 /// Reads a duration written with its unit (90s, 10m, 2h, 1.5h); nil for anything else.

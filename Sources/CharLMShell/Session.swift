@@ -408,7 +408,9 @@ public final class Session {
                     console.endStatus()
                     // The last state, as the live line showed it.
                     console.progress(progress(final: true) + "\n")
-                    console.note("interrupted: `train` stopped after step \(trainer.step); the model and optimizer are consistent\n")
+                    console.note("interrupted: `train` stopped after step \(trainer.step); the model and optimizer are consistent"
+                                 + (patience != nil ? watch.best.map { "; `restore best` puts back step \(grouped($0.step))" } ?? "" : "")
+                                 + "\n")
                     throw Interrupted(description: "training interrupted at step \(trainer.step)")
                 }
                 let loss: Double
