@@ -3,7 +3,8 @@
 // `optim.exp_avg.<name>` and `optim.exp_avg_sq.<name>`; the rest is JSON in `__metadata__`:
 //
 //   vocab     JSON array of one-character strings, index order                       (minimal contract)
-//   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size"} (minimal: first five)
+//   config    {"embed", "hidden", "layers", "lowercase", "ascii", "dropout", "vocab_size", "cell"} (minimal: first
+//             five; "cell" is "lstm", "gru" or "rnn": absent, the tensors' module name decides, else lstm)
 //   format    "charlm", format_version "1"
 //   training  {"seq", "batch", "lr", "clip", "warmup", "decay", "weight_decay", "val_fraction", "step", "epoch",
 //              "generator", "loss_history", "validation_history"} (warmup, decay and weight_decay may be absent: 0;
@@ -119,7 +120,7 @@ public struct Checkpoint: Sendable {
             "config": jsonObject([
                 ("vocab_size", String(config.vocabularySize)), ("embed", String(config.embeddingSize)),
                 ("hidden", String(config.hiddenSize)), ("layers", String(config.layerCount)),
-                ("dropout", exact(config.dropout)), ("lowercase", String(vocabulary.normalization.lowercase)),
+                ("dropout", exact(config.dropout)), ("cell", jsonString(config.layerKind.rawValue)), ("lowercase", String(vocabulary.normalization.lowercase)),
                 ("ascii", String(vocabulary.normalization.ascii)),
             ]),
         ]
@@ -230,9 +231,20 @@ public struct Checkpoint: Sendable {
             guard let number = value.double else { throw bad("config `dropout` is not a number") }
             dropout = Float(number)
         }
+        let layerKind: LayerKind
+        if let value = configJSON["cell"] {
+            guard let name = value.string, let kind = LayerKind(rawValue: name) else {
+                throw bad("config `cell` is not one of " + LayerKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+            }
+            layerKind = kind
+        } else {
+            // Files from before cells had a name are LSTMs; a PyTorch export without the key names its module.
+            layerKind = LayerKind.allCases.first { kind in file.tensors.contains { $0.name == kind.moduleName + ".weight_ih_l0" } } ?? .lstm
+        }
         let config = ModelConfig(
             vocabularySize: vocabulary.count, embeddingSize: try configInteger("embed"),
-            hiddenSize: try configInteger("hidden"), layerCount: try configInteger("layers"), dropout: dropout)
+            hiddenSize: try configInteger("hidden"), layerCount: try configInteger("layers"), dropout: dropout,
+            layerKind: layerKind)
         do { try config.validate() } catch let error as CharLMError { throw bad("its config is unusable: \(error)") }
 
         // Model tensors: every one present, with the right shape, finite.

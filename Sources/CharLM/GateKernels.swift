@@ -103,3 +103,153 @@ func lstmCellBackward(
         }
     }
 }
+
+// MARK: - The GRU and the vanilla RNN
+//
+// Written one group of 16 units at a time by an always-inlined function that takes the group's width: the loops call
+// it with 16 for the full groups, so the compiler folds its loads and stores to whole vectors, and once with the
+// width of the last partial group (see `groups`).
+
+/// `n` (<= 16) floats: a whole vector when n is 16.
+@inline(__always) private func read(_ pointer: UnsafePointer<Float>, _ n: Int) -> Lanes {
+    n == Lanes.scalarCount ? load(pointer) : loadPartial(pointer, n)
+}
+
+/// Writes the low `n` (<= 16) lanes.
+@inline(__always) private func write(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n == Lanes.scalarCount { store(value, pointer) } else { storePartial(value, pointer, n) }
+}
+
+/// The GRU's forward cell on `n` units of one row; `a`, `u` point at the row's (3H) blocks, offset to the group.
+@inline(__always) private func gruGroupForward(
+    a: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
+    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, H: Int, n: Int
+) {
+    let r = sigmoid(read(a, n) + read(u, n))
+    let z = sigmoid(read(a + H, n) + read(u + H, n))
+    let hn = read(u + 2 * H, n) + read(biasHN, n)
+    let candidate = tanh(read(a + 2 * H, n) + r * hn)
+    let previous = read(hiddenPrevious, n)
+    write(r, a, n); write(z, a + H, n); write(candidate, a + 2 * H, n); write(hn, u + 2 * H, n)
+    write(candidate + z * (previous - candidate), hidden, n)  // (1 - z) n + z h_{t-1}
+}
+
+/// One time step's GRU cell, forward, for B sequences (PyTorch's nn.GRU):
+///   r = sigmoid(a_r + u_r)  z = sigmoid(a_z + u_z)  n = tanh(a_n + r * (u_n + b_hn))  h_t = (1 - z) n + z h_{t-1}
+///
+/// - Parameters:
+///   - gates: (B, 3H) input projections a (b_ih, and b_hh for r and z, included) on entry; r, z, n on return.
+///   - recurrent: (B, 3H) u = h_{t-1} W_hh^T (no bias) on entry; its n block becomes u_n + b_hn on return, which
+///     backward needs (the r and z blocks are left as they were).
+///   - biasHN: (H) b_hn, the n block of b_hh: inside the reset gate's product, so not in the projection.
+///   - hiddenPrevious: (B, H) h_{t-1}.
+///   - hidden: (B, H) receives h_t.
+func gruCellForward(
+    gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
+    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+) {
+    let (full, tailStart, tail) = groups(H)
+    for b in 0..<B {
+        let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
+        for j in full {
+            gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + j, hiddenPrevious: hiddenPrevious + row + j,
+                            hidden: hidden + row + j, H: H, n: Lanes.scalarCount)
+        }
+        if tail > 0 {
+            let j = tailStart
+            gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + j, hiddenPrevious: hiddenPrevious + row + j,
+                            hidden: hidden + row + j, H: H, n: tail)
+        }
+    }
+}
+
+/// The GRU's backward cell on `n` units of one row, the mirror of `gruGroupForward`.
+@inline(__always) private func gruGroupBackward(
+    a: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, hiddenPrevious: UnsafePointer<Float>,
+    outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, H: Int, n: Int
+) {
+    let (r, z, candidate, hn) = (read(a, n), read(a + H, n), read(a + 2 * H, n), read(u + 2 * H, n))
+    // h_t feeds the layer above and step t+1, so its gradient is the sum of both.
+    let dh = read(outputGradient, n) + read(hiddenGradient, n)
+    // through h_t = (1 - z) n + z h_{t-1}, then tanh' = 1 - n^2 and sigmoid' = s (1 - s)
+    let dCandidate = dh * (1 - z) * (1 - candidate * candidate)
+    let dZ = dh * (read(hiddenPrevious, n) - candidate) * z * (1 - z)
+    // through n = tanh(a_n + r (u_n + b_hn)): r multiplies u_n + b_hn
+    let dR = dCandidate * hn * r * (1 - r)
+    write(dR, a, n); write(dZ, a + H, n); write(dCandidate, a + 2 * H, n)
+    write(dR, u, n); write(dZ, u + H, n); write(dCandidate * r, u + 2 * H, n)
+    write(dh * z, hiddenGradient, n)  // the direct path to h_{t-1}; the product with W_hh adds the rest
+}
+
+/// One time step's GRU cell, backward, the mirror of `gruCellForward`.
+///
+/// - Parameters:
+///   - gates: (B, 3H) r, z, n of this step on entry; dLoss/d(input projection) on return.
+///   - recurrent: (B, 3H) (its n block: u_n + b_hn) on entry; dLoss/d(h_{t-1} W_hh^T + b_hh) on return.
+///   - hiddenPrevious: (B, H) h_{t-1}.
+///   - outputGradient: (B, H) dLoss/dh_t from above.
+///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1 on entry; on return the part of dLoss/dh_{t-1} that does not
+///     flow through W_hh (z times dLoss/dh_t).
+func gruCellBackward(
+    gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, hiddenPrevious: UnsafePointer<Float>,
+    outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+) {
+    let (full, tailStart, tail) = groups(H)
+    for b in 0..<B {
+        let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
+        for j in full {
+            gruGroupBackward(a: a + j, u: u + j, hiddenPrevious: hiddenPrevious + row + j,
+                             outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
+                             H: H, n: Lanes.scalarCount)
+        }
+        if tail > 0 {
+            let j = tailStart
+            gruGroupBackward(a: a + j, u: u + j, hiddenPrevious: hiddenPrevious + row + j,
+                             outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
+                             H: H, n: tail)
+        }
+    }
+}
+
+/// One time step's vanilla RNN cell, forward (PyTorch's nn.RNN, tanh): h_t = tanh(a), a = x W_ih^T + b_ih +
+/// h_{t-1} W_hh^T + b_hh.
+///
+/// - Parameters:
+///   - preactivations: (B, H) a on entry; h_t on return.
+///   - hidden: (B, H) receives h_t.
+func rnnCellForward(
+    preactivations: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+) {
+    let (full, tailStart, tail) = groups(B * H)  // no gate blocks: the rows are contiguous
+    for j in full {
+        let h = tanh(load(preactivations + j))
+        store(h, preactivations + j); store(h, hidden + j)
+    }
+    if tail > 0 {
+        let h = tanh(loadPartial(preactivations + tailStart, tail))
+        storePartial(h, preactivations + tailStart, tail); storePartial(h, hidden + tailStart, tail)
+    }
+}
+
+/// One time step's vanilla RNN cell, backward: da = (dLoss/dh_t from above + from step t+1) (1 - h_t^2).
+///
+/// - Parameters:
+///   - preactivations: (B, H) h_t on entry; dLoss/da on return.
+///   - outputGradient: (B, H) dLoss/dh_t from above.
+///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1.
+func rnnCellBackward(
+    preactivations: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
+    hiddenGradient: UnsafePointer<Float>, batch B: Int, hiddenSize H: Int
+) {
+    let (full, tailStart, tail) = groups(B * H)
+    for j in full {
+        let h = load(preactivations + j)
+        store((load(outputGradient + j) + load(hiddenGradient + j)) * (1 - h * h), preactivations + j)
+    }
+    if tail > 0 {
+        let j = tailStart
+        let h = loadPartial(preactivations + j, tail)
+        let dh = loadPartial(outputGradient + j, tail) + loadPartial(hiddenGradient + j, tail)
+        storePartial(dh * (1 - h * h), preactivations + j, tail)
+    }
+}

@@ -1,13 +1,13 @@
 // The seam between the model and its recurrent layers. The model (Model.swift) owns everything that is the same for
 // every kind of layer: the embedding, each layer's input projection x W_ih^T + bias for all T steps at once (a row
 // lookup for layer 0), dropout between layers, the output layer, and the backward of each. A layer kind owns only
-// its recurrence: the time loop forward and backward, the gradients of W_hh and the biases, and the state it carries
-// between passes. A new kind (GRU, vanilla RNN) is a new file with a type conforming to `RecurrentLayer`, a row in
-// `LayerKind` (Parameters.swift: its PyTorch name and gate count) and a case in `makeRecurrentLayer`; nothing in the
-// trainer, the sampler or the shell changes.
+// its recurrence: the time loop forward and backward (the loop itself is shared: Recurrence.swift), the gradients
+// of W_hh and the biases, and the state it carries between passes. Each kind (LSTM.swift, GRU.swift, RNN.swift) is
+// a file with a type conforming to `RecurrentLayer`, a row in `LayerKind` (Parameters.swift: its PyTorch name and
+// gate count) and a case in `makeRecurrentLayer`; nothing in the trainer, the sampler or the shell changes.
 //
-// Shapes: P = gateCount * H, the width of a layer's input projection (4H for the LSTM); sequence buffers are
-// time-major (T, B, X), as everywhere in the package (see LSTM.swift).
+// Shapes: P = gateCount * H, the width of a layer's input projection (4H for the LSTM, 3H for the GRU, H for the
+// RNN); sequence buffers are time-major (T, B, X), as everywhere in the package (see LSTM.swift).
 
 /// One recurrent layer: its parameters' views and its recurrence, forward and backward.
 protocol RecurrentLayer {
@@ -38,8 +38,8 @@ protocol RecurrentLayer {
 
 /// What one layer keeps between its forward and backward passes, and the state it carries between passes.
 protocol RecurrentActivations: AnyObject {
-    /// (T, B, P): the input projection before forward; whatever the layer keeps for backward after it;
-    /// dLoss/d(input projection) after backward.
+    /// (T, B, P): the input projection before forward; after it, the gate activations in the kind's block order
+    /// (LSTM i, f, g, o; GRU r, z, n; the RNN's h_t); dLoss/d(input projection) after backward.
     var projection: FloatBuffer { get }
     /// (T, B, H) the outputs h_1 ... h_T of the last forward pass, contiguous.
     func outputs(batch B: Int) -> UnsafeMutablePointer<Float>
@@ -47,8 +47,8 @@ protocol RecurrentActivations: AnyObject {
     func resetState(batch B: Int)
     /// Makes the state after the last pass's step T the state the next pass starts from.
     func carryState(length T: Int, batch B: Int)
-    /// (B, H) the layer's memory at slot t (t = 0 is the initial state): the cell state c_t for the LSTM.
-    /// What `cells` shows.
+    /// (B, H) the layer's memory at slot t (t = 0 is the initial state): the cell state c_t for the LSTM, the
+    /// hidden state h_t for the GRU and the RNN. What `cells` shows.
     func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float>
     /// (B, H) the hidden state h_t at slot t (t = 0 is the initial state).
     func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float>
@@ -58,5 +58,26 @@ protocol RecurrentActivations: AnyObject {
 func makeRecurrentLayer(_ views: RecurrentLayerViews) -> RecurrentLayer {
     switch views.kind {
     case .lstm: return LSTMLayer(views: views)
+    case .gru: return GRULayer(views: views)
+    case .rnn: return RNNLayer(views: views)
+    }
+}
+
+/// Raw pointers to one layer's parameter tensors (or their gradients) inside a flat buffer.
+struct LayerWeights {
+    /// (P, in)
+    let weightIH: UnsafeMutablePointer<Float>
+    /// (P, H)
+    let weightHH: UnsafeMutablePointer<Float>
+    /// (P)
+    let biasIH: UnsafeMutablePointer<Float>
+    /// (P)
+    let biasHH: UnsafeMutablePointer<Float>
+
+    init(_ views: RecurrentLayerViews, in buffer: FloatBuffer) {
+        weightIH = buffer.pointer + views.weightIH.offset
+        weightHH = buffer.pointer + views.weightHH.offset
+        biasIH = buffer.pointer + views.biasIH.offset
+        biasHH = buffer.pointer + views.biasHH.offset
     }
 }

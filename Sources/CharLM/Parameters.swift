@@ -2,18 +2,49 @@
 // offsets, in the gradient buffer and Adam's moment buffers). Adam, clipping, zeroing and checkpoint I/O are then
 // single loops over flat buffers; everything else addresses tensors through the views in `ParameterLayout`.
 
-/// The kind of recurrent layer. Each kind is one file (LSTM.swift) implementing `RecurrentLayer` (Layer.swift) and
-/// one row here: its PyTorch module name and how many gate blocks its weights stack.
+/// The kind of recurrent layer (`set cell`). Each kind is one file (LSTM.swift, GRU.swift, RNN.swift) implementing
+/// `RecurrentLayer` (Layer.swift) and one row here: its PyTorch module name and how many gate blocks its weights
+/// stack.
 public enum LayerKind: String, Sendable, CaseIterable {
     /// PyTorch's nn.LSTM: gates i, f, g, o.
     case lstm
+    /// PyTorch's nn.GRU: gates r, z, n.
+    case gru
+    /// PyTorch's nn.RNN with tanh: no gates.
+    case rnn
 
-    /// The prefix of its tensors' names in a PyTorch `state_dict`.
+    /// The prefix of its tensors' names in a PyTorch `state_dict` (the module's attribute name in
+    /// scripts/torch_reference.py): `lstm.weight_ih_l0`, `gru.weight_ih_l0`, `rnn.weight_ih_l0`.
     public var moduleName: String { rawValue }
-    /// Gate blocks stacked in W_ih, W_hh and the biases (4 for the LSTM): the input projection is (gateCount * H) wide.
+    /// Gate blocks stacked in W_ih, W_hh and the biases: the input projection is (gateCount * H) wide.
     public var gateCount: Int {
         switch self {
         case .lstm: return 4
+        case .gru: return 3
+        case .rnn: return 1
+        }
+    }
+    /// The names of the blocks stacked in W_ih, in order.
+    public var blockNames: [String] {
+        switch self {
+        case .lstm: return ["i", "f", "g", "o"]
+        case .gru: return ["r", "z", "n"]
+        case .rnn: return ["h"]
+        }
+    }
+    /// The blocks that are gates (sigmoids in 0...1), with their index in `blockNames`: what `gates` measures.
+    public var sigmoidGates: [(name: String, block: Int)] {
+        switch self {
+        case .lstm: return [("i", 0), ("f", 1), ("o", 3)]
+        case .gru: return [("r", 0), ("z", 1)]
+        case .rnn: return []
+        }
+    }
+    /// What the layer's memory is, as `cells` names it.
+    public var memoryName: String {
+        switch self {
+        case .lstm: return "cell state c"
+        case .gru, .rnn: return "hidden state h"
         }
     }
 }

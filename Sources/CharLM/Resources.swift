@@ -1,6 +1,6 @@
 // What a configuration costs in memory, worked out before anything is allocated from a size a user or a file
 // supplied. One function per thing charlm allocates in proportion to such a size, each written from the allocations
-// it stands for (Model.swift's workspace, LSTM.swift's activations and packed weights, Adam's moments, a loaded file),
+// it stands for (Model.swift's workspace, each layer kind's activations and packed weights, Adam's moments, a loaded file),
 // and `MemoryBudget.check` to refuse what the machine cannot hold, with a message saying how much and what to lower.
 // The figures are computed in Double, so no product of hostile sizes can overflow; a test compares them with the
 // peak memory measured for a few configurations.
@@ -35,12 +35,17 @@ public enum MemoryModel {
         let rows = t * b
         var floats = 0.0
         floats += 2 * V * P  // input table and its gradient
-        // Per layer: gates (T, B, P); cells and hidden states (T+1, B, H); backward scratch; packed W_hh both ways
-        // (panels padded to the kernel's width, at most 64 columns).
-        let packedPadding = 64.0
-        let perLayer = rows * P + 2 * (t + 1) * b * H + (2 * b * H + rows + P)
-            + 2 * H * ((P / packedPadding).rounded(.up) * packedPadding).rounded()
-        floats += L * perLayer
+        // Per layer: the time loop's hidden states, scratch and packed W_hh (Recurrence.swift), and what the kind
+        // keeps: the LSTM its gates (T, B, P), cells (T+1, B, H) and dc (B, H); the GRU its gates and its recurrent
+        // product (T, B, P) each; the RNN its pre-activations (T, B, H).
+        let loop = TimeLoopBuffers.floatCount(hiddenSize: H, width: P, length: t, batch: b)
+        let kept: Double
+        switch config.layerKind {
+        case .lstm: kept = rows * P + (t + 1) * b * H + b * H
+        case .gru: kept = 2 * rows * P
+        case .rnn: kept = rows * P
+        }
+        floats += L * (loop + kept)
         if config.dropout > 0 { floats += 2 * (L - 1) * rows * H }  // masks and dropped outputs
         floats += rows * V  // logits
         floats += rows * H + (L > 1 ? rows * H : 0)  // output and input gradients

@@ -31,6 +31,8 @@ public enum SettingDomain: Sendable, Equatable {
     case file
     /// A duration written with its unit (90s, 10m, 1h), in this range of seconds, or off.
     case interval(ClosedRange<Double>)
+    /// One of these words.
+    case choice([String])
 
     /// "a whole number from 1 to 8192", "a number from 0 to 100", "a number above 0, at most 1", ...
     public var rule: String {
@@ -39,6 +41,7 @@ public enum SettingDomain: Sendable, Equatable {
         case .unsigned: return "a whole number from 0 to \(UInt64.max)"
         case .flag: return "on or off"
         case .file: return "a file name, or off"
+        case .choice(let words): return "one of " + words.joined(separator: ", ")
         case .interval(let range):
             return "a duration from \(formatDuration(range.lowerBound)) to \(formatDuration(range.upperBound)) "
                 + "written with its unit (90s, 10m, 2h), or off"
@@ -58,7 +61,7 @@ public enum SettingDomain: Sendable, Equatable {
         switch self {
         case .integer(let range): return value.rounded() == value && value >= Double(range.lowerBound) && value <= Double(range.upperBound)
         case .unsigned: return value.rounded() == value && value >= 0 && value <= Double(UInt64.max)
-        case .flag, .file: return false
+        case .flag, .file, .choice: return false
         case .interval(let range): return range.contains(value)
         case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
             guard value.isFinite else { return false }
@@ -105,6 +108,9 @@ public struct SettingDeclaration: Sendable, Equatable {
 
 /// The declarations, in the order `show` lists them.
 public enum Setting {
+    public static let cell = SettingDeclaration(
+        name: "cell", group: .model, domain: .choice(LayerKind.allCases.map(\.rawValue)), defaultText: "lstm",
+        summary: "recurrent cell: lstm, gru or rnn (vanilla, tanh)")
     public static let embed = SettingDeclaration(
         name: "embed", group: .model, domain: .integer(1...8192), defaultText: "64", summary: "embedding width E")
     public static let hidden = SettingDeclaration(
@@ -184,7 +190,7 @@ public enum Setting {
 
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
-        embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
+        cell, embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
         topp, length, samples, bf16, eval, keepbest, autosave, log, timing, threads,
     ]
 }

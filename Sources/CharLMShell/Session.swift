@@ -253,7 +253,7 @@ public final class Session {
 
     func describeModel(_ config: ModelConfig) -> String {
         let count = ParameterLayout(config: config).totalCount
-        return "E \(config.embeddingSize), H \(config.hiddenSize), L \(config.layerCount)"
+        return "\(config.layerKind.rawValue.uppercased()), E \(config.embeddingSize), H \(config.hiddenSize), L \(config.layerCount)"
             + (config.dropout > 0 ? ", dropout \(formatNumber(config.dropout))" : "")
             + ", V \(config.vocabularySize): \(grouped(count)) parameters"
     }

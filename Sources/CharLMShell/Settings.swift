@@ -8,6 +8,7 @@ import Foundation
 
 /// All settings of a session, with their defaults.
 public struct Settings: Equatable, Sendable {
+    public var cell = LayerKind(rawValue: Setting.cell.defaultText)!
     public var embed = Setting.embed.defaultInteger
     public var hidden = Setting.hidden.defaultInteger
     public var layers = Setting.layers.defaultInteger
@@ -48,11 +49,13 @@ public struct Settings: Equatable, Sendable {
     }
     public var sampling: SamplingSettings { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
     public func modelConfig(vocabularySize: Int) -> ModelConfig {
-        ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout)
+        ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
+                    layerKind: cell)
     }
 
     /// The table of settings, in the order `show` lists them (the declarations' order).
     public static let keys: [SettingKey] = [
+        .cell(Setting.cell, \.cell),
         .integer(Setting.embed, \.embed),
         .integer(Setting.hidden, \.hidden),
         .integer(Setting.layers, \.layers),
@@ -106,6 +109,7 @@ public struct Settings: Equatable, Sendable {
     /// that is not one of them, or does not read, is left out and named in `notes`.
     public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
+        restored.cell = checkpoint.config.layerKind
         restored.embed = checkpoint.config.embeddingSize
         restored.hidden = checkpoint.config.hiddenSize
         restored.layers = checkpoint.config.layerCount
@@ -170,6 +174,7 @@ public struct SettingKey: Sendable {
         switch declaration.domain {
         case .flag: return ["on", "off"]
         case .file, .interval: return ["off"]
+        case .choice(let words): return words
         default: return []
         }
     }
@@ -228,6 +233,14 @@ public struct SettingKey: Sendable {
             }
             guard let seconds = parseDuration(text), declaration.domain.contains(seconds) else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = seconds
+        }
+    }
+
+    /// One of the layer kinds, by name.
+    static func cell(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, LayerKind> & Sendable) -> SettingKey {
+        SettingKey(declaration: declaration, get: { $0[keyPath: path].rawValue }) { settings, text in
+            guard let kind = LayerKind(rawValue: text.lowercased()) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = kind
         }
     }
 

@@ -172,7 +172,7 @@ func theShellFitsANarrowTerminal(width: Int) throws {
     defer { reopened.end() }
     #expect(reopened.waitFor("charlm>"), "\(reopened.transcript())")
     try reopened.send("model", "Enter")
-    #expect(reopened.waitFor("model: E 64, H 64, L 2"), "\(reopened.transcript())")
+    #expect(reopened.waitFor("model: LSTM, E 64, H 64, L 2"), "\(reopened.transcript())")
 }
 
 @Test func sha256MatchesPublishedVectors() {

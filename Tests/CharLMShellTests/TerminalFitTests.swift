@@ -88,7 +88,7 @@ import Testing
     // With commands on stdin (not a terminal), charlm model.safetensors loads it and reads them.
     let model = try runCharLM(["model.safetensors"], in: folder, input: "model\n")
     #expect(model.status == 0, "\(model.stderr)")
-    #expect(model.stdout.contains("loaded checkpoint model.safetensors") && model.stdout.contains("model: E 64, H 8, L 2"))
+    #expect(model.stdout.contains("loaded checkpoint model.safetensors") && model.stdout.contains("model: LSTM, E 64, H 8, L 2"))
     let text = try runCharLM(["-q", "corpus.txt"], in: folder, input: "set hidden 8; reset; show hidden\n")
     #expect(text.status == 0 && text.stdout == "hidden 8\n", "\(text.stderr)")
     // A binary file is never echoed back.

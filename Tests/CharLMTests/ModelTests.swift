@@ -23,9 +23,11 @@ private func engineGradients(
 
 // H below 16 runs only the kernels' partial lane group; 16 only full groups; 37 two full groups and a partial one.
 @Test(arguments: [(V: 7, E: 5, H: 6, L: 1, T: 5, B: 3), (V: 11, E: 4, H: 8, L: 2, T: 6, B: 2), (V: 5, E: 3, H: 4, L: 3, T: 3, B: 4),
-                  (V: 9, E: 6, H: 16, L: 2, T: 4, B: 3), (V: 9, E: 5, H: 37, L: 2, T: 3, B: 2)])
-func forwardMatchesNaivePerGateLSTM(shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int)) throws {
-    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 3)
+                  (V: 9, E: 6, H: 16, L: 2, T: 4, B: 3), (V: 9, E: 5, H: 37, L: 2, T: 3, B: 2),
+                  (V: 6, E: 4, H: 21, L: 2, T: 4, B: 7)],
+      LayerKind.allCases)
+func forwardMatchesNaivePerGateModel(shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int), cell: LayerKind) throws {
+    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: 3, cell: cell)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 4)
     let workspace = model.makeWorkspace(length: shape.T, batch: shape.B)
     load(inputs, into: workspace.inputs)
@@ -90,10 +92,11 @@ private func checkGradients(model: CharModel, inputs: [[Int]], targets: [[Int]],
     return worstByTensor
 }
 
-@Test func gradientsMatchFiniteDifferences() throws {
+@Test(arguments: LayerKind.allCases)
+func gradientsMatchFiniteDifferences(cell: LayerKind) throws {
     // V 7, E 5, H 6, L 2, T 4, B 3: every tensor of a two-layer model, including the embedding, whose gradient is
     // the input path of layer 0 scattered to the rows of the tokens used.
-    let model = try makeModel(V: 7, E: 5, H: 6, L: 2, seed: 11)
+    let model = try makeModel(V: 7, E: 5, H: 6, L: 2, seed: 11, cell: cell)
     let inputs = randomSequences(B: 3, T: 4, V: 7, seed: 12)
     let targets = randomSequences(B: 3, T: 4, V: 7, seed: 13)
     let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
@@ -104,20 +107,22 @@ private func checkGradients(model: CharModel, inputs: [[Int]], targets: [[Int]],
 // H 18: the gate kernels run one full group of 16 units and a partial group of 2 (the check above uses H < 16,
 // partial groups only). B 7: the forward time loop takes the packed kernel (B >= 6; the other checks, B < 6, take
 // BLAS's matrix-vector path forward), one full block of six rows and an edge row; backward always takes it.
-@Test(arguments: [(V: 5, E: 3, H: 18, L: 1, T: 3, B: 2, seed: UInt64(14)), (V: 5, E: 3, H: 6, L: 2, T: 3, B: 7, seed: 17)])
+@Test(arguments: [(V: 5, E: 3, H: 18, L: 1, T: 3, B: 2, seed: UInt64(14)), (V: 5, E: 3, H: 6, L: 2, T: 3, B: 7, seed: 17)],
+      LayerKind.allCases)
 func gradientsMatchFiniteDifferencesAcrossKernelPaths(
-    shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int, seed: UInt64)
+    shape: (V: Int, E: Int, H: Int, L: Int, T: Int, B: Int, seed: UInt64), cell: LayerKind
 ) throws {
-    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: shape.seed)
+    let model = try makeModel(V: shape.V, E: shape.E, H: shape.H, L: shape.L, seed: shape.seed, cell: cell)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: shape.seed + 1)
     let targets = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: shape.seed + 2)
     let worst = checkGradients(model: model, inputs: inputs, targets: targets, masks: [])
     for (name, error) in worst { #expect(error < 1e-3, "\(name): relative error \(error)") }
 }
 
-@Test func gradientsMatchFiniteDifferencesWithDropout() throws {
+@Test(arguments: LayerKind.allCases)
+func gradientsMatchFiniteDifferencesWithDropout(cell: LayerKind) throws {
     // Three layers, so two dropout boundaries. The engine draws the masks; the reference reuses exactly those.
-    let model = try makeModel(V: 6, E: 4, H: 5, L: 3, dropout: 0.4, seed: 21)
+    let model = try makeModel(V: 6, E: 4, H: 5, L: 3, dropout: 0.4, seed: 21, cell: cell)
     let inputs = randomSequences(B: 3, T: 4, V: 6, seed: 22)
     let targets = randomSequences(B: 3, T: 4, V: 6, seed: 23)
     let (_, _, workspace) = engineGradients(model: model, inputs: inputs, targets: targets, mode: .training)

@@ -1,6 +1,7 @@
 // Independent references for the fast paths, written for clarity rather than speed: a triple-loop matrix product
-// and the whole model (Embedding -> per-gate scalar LSTM -> Linear -> cross-entropy) in Double precision, straight
-// from the equations in PyTorch's nn.LSTM documentation. Tests compare the engine against these.
+// and the whole model (Embedding -> per-gate scalar LSTM, GRU or RNN -> Linear -> cross-entropy) in Double precision,
+// straight from the equations in PyTorch's nn.LSTM, nn.GRU and nn.RNN documentation. Tests compare the engine against
+// these.
 
 import CharLM
 import Foundation
@@ -46,7 +47,7 @@ struct NaiveModel {
     struct Output {
         /// [b][t][v] logits.
         var logits: [[[Double]]]
-        /// [layer][b] final cell state.
+        /// [layer][b] final memory: the cell state (LSTM) or the hidden state (GRU, RNN).
         var finalCell: [[[Double]]]
         /// Mean cross-entropy, when targets were given.
         var loss: Double?
@@ -68,21 +69,35 @@ struct NaiveModel {
                 var x = (0..<E).map { value(layout.embedding, inputs[b][t], $0) }
                 for l in 0..<L {
                     let views = layout.layers[l]
-                    func preactivation(_ row: Int) -> Double {
-                        var sum = value(views.biasIH, row) + value(views.biasHH, row)
-                        for k in 0..<views.inputSize { sum += value(views.weightIH, row, k) * x[k] }
-                        for k in 0..<H { sum += value(views.weightHH, row, k) * h[l][k] }
-                        return sum
+                    func inputPart(_ row: Int) -> Double {
+                        (0..<views.inputSize).reduce(value(views.biasIH, row)) { $0 + value(views.weightIH, row, $1) * x[$1] }
                     }
+                    func recurrentPart(_ row: Int) -> Double {
+                        (0..<H).reduce(value(views.biasHH, row)) { $0 + value(views.weightHH, row, $1) * h[l][$1] }
+                    }
+                    func preactivation(_ row: Int) -> Double { inputPart(row) + recurrentPart(row) }
+                    func sigmoid(_ a: Double) -> Double { 1 / (1 + exp(-a)) }
                     var newH = [Double](repeating: 0, count: H)
                     var newC = [Double](repeating: 0, count: H)
                     for j in 0..<H {
-                        let i = 1 / (1 + exp(-preactivation(j)))
-                        let f = 1 / (1 + exp(-preactivation(H + j)))
-                        let g = tanh(preactivation(2 * H + j))
-                        let o = 1 / (1 + exp(-preactivation(3 * H + j)))
-                        newC[j] = f * c[l][j] + i * g
-                        newH[j] = o * tanh(newC[j])
+                        switch config.layerKind {
+                        case .lstm:  // nn.LSTM: gates i, f, g, o
+                            let i = sigmoid(preactivation(j))
+                            let f = sigmoid(preactivation(H + j))
+                            let g = tanh(preactivation(2 * H + j))
+                            let o = sigmoid(preactivation(3 * H + j))
+                            newC[j] = f * c[l][j] + i * g
+                            newH[j] = o * tanh(newC[j])
+                        case .gru:  // nn.GRU: gates r, z, n; b_hn inside the reset product
+                            let r = sigmoid(preactivation(j))
+                            let z = sigmoid(preactivation(H + j))
+                            let n = tanh(inputPart(2 * H + j) + r * recurrentPart(2 * H + j))
+                            newH[j] = (1 - z) * n + z * h[l][j]
+                            newC[j] = newH[j]
+                        case .rnn:  // nn.RNN, tanh
+                            newH[j] = tanh(preactivation(j))
+                            newC[j] = newH[j]
+                        }
                     }
                     h[l] = newH
                     c[l] = newC
@@ -108,10 +123,11 @@ struct NaiveModel {
 }
 
 /// A small model with PyTorch-style initialisation from a fixed seed.
-func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1) throws -> CharModel {
+func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1, cell: LayerKind = .lstm) throws -> CharModel {
     var generator = SeededGenerator(seed: seed)
     return try CharModel(
-        config: ModelConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout),
+        config: ModelConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout,
+                            layerKind: cell),
         generator: &generator)
 }
 

@@ -1,0 +1,124 @@
+// One GRU layer over a whole sequence (PyTorch's nn.GRU, one layer of it): forward and backward through time, side by
+// side. The model computes the input projection x_t W_ih^T + bias for every step before the time loop (Layer.swift);
+// the loop is Recurrence.swift's; the element-wise cell is in GateKernels.swift. Shape letters as in LSTM.swift.
+//
+// The cell (gate order r, z, n, as PyTorch stacks them in W_ih, W_hh, b_ih and b_hh):
+//   r = sigmoid(x W_ir^T + b_ir + h_{t-1} W_hr^T + b_hr)              reset gate
+//   z = sigmoid(x W_iz^T + b_iz + h_{t-1} W_hz^T + b_hz)              update gate
+//   n = tanh(x W_in^T + b_in + r * (h_{t-1} W_hn^T + b_hn))           candidate
+//   h_t = (1 - z) * n + z * h_{t-1}
+// b_hn sits inside the reset gate's product, so unlike the LSTM the recurrent product cannot simply be added to the
+// input projection: it goes to a buffer of its own, `recurrent`, and the cell combines the two. The input projection
+// carries b_ih, plus b_hr and b_hz (which enter r and z unchanged); the cell adds b_hn.
+//
+// Memory: a layer keeps r, z, n (T, B, 3H), the recurrent product with u_n + b_hn in its n block (T, B, 3H) and the
+// hidden states (T+1, B, H) for backward, which overwrites the first two with their gradients.
+
+import Foundation
+
+/// A GRU layer.
+struct GRULayer: RecurrentLayer {
+    let views: RecurrentLayerViews
+
+    /// b_ih + b_hh for r and z; b_in alone for n (b_hn goes inside the reset product, in the cell).
+    func projectionBias(_ parameters: FloatBuffer, into row: UnsafeMutablePointer<Float>) {
+        let weights = LayerWeights(views, in: parameters)
+        let H = views.hiddenSize
+        for j in 0..<(2 * H) { row[j] = weights.biasIH[j] + weights.biasHH[j] }
+        for j in (2 * H)..<(3 * H) { row[j] = weights.biasIH[j] }
+    }
+
+    func makeActivations(length T: Int, batch B: Int) -> RecurrentActivations {
+        GRUActivations(hiddenSize: views.hiddenSize, length: T, batch: B)
+    }
+
+    /// Forward through T steps from h_0 in slot 0 of `activations`, whose `gates` hold each step's input projection
+    /// on entry: the recurrent product goes to `recurrent`, then the cell makes r, z, n and h_t.
+    func forward(parameters: FloatBuffer, activations: RecurrentActivations, length T: Int, batch B: Int,
+                 refreshWeights: Bool, context: ComputeContext) {
+        let weights = LayerWeights(views, in: parameters)
+        let activations = activations as! GRUActivations
+        let H = views.hiddenSize
+        let biasHN = UnsafePointer(weights.biasHH + 2 * H)
+        forwardThroughTime(
+            weightHH: weights.weightHH, buffers: activations.loop,
+            product: { activations.recurrent(at: $0, batch: B) }, accumulate: false, length: T, batch: B,
+            refreshWeights: refreshWeights, context: context
+        ) { t, rows in
+            let (first, G) = (rows.lowerBound, 3 * H)
+            gruCellForward(
+                gates: activations.gates(at: t, batch: B) + first * G,
+                recurrent: activations.recurrent(at: t, batch: B) + first * G, biasHN: biasHN,
+                hiddenPrevious: activations.loop.hidden(at: t, batch: B) + first * H,
+                hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H)
+        }
+    }
+
+    /// Backward through T steps, the mirror of `forward`. Leaves dLoss/d(input projection) in `activations.gates`,
+    /// and accumulates dW_hh, db_ih (the projection's gradient) and db_hh (the recurrent product's) into `gradients`.
+    func backward(parameters: FloatBuffer, gradients: FloatBuffer, activations: RecurrentActivations, length T: Int,
+                  batch B: Int, outputGradient: UnsafePointer<Float>, context: ComputeContext) {
+        let (weights, dWeights) = (LayerWeights(views, in: parameters), LayerWeights(views, in: gradients))
+        let activations = activations as! GRUActivations
+        let H = views.hiddenSize
+        let dHiddenNext = activations.loop.hiddenNext.pointer
+        backwardThroughTime(
+            weightHH: weights.weightHH, weightHHGradient: dWeights.weightHH, buffers: activations.loop,
+            productGradient: activations.recurrent.pointer, accumulate: true, length: T, batch: B, context: context
+        ) { t, rows in
+            let (G, offset) = (3 * H, rows.lowerBound * H)
+            gruCellBackward(
+                gates: activations.gates(at: t, batch: B) + rows.lowerBound * G,
+                recurrent: activations.recurrent(at: t, batch: B) + rows.lowerBound * G,
+                hiddenPrevious: activations.loop.hidden(at: t, batch: B) + offset,
+                outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
+                batch: rows.count, hiddenSize: H)
+        }
+        // b_ih enters the projection unchanged, b_hh the recurrent product (b_hn inside the reset gate's product).
+        let rows = T * B
+        addColumnSums(of: activations.gates.pointer, rows: rows, buffers: activations.loop, into: [dWeights.biasIH],
+                      context: context)
+        addColumnSums(of: activations.recurrent.pointer, rows: rows, buffers: activations.loop,
+                      into: [dWeights.biasHH], context: context)
+    }
+}
+
+/// What one GRU layer keeps from its forward pass for the backward pass, sized for up to T*B rows.
+final class GRUActivations: RecurrentActivations {
+    /// H.
+    let hiddenSize: Int
+    /// (T, B, 3H) gate order r, z, n: the input projection before the forward pass, the activations after it,
+    /// dLoss/d(input projection) after the backward pass.
+    let gates: FloatBuffer
+    /// (T, B, 3H) h_{t-1} W_hh^T, its n block then u_n + b_hn, after the forward pass; dLoss/d(h_{t-1} W_hh^T + b_hh)
+    /// after the backward pass.
+    let recurrent: FloatBuffer
+    /// Hidden states, packed W_hh and backward's scratch (Recurrence.swift).
+    let loop: TimeLoopBuffers
+
+    init(hiddenSize H: Int, length T: Int, batch B: Int) {
+        hiddenSize = H
+        gates = FloatBuffer(count: T * B * 3 * H)
+        recurrent = FloatBuffer(count: T * B * 3 * H)
+        loop = TimeLoopBuffers(hiddenSize: H, width: 3 * H, length: T, batch: B)
+    }
+
+    /// Step t's (B, 3H) block of `gates`.
+    func gates(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { gates.pointer + t * B * 3 * hiddenSize }
+    /// Step t's (B, 3H) block of `recurrent`.
+    func recurrent(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> {
+        recurrent.pointer + t * B * 3 * hiddenSize
+    }
+
+    // RecurrentActivations
+    var projection: FloatBuffer { gates }
+    func outputs(batch B: Int) -> UnsafeMutablePointer<Float> { loop.hidden(at: 1, batch: B) }
+    func resetState(batch B: Int) { loop.hidden(at: 0, batch: B).update(repeating: 0, count: B * hiddenSize) }
+    func carryState(length T: Int, batch B: Int) {
+        loop.hidden(at: 0, batch: B).update(from: loop.hidden(at: T, batch: B), count: B * hiddenSize)
+    }
+    func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { hiddenState(at: t, batch: B) }
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: loop.hidden(at: t, batch: B), count: B * hiddenSize)
+    }
+}
