@@ -8,12 +8,13 @@ import Testing
 private let sampleText = String(repeating: "First Citizen:\nBefore we proceed any further, hear me speak.\n", count: 12)
 
 /// A trainer on `sampleText` with a small model, `steps` steps done.
-private func trainedTrainer(steps: Int, dropout: Float = 0, seed: UInt64 = 3, hidden: Int = 12) throws -> (Trainer, Corpus) {
+private func trainedTrainer(steps: Int, dropout: Float = 0, seed: UInt64 = 3, hidden: Int = 12, cell: LayerKind = .lstm) throws -> (Trainer, Corpus) {
     let corpus = try Corpus.make(text: sampleText, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: seed)
     let model = try CharModel(
-        config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout),
+        config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout,
+                            layerKind: cell),
         generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 12, batch: 5, learningRate: 5e-3, clip: 1, warmupSteps: 2, decaySteps: 9), seed: seed + 1)
     for _ in 0..<steps { try trainer.trainStep() }
@@ -29,11 +30,13 @@ private func checkpoint(of trainer: Trainer, corpus: Corpus) -> Checkpoint {
         corpus: corpus.fingerprint, settings: ["eval": "250", "length": "300"])
 }
 
-@Test func aCheckpointRoundTripsEverything() throws {
-    let (trainer, corpus) = try trainedTrainer(steps: 7, dropout: 0.2)
+@Test(arguments: LayerKind.allCases)
+func aCheckpointRoundTripsEverything(cell: LayerKind) throws {
+    let (trainer, corpus) = try trainedTrainer(steps: 7, dropout: 0.2, cell: cell)
     let saved = checkpoint(of: trainer, corpus: corpus)
     let loaded = try Checkpoint.parse(saved.serialized(), path: "memory")
-    #expect(loaded.config == saved.config)
+    #expect(loaded.config == saved.config && loaded.config.layerKind == cell)
+    #expect(loaded.parameters.count > 0 && ParameterLayout(config: loaded.config).view(named: "\(cell.rawValue).weight_hh_l1") != nil)
     #expect(loaded.vocabulary == saved.vocabulary)
     #expect(loaded.parameters == saved.parameters)
     #expect(loaded.optimizer == saved.optimizer)
@@ -52,10 +55,10 @@ private func checkpoint(of trainer: Trainer, corpus: Corpus) -> Checkpoint {
     #expect(try generate(loaded.parameters) == generate(saved.parameters))
 }
 
-@Test(arguments: [Float(0), 0.25])
-func resumingIsBitIdenticalToNeverStopping(dropout: Float) throws {
-    let (straight, _) = try trainedTrainer(steps: 10, dropout: dropout)
-    let (first, corpus) = try trainedTrainer(steps: 6, dropout: dropout)
+@Test(arguments: [Float(0), 0.25], LayerKind.allCases)
+func resumingIsBitIdenticalToNeverStopping(dropout: Float, cell: LayerKind) throws {
+    let (straight, _) = try trainedTrainer(steps: 10, dropout: dropout, cell: cell)
+    let (first, corpus) = try trainedTrainer(steps: 6, dropout: dropout, cell: cell)
     let path = try makeTemporaryFolder().appendingPathComponent("run.safetensors").path
     try checkpoint(of: first, corpus: corpus).save(to: path)
 

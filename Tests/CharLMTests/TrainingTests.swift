@@ -7,12 +7,13 @@ import Testing
 /// A trainer on `text` with a small model.
 private func makeTrainer(
     text: String, H: Int = 32, L: Int = 2, dropout: Float = 0, length T: Int = 16, batch B: Int = 8,
-    learningRate: Float = 1e-2, seed: UInt64 = 1
+    learningRate: Float = 1e-2, seed: UInt64 = 1, cell: LayerKind = .lstm
 ) throws -> Trainer {
     let corpus = try Corpus.make(text: text, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     let config = ModelConfig(
-        vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: H, layerCount: L, dropout: dropout)
+        vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: H, layerCount: L, dropout: dropout,
+        layerKind: cell)
     var generator = SeededGenerator(seed: seed)
     let model = try CharModel(config: config, generator: &generator)
     return try Trainer(
@@ -33,9 +34,10 @@ private struct Snapshot: Equatable {
     }
 }
 
-@Test func aShortRepetitiveTextIsLearned() throws {
+@Test(arguments: LayerKind.allCases)
+func aShortRepetitiveTextIsLearned(cell: LayerKind) throws {
     // Each character determines the next, so a model that learned the text predicts it almost surely.
-    let trainer = try makeTrainer(text: String(repeating: "abcdefghij\n", count: 60))
+    let trainer = try makeTrainer(text: String(repeating: "abcdefghij\n", count: 60), cell: cell)
     var loss = Double.infinity
     for _ in 0..<300 { loss = try trainer.trainStep() }
     #expect(loss < 0.05, "training loss \(loss)")
