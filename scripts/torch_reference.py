@@ -1,33 +1,41 @@
 #!/usr/bin/env python3
-"""The reference design in PyTorch: Embedding -> nn.LSTM(batch_first=True) -> Linear, cross-entropy, Adam.
+"""The reference design in PyTorch: Embedding -> recurrent cell (batch_first=True) -> Linear, cross-entropy, Adam.
+
+The cell is nn.LSTM (`lstm`, the default), nn.GRU (`gru`: gates r, z, n; b_hn inside the reset product) or nn.RNN
+with tanh (`rnn`); its tensors are named after it: lstm.weight_ih_l0, gru.weight_ih_l0 or rnn.weight_ih_l0, ...
+Commands that make a model take `--cell lstm|gru|rnn`; commands that read a file take the cell from its config
+("cell"; absent: lstm).
 
 A tool for side-by-side checks with charlm; never a dependency of the Swift build or of `swift test`.
 
   train     python3 scripts/torch_reference.py train --corpus FILE [--steps 1000] [--seconds S] [--wall-seconds S]
-                [--eval-every 250]
+                [--eval-every 250] [--cell lstm|gru|rnn]
                 [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
                 [--lr 2e-3] [--clip 5] [--warmup 0] [--decay 0] [--wd 0] [--lowercase] [--ascii]
                 [--device cpu|cuda] [--threads N] [--init-from FILE] [--save FILE]
             --init-from continues a charlm checkpoint: its weights, Adam's moments and step count, the step, the
-            learning-rate schedule, dropout, normalisation and histories (the command line's sizes, lr, clip,
-            schedule and normalisation are then ignored; --steps counts the steps added). --save writes a checkpoint
-            charlm resumes with the optimizer (it carries the same).
+            learning-rate schedule, cell, dropout, normalisation and histories (the command line's cell, sizes, lr,
+            clip, schedule and normalisation are then ignored; --steps counts the steps added). --save writes a
+            checkpoint charlm resumes with the optimizer (it carries the same).
             Several GPUs (or CPU processes): torchrun --nproc_per_node=N scripts/torch_reference.py train ...
             (DistributedDataParallel; --batch is the global batch, split evenly between the processes, so a step
             means what it means in charlm; each process draws its own windows; rank 0 validates and saves).
   logits    python3 scripts/torch_reference.py logits --model FILE --prompt TEXT
-            The logits after the prompt, as JSON.
+            The logits after the prompt, as JSON. (logits, eval, generate: any cell, as the file's config says.)
   eval      python3 scripts/torch_reference.py eval --model FILE --corpus FILE [--seq 100]
             Validation loss of a charlm file (raw text, last 10%, the protocol below).
   generate  python3 scripts/torch_reference.py generate --model FILE --prompt TEXT [--length 200]
             Greedy (temperature 0) continuation.
   train-speed, generate-speed, load-speed
-            The twins of `charlm-bench train-speed | generate-speed | load-speed` (same options); each prints one
-            JSON line. `scripts/bench` runs them side by side with charlm's.
+            The twins of `charlm-bench train-speed | generate-speed | load-speed` (same options; the first two also
+            take --cell); each prints one JSON line. `scripts/bench` runs them side by side with charlm's.
+  fixture-checkpoint, fixture-training
+            The fixtures charlm's tests replay (Tests/CharLMTests/Fixtures), for any --cell.
 
-Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata. Files that
-charlm saved also hold `optim.*` tensors (Adam's moments); `train --init-from` reads them, the other commands skip
-them.
+Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata (config
+"cell" names the cell; files without it, older ones included, are LSTMs, and an LSTM is written without it, as
+before). Files that charlm saved also hold `optim.*` tensors (Adam's moments); `train --init-from` reads them, the
+other commands skip them.
 
 Training follows charlm's protocol: batches of B windows at uniformly random offsets in the first 90% of the
 corpus, every position a target; validation on the last 10% in non-overlapping windows of T inputs, zero state each.
@@ -42,18 +50,58 @@ import torch
 import torch.nn as nn
 
 
-class CharLSTM(nn.Module):
-    """Same tensor names as charlm: embedding.weight, lstm.weight_ih_l{k}, ..., fc.weight, fc.bias."""
+CELLS = ("lstm", "gru", "rnn")
 
-    def __init__(self, vocab, embed, hidden, layers, dropout=0.0):
+
+class CharRNN(nn.Module):
+    """Same tensor names as charlm: embedding.weight, <cell>.weight_ih_l{k}, <cell>.weight_hh_l{k},
+    <cell>.bias_ih_l{k}, <cell>.bias_hh_l{k}, fc.weight, fc.bias, where <cell> is lstm, gru or rnn (the attribute
+    holding nn.LSTM, nn.GRU or nn.RNN with tanh). The state is (h, c) for an LSTM and h for the others; forward
+    passes it through as the cell gives it. PyTorch's default initialisation, drawn in this order: embedding, cell,
+    fc."""
+
+    def __init__(self, vocab, embed, hidden, layers, dropout=0.0, cell="lstm"):
         super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}: use one of {', '.join(CELLS)}")
+        self.cell = cell
         self.embedding = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        dropout = dropout if layers > 1 else 0.0
+        if cell == "lstm":
+            self.lstm = nn.LSTM(embed, hidden, layers, batch_first=True, dropout=dropout)
+        elif cell == "gru":
+            self.gru = nn.GRU(embed, hidden, layers, batch_first=True, dropout=dropout)
+        else:
+            self.rnn = nn.RNN(embed, hidden, layers, nonlinearity="tanh", batch_first=True, dropout=dropout)
         self.fc = nn.Linear(hidden, vocab)
 
+    @property
+    def recurrent(self):
+        return getattr(self, self.cell)
+
     def forward(self, x, state=None):
-        out, state = self.lstm(self.embedding(x), state)
+        out, state = self.recurrent(self.embedding(x), state)
         return self.fc(out), state
+
+
+CharLSTM = CharRNN  # the former name
+
+
+def cell_of(config, source="the file"):
+    """The cell a charlm config names: its "cell", or lstm when absent (files written before cells existed)."""
+    cell = config.get("cell", "lstm")
+    if cell not in CELLS:
+        raise SystemExit(f"{source}: config cell {cell!r} is not one of {', '.join(CELLS)}")
+    return cell
+
+
+def with_cell(config, cell):
+    """`config` naming `cell`: "cell" is written for gru and rnn; an LSTM config keeps the form it had (no key unless
+    it came with one), so LSTM files stay as they were and readers that predate cells still read them."""
+    config = dict(config)
+    if cell != "lstm" or "cell" in config:
+        config["cell"] = cell
+    return config
 
 
 ASCII_FOLDS = {
@@ -109,15 +157,28 @@ def evaluate(model, val, seq, batch, device):
 
 
 def save_charlm(model, vocab, config, path):
-    """Writes the minimal contract: state_dict tensors plus `vocab` and `config` metadata."""
+    """Writes the minimal contract: state_dict tensors plus `vocab` and `config` metadata (with the model's cell)."""
     import json
     from safetensors.torch import save_file
     state = {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    config = with_cell(config, model.cell)
     save_file(state, path, metadata={"vocab": json.dumps(vocab), "config": json.dumps(config)})
 
 
+def check_tensor_names(model, names, path):
+    """Refuses a file whose model tensors are not the ones `model` (built from the file's config) has."""
+    expected = set(model.state_dict())
+    if set(names) != expected:
+        missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
+        raise SystemExit(f"'{path}' does not hold the tensors of its config's {model.cell} model"
+                         + (f"; missing {', '.join(missing[:4])}" if missing else "")
+                         + (f"; unexpected {', '.join(extra[:4])}" if extra else "")
+                         + " (the config's \"cell\" names the cell: absent means lstm)")
+
+
 def load_charlm(path, device="cpu"):
-    """Reads any charlm file (ours or charlm's), skipping optimizer state. Returns (model, vocab, config)."""
+    """Reads any charlm file (ours or charlm's), skipping optimizer state, with the cell its config names.
+    Returns (model, vocab, config)."""
     import json
     from safetensors import safe_open
     with safe_open(path, framework="pt") as f:
@@ -125,7 +186,8 @@ def load_charlm(path, device="cpu"):
         state = {name: f.get_tensor(name).float() for name in f.keys() if not name.startswith("optim.")}
     vocab = json.loads(metadata["vocab"])
     config = json.loads(metadata["config"])
-    model = CharLSTM(len(vocab), config["embed"], config["hidden"], config["layers"])
+    model = CharRNN(len(vocab), config["embed"], config["hidden"], config["layers"], cell=cell_of(config, path))
+    check_tensor_names(model, state, path)
     model.load_state_dict(state)
     return model.to(device).eval(), vocab, config
 
@@ -168,8 +230,10 @@ def learning_rate(settings, step):
 
 def decayed(name):
     """AdamW's weight decay applies to the weight matrices only (charlm's ParameterLayout.decayedRanges): every
-    lstm.weight_* and fc.weight; not biases, not the embedding (nanoGPT's convention)."""
-    return name.startswith("lstm.weight_") or name == "fc.weight"
+    <cell>.weight_ih_l{k} / weight_hh_l{k} (lstm, gru or rnn) and fc.weight; not biases, not the embedding
+    (nanoGPT's convention)."""
+    cell, _, rest = name.partition(".")
+    return (cell in CELLS and rest.startswith("weight_")) or name == "fc.weight"
 
 
 def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
@@ -211,6 +275,9 @@ def read_charlm_checkpoint(path):
         raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its metadata is not JSON ({error})")
     if "vocab" not in meta or "config" not in meta:
         raise SystemExit(f"'{path}' is not a charlm checkpoint: it has no `vocab` and `config` metadata")
+    if not isinstance(meta["config"], dict):
+        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its config is not a JSON object")
+    cell_of(meta["config"], path)
     names = set(model)
     if exp_avg and (set(exp_avg) != names or set(exp_avg_sq) != names):
         raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its optimizer tensors do not cover every model tensor")
@@ -238,7 +305,7 @@ def check_settings(settings, source):
 def save_charlm_checkpoint(path, model, optimizer, vocab, config, training, optimizer_meta, passthrough):
     """A full charlm checkpoint (Checkpoint.swift): model tensors, `optim.exp_avg.*` / `optim.exp_avg_sq.*` from the
     optimizer's state, and the `training`, `optimizer` metadata charlm resumes from; `passthrough` (sampling,
-    settings, corpus) is written as given."""
+    settings, corpus) is written as given. The config names the model's cell (see with_cell)."""
     import json
     from safetensors.torch import save_file
     names = {p: n for n, p in model.named_parameters()}
@@ -249,6 +316,7 @@ def save_charlm_checkpoint(path, model, optimizer, vocab, config, training, opti
             tensors["optim.exp_avg." + names[p]] = state["exp_avg"].detach().float().contiguous().cpu()
             tensors["optim.exp_avg_sq." + names[p]] = state["exp_avg_sq"].detach().float().contiguous().cpu()
             step = int(float(state["step"]))
+    config = with_cell(config, model.cell)
     metadata = {"format": "charlm", "format_version": "1", "vocab": json.dumps(vocab), "config": json.dumps(config)}
     if step > 0 and len(tensors) == 3 * len(names):
         metadata["optimizer"] = json.dumps(dict(optimizer_meta, type="adamw" if optimizer_meta.get("weight_decay") else "adam",
@@ -284,6 +352,9 @@ def train(args):
     if args.init_from:
         state, exp_avg, exp_avg_sq, meta = read_charlm_checkpoint(args.init_from)
         config, vocab = meta["config"], meta["vocab"]
+        cell = cell_of(config, args.init_from)
+        if args.cell is not None and args.cell != cell and rank == 0:
+            print(f"note: {args.init_from} is a {cell} model: --cell {args.cell} is ignored")
         saved = meta.get("training")
         if saved is None:
             # A model only (a PyTorch export, say): its weights, with the command line's training settings and a
@@ -305,8 +376,9 @@ def train(args):
         optim_meta = meta.get("optimizer") or {}
         passthrough = {k: meta.get(k) for k in ("sampling", "settings", "corpus")}
     else:
-        config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "lowercase": args.lowercase,
-                  "ascii": args.ascii, "dropout": args.dropout}
+        cell = args.cell or "lstm"
+        config = with_cell({"embed": args.embed, "hidden": args.hidden, "layers": args.layers,
+                            "lowercase": args.lowercase, "ascii": args.ascii, "dropout": args.dropout}, cell)
         settings = {"seq": args.seq, "batch": args.batch, "lr": args.lr, "clip": args.clip, "warmup": args.warmup,
                     "decay": args.decay, "weight_decay": args.wd, "val_fraction": 0.1}
         check_settings(settings, "the command line")
@@ -330,10 +402,12 @@ def train(args):
     local_batch = batch // world
 
     torch.manual_seed(args.seed)  # the same initial model in every process
-    model = CharLSTM(len(vocab), config["embed"], config["hidden"], config["layers"], config.get("dropout", 0.0)).to(device)
+    model = CharRNN(len(vocab), config["embed"], config["hidden"], config["layers"], config.get("dropout", 0.0),
+                    cell=cell).to(device)
     optimizer = make_optimizer(model, settings["lr"], settings["weight_decay"],
                                (optim_meta.get("beta1", 0.9), optim_meta.get("beta2", 0.999)), optim_meta.get("eps", 1e-8))
     if args.init_from:
+        check_tensor_names(model, state, args.init_from)
         model.load_state_dict(state)
         # Adam's moments and step count, tensor by tensor, into the optimizer's own state.
         if optim_meta and exp_avg:
@@ -350,7 +424,7 @@ def train(args):
     # Each process draws its own windows and dropout masks; a continued run does not redraw a fresh run's.
     torch.manual_seed(args.seed + rank + 7919 * start_step)
     if rank == 0:
-        print(f"corpus {args.corpus}: {len(ids)} characters, V {len(vocab)}; torch {torch.__version__}, "
+        print(f"corpus {args.corpus}: {len(ids)} characters, V {len(vocab)}, {cell}; torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, device {device}" + (f", {world} processes" if distributed else "")
               + (f"; from {args.init_from} at step {start_step}" if args.init_from else ""))
         print("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
@@ -441,7 +515,7 @@ def train_speed(args):
     torch.set_num_threads(args.threads)
     vocab, ids = speed_corpus(args.corpus)
     train_ids = ids[:int(0.9 * len(ids))]
-    model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers)
+    model = CharRNN(len(vocab), args.embed, args.hidden, args.layers, cell=args.cell)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     offsets = torch.arange(args.seq)
 
@@ -463,7 +537,8 @@ def train_speed(args):
     for _ in range(args.steps):
         last = step()
     seconds = time.perf_counter() - start
-    print(json.dumps({"impl": "pytorch", "figure": "train", "hidden": args.hidden, "seq": args.seq, "batch": args.batch,
+    print(json.dumps({"impl": "pytorch", "figure": "train", "cell": args.cell, "hidden": args.hidden, "seq": args.seq,
+                      "batch": args.batch,
                       "steps": args.steps, "seconds": seconds, "tokens_per_s": args.steps * args.seq * args.batch / seconds,
                       "last_loss": last, "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()}), flush=True)
 
@@ -475,7 +550,7 @@ def generate_speed(args):
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
     vocab, ids = speed_corpus(args.corpus)
-    model = CharLSTM(len(vocab), args.embed, args.hidden, args.layers).eval()
+    model = CharRNN(len(vocab), args.embed, args.hidden, args.layers, cell=args.cell).eval()
 
     def run(length):
         logits, state = model(ids[:args.warmup].reshape(1, -1))
@@ -491,7 +566,8 @@ def generate_speed(args):
     start = time.perf_counter()
     out = run(args.length)
     seconds = time.perf_counter() - start
-    print(json.dumps({"impl": "pytorch", "figure": "generate", "hidden": args.hidden, "characters": len(out),
+    print(json.dumps({"impl": "pytorch", "figure": "generate", "cell": args.cell, "hidden": args.hidden,
+                      "characters": len(out),
                       "seconds": seconds, "chars_per_s": len(out) / seconds, "peak_rss_mb": peak_rss_mb(),
                       "threads": torch.get_num_threads()}), flush=True)
 
@@ -507,14 +583,24 @@ def load_speed(args):
                       "vocabulary": len(vocab)}), flush=True)
 
 
+def made_by(command, args):
+    """A fixture's "made_by": for the LSTM the words it always had (its fixtures regenerate byte for byte); for the
+    other cells the exact command line that made it."""
+    if args.cell == "lstm":
+        return f"scripts/torch_reference.py {command}, torch " + torch.__version__
+    import shlex
+    return "python3 scripts/torch_reference.py " + shlex.join(args.argv) + ", torch " + torch.__version__
+
+
 def fixture_checkpoint(args):
-    """A tiny model trained briefly, saved as a charlm file, with the logits and greedy text PyTorch computes."""
+    """A tiny model trained briefly, saved as a charlm file, with the logits and greedy text PyTorch computes.
+    Files: torch-tiny.safetensors and torch-tiny-expected.json for the LSTM, torch-<cell>-tiny... for the others."""
     import json, os
     torch.manual_seed(args.seed)
     text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 4
     vocab = sorted(set(text))
     ids = torch.tensor([vocab.index(c) for c in text])
-    model = CharLSTM(len(vocab), 5, 7, 2)
+    model = CharRNN(len(vocab), 5, 7, 2, cell=args.cell)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(40):
         starts = torch.randint(0, len(ids) - 12, (4,))
@@ -526,28 +612,30 @@ def fixture_checkpoint(args):
         loss.backward()
         optimizer.step()
     model.eval()
-    path = os.path.join(args.out_dir, "torch-tiny.safetensors")
+    stem = "torch-tiny" if args.cell == "lstm" else f"torch-{args.cell}-tiny"
+    path = os.path.join(args.out_dir, stem + ".safetensors")
     save_charlm(model, vocab, {"embed": 5, "hidden": 7, "layers": 2, "lowercase": False, "ascii": False}, path)
     prompt = "Whether 'tis"
-    expected = {"made_by": "scripts/torch_reference.py fixture-checkpoint, torch " + torch.__version__,
+    expected = {"made_by": made_by("fixture-checkpoint", args),
                 "prompt": prompt, "logits": logits_after(model, encode(prompt, vocab, {})).tolist(),
                 "greedy": "".join(vocab[i] for i in greedy(model, encode(prompt, vocab, {}), 40))}
-    with open(os.path.join(args.out_dir, "torch-tiny-expected.json"), "w") as f:
+    with open(os.path.join(args.out_dir, stem + "-expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
-    print(f"wrote {path} and torch-tiny-expected.json")
+    print(f"wrote {path} and {stem}-expected.json")
 
 
 def fixture_training(args):
     """Writes a JSON fixture: a small model's initial parameters (state_dict order, flattened), a run of training
     steps (each batch and the loss PyTorch computed before its update, with grad-norm clipping and Adam, or AdamW
-    with --wd), and the final parameters. charlm's tests replay the same batches and must match."""
+    with --wd), and the final parameters. charlm's tests replay the same batches and must match. For gru and rnn
+    the cell is a top-level "cell" key (`config` stays all numbers); the LSTM fixture has none."""
     import json
     torch.manual_seed(args.seed)
     text = "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\n"
     vocab = sorted(set(text))
     ids = torch.tensor([vocab.index(c) for c in text])
     V, E, H, L, T, B = len(vocab), 8, 16, 2, 10, 4
-    model = CharLSTM(V, E, H, L)
+    model = CharRNN(V, E, H, L, cell=args.cell)
     flat = lambda: [float(v) for p in model.parameters() for v in p.detach().reshape(-1).tolist()]
     initial = flat()
     optimizer = make_optimizer(model, args.lr, args.wd) if args.wd else torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -563,13 +651,17 @@ def fixture_training(args):
         norm = nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         steps.append({"inputs": x.tolist(), "targets": y.tolist(), "loss": loss.item(), "grad_norm": norm.item()})
-    fixture = {"made_by": "scripts/torch_reference.py fixture-training, torch " + torch.__version__,
-               "config": {"vocab": V, "embed": E, "hidden": H, "layers": L, "seq": T, "batch": B,
-                          "lr": args.lr, "clip": args.clip, "weight_decay": args.wd},
-               "initial_parameters": initial, "steps": steps, "final_parameters": flat()}
+    fixture = {"made_by": made_by("fixture-training", args)}
+    if args.cell != "lstm":
+        fixture["cell"] = args.cell
+    fixture.update({"config": {"vocab": V, "embed": E, "hidden": H, "layers": L, "seq": T, "batch": B,
+                               "lr": args.lr, "clip": args.clip, "weight_decay": args.wd},
+                    "initial_parameters": initial, "steps": steps, "final_parameters": flat()})
     with open(args.out, "w") as f:
         json.dump(fixture, f)
-    print(f"wrote {args.out}: {len(steps)} steps, final loss {steps[-1]['loss']:.6f}")
+    clipped = sum(step["grad_norm"] > args.clip for step in steps)
+    print(f"wrote {args.out}: {len(steps)} steps ({clipped} clipped at {args.clip:g}), "
+          f"final loss {steps[-1]['loss']:.6f}")
 
 
 def main(argv):
@@ -582,6 +674,8 @@ def main(argv):
     t.add_argument("--seconds", type=float, default=float("inf"), help="stop after this much training time")
     t.add_argument("--wall-seconds", type=float, default=float("inf"),
                    help="stop after this much wall-clock time, validations included (as charlm's `train 45m`)")
+    t.add_argument("--cell", choices=CELLS, help="recurrent cell: lstm (default), gru (as nn.GRU) or rnn (nn.RNN, "
+                   "tanh); with --init-from the checkpoint's")
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--embed", type=int, default=64)
     t.add_argument("--hidden", type=int, default=256)
@@ -612,11 +706,14 @@ def main(argv):
     gn.add_argument("--model", required=True)
     gn.add_argument("--prompt", required=True)
     gn.add_argument("--length", type=int, default=200)
-    fc = commands.add_parser("fixture-checkpoint", help="write charlm's tiny PyTorch model fixture")
+    fc = commands.add_parser("fixture-checkpoint", help="write charlm's tiny PyTorch model fixture (any --cell)")
     fc.add_argument("--out-dir", required=True)
+    fc.add_argument("--cell", choices=CELLS, default="lstm",
+                    help="lstm (default: torch-tiny.*), gru or rnn (torch-gru-tiny.*, torch-rnn-tiny.*)")
     fc.add_argument("--seed", type=int, default=11)
     for name in ("train-speed", "generate-speed"):
         sp = commands.add_parser(name, help="speed benchmark (one JSON line)")
+        sp.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell (default lstm)")
         sp.add_argument("--corpus", default="../shared/data/tinyshakespeare.txt")
         sp.add_argument("--embed", type=int, default=64)
         sp.add_argument("--hidden", type=int, default=256)
@@ -629,14 +726,17 @@ def main(argv):
         sp.add_argument("--threads", type=int, default=2)
     ls = commands.add_parser("load-speed", help="corpus load benchmark (one JSON line)")
     ls.add_argument("--corpus", required=True)
-    f = commands.add_parser("fixture-training", help="write the JSON training fixture charlm's tests replay")
+    f = commands.add_parser("fixture-training",
+                            help="write the JSON training fixture charlm's tests replay (any --cell)")
     f.add_argument("--out", required=True)
+    f.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell (default lstm)")
     f.add_argument("--steps", type=int, default=30)
     f.add_argument("--seed", type=int, default=7)
     f.add_argument("--lr", type=float, default=1e-2)
     f.add_argument("--clip", type=float, default=0.5)
     f.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay on the weight matrices (0: Adam)")
     args = parser.parse_args(argv)
+    args.argv = list(argv)
     if args.command == "train":
         train(args)
     elif args.command == "train-speed":
