@@ -2,7 +2,8 @@
 // fixture-training`) holds a small model's initial parameters, 30 batches with the loss PyTorch computed for each,
 // with grad-norm clipping (active on most steps) and Adam, and PyTorch's final parameters. Replaying the same
 // batches must reproduce them: gradients, clipping and Adam all agree with PyTorch's, not just with our own maths.
-// A second fixture (`fixture-training --wd 0.1`) does the same for AdamW.
+// A second fixture (`fixture-training --wd 0.1`) does the same for AdamW; two more for the GRU and the RNN
+// (`--cell gru`, `--cell rnn`).
 
 import CharLM
 import Foundation
@@ -24,10 +25,11 @@ private func replayTrainingFixture(_ name: String, weightDecay: Float? = nil)
     let final = try #require(fixture["final_parameters"] as? [Double])
     let steps = try #require(fixture["steps"] as? [[String: Any]])
     let (V, T, B) = (Int(config["vocab"]!), Int(config["seq"]!), Int(config["batch"]!))
+    let cell = try #require(LayerKind(rawValue: fixture["cell"] as? String ?? "lstm"))
 
     let model = try CharModel(
         config: ModelConfig(vocabularySize: V, embeddingSize: Int(config["embed"]!), hiddenSize: Int(config["hidden"]!),
-                            layerCount: Int(config["layers"]!)),
+                            layerCount: Int(config["layers"]!), layerKind: cell),
         parameters: initial)
     // The dataset only has to hold one window; every batch comes from the fixture.
     let dataset = try Dataset(tokens: TokenBuffer(Array(repeating: 0, count: T + 1), vocabularySize: V), validationFraction: 0)
@@ -52,8 +54,10 @@ private func replayTrainingFixture(_ name: String, weightDecay: Float? = nil)
     return (losses, clippedSteps, norms, worst)
 }
 
-@Test func trainingStepsReproducePyTorch() throws {
-    let replay = try replayTrainingFixture("torch-training-steps.json")
+/// The LSTM's fixture, and the GRU's and the vanilla RNN's (`fixture-training --cell gru|rnn`).
+@Test(arguments: ["torch-training-steps.json", "torch-gru-training-steps.json", "torch-rnn-training-steps.json"])
+func trainingStepsReproducePyTorch(fixture: String) throws {
+    let replay = try replayTrainingFixture(fixture)
     for (index, (loss, expected)) in replay.losses.enumerated() {
         // Float32 throughout on both sides; differences grow slowly through 30 Adam steps (measured ~1e-6).
         #expect(abs(loss - expected) < 2e-5, "step \(index): loss \(loss), PyTorch \(expected)")

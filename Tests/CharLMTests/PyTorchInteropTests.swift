@@ -12,10 +12,13 @@ private func loadModel(_ path: String) throws -> (Checkpoint, CharModel) {
     return (checkpoint, try CharModel(config: checkpoint.config, parameters: checkpoint.parameters))
 }
 
-@Test func aModelPyTorchSavedGivesPyTorchsLogitsAndText() throws {
-    let (checkpoint, model) = try loadModel(fixtureURL("torch-tiny.safetensors").path)
+/// nn.LSTM, nn.GRU and nn.RNN models PyTorch trained briefly and saved (`fixture-checkpoint [--cell gru|rnn]`).
+@Test(arguments: [("torch-tiny", LayerKind.lstm), ("torch-gru-tiny", .gru), ("torch-rnn-tiny", .rnn)])
+func aModelPyTorchSavedGivesPyTorchsLogitsAndText(fixture: String, cell: LayerKind) throws {
+    let (checkpoint, model) = try loadModel(fixtureURL(fixture + ".safetensors").path)
+    #expect(checkpoint.config.layerKind == cell)
     #expect(checkpoint.notes.contains("no optimizer state in the file: training continues with a fresh optimizer"))
-    let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("torch-tiny-expected.json"))) as? [String: Any])
+    let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL(fixture + "-expected.json"))) as? [String: Any])
     let prompt = try #require(expected["prompt"] as? String)
     let logits = try #require(expected["logits"] as? [Double])
     let encoding = checkpoint.vocabulary.encode(prompt)
@@ -62,14 +65,15 @@ func theSharedPyTorchModelGeneratesWhatPyTorchGenerates() throws {
 
 private let torchPython = ProcessInfo.processInfo.environment["CHARLM_TORCH_PYTHON"]
 
-@Test(.enabled(if: torchPython != nil, "set CHARLM_TORCH_PYTHON to a python3 with torch and safetensors to run this check"))
-func pyTorchReadsAFileCharLMWrote() throws {
+@Test(.enabled(if: torchPython != nil, "set CHARLM_TORCH_PYTHON to a python3 with torch and safetensors to run this check"),
+      arguments: LayerKind.allCases)
+func pyTorchReadsAFileCharLMWrote(cell: LayerKind) throws {
     // A charlm file with everything in it (optimizer tensors included) must load in the PyTorch script and give
     // the same logits.
     let corpus = try Corpus.make(text: String(repeating: "Now is the winter of our discontent\n", count: 10), normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: 4)
-    let model = try CharModel(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2), generator: &generator)
+    let model = try CharModel(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2, layerKind: cell), generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 4), seed: 5)
     for _ in 0..<5 { try trainer.trainStep() }
     let (training, optimizer) = trainer.state
