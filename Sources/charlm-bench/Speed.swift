@@ -111,12 +111,14 @@ struct TrainSpeed: ParsableCommand {
                    ("products", trainer.context.productKernel.rawValue), ("vector_bits", ComputeContext.vectorBits),
                    ("gflop_per_step",
                     trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
-                   ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount)])
+                   ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount),
+                   ("cell", config.layerKind.rawValue)])
     }
 }
 
 /// Floating-point operations of one training step's matrix products (2 per multiply-add), the work a step cannot
-/// avoid; the element-wise cell, loss and Adam are O(T*B*H) and left out. With N = T*B rows and P = 4H:
+/// avoid; the element-wise cell, loss and Adam are O(T*B*H) and left out. With N = T*B rows and P = gates * H (4H
+/// for the LSTM, 3H for the GRU, H for the RNN):
 ///   forward:  layer 0's table V*E*P, then per layer the recurrent product N*H*P, above layer 0 the input
 ///             projection N*H*P, and the output layer N*H*V;
 ///   backward: per layer dh (N*H*P) and dW_hh (N*H*P), above layer 0 dW_ih and dinput (2*N*H*P), layer 0's table
@@ -125,7 +127,7 @@ struct TrainSpeed: ParsableCommand {
 func trainingStepFlops(_ config: ModelConfig, length T: Int, batch B: Int) -> Double {
     let (V, E, H, L) = (Double(config.vocabularySize), Double(config.embeddingSize), Double(config.hiddenSize),
                         Double(config.layerCount))
-    let (N, P) = (Double(T * B), 4 * Double(config.hiddenSize))
+    let (N, P) = (Double(T * B), Double(config.layerKind.gateCount * config.hiddenSize))
     let forward = V * E * P + L * N * H * P + (L - 1) * N * H * P + N * H * V
     let backward = 2 * L * N * H * P + 2 * (L - 1) * N * H * P + 2 * V * E * P + 2 * N * H * V
     return 2 * (forward + backward)

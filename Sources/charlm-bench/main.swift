@@ -40,11 +40,15 @@ struct ModelShape: ParsableArguments {
     @Option(help: "H: hidden width of every layer.")
     var hidden = 256
 
-    @Option(help: "L: stacked LSTM layers.")
+    @Option(help: "L: stacked recurrent layers.")
     var layers = 2
 
+    @Option(help: "The recurrent cell: lstm, gru or rnn.")
+    var cell: LayerKind = .lstm
+
     func config(vocabularySize V: Int, dropout: Float = 0) -> ModelConfig {
-        ModelConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout)
+        ModelConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
+                    layerKind: cell)
     }
 }
 
@@ -123,3 +127,5 @@ do {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
 }
+
+extension LayerKind: ExpressibleByArgument {}
