@@ -16,6 +16,8 @@ import Foundation
 public final class ModelWorkspace {
     /// Largest T and B this workspace holds.
     public let maxLength: Int, maxBatch: Int
+    /// P = gateCount * H: the width of each layer's input projection.
+    let projectionWidth: Int
     /// (T, B) token indices: inputs and targets, time-major.
     public let inputs: UnsafeMutablePointer<Int32>
     public let targets: UnsafeMutablePointer<Int32>
@@ -44,6 +46,7 @@ public final class ModelWorkspace {
         let P = config.layerKind.gateCount * H
         maxLength = T
         maxBatch = B
+        projectionWidth = P
         self.context = context
         inputs = .allocate(capacity: T * B)
         inputs.initialize(repeating: 0, count: T * B)
@@ -79,9 +82,18 @@ public final class ModelWorkspace {
         for layer in layers { layer.carryState(length: T, batch: B) }
     }
 
-    /// (B, H) the memory of `layer` at slot t (t = 0 is the initial state): the LSTM's cell state c_t.
+    /// (B, H) the memory of `layer` at slot t (t = 0 is the initial state): the LSTM's cell state c_t, the GRU's
+    /// and the RNN's hidden state h_t.
     public func cellState(layer: Int, slot t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
         layers[layer].memory(at: t, batch: B)
+    }
+
+    /// (B, P) the activations of `layer`'s blocks at step t (0 ... T-1) of the last forward pass, in the kind's block
+    /// order (`LayerKind.blockNames`: LSTM i, f, g, o; GRU r, z, n): what `gates` counts. Only after a forward pass in
+    /// inference mode, before any backward pass.
+    public func gateActivations(layer: Int, step t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
+        let P = projectionWidth
+        return UnsafeBufferPointer(start: layers[layer].projection.pointer + t * B * P, count: B * P)
     }
 }
 

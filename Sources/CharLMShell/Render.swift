@@ -266,10 +266,10 @@ func xmlEscaped(_ text: String) -> String {
     return result
 }
 
-/// A self-contained page: one line per cell of the layer, each character's background coloured by that cell's tanh(c)
-/// after it (blue -1, white 0, red +1); hovering a character shows the cell, the character and the value.
-/// `values` is [t][cell].
-func cellsPage(characters: [String], values: [[Float]], layer: Int, title: String) -> String {
+/// A self-contained page: one line per cell of the layer, each character's background coloured by that cell's
+/// activation after it (blue -1, white 0, red +1); hovering a character shows the cell, the character and the value.
+/// `values` is [t][cell]; `activation` says what they are ("tanh of the LSTM cell's state c").
+func cellsPage(characters: [String], values: [[Float]], layer: Int, title: String, activation: String) -> String {
     let H = values.first?.count ?? 0
     // 21 colour classes, v0 (-1) ... v20 (+1), keep the page small.
     var style = "body{font-family:sans-serif;margin:16px}.row{font-family:monospace;font-size:13px;white-space:pre;line-height:17px}"
@@ -288,7 +288,7 @@ func cellsPage(characters: [String], values: [[Float]], layer: Int, title: Strin
     </head>
     <body>
     <h1 style="font-size:18px">\(xmlEscaped(title))</h1>
-    <p>Each line is one LSTM memory cell; each character is coloured by tanh of that cell's state after reading it, from blue (-1) through white (0) to red (+1). Hover a character for its value. \(characters.count) characters, \(H) cells.</p>
+    <p>Each line is one unit of the layer's memory; each character is coloured by \(xmlEscaped(activation)) after reading it, from blue (-1) through white (0) to red (+1). Hover a character for its value. \(characters.count) characters, \(H) cells.</p>
     <div id="cells">
 
     """
