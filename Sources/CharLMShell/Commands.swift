@@ -65,39 +65,92 @@ private func positiveInteger(_ text: String, _ what: String, maximum: Int) throw
     return value
 }
 
-/// `cells`: parses `[top] "TEXT" [LAYER] [CELL] [--html FILE]` and runs the right report.
+/// A `TEXT` argument: its text, or the text of the file it names as @FILE (when not quoted).
+private func textArgument(_ word: Word) throws -> String {
+    word.text.hasPrefix("@") && !word.quoted ? try readArgumentFile(String(word.text.dropFirst())) : word.text
+}
+
+/// Takes `flag FILE` out of `words`, returning FILE (with ~ expanded), or nil when the flag is absent.
+private func takeFileOption(_ flag: String, from words: inout ArraySlice<Word>, usage: String) throws -> String? {
+    guard let index = words.firstIndex(where: { !$0.quoted && $0.text == flag }) else { return nil }
+    guard index + 1 < words.endIndex else { throw ShellError.badArgument("\(flag) needs a file name; usage: \(usage)") }
+    let path = expandingTilde(words[index + 1].text)
+    words.removeSubrange(index...(index + 1))
+    return path
+}
+
+/// `cells`: parses `[top | find] "TEXT" [LAYER] [CELL | FEATURE] [--html FILE]` and runs the right report.
 private func runCells(_ session: Session, _ words: [Word]) throws {
-    let usage = "cells [top] \"TEXT\" [LAYER] [CELL] [--html FILE]"
+    let usage = "cells [top | find] \"TEXT\" [LAYER] [CELL] [--html FILE]"
     var rest = words[...]
-    let top = rest.first.map { !$0.quoted && $0.text == "top" } ?? false
-    if top { rest = rest.dropFirst() }
-    var htmlPath: String?
-    if let flag = rest.firstIndex(where: { !$0.quoted && $0.text == "--html" }) {
-        guard flag + 1 < rest.endIndex else { throw ShellError.badArgument("--html needs a file name; usage: \(usage)") }
-        htmlPath = expandingTilde(rest[flag + 1].text)
-        rest.removeSubrange(flag...(flag + 1))
-    }
-    guard var text = rest.popFirst()?.text else { throw ShellError.usage(usage) }
-    if text.hasPrefix("@") && !words.contains(where: { $0.quoted && $0.text == text }) {
-        text = try readArgumentFile(String(text.dropFirst()))
-    }
+    let mode = rest.first.flatMap { !$0.quoted && ["top", "find"].contains($0.text) ? $0.text : nil }
+    if mode != nil { rest = rest.dropFirst() }
+    let htmlPath = try takeFileOption("--html", from: &rest, usage: usage)
+    guard let textWord = rest.popFirst() else { throw ShellError.usage(usage) }
+    let text = try textArgument(textWord)
     let inspector = try session.inspector()
     let model = inspector.model
+    // The cell may be named by a feature `cells find` looked for on this layer.
+    var featureCell: Int?
+    if let last = rest.last, rest.count <= 2, let feature = TextFeature(rawValue: last.text.lowercased()), mode == nil, htmlPath == nil {
+        let layer = rest.count == 2 ? Int(rest.first!.text) : model.config.layerCount - 1
+        guard let layer, let found = session.foundUnits[layer]?[feature] else {
+            if let layer, session.foundUnits[layer] != nil {
+                throw ShellError.badArgument("`cells find` found no cell for \(feature.rawValue) on layer \(layer): the text it read "
+                                             + "has no variation in it (\(feature.meaning)); find again with a text that has")
+            }
+            throw ShellError.badArgument("no cell found for \(feature.rawValue) on layer \(layer.map(String.init) ?? "?") yet: "
+                                         + "`cells find \"TEXT\" LAYER` looks for one first")
+        }
+        featureCell = found
+        rest = rest.dropLast()
+        if rest.isEmpty { rest = [Word(String(layer))] }
+    }
     let numbers = try rest.map { word -> Int in
         guard let value = Int(word.text), value >= 0 else {
-            throw ShellError.badArgument("LAYER and CELL are whole numbers >= 0; got '\(word.text)'; usage: \(usage)")
+            throw ShellError.badArgument("LAYER and CELL are whole numbers >= 0 (or CELL a feature `cells find` named); got '\(word.text)'; usage: \(usage)")
         }
         return value
     }
-    guard numbers.count <= (top || htmlPath != nil ? 1 : 2) else { throw ShellError.usage(usage) }
+    guard numbers.count <= (mode != nil || htmlPath != nil ? 1 : 2) else { throw ShellError.usage(usage) }
     let layer = numbers.first ?? model.config.layerCount - 1
     if let htmlPath {
         try inspector.writeCellsPage(text: text, layer: layer, path: htmlPath)
         session.console.report("wrote \(htmlPath): layer \(layer), \(model.config.hiddenSize) cells")
-    } else if top {
+    } else if mode == "top" {
         session.console.info(try inspector.cellsTopReport(text: text, layer: layer))
+    } else if mode == "find" {
+        let (report, found) = try inspector.findUnitsReport(text: text, layer: layer)
+        session.foundUnits[layer] = Dictionary(uniqueKeysWithValues: found.map { ($0.feature, $0.unit) })
+        session.console.info(report)
     } else {
-        session.console.info(try inspector.cellsReport(text: text, layer: layer, cell: numbers.count > 1 ? numbers[1] : nil, color: session.console.colorMode))
+        session.console.info(try inspector.cellsReport(text: text, layer: layer, cell: featureCell ?? (numbers.count > 1 ? numbers[1] : nil),
+                                                       color: session.console.colorMode))
+    }
+}
+
+/// `gates`: parses `"TEXT" [LAYER] [--svg FILE]`.
+private func runGates(_ session: Session, _ words: [Word]) throws {
+    let usage = "gates \"TEXT\" [LAYER] [--svg FILE]"
+    var rest = words[...]
+    let svgPath = try takeFileOption("--svg", from: &rest, usage: usage)
+    guard let textWord = rest.popFirst(), rest.count <= 1 else { throw ShellError.usage(usage) }
+    if let path = svgPath, !path.lowercased().hasSuffix(".svg") {
+        throw ShellError.badArgument("--svg writes SVG: give a file name ending in .svg; got '\(path)'")
+    }
+    let text = try textArgument(textWord)
+    let inspector = try session.inspector()
+    let layer = try rest.first.map { word -> Int in
+        guard let value = Int(word.text), value >= 0 else {
+            throw ShellError.badArgument("LAYER is a whole number >= 0; got '\(word.text)'; usage: \(usage)")
+        }
+        return value
+    } ?? inspector.model.config.layerCount - 1
+    if let svgPath {
+        try inspector.writeGatesSVG(text: text, layer: layer, path: svgPath)
+        session.console.report("wrote \(svgPath): gate saturation of layer \(layer)")
+    } else {
+        session.console.info(try inspector.gatesReport(text: text, layer: layer))
     }
 }
 
@@ -359,20 +412,83 @@ public enum Commands {
             let session = context.session
             session.console.info(try session.inspector().traceReport(prompt: words[0].text, count: count, generator: &session.sampleGenerator))
         },
-        Command("cells", usage: "cells [top] \"TEXT\" [LAYER] [CELL] [--html FILE]", summary: "what the LSTM memory cells do over a text",
+        Command("cells", usage: "cells [top | find] \"TEXT\" [LAYER] [CELL] [--html FILE]", summary: "what the memory cells do over a text",
                 details: """
-                cells "TEXT" [LAYER] [CELL]: colours each character by one memory cell's tanh(c) after reading it \
-                (blue -1, white 0, red +1; numbers when not on a terminal). LAYER defaults to the top layer, CELL to \
-                the cell that changes most over TEXT. cells top "TEXT" [LAYER]: the cells that change most. \
-                --html FILE: a page with every cell of the layer, one line each, values on hover. TEXT may be @FILE.
-                Example: cells top "ROMEO:\\nWhat light through yonder window breaks?" 1
+                cells "TEXT" [LAYER] [CELL]: colours each character by one memory cell after reading it: tanh(c) \
+                for the LSTM, h for the GRU and the RNN (blue -1, white 0, red +1; numbers when not on a terminal). \
+                LAYER defaults to the top layer, CELL to the cell that changes most over TEXT, or names a feature \
+                `cells find` looked for (quotes, line-position, ...). cells top "TEXT" [LAYER]: the cells that \
+                change most. cells find "TEXT" [LAYER]: the cell that follows each feature of the text most \
+                closely (position in the line, inside quotes, inside brackets, inside a word, a newline, a capital), \
+                with its correlation. --html FILE: a page with every cell of the layer, one line each, values on \
+                hover. TEXT may be @FILE.
+                Example: cells find @../shared/data/tinyshakespeare.txt
                 """,
                 complete: { _, previous, prefix in
-                    if previous.isEmpty { return ["top"].filter { $0.hasPrefix(prefix) } }
+                    if previous.isEmpty { return ["top", "find"].filter { $0.hasPrefix(prefix) } }
                     if previous.last == "--html" { return completePath(prefix) }
-                    return prefix.hasPrefix("-") ? ["--html"].filter { $0.hasPrefix(prefix) } : []
+                    if prefix.hasPrefix("-") { return ["--html"].filter { $0.hasPrefix(prefix) } }
+                    return TextFeature.allCases.map(\.rawValue).filter { !prefix.isEmpty && $0.hasPrefix(prefix) }
                 }) { context, words in
             try runCells(context.session, words)
+        },
+        Command("gates", usage: "gates \"TEXT\" [LAYER] [--svg FILE]", summary: "how often each gate is shut or wide open",
+                details: """
+                Feeds TEXT and counts, for every unit of LAYER (default: the top one), the share of characters after \
+                which each gate is below 0.1 (closed, left-saturated) and above 0.9 (open, right-saturated), drawn as \
+                the scatter of Karpathy et al. (2015): one dot per unit, x closed, y open. LSTM: gates i, f, o; GRU: \
+                r, z; the vanilla RNN has none. --svg FILE writes the scatter as a picture. TEXT may be @FILE.
+                Example: gates @../shared/data/tinyshakespeare.txt 1 --svg gates.svg
+                """,
+                complete: { _, previous, prefix in
+                    if previous.last == "--svg" { return completePath(prefix) }
+                    return prefix.hasPrefix("-") ? ["--svg"].filter { $0.hasPrefix(prefix) } : []
+                }) { context, words in
+            try runGates(context.session, words)
+        },
+        Command("ngram", usage: "ngram [N | N1 N2 ...] | ngram gen [\"PROMPT\"] [N]", summary: "count-based n-gram baselines: what counting alone predicts",
+                details: """
+                Counts the character n-grams of the loaded text's training split and reports each order's validation \
+                loss, measured as `eval` measures the network's (windows of `seq`, nats/char), beside the network's. \
+                Smoothing: interpolated Kneser-Ney. ngram N reports orders 1 to N (default 5, at most 10); \
+                ngram 3 5 7 those orders. ngram gen ["PROMPT"] [N] samples N characters (default `len`) from the \
+                highest order counted, with temp, topk and topp: read what counting alone writes. The rows join \
+                `compare`'s table.
+                Example: ngram 7
+                """,
+                complete: { _, previous, prefix in previous.isEmpty ? ["gen"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            let session = context.session
+            if let first = words.first, !first.quoted, first.text == "gen" {
+                try expectArguments(Array(words.dropFirst()), 0, 2, "ngram gen [\"PROMPT\"] [N]")
+                let prompt = words.count > 1 ? words[1].text : ""
+                let count = try words.count > 2 ? positiveInteger(words[2].text, "ngram gen: N", maximum: 1_000_000) : session.settings.length
+                session.console.info(try session.ngramGenerate(prompt: prompt, count: count))
+                return
+            }
+            let numbers = try words.map { try positiveInteger($0.text, "ngram: N", maximum: NGramModel.maximumOrder) }
+            let orders = numbers.count == 1 ? Array(1...numbers[0]) : numbers.isEmpty ? Array(1...5) : Array(Set(numbers)).sorted()
+            session.console.info(try session.ngramReport(orders: orders))
+        },
+        Command("compare", usage: "compare [add [\"LABEL\"] | clear]", summary: "a table of trained networks beside n-gram baselines",
+                details: """
+                compare add ["LABEL"] measures the current network (validation loss, as `eval`) and adds a row with \
+                its parameters, steps and the tokens/s of its last `train`; `ngram` adds its orders. compare prints \
+                the table; compare clear empties it. scripts/compare.clm uses it to race the three cells.
+                Example: compare add "GRU, 10 minutes"
+                """,
+                complete: { _, previous, prefix in previous.isEmpty ? ["add", "clear"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+            let session = context.session
+            switch words.first.map({ $0.quoted ? "" : $0.text }) {
+            case nil: session.console.info(session.compareTable())
+            case "add"?:
+                try expectArguments(Array(words.dropFirst()), 0, 1, "compare add [\"LABEL\"]")
+                try session.compareAdd(label: words.count > 1 ? words[1].text : nil)
+            case "clear"?:
+                try expectArguments(Array(words.dropFirst()), 0, 0, "compare clear")
+                session.compareClear()
+                session.console.report("the comparison table is empty")
+            default: throw ShellError.usage("compare [add [\"LABEL\"] | clear]")
+            }
         },
         Command("plot", usage: "plot [FILE.svg]", summary: "training and validation loss against steps",
                 details: "Draws the loss curves in the terminal (braille dots, fitted to its width), or writes them as an SVG file.\nExample: plot curves.svg",

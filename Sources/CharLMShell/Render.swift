@@ -342,3 +342,73 @@ func divergingColor(_ value: Float) -> (Int, Int, Int) {
     let fade = Int((1 - abs(v)) * 255)
     return v >= 0 ? (255, fade, fade) : (fade, fade, 255)
 }
+
+// MARK: Gate saturation
+
+/// What the gates' letters stand for, in the charts.
+private let gateTitles = ["i": "i input gate", "f": "f forget gate", "o": "o output gate", "r": "r reset gate",
+                          "z": "z update gate"]
+
+/// The paper's scatter in text, one panel per gate side by side, fitted to `width` columns: x = share of characters
+/// with the gate below 0.1, y = share above 0.9, both from 0 to 1; a cell shows how many units fall there
+/// (. 1, : 2-3, * 4-9, # 10 or more); · marks the diagonal x + y = 1, where a gate is always saturated.
+func saturationPanels(_ gates: [GateSaturation], width: Int) -> String {
+    let G = max(1, gates.count)
+    let gap = 3
+    let plotWidth = max(5, min(31, (width - (G - 1) * gap) / G - 5))
+    let plotHeight = max(5, min(11, plotWidth / 2 + 1))
+    var rows = [String](repeating: "", count: plotHeight + 3)
+    for (index, gate) in gates.enumerated() {
+        var counts = [[Int]](repeating: [Int](repeating: 0, count: plotWidth), count: plotHeight)
+        for unit in gate.left.indices {
+            let column = min(plotWidth - 1, Int((gate.left[unit] * Double(plotWidth - 1)).rounded()))
+            let row = min(plotHeight - 1, Int(((1 - gate.right[unit]) * Double(plotHeight - 1)).rounded()))
+            counts[row][column] += 1
+        }
+        let separator = index == 0 ? "" : String(repeating: " ", count: gap)
+        rows[0] += separator + (gateTitles[gate.gate] ?? gate.gate).rightPadded(to: plotWidth + 5)
+        for row in 0..<plotHeight {
+            let label = row == 0 ? "  1 |" : row == plotHeight - 1 ? "y 0 |" : "    |"
+            var line = label
+            for column in 0..<plotWidth {
+                let n = counts[row][column]
+                // The diagonal x + y = 1 runs from the top-left corner to the bottom-right one.
+                let onDiagonal = Int((Double(row) / Double(plotHeight - 1) * Double(plotWidth - 1)).rounded()) == column
+                line += n == 0 ? (onDiagonal ? "·" : " ") : n == 1 ? "." : n < 4 ? ":" : n < 10 ? "*" : "#"
+            }
+            rows[row + 1] += separator + line
+        }
+        rows[plotHeight + 1] += separator + "    +" + String(repeating: "-", count: plotWidth)
+        rows[plotHeight + 2] += separator + ("     0" + String(repeating: " ", count: max(0, plotWidth - 3)) + "1 x")
+            .rightPadded(to: plotWidth + 5)
+    }
+    return rows.map { String($0.reversed().drop(while: { $0 == " " }).reversed()) }.joined(separator: "\n") + "\n"
+}
+
+/// The scatter as a self-contained SVG: one 260-pixel panel per gate, a dot per unit.
+func saturationSVG(_ gates: [GateSaturation], title: String) -> String {
+    let (panel, margin, top) = (220.0, 40.0, 50.0)
+    let width = Double(gates.count) * (panel + 2 * margin), height = top + panel + 60
+    var svg = """
+    <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
+    <rect width="100%" height="100%" fill="white"/>
+    <text x="10" y="20" font-size="14">\(xmlEscaped(title))</text>
+
+    """
+    for (index, gate) in gates.enumerated() {
+        let x0 = Double(index) * (panel + 2 * margin) + margin, y0 = top
+        func point(_ x: Double, _ y: Double) -> (Double, Double) { (x0 + x * panel, y0 + (1 - y) * panel) }
+        svg += "<g>\n<text x=\"\(x0)\" y=\"\(y0 - 8)\">\(xmlEscaped(gateTitles[gate.gate] ?? gate.gate))</text>\n"
+        svg += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(panel)\" height=\"\(panel)\" fill=\"none\" stroke=\"#888\"/>\n"
+        let (dx1, dy1) = point(0, 1), (dx2, dy2) = point(1, 0)
+        svg += "<line x1=\"\(dx1)\" y1=\"\(dy1)\" x2=\"\(dx2)\" y2=\"\(dy2)\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\n"
+        for unit in gate.left.indices {
+            let (x, y) = point(gate.left[unit], gate.right[unit])
+            svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#c0392b\" fill-opacity=\"0.5\"/>\n", x, y)
+        }
+        svg += "<text x=\"\(x0)\" y=\"\(y0 + panel + 16)\">0</text><text x=\"\(x0 + panel - 6)\" y=\"\(y0 + panel + 16)\">1</text>\n"
+        svg += "<text x=\"\(x0 + 20)\" y=\"\(y0 + panel + 34)\">fraction of characters below 0.1 (closed)</text>\n"
+        svg += "<text transform=\"translate(\(x0 - 10) \(y0 + panel - 10)) rotate(-90)\">fraction above 0.9 (open)</text>\n</g>\n"
+    }
+    return svg + "</svg>\n"
+}

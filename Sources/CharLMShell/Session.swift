@@ -62,6 +62,12 @@ public final class Session {
     private var overfittingNote: String?
     /// The step whose parameters `restore best` put back, until training changes them again (`model` says so).
     public private(set) var restoredFrom: Int?
+    /// Tokens per second of the last `train` (validations included), for `compare`.
+    public internal(set) var lastTrainingRate: Double?
+    /// The n-gram models `ngram` counted, and the rows `compare` prints (Compare.swift).
+    var baselines = Baselines()
+    /// The units `cells find` found, by layer and feature, for `cells "TEXT" LAYER FEATURE`.
+    var foundUnits: [Int: [TextFeature: Int]] = [:]
 
     /// Steps trained since the model was last saved, loaded or made (0 without a model).
     public var unsavedSteps: Int { model == nil ? 0 : max(0, step - savedStep) }
@@ -247,6 +253,7 @@ public final class Session {
     /// A different model: nothing kept from the last one's validations.
     private func forgetValidations() {
         watch = RunWatch()
+        foundUnits = [:]
         overfittingNoted = false
         restoredFrom = nil
     }
@@ -354,6 +361,7 @@ public final class Session {
             let elapsed = Date().timeIntervalSince(start)
             return elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0
         }
+        defer { if done > 0 { lastTrainingRate = tokensPerSecond() } }
         /// The progress line, fitted to the width less `reserve` columns.
         func progress(final: Bool, reserve: Int = 0) -> String {
             let elapsed = Date().timeIntervalSince(start)
@@ -617,7 +625,7 @@ public final class Session {
 
     /// Throws when training left a parameter infinite or NaN (a diverged run): such a model is not used, saved or
     /// shown; the error names the ways back.
-    private func checkFinite(_ model: CharModel, nothing: String = "it is not used") throws {
+    func checkFinite(_ model: CharModel, nothing: String = "it is not used") throws {
         guard let index = model.parameters.firstNonFinite() else { return }
         let best = watch.best.map { "`restore best` (step \(grouped($0.step))), " } ?? ""
         throw ShellError.badArgument("parameter \(index) of the model is infinite or NaN (training diverged), so \(nothing): "
