@@ -422,7 +422,7 @@ public enum Commands {
                 closely (position in the line, inside quotes, inside brackets, inside a word, a newline, a capital), \
                 with its correlation. --html FILE: a page with every cell of the layer, one line each, values on \
                 hover. TEXT may be @FILE.
-                Example: cells find @../shared/data/tinyshakespeare.txt
+                Example: cells find @input.txt
                 """,
                 complete: { _, previous, prefix in
                     if previous.isEmpty { return ["top", "find"].filter { $0.hasPrefix(prefix) } }
@@ -438,7 +438,7 @@ public enum Commands {
                 which each gate is below 0.1 (closed, left-saturated) and above 0.9 (open, right-saturated), drawn as \
                 the scatter of Karpathy et al. (2015): one dot per unit, x closed, y open. LSTM: gates i, f, o; GRU: \
                 r, z; the vanilla RNN has none. --svg FILE writes the scatter as a picture. TEXT may be @FILE.
-                Example: gates @../shared/data/tinyshakespeare.txt 1 --svg gates.svg
+                Example: gates @input.txt 1 --svg gates.svg
                 """,
                 complete: { _, previous, prefix in
                     if previous.last == "--svg" { return completePath(prefix) }

@@ -379,8 +379,7 @@ func saturationPanels(_ gates: [GateSaturation], width: Int) -> String {
             rows[row + 1] += separator + line
         }
         rows[plotHeight + 1] += separator + "    +" + String(repeating: "-", count: plotWidth)
-        rows[plotHeight + 2] += separator + ("     0" + String(repeating: " ", count: max(0, plotWidth - 3)) + "1 x")
-            .rightPadded(to: plotWidth + 5)
+        rows[plotHeight + 2] += separator + ("  x  0" + String(repeating: " ", count: max(0, plotWidth - 2)) + "1")
     }
     return rows.map { String($0.reversed().drop(while: { $0 == " " }).reversed()) }.joined(separator: "\n") + "\n"
 }
