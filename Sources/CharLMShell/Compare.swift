@@ -95,10 +95,11 @@ extension Session {
     /// `ngram gen ["PROMPT"] [N]`: N characters sampled from the highest-order n-gram model counted, with the
     /// current temp, topk and topp, after PROMPT.
     public func ngramGenerate(prompt: String, count: Int) throws -> String {
-        guard let corpus, baselines.ngram != nil else {
+        guard let corpus, let counted = baselines.ngram else {
             throw ShellError.badArgument("no n-gram model yet: `ngram` counts one from the loaded text first")
         }
-        let model = try ngramModel(order: baselines.ngram!.order)
+        // Counted again when the text or its split changed since.
+        let model = try ngramModel(order: counted.order)
         let vocabulary = corpus.vocabulary
         let encoding = vocabulary.encode(prompt)
         var history = prompt.isEmpty ? [corpus.primer] : encoding.tokens
