@@ -256,7 +256,13 @@ public struct Checkpoint: Sendable {
             // than the data the file holds, whatever its config claims.
             for view in layout.views {
                 let name = prefix + view.name
-                guard let tensor = byName[name] else { throw bad("tensor '\(name)' is missing") }
+                guard let tensor = byName[name] else {
+                    // A file whose config names one cell and whose tensors are another's says so.
+                    let other = LayerKind.allCases.first { $0 != config.layerKind && byName[prefix + $0.moduleName + ".weight_ih_l0"] != nil }
+                    throw bad("tensor '\(name)' is missing" + (other.map {
+                        "; the config says cell \(config.layerKind.rawValue) but the tensors are a \($0.rawValue)'s (\($0.moduleName).*)"
+                    } ?? ""))
+                }
                 guard tensor.shape == view.shape else {
                     throw bad("tensor '\(name)' has shape \(tensor.shape); config and vocab say \(view.shape)")
                 }

@@ -68,9 +68,9 @@ extension Session {
         var lines = [wrap("count-based character n-grams of the training split, interpolated Kneser-Ney smoothing; "
                           + "validation as `eval` measures it (windows of seq \(T), each from an empty history)",
                           width: console.width - 1, indent: 2),
-                     "model                      n-grams   nats/char  bits/char  perplexity"]
+                     "model                          n-grams   nats/char  bits/char  perplexity"]
         func line(_ label: String, _ count: String, _ evaluation: Evaluation) -> String {
-            label.rightPadded(to: 22) + count.leftPadded(to: 12)
+            label.rightPadded(to: 26) + count.leftPadded(to: 12)
                 + String(format: "  %9.4f  %9.4f  %10.3f", evaluation.nats, evaluation.bits, evaluation.perplexity)
         }
         for order in orders.sorted() {
@@ -83,7 +83,7 @@ extension Session {
         }
         if let network = self.model, vocabulary == corpus?.vocabulary, (try? checkFinite(network)) != nil,
            let evaluation = try? evaluate() {
-            lines.append(line("network (\(network.config.layerKind.rawValue.uppercased()), step \(grouped(step)))",
+            lines.append(line(abbreviated("network, \(network.config.layerKind.rawValue.uppercased()), step \(grouped(step))", limit: 25),
                               grouped(network.layout.totalCount), evaluation) + " (parameters)")
         }
         lines.append(wrap("n-grams: distinct n-grams of orders 1 to N counted (the model's size). `ngram gen` samples "

@@ -174,11 +174,16 @@ extension Inspector {
         let (tokens, values) = try cellActivations(text: text, layer: layer, command: "cells find")
         let characters = tokens.map { Character(vocabulary.scalars[$0]) }
         let H = values.first?.count ?? 0
-        let series = (0..<H).map { unit in values.map { Double($0[unit]) } }
-        return try TextFeature.allCases.map { feature in
-            try cancellation.check()
-            let target = feature.values(characters)
-            let ranked = (0..<H).compactMap { unit in correlation(series[unit], target).map { (unit: unit, correlation: $0) } }
+        let targets = TextFeature.allCases.map { $0.values(characters) }
+        // r of every unit with every feature, one unit's series at a time (T values, not H x T).
+        var correlations = [[Double?]](repeating: [Double?](repeating: nil, count: H), count: targets.count)
+        for unit in 0..<H {
+            if unit % 64 == 0 { try cancellation.check() }
+            let series = values.map { Double($0[unit]) }
+            for (f, target) in targets.enumerated() { correlations[f][unit] = correlation(series, target) }
+        }
+        return TextFeature.allCases.enumerated().map { f, feature in
+            let ranked = (0..<H).compactMap { unit in correlations[f][unit].map { (unit: unit, correlation: $0) } }
                 .sorted { (abs($0.correlation), $1.unit) > (abs($1.correlation), $0.unit) }
             guard let best = ranked.first else { return (feature, nil) }
             return (feature, FoundUnit(feature: feature, unit: best.unit, correlation: best.correlation,

@@ -327,13 +327,16 @@ private func interrupt(_ arguments: [String], in folder: URL, when cue: String) 
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let config = ModelConfig(vocabularySize: object["vocabulary"] as! Int, embeddingSize: object["embed"] as! Int,
-                                 hiddenSize: object["hidden"] as! Int, layerCount: object["layers"] as! Int)
+                                 hiddenSize: object["hidden"] as! Int, layerCount: object["layers"] as! Int,
+                                 layerKind: LayerKind(rawValue: object["cell"] as! String)!)
         return (object["peak_rss_mb"] as! Double, config, object["seq"] as! Int, object["batch"] as! Int)
     }
     let base = try run(["--hidden", "8", "--embed", "4", "--layers", "1", "--seq", "5", "--batch", "2"]).peakMB
     for options in [["--hidden", "256", "--embed", "64", "--layers", "2", "--seq", "100", "--batch", "64"],
                     ["--hidden", "512", "--embed", "64", "--layers", "2", "--seq", "100", "--batch", "64"],
-                    ["--hidden", "128", "--embed", "32", "--layers", "3", "--seq", "200", "--batch", "128"]] {
+                    ["--hidden", "128", "--embed", "32", "--layers", "3", "--seq", "200", "--batch", "128"],
+                    ["--hidden", "384", "--embed", "64", "--layers", "2", "--seq", "100", "--batch", "64", "--cell", "gru"],
+                    ["--hidden", "768", "--embed", "64", "--layers", "2", "--seq", "100", "--batch", "64", "--cell", "rnn"]] {
         let measured = try run(options)
         let allocated = (measured.peakMB - base) * 1_048_576
         let estimate = MemoryModel.trainingBytes(measured.config, length: measured.seq, batch: measured.batch)
