@@ -232,14 +232,21 @@ public struct Checkpoint: Sendable {
             dropout = Float(number)
         }
         let layerKind: LayerKind
+        let knownCells = LayerKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
         if let value = configJSON["cell"] {
             guard let name = value.string, let kind = LayerKind(rawValue: name) else {
-                throw bad("config `cell` is not one of " + LayerKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+                let found = value.string.map { "\"\(abbreviated($0, limit: 20))\"" } ?? "not a string"
+                throw bad("config `cell` is \(found); charlm knows \(knownCells)")
             }
             layerKind = kind
         } else {
             // Files from before cells had a name are LSTMs; a PyTorch export without the key names its module.
-            layerKind = LayerKind.allCases.first { kind in file.tensors.contains { $0.name == kind.moduleName + ".weight_ih_l0" } } ?? .lstm
+            let present = LayerKind.allCases.filter { kind in file.tensors.contains { $0.name == kind.moduleName + ".weight_ih_l0" } }
+            guard present.count <= 1 else {
+                throw bad("it holds the tensors of several cells (" + present.map { "\($0.moduleName).*" }.joined(separator: ", ")
+                          + ") and its config does not say which it is: add \"cell\" (\(knownCells)) to `config`")
+            }
+            layerKind = present.first ?? .lstm
         }
         let config = ModelConfig(
             vocabularySize: vocabulary.count, embeddingSize: try configInteger("embed"),
@@ -258,7 +265,8 @@ public struct Checkpoint: Sendable {
                 let name = prefix + view.name
                 guard let tensor = byName[name] else {
                     // A file whose config names one cell and whose tensors are another's says so.
-                    let other = LayerKind.allCases.first { $0 != config.layerKind && byName[prefix + $0.moduleName + ".weight_ih_l0"] != nil }
+                    let other = prefix.isEmpty
+                        ? LayerKind.allCases.first { $0 != config.layerKind && byName[$0.moduleName + ".weight_ih_l0"] != nil } : nil
                     throw bad("tensor '\(name)' is missing" + (other.map {
                         "; the config says cell \(config.layerKind.rawValue) but the tensors are a \($0.rawValue)'s (\($0.moduleName).*)"
                     } ?? ""))

@@ -96,8 +96,8 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
         let layer = rest.count == 2 ? Int(rest.first!.text) : model.config.layerCount - 1
         guard let layer, let found = session.foundUnits[layer]?[feature] else {
             if let layer, session.foundUnits[layer] != nil {
-                throw ShellError.badArgument("`cells find` found no cell for \(feature.rawValue) on layer \(layer): the text it read "
-                                             + "has no variation in it (\(feature.meaning)); find again with a text that has")
+                throw ShellError.badArgument("`cells find` found no cell for \(feature.rawValue) on layer \(layer): in the text it "
+                                             + "read, \(feature.meaning) never changes; `cells find` again with a text where it does")
             }
             throw ShellError.badArgument("no cell found for \(feature.rawValue) on layer \(layer.map(String.init) ?? "?") yet: "
                                          + "`cells find \"TEXT\" LAYER` looks for one first")
@@ -316,7 +316,12 @@ public enum Commands {
                 complete: { _, previous, prefix in previous.isEmpty ? ["best"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
             guard words.count == 1, words[0].text == "best" else { throw ShellError.usage("restore best") }
             let session = context.session
-            let best = try session.restoreBest()
+            let (best, changed) = try session.restoreBest()
+            guard changed else {
+                session.console.report("the parameters in use are already the best, from step \(grouped(best.step)) (validation loss "
+                                       + String(format: "%.4f", best.loss) + "): nothing changed")
+                return
+            }
             session.console.report("restored the best parameters, from step \(grouped(best.step)) (validation loss "
                                    + String(format: "%.4f", best.loss) + "); the optimizer restarts (its moments were not "
                                    + "kept), so the next few steps of training are worse while they rebuild; the step count "
@@ -343,8 +348,8 @@ public enum Commands {
                 details: "Mean cross-entropy over the validation split in windows of `seq` characters, each from a zero state.\nExample: eval") { context, words in
             try expectArguments(words, 0, 0, "eval")
             let evaluation = try context.session.evaluate()
-            context.session.console.infoWrapped(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f (%@ characters)",
-                                                evaluation.nats, evaluation.bits, evaluation.perplexity, grouped(evaluation.characters)))
+            context.session.console.infoWrapped(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %@ (%@ characters)",
+                                                evaluation.nats, evaluation.bits, formatPerplexity(evaluation.perplexity), grouped(evaluation.characters)))
         },
         Command("gen", aliases: ["generate"], usage: "gen [\"PROMPT\"] [N]", summary: "generate N characters after a prompt",
                 details: """
@@ -462,7 +467,7 @@ public enum Commands {
                 try expectArguments(Array(words.dropFirst()), 0, 2, "ngram gen [\"PROMPT\"] [N]")
                 let prompt = words.count > 1 ? words[1].text : ""
                 let count = try words.count > 2 ? positiveInteger(words[2].text, "ngram gen: N", maximum: 1_000_000) : session.settings.length
-                session.console.info(try session.ngramGenerate(prompt: prompt, count: count))
+                try session.ngramGenerate(prompt: prompt, count: count)
                 return
             }
             let numbers = try words.map { try positiveInteger($0.text, "ngram: N", maximum: NGramModel.maximumOrder) }
@@ -485,8 +490,9 @@ public enum Commands {
                 try session.compareAdd(label: words.count > 1 ? words[1].text : nil)
             case "clear"?:
                 try expectArguments(Array(words.dropFirst()), 0, 0, "compare clear")
-                session.compareClear()
-                session.console.report("the comparison table is empty")
+                let removed = session.compareClear()
+                session.console.report(removed == 0 ? "the comparison table was empty already"
+                                       : "removed \(removed) row\(removed == 1 ? "" : "s"): the comparison table is empty")
             default: throw ShellError.usage("compare [add [\"LABEL\"] | clear]")
             }
         },

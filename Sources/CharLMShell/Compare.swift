@@ -44,10 +44,12 @@ extension Session {
         guard let corpus, let dataset else { throw ShellError.needs(.text(command: "ngram")) }
         let source = NGramSource(corpus: corpus.fingerprint, trainRange: dataset.trainRange)
         if let model = baselines.ngram, baselines.ngramSource == source, model.order >= order { return model }
-        baselines.ngram = nil
+        // The model counted before stays until the new one is whole (Ctrl-C while counting changes nothing); the
+        // memory check counts both.
         let start = Date()
+        let kept = Double(baselines.ngram?.bytes ?? 0)
         let model = try NGramModel(dataset: dataset, vocabularySize: corpus.vocabulary.count, order: order,
-                                   maximumBytes: MemoryBudget.usableBytes, cancellation: cancellation)
+                                   maximumBytes: max(0, MemoryBudget.usableBytes - kept), cancellation: cancellation)
         baselines.ngram = model
         baselines.ngramSource = source
         console.note(String(format: "counted 1- to %d-grams of %@ training characters in %.1f s (%@ MB)\n", order,
@@ -61,17 +63,20 @@ extension Session {
     public func ngramReport(orders: [Int]) throws -> String {
         guard let dataset else { throw ShellError.needs(.text(command: "ngram")) }
         let T = settings.seq
-        guard dataset.validationWindowCount(length: T) > 0 else { throw CharLMError.noValidationSplit }
+        guard !dataset.validationRange.isEmpty else { throw CharLMError.noValidationSplit }
+        guard dataset.validationWindowCount(length: T) > 0 else {
+            throw CharLMError.corpusTooShort(split: "validation", tokens: dataset.validationRange.count, needed: T + 1, seq: T)
+        }
         let model = try ngramModel(order: orders.max() ?? 5)
         let evaluations = try model.evaluateOrders(dataset: dataset, length: T, cancellation: cancellation)
         let levels = model.levels
         var lines = [wrap("count-based character n-grams of the training split, interpolated Kneser-Ney smoothing; "
                           + "validation as `eval` measures it (windows of seq \(T), each from an empty history)",
                           width: console.width - 1, indent: 2),
-                     "model                          n-grams   nats/char  bits/char  perplexity"]
+                     "model                            size   nats/char  bits/char  perplexity"]
         func line(_ label: String, _ count: String, _ evaluation: Evaluation) -> String {
             label.rightPadded(to: 26) + count.leftPadded(to: 12)
-                + String(format: "  %9.4f  %9.4f  %10.3f", evaluation.nats, evaluation.bits, evaluation.perplexity)
+                + String(format: "  %9.4f  %9.4f  ", evaluation.nats, evaluation.bits) + formatPerplexity(evaluation.perplexity).leftPadded(to: 10)
         }
         for order in orders.sorted() {
             let evaluation = evaluations[order - 1]
@@ -83,40 +88,48 @@ extension Session {
         }
         if let network = self.model, vocabulary == corpus?.vocabulary, (try? checkFinite(network)) != nil,
            let evaluation = try? evaluate() {
-            lines.append(line(abbreviated("network, \(network.config.layerKind.rawValue.uppercased()), step \(grouped(step))", limit: 25),
-                              grouped(network.layout.totalCount), evaluation) + " (parameters)")
+            lines.append(line(abbreviated("\(network.config.layerKind.rawValue.uppercased()) network, step \(grouped(step))", limit: 25),
+                              grouped(network.layout.totalCount), evaluation))
         }
-        lines.append(wrap("n-grams: distinct n-grams of orders 1 to N counted (the model's size). `ngram gen` samples "
+        lines.append(wrap("size: distinct n-grams of orders 1 to N counted; a network's parameters. `ngram gen` samples "
                           + "from the highest order; `compare` shows these rows beside trained networks.",
-                          width: console.width - 1, indent: 1))
+                          width: console.width - 1, indent: 2))
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// `ngram gen ["PROMPT"] [N]`: N characters sampled from the highest-order n-gram model counted, with the
-    /// current temp, topk and topp, after PROMPT.
-    public func ngramGenerate(prompt: String, count: Int) throws -> String {
+    /// `ngram gen ["PROMPT"] [N]`: streams N characters sampled from the highest-order n-gram model counted, with
+    /// the current temp, topk and topp, after PROMPT (normalised as `gen` does; an empty one starts after the
+    /// primer). Ctrl-C stops it, keeping what was written.
+    public func ngramGenerate(prompt: String, count: Int) throws {
         guard let corpus, let counted = baselines.ngram else {
             throw ShellError.badArgument("no n-gram model yet: `ngram` counts one from the loaded text first")
         }
         // Counted again when the text or its split changed since.
         let model = try ngramModel(order: counted.order)
         let vocabulary = corpus.vocabulary
-        let encoding = vocabulary.encode(prompt)
-        var history = prompt.isEmpty ? [corpus.primer] : encoding.tokens
-        guard !history.isEmpty else {
-            throw ShellError.badArgument("\"\(prompt)\" has no character of the loaded text (after normalisation)")
-        }
+        let (encoding, promptText) = encodePrompt(prompt, vocabulary: vocabulary)
+        var history = encoding.tokens.isEmpty ? [corpus.primer] : encoding.tokens
         let sampler = Sampler(vocabularySize: vocabulary.count)
-        var output = prompt
-        for index in 0..<count {
-            if index % 1024 == 0 { try cancellation.check() }
-            let token = try model.sample(after: history.suffix(model.order - 1), settings: settings.sampling,
+        console.out(promptText)
+        let start = Date()
+        var generated = 0
+        var stopped = false
+        while generated < count {
+            if interruptRequested() {
+                stopped = true
+                break
+            }
+            let token = try model.sample(after: history.suffix(max(0, model.order - 1)), settings: settings.sampling,
                                          sampler: sampler, generator: &sampleGenerator)
             history.append(token)
             if history.count > 4 * model.order { history.removeFirst(history.count - model.order) }
-            output += vocabulary.character(token)
+            console.out(vocabulary.character(token))
+            generated += 1
         }
-        return output + "\n"
+        console.out("\n")
+        try endGeneration("\(grouped(generated)) characters", characters: generated,
+                          seconds: Date().timeIntervalSince(start), stopped: stopped,
+                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")")
     }
 
     /// `compare add ["LABEL"]`: the current network's row: its validation loss now, its parameters and steps, and
@@ -125,12 +138,15 @@ extension Session {
         guard let model else { throw ShellError.needs(.model) }
         let evaluation = try evaluate()
         let config = model.config
+        let typed = label?.trimmingCharacters(in: .whitespaces) ?? ""
         let row = ComparisonRow(
-            label: label ?? "\(config.layerKind.rawValue.uppercased()) H \(config.hiddenSize), L \(config.layerCount)",
+            label: !typed.isEmpty ? typed
+                : "\(config.layerKind.rawValue.uppercased()) H \(config.hiddenSize), L \(config.layerCount)",
             parameters: model.layout.totalCount, steps: step, tokensPerSecond: lastTrainingRate,
             validation: evaluation.nats, seq: settings.seq, isNGram: false)
         baselines.rows.append(row)
-        console.report(String(format: "added %@: validation loss %.4f nats/char", abbreviated(row.label, limit: 40), row.validation))
+        console.report("added " + tableLabel(row.label, width: 40).trimmingCharacters(in: .whitespaces)
+                       + String(format: ": validation loss %.4f nats/char", row.validation))
     }
 
     /// `compare`: the table of rows added by `compare add` and `ngram`, networks first, each group by loss.
@@ -141,22 +157,27 @@ extension Session {
         }
         let rows = baselines.rows.filter { !$0.isNGram }.sorted { $0.validation < $1.validation }
             + baselines.rows.filter(\.isNGram).sorted { $0.validation < $1.validation }
+        let windows = Set(rows.map(\.seq))
         var lines = ["model                    parameters     steps  tokens/s  val loss  bits/char"]
         for row in rows {
-            lines.append(abbreviated(row.label, limit: 22).rightPadded(to: 23) + grouped(row.parameters).leftPadded(to: 11)
+            // With rows of several `seq`, each label says its own.
+            let label = windows.count > 1 ? row.label + " (seq \(row.seq))" : row.label
+            lines.append(tableLabel(label, width: 22) + " " + grouped(row.parameters).leftPadded(to: 11)
                          + (row.steps.map(grouped) ?? "-").leftPadded(to: 10)
                          + (row.tokensPerSecond.map { grouped(Int($0.rounded())) } ?? "-").leftPadded(to: 10)
                          + String(format: "  %8.4f  %9.4f", row.validation, row.validation / log(2)))
         }
-        let windows = Set(rows.map(\.seq))
         lines.append(wrap("validation loss in nats/char"
                           + (windows.count == 1 ? ", windows of seq \(windows.first!)" : "; rows were measured with different seq: "
                              + windows.sorted().map(String.init).joined(separator: ", ") + ", so compare like with like")
                           + "; for n-grams, parameters = distinct n-grams counted; tokens/s of the last `train`",
-                          width: console.width - 1, indent: 1))
+                          width: console.width - 1, indent: 2))
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// `compare clear`.
-    public func compareClear() { baselines.rows = [] }
+    /// `compare clear`: how many rows it removed.
+    public func compareClear() -> Int {
+        defer { baselines.rows = [] }
+        return baselines.rows.count
+    }
 }

@@ -198,20 +198,21 @@ extension Inspector {
         var lines = [wrap("layer \(layer): the unit whose \(activationName) follows each feature most closely over "
                           + "\(grouped(characters)) characters (Pearson's r; 1 or -1 is exact, 0 nothing)",
                           width: console.width - 1, indent: 2),
-                     "feature         meaning                unit      r   next best"]
+                     "feature         meaning                unit      r  next best"]
         for (feature, found) in results {
             var line = feature.rawValue.rightPadded(to: 16) + feature.meaning.rightPadded(to: 21)
             if let found {
                 line += String(found.unit).leftPadded(to: 6) + String(format: "  %+.2f", found.correlation)
-                if let next = found.runnerUp { line += "   " + String(next.unit) + String(format: " %+.2f", next.correlation) }
+                if let next = found.runnerUp { line += String(next.unit).leftPadded(to: 7) + String(format: " %+.2f", next.correlation) }
             } else {
                 line += "   -   does not vary in this text"
             }
             lines.append(line)
         }
-        lines.append(wrap("`cells \"TEXT\" \(layer) FEATURE` (e.g. `cells \"TEXT\" \(layer) quotes`) shows the unit found "
+        let example = results.first { $0.found != nil }?.feature.rawValue ?? "line-position"
+        lines.append(wrap("`cells \"TEXT\" \(layer) FEATURE` (e.g. `cells \"TEXT\" \(layer) \(example)`) shows the unit found "
                           + "for FEATURE; a weak r (below 0.3 or so) means no unit tracks it yet.",
-                          width: console.width - 1, indent: 1))
+                          width: console.width - 1, indent: 2))
         return (lines.joined(separator: "\n") + "\n", results.compactMap(\.found))
     }
 }

@@ -162,3 +162,45 @@ func nearest(to word: String, among candidates: [String]) -> String? {
     guard let (best, score) = scored, score <= 2 else { return nil }
     return best
 }
+
+/// Columns `scalar` takes in a terminal: 2 for East Asian wide characters and emoji, 0 for combining marks and
+/// invisible formats, else 1 (an approximation of wcwidth: enough to line up tables).
+func columns(_ scalar: Unicode.Scalar) -> Int {
+    let v = scalar.value
+    switch scalar.properties.generalCategory {
+    case .nonspacingMark, .enclosingMark, .format: return 0
+    default: break
+    }
+    let wide: [ClosedRange<UInt32>] = [0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+                                       0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
+                                       0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD]
+    return wide.contains { $0.contains(v) } ? 2 : 1
+}
+
+/// A label a user typed, made safe for a table row: control characters spelled out (`\n`, `U+1B`) so nothing they
+/// hold moves the cursor or colours the terminal, then cut to `width` terminal columns ("…" at the cut) and padded
+/// to exactly `width`.
+func tableLabel(_ text: String, width: Int) -> String {
+    var cells: [(String, Int)] = []
+    for scalar in text.unicodeScalars {
+        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+            let spelled = scalar == "\n" ? "\\n" : scalar == "\t" ? "\\t" : "U+" + String(scalar.value, radix: 16, uppercase: true)
+            cells.append((spelled, spelled.count))
+        } else {
+            cells.append((String(scalar), columns(scalar)))
+        }
+    }
+    var result = "", used = 0
+    let total = cells.reduce(0) { $0 + $1.1 }
+    for (piece, width_) in cells {
+        if total > width && used + width_ > width - 1 { result += "…"; used += 1; break }
+        result += piece
+        used += width_
+    }
+    return result + String(repeating: " ", count: max(0, width - used))
+}
+
+/// A perplexity as a number people read: 4.586, or 3.2e+75 for a model that has diverged.
+func formatPerplexity(_ value: Double) -> String {
+    value < 1e6 ? String(format: "%.3f", value) : String(format: "%.2g", value)
+}

@@ -258,7 +258,8 @@ public struct Inspector {
         }
         let tokens = try encodeForModel(text, vocabulary: vocabulary)
         guard tokens.count <= 10_000 else {
-            throw ShellError.badArgument("\(command) reads at most 10,000 characters; the text has \(grouped(tokens.count))")
+            throw ShellError.badArgument("\(command) reads at most 10,000 characters; the text has \(grouped(tokens.count)): "
+                                         + "give a passage of it (`head -c 10000 FILE > part.txt`, then @part.txt)")
         }
         let T = tokens.count
         // Fed in chunks of 256 characters, carrying the state (as generation feeds a prompt), so Ctrl-C is heard

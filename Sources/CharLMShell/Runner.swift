@@ -66,7 +66,7 @@ public final class Runner {
             guard session.guardsUnsavedWork, session.unsavedSteps > 0, warnedAtStep != session.step else { return true }
             warnedAtStep = session.step
             quitRequested = false
-            session.console.note("note: \(session.unsavedSteps) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "
+            session.console.note("note: \(grouped(session.unsavedSteps)) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "
                                  + "`save` them, or quit again to leave without saving\n")
             return false
         }

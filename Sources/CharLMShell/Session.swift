@@ -107,6 +107,9 @@ public final class Session {
         settings = changed
         switch key.name {
         case "seed": sampleGenerator = SeededGenerator(seed: settings.seed)
+        case "bf16" where settings.bf16 && (model?.config.layerKind ?? settings.cell) != .lstm:
+            let kind = (model?.config.layerKind ?? settings.cell).rawValue.uppercased()
+            console.note("note: bf16 speeds up the LSTM's generation only; this \(kind) generates in float32 whatever it says\n")
         case "threads" where settings.threads != context.threadCount:
             context = ComputeContext(threads: settings.threads)
             setTrainerAside()
@@ -223,7 +226,7 @@ public final class Session {
     private func confirmDiscardingUnsavedWork(_ action: String) throws {
         guard guardsUnsavedWork, unsavedSteps > 0, discardWarnedAtStep != step else { return }
         discardWarnedAtStep = step
-        throw ShellError.badArgument("\(unsavedSteps) step\(unsavedSteps == 1 ? "" : "s") trained since the last save would be lost: "
+        throw ShellError.badArgument("\(grouped(unsavedSteps)) step\(unsavedSteps == 1 ? "" : "s") trained since the last save would be lost: "
                                      + "`save` first, or \(action) again to discard them")
     }
 
@@ -357,11 +360,13 @@ public final class Session {
         defer { trainingSeconds = secondsBefore + Date().timeIntervalSince(start) }
         var lastPlainLine = start
         var done = 0
+        /// Training tokens per second so far; the last figure shown is what `compare` keeps.
         func tokensPerSecond() -> Double {
             let elapsed = Date().timeIntervalSince(start)
-            return elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0
+            let rate = elapsed > 0 ? Double(done) * tokensPerStep / elapsed : 0
+            if done > 0 { lastTrainingRate = rate }
+            return rate
         }
-        defer { if done > 0 { lastTrainingRate = tokensPerSecond() } }
         /// The progress line, fitted to the width less `reserve` columns.
         func progress(final: Bool, reserve: Int = 0) -> String {
             let elapsed = Date().timeIntervalSince(start)
@@ -393,6 +398,7 @@ public final class Session {
             console.note("note: no validation while training: the validation split (val \(formatSettingNumber(settings.val))) "
                          + "holds no window of seq \(settings.seq) characters\n")
         }
+        var divergenceNoted = false
         func validate() throws {
             guard canValidate else { return }
             let evaluation = try trainer.validate(cancellation: cancellation)
@@ -402,6 +408,18 @@ public final class Session {
             console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", trainer.step,
                                          evaluation.nats, evaluation.bits) + (best ?? ""), width: console.width - 1, indent: 2) + "\n")
             if let note = overfittingNote { console.note(note) }
+            // Worse than guessing every character alike: the parameters have run away (a learning rate too high for
+            // this cell, say), though every number is still finite.
+            let uniform = Foundation.log(Double(trainer.model.config.vocabularySize))
+            if evaluation.nats > uniform + 0.5 && !divergenceNoted {
+                divergenceNoted = true
+                console.note(wrap(String(format: "note: validation loss %.4f is worse than guessing all %d characters alike "
+                                         + "(ln %d = %.4f): training has diverged; ", evaluation.nats,
+                                         trainer.model.config.vocabularySize, trainer.model.config.vocabularySize, uniform)
+                                  + "lower `lr` (now \(formatNumber(settings.lr)))" + (settings.clip == 0 ? " or turn `clip` on" : "")
+                                  + ", then " + (watch.best != nil ? "`restore best` or " : "") + "`reset`",
+                                  width: console.width - 1, indent: 2) + "\n")
+            }
         }
         defer { console.endStatus() }
         var stoppedEarly = false
@@ -460,7 +478,7 @@ public final class Session {
         let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(Date().timeIntervalSince(start))))"
         console.progress(progress(final: true, reserve: summary.count) + summary + "\n")
         if let patience, stoppedEarly, let best = watch.best {
-            try restoreBest()
+            _ = try restoreBest()
             if let autosavePath { autosave(to: autosavePath) }
             console.report("stopped: validation has not improved for \(patience) validation\(patience == 1 ? "" : "s"); "
                            + "restored the best, step \(grouped(best.step)) (validation loss \(String(format: "%.4f", best.loss))); "
@@ -524,9 +542,8 @@ public final class Session {
     // MARK: Generation
 
     /// Streams `count` characters after `prompt` to stdout. Ctrl-C stops early.
-    public func generate(prompt: String, count: Int) throws {
-        guard let model, let vocabulary else { throw ShellError.needs(.model) }
-        try checkFinite(model)
+    /// A prompt's tokens under `vocabulary` and the text they spell (what is echoed), noting what was left out.
+    func encodePrompt(_ prompt: String, vocabulary: Vocabulary) -> (encoding: Vocabulary.Encoding, text: String) {
         let encoding = vocabulary.encode(prompt)
         if encoding.droppedCount > 0 {
             console.note("note: left out \(encoding.droppedCount) character\(encoding.droppedCount == 1 ? "" : "s") the model does not know: "
@@ -534,8 +551,14 @@ public final class Session {
         }
         let removed = describeChanges(encoding.report).filter { $0.contains("dropped") || $0.contains("removed") }
         if !removed.isEmpty { console.note("note: normalisation left out " + removed.joined(separator: ", ") + "\n") }
+        return (encoding, (try? vocabulary.decode(encoding.tokens)) ?? "")
+    }
+
+    public func generate(prompt: String, count: Int) throws {
+        guard let model, let vocabulary else { throw ShellError.needs(.model) }
+        try checkFinite(model)
+        let (encoding, promptText) = encodePrompt(prompt, vocabulary: vocabulary)
         let primer = try inspector().primer
-        let promptText = (try? vocabulary.decode(encoding.tokens)) ?? ""
         if settings.samples > 1 {
             return try generateSamples(prompt: encoding.tokens, promptText: promptText, count: count, primer: primer,
                                        model: model, vocabulary: vocabulary)
@@ -564,7 +587,7 @@ public final class Session {
 
     /// How fast `gen` went, as llm-tool says it: at a terminal only (a pipe gets the text alone); then, when Ctrl-C
     /// stopped it, the note and `Interrupted`.
-    private func endGeneration(_ what: String, characters: Int, seconds: Double, stopped: Bool,
+    func endGeneration(_ what: String, characters: Int, seconds: Double, stopped: Bool,
                                stoppedAfter: String) throws {
         if console.isTerminal {
             console.detail("\(what) in " + String(format: "%.2f s", seconds)
@@ -712,14 +735,22 @@ public final class Session {
     /// Puts the best parameters so far back into the model; Adam restarts (its moments were not kept). The step
     /// count and histories stay.
     @discardableResult
-    public func restoreBest() throws -> BestParameters {
+    /// Returns the best, and whether anything changed (false when the parameters in use are the best already:
+    /// no step was trained since it was measured, so Adam keeps its moments).
+    public func restoreBest() throws -> (best: BestParameters, changed: Bool) {
         guard let model, let best = watch.best else { throw ShellError.needs(.bestModel) }
+        let unchanged = model.parameters.count == best.values.count
+            && memcmp(model.parameters.pointer, best.values.pointer, 4 * best.values.count) == 0
+        if best.step == step && unchanged {
+            restoredFrom = best.step
+            return (best, false)
+        }
         model.parameters.copy(from: best.values)
         restoredFrom = best.step
         trainer?.optimizer.restart()
         pendingResume?.optimizer = nil
         watch.restartPatience()
-        return best
+        return (best, true)
     }
 
     // MARK: Autosave

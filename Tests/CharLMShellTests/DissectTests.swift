@@ -177,7 +177,7 @@ private func rawVocabulary(of text: String) -> Vocabulary {
         let row = try #require(report.split(separator: "\n").first { $0.hasPrefix("\(order)-gram") })
         #expect(row.contains(String(format: "%.4f", nats)), "\(row) against \(nats)")
     }
-    #expect(report.contains("network, GRU, step 10"))
+    #expect(report.contains("GRU network, step 10"))
     let generated = try output(runner, console, "ngram gen \"the \" 50")
     #expect(generated.hasPrefix("the ") && generated.count == 4 + 50 + 1)
     try runner.execute("compare add \"GRU ten steps\"")
@@ -206,4 +206,44 @@ private func rawVocabulary(of text: String) -> Vocabulary {
     #expect(other.model?.layout.view(named: "rnn.weight_hh_l1") != nil)
     try otherRunner.execute("train 2 steps")
     #expect(other.step == 5)
+}
+
+// MARK: What the helpers' runs found
+
+@Test func anInterruptedCountKeepsTheModelCountedBeforeAndNgramGenStreamsNormalisedText() throws {
+    let (session, runner, console) = try makeShell(running: ["load \(fixture("tiny.txt"))", "ngram 3"])
+    // Ctrl-C while counting a higher order: the 3-gram model stays.
+    session.interruptRequested = { true }
+    #expect(thrownError(runner, "ngram 6") != nil)
+    session.interruptRequested = { false }
+    #expect(session.baselines.ngram?.order == 3)
+    // The prompt is normalised as `gen` normalises it (lowercase on here) and echoed as the model sees it.
+    let text = try output(runner, console, "ngram gen \"THE \" 20")
+    #expect(text.hasPrefix("the ") && text.count == 4 + 20 + 1)
+}
+
+@Test func compareLabelsCannotMoveTheCursorAndEmptyOnesGetTheDefault() throws {
+    let (_, runner, console) = try makeShell(running: ["set hidden 8", "set embed 4", "set seq 16", "set batch 4", "set eval 0",
+                                                       "load \(fixture("tiny.txt"))", "train 2 steps"])
+    try runner.execute("compare add \"x\u{1B}[31mred\\nline\"")
+    try runner.execute("compare add \"\"")
+    try runner.execute("compare add \"日本語のラベルとても長い名前です😀\"")
+    let table = try output(runner, console, "compare")
+    #expect(!table.contains("\u{1B}") && table.contains("xU+1B[31mred\\nline"))
+    #expect(table.contains("LSTM H 8, L 2"))
+    // Wide characters count two columns: every row ends at the same column, within 79.
+    let rows = table.split(separator: "\n").dropFirst().prefix(3)
+    let widths = rows.map { $0.unicodeScalars.reduce(0) { $0 + columns($1) } }
+    #expect(Set(widths).count == 1 && widths.allSatisfy { $0 <= 79 }, "\(widths)")
+    #expect(try output(runner, console, "compare clear").contains("removed 3 rows"))
+}
+
+@Test func restoreBestSaysWhenThereIsNothingToRestore() throws {
+    let (session, runner, console) = try makeShell(running: ["set hidden 8", "set embed 4", "set seq 16", "set batch 4", "set eval 0",
+                                                             "load \(fixture("tiny.txt"))", "train 3 steps"])
+    let before = session.model!.parameters.array
+    console.clear()
+    try runner.execute("restore best")
+    #expect(console.stderr.contains("already the best, from step 3") || console.stdout.contains("already the best, from step 3"))
+    #expect(session.model!.parameters.array == before)
 }

@@ -233,6 +233,35 @@ private func problem(_ bytes: [UInt8]) -> String {
     #expect(problem(edited { $0.tensors.removeAll { $0.name == "optim.exp_avg.fc.bias" } }) == "tensor 'optim.exp_avg.fc.bias' is missing")
     #expect(problem(edited { $0.metadata["format_version"] = "9" }) == "it is charlm format version 9; this charlm reads version 1")
     #expect(problem(edited { _ in }) == "loaded")
+
+    // The cell: a value charlm does not know is quoted; a config naming one cell over another's tensors says so,
+    // but only for the model's tensors (optimizer tensors missing are just missing); without the key, tensors of two
+    // cells are ambiguous, and one cell's tensors decide.
+    func withCell(_ value: String?) -> (inout SafeTensorsFile) -> Void {
+        { file in
+            var config = file.metadata["config"]!.replacingOccurrences(of: ", \"cell\": \"lstm\"", with: "")
+            if let value { config = config.replacingOccurrences(of: "{", with: "{\"cell\": \(value), ") }
+            file.metadata["config"] = config
+        }
+    }
+    #expect(problem(edited(withCell("\"GRU\""))).hasPrefix("config `cell` is \"GRU\"; charlm knows \"lstm\", \"gru\", \"rnn\""))
+    #expect(problem(edited(withCell("5"))).hasPrefix("config `cell` is not a string"))
+    #expect(problem(edited(withCell("\"gru\""))).contains("the config says cell gru but the tensors are a lstm's (lstm.*)"))
+    #expect(problem(edited(withCell(nil))) == "loaded", "no cell key and LSTM tensors: an LSTM")
+    let renamed = edited { file in
+        withCell(nil)(&file)
+        file.tensors = file.tensors.map { tensor in
+            var copy = tensor
+            copy.name = tensor.name.replacingOccurrences(of: "optim.exp_avg.lstm.", with: "optim.exp_avg.gru.")
+            return copy
+        }
+    }
+    #expect(problem(renamed) == "tensor 'optim.exp_avg.lstm.weight_ih_l0' is missing", "no blame on the model's tensors")
+    let both = edited { file in
+        withCell(nil)(&file)
+        file.tensors.append(NamedTensor(name: "gru.weight_ih_l0", shape: [1], values: [0]))
+    }
+    #expect(problem(both).contains("it holds the tensors of several cells (lstm.*, gru.*)"))
 }
 
 @Test func everyTruncationAndThousandsOfRandomEditsEndInAnErrorOrAValidLoad() throws {
