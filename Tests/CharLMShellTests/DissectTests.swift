@@ -178,6 +178,7 @@ private func rawVocabulary(of text: String) -> Vocabulary {
         #expect(row.contains(String(format: "%.4f", nats)), "\(row) against \(nats)")
     }
     #expect(report.contains("GRU network, step 10"))
+    #expect(report.split(separator: "\n").allSatisfy { $0.count <= 79 }, "\(report)")
     let generated = try output(runner, console, "ngram gen \"the \" 50")
     #expect(generated.hasPrefix("the ") && generated.count == 4 + 50 + 1)
     try runner.execute("compare add \"GRU ten steps\"")
@@ -246,4 +247,16 @@ private func rawVocabulary(of text: String) -> Vocabulary {
     try runner.execute("restore best")
     #expect(console.stderr.contains("already the best, from step 3") || console.stdout.contains("already the best, from step 3"))
     #expect(session.model!.parameters.array == before)
+}
+
+@Test func aRunThatDivergesIsSaidOnce() throws {
+    // A vanilla RNN at lr 1 without clipping runs away within a few dozen steps on tiny.txt, every number still
+    // finite: the validation loss passes ln V, and a note says so once, with the ways back.
+    let (_, runner, console) = try makeShell(running: ["set cell rnn", "set hidden 64", "set embed 8", "set seq 20", "set batch 8",
+                                                       "load \(fixture("tiny.txt"))", "reset", "set lr 1", "set clip 0", "set eval 10"])
+    console.clear()
+    try runner.execute("train 60 steps")
+    let notes = console.stderr.components(separatedBy: "training has diverged").count - 1
+    #expect(notes == 1, "\(console.stderr)")
+    #expect(console.stderr.replacingOccurrences(of: "\n  ", with: " ").contains("lower `lr` (now 1) or turn `clip` on"))
 }
