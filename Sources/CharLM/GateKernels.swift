@@ -1,5 +1,6 @@
-// The LSTM's element-wise work, fused and vectorised: one pass per time step applies the gate nonlinearities and the
-// cell update (forward), or their derivatives (backward), 16 hidden units at a time. Matrix products are not here
+// The cells' element-wise work (the LSTM's, then the GRU's and the vanilla RNN's), fused and vectorised: one pass per
+// time step applies the gate nonlinearities and the cell update (forward), or their derivatives (backward), 16 hidden
+// units at a time. Matrix products are not here
 // (they go to the packed kernel, PackedProduct.swift, and to BLAS, BLAS.swift); the naive per-gate scalar twin of
 // these kernels lives in the tests.
 //

@@ -61,7 +61,7 @@ final class TimeLoopBuffers {
         return made
     }
 
-    /// Bytes of float32 these buffers hold for T steps of B sequences (Resources.swift adds them up).
+    /// How many floats these buffers hold for T steps of B sequences (Resources.swift adds them up).
     static func floatCount(hiddenSize H: Double, width P: Double, length T: Double, batch B: Double) -> Double {
         let packedPadding = 64.0  // panels padded to the kernel's width, at most 64 columns
         return (T + 1) * B * H + B * H + T * B + P + 2 * H * ((P / packedPadding).rounded(.up) * packedPadding)
