@@ -328,6 +328,47 @@ public func withoutTerminalEcho(_ body: () throws -> Void) throws {
     try body()
 }
 
+/// Lines of standard input, read with read(2) in blocks (batch mode). Swift's `readLine` is not used: after a signal
+/// interrupts its read, the C stream keeps its error flag and `readLine` retries forever at full speed (a Ctrl-C
+/// while a script waited for piped input spun the process).
+public final class StandardInputLines {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var ended = false
+
+    public init() {}
+
+    /// The next line without its newline (a last line without one included); nil at the end of input. When a
+    /// signal interrupts the wait and `interrupted()` says it was Ctrl-C, returns what was read of the line so far,
+    /// so the caller sees the interrupt at once.
+    public func next(interrupted: () -> Bool) -> String? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                // \r\n ends a line as \n does (scripts written on Windows)
+                let end = newline > start && buffer[newline - 1] == UInt8(ascii: "\r") ? newline - 1 : newline
+                let line = String(decoding: buffer[start..<end], as: UTF8.self)
+                start = newline + 1
+                if start > 65_536 { buffer.removeFirst(start); start = 0 }
+                return line
+            }
+            if ended {
+                guard start < buffer.count else { return nil }
+                defer { start = buffer.count }
+                return String(decoding: buffer[start...], as: UTF8.self)
+            }
+            var block = [UInt8](repeating: 0, count: 65_536)
+            let got = block.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if got > 0 {
+                buffer.append(contentsOf: block[0..<got])
+            } else if got < 0 && errno == EINTR {
+                if interrupted() { return String(decoding: buffer[start...], as: UTF8.self) }
+            } else {
+                ended = true  // end of input, or an error reading it: what was read is the last line
+            }
+        }
+    }
+}
+
 /// Reads one line from standard input a byte at a time (no buffering, so nothing typed after it is taken from
 /// whoever reads next, as readline does); nil at the end of input or when a signal (Ctrl-C) interrupts the read.
 public func readLineUnbuffered() -> String? {

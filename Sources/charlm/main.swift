@@ -115,7 +115,9 @@ struct CharLMCommand: ParsableCommand {
 
 /// Lines from stdin without a prompt (batch mode).
 final class StandardInputLineSource: LineSource {
-    func nextLine(prompt: String) -> String? { readLine(strippingNewline: true) }
+    private let lines = StandardInputLines()
+    /// A Ctrl-C while waiting for the next line ends the wait; the runner then stops with status 130.
+    func nextLine(prompt: String) -> String? { lines.next(interrupted: { Interrupts.pending }) }
 }
 
 // Bad usage exits with 2 (ArgumentParser's own default is 64); help and version exit 0.

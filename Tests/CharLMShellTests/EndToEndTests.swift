@@ -120,6 +120,31 @@ private func workFolder() throws -> URL {
     #expect(unwrapped(stderr).contains("the model and optimizer are consistent"))
 }
 
+@Test func ctrlCWhileWaitingForPipedInputStopsWith130() throws {
+    // Commands piped in, the pipe still open: charlm waits for the next line when Ctrl-C comes. It must stop with
+    // 130 at once (Swift's readLine spun forever at full speed here, its stream's error flag set by the signal).
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: charlmBinary)
+    let input = Pipe(), err = Pipe(), out = Pipe()
+    process.standardInput = input
+    process.standardError = err
+    process.standardOutput = out
+    try process.run()
+    input.fileHandleForWriting.write(Data("echo first\r\n".utf8))
+    Thread.sleep(forTimeInterval: 1)
+    process.interrupt()  // SIGINT
+    let deadline = Date().addingTimeInterval(10)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    let stopped = !process.isRunning
+    if !stopped { process.terminate() }
+    process.waitUntilExit()
+    try? input.fileHandleForWriting.close()
+    #expect(stopped, "still running 10 s after Ctrl-C")
+    #expect(process.terminationStatus == 130)
+    #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "first\n", "\\r\\n ends a line")
+    #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("interrupted by Ctrl-C"))
+}
+
 @Test func resumingInANewProcessIsBitIdentical() throws {
     let folder = try workFolder()
     let setup = ["-c", "set hidden 16", "-c", "set embed 8", "-c", "set seq 20", "-c", "set batch 4", "-c", "set eval 0", "-c", "set dropout 0.1", "-c", "load tiny.txt"]
