@@ -235,7 +235,12 @@ public struct Checkpoint: Sendable {
         let knownCells = LayerKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
         if let value = configJSON["cell"] {
             guard let name = value.string, let kind = LayerKind(rawValue: name) else {
-                let found = value.string.map { "\"\(abbreviated($0, limit: 20))\"" } ?? "not a string"
+                // Spelled so that nothing in it reaches the terminal as a control character.
+                let spelled = value.string.map { text in
+                    text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format
+                        ? "U+" + String($0.value, radix: 16, uppercase: true) : String($0) }.joined()
+                }
+                let found = spelled.map { "\"\(abbreviated($0, limit: 20))\"" } ?? "not a string"
                 throw bad("config `cell` is \(found); charlm knows \(knownCells)")
             }
             layerKind = kind

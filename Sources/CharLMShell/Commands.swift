@@ -65,6 +65,32 @@ private func positiveInteger(_ text: String, _ what: String, maximum: Int) throw
     return value
 }
 
+/// `["PROMPT"] [N]`, as `gen` and `ngram gen` read them: an unquoted number alone is N; an unquoted @FILE is the
+/// file's text; N defaults to `length`.
+private func promptAndCount(_ words: [Word], command: String, session: Session) throws -> (prompt: String, count: Int) {
+    let usage = "\(command) [\"PROMPT\"] [N]"
+    try expectArguments(words, 0, 2, usage)
+    var prompt = ""
+    var count = session.settings.length
+    var rest = words[...]
+    if let first = rest.first, first.quoted || Int(first.text) == nil {
+        prompt = first.text
+        rest = rest.dropFirst()
+        if !first.quoted && prompt.hasPrefix("@") {
+            prompt = try readArgumentFile(String(prompt.dropFirst()))
+        }
+    }
+    if let last = rest.first {
+        guard let value = Int(last.text), Setting.length.domain.contains(Double(value)) else {
+            throw ShellError.badArgument("\(command): N must be \(Setting.length.domain.rule); got '\(last.text)'")
+        }
+        count = value
+        rest = rest.dropFirst()
+    }
+    guard rest.isEmpty else { throw ShellError.usage(usage) }
+    return (prompt, count)
+}
+
 /// A `TEXT` argument: its text, or the text of the file it names as @FILE (when not quoted).
 private func textArgument(_ word: Word) throws -> String {
     word.text.hasPrefix("@") && !word.quoted ? try readArgumentFile(String(word.text.dropFirst())) : word.text
@@ -361,27 +387,8 @@ public enum Commands {
                 Example: gen "ROMEO:" 300
                 """,
                 complete: { _, previous, prefix in previous.isEmpty && prefix.hasPrefix("@") ? completePath(String(prefix.dropFirst())).map { "@" + $0 } : [] }) { context, words in
-            try expectArguments(words, 0, 2, "gen [\"PROMPT\"] [N]")
-            let session = context.session
-            var prompt = ""
-            var count = session.settings.length
-            var rest = words[...]
-            if let first = rest.first, first.quoted || Int(first.text) == nil {
-                prompt = first.text
-                rest = rest.dropFirst()
-                if !first.quoted && prompt.hasPrefix("@") {
-                    prompt = try readArgumentFile(String(prompt.dropFirst()))
-                }
-            }
-            if let last = rest.first {
-                guard let value = Int(last.text), Setting.length.domain.contains(Double(value)) else {
-                    throw ShellError.badArgument("gen: N must be \(Setting.length.domain.rule); got '\(last.text)'")
-                }
-                count = value
-                rest = rest.dropFirst()
-            }
-            guard rest.isEmpty else { throw ShellError.usage("gen [\"PROMPT\"] [N]") }
-            try session.generate(prompt: prompt, count: count)
+            let (prompt, count) = try promptAndCount(words, command: "gen", session: context.session)
+            try context.session.generate(prompt: prompt, count: count)
         },
         Command("vocab", usage: "vocab", summary: "the characters the model knows, with index and count",
                 details: "Every vocabulary entry: its index (the number the model sees), the character spelled visibly ('\\n', ' '), and how often it occurs in the loaded text.\nExample: vocab") { context, words in
@@ -464,9 +471,7 @@ public enum Commands {
                 complete: { _, previous, prefix in previous.isEmpty ? ["gen"].filter { $0.hasPrefix(prefix) } : [] }) { context, words in
             let session = context.session
             if let first = words.first, !first.quoted, first.text == "gen" {
-                try expectArguments(Array(words.dropFirst()), 0, 2, "ngram gen [\"PROMPT\"] [N]")
-                let prompt = words.count > 1 ? words[1].text : ""
-                let count = try words.count > 2 ? positiveInteger(words[2].text, "ngram gen: N", maximum: 1_000_000) : session.settings.length
+                let (prompt, count) = try promptAndCount(Array(words.dropFirst()), command: "ngram gen", session: session)
                 try session.ngramGenerate(prompt: prompt, count: count)
                 return
             }

@@ -75,7 +75,7 @@ extension Session {
                           width: console.width - 1, indent: 2),
                      "model                            size   nats/char  bits/char  perplexity"]
         func line(_ label: String, _ count: String, _ evaluation: Evaluation) -> String {
-            label.rightPadded(to: 26) + count.leftPadded(to: 12)
+            label.rightPadded(to: 26) + " " + count.leftPadded(to: 11)
                 + String(format: "  %9.4f  %9.4f  ", evaluation.nats, evaluation.bits) + formatPerplexity(evaluation.perplexity).leftPadded(to: 10)
         }
         for order in orders.sorted() {
@@ -88,7 +88,7 @@ extension Session {
         }
         if let network = self.model, vocabulary == corpus?.vocabulary, (try? checkFinite(network)) != nil,
            let evaluation = try? evaluate() {
-            lines.append(line(abbreviated("\(network.config.layerKind.rawValue.uppercased()) network, step \(grouped(step))", limit: 25),
+            lines.append(line("\(network.config.layerKind.rawValue.uppercased()), step \(grouped(step))",
                               grouped(network.layout.totalCount), evaluation))
         }
         lines.append(wrap("size: distinct n-grams of orders 1 to N counted; a network's parameters. `ngram gen` samples "
@@ -129,7 +129,7 @@ extension Session {
         console.out("\n")
         try endGeneration("\(grouped(generated)) characters", characters: generated,
                           seconds: Date().timeIntervalSince(start), stopped: stopped,
-                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")")
+                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")", command: "ngram gen")
     }
 
     /// `compare add ["LABEL"]`: the current network's row: its validation loss now, its parameters and steps, and
@@ -163,8 +163,8 @@ extension Session {
             // With rows of several `seq`, each label says its own.
             let label = windows.count > 1 ? row.label + " (seq \(row.seq))" : row.label
             lines.append(tableLabel(label, width: 22) + " " + grouped(row.parameters).leftPadded(to: 11)
-                         + (row.steps.map(grouped) ?? "-").leftPadded(to: 10)
-                         + (row.tokensPerSecond.map { grouped(Int($0.rounded())) } ?? "-").leftPadded(to: 10)
+                         + " " + (row.steps.map(grouped) ?? "-").leftPadded(to: 9)
+                         + " " + (row.tokensPerSecond.map { grouped(Int($0.rounded())) } ?? "-").leftPadded(to: 9)
                          + String(format: "  %8.4f  %9.4f", row.validation, row.validation / log(2)))
         }
         lines.append(wrap("validation loss in nats/char"

@@ -143,7 +143,7 @@ extension Inspector {
         let saturation = try gateSaturation(text: text, layer: layer)
         let characters = vocabulary.encode(text).tokens.count
         let kind = model.config.layerKind
-        var output = wrap("layer \(layer) of the \(kind.rawValue.uppercased()) over \(grouped(characters)) characters: "
+        var output = wrap("layer \(layer) of the \(kind.rawValue.uppercased()) over \(grouped(characters)) character\(characters == 1 ? "" : "s"): "
                           + "each dot is a unit; x = share of characters with the gate below 0.1 (closed), "
                           + "y = share above 0.9 (open). Units near the diagonal x + y = 1 are always saturated; "
                           + "near the corner (0, 0), rarely.", width: console.width - 1, indent: 2) + "\n"
@@ -196,7 +196,7 @@ extension Inspector {
         let results = try findUnits(text: text, layer: layer)
         let characters = vocabulary.encode(text).tokens.count
         var lines = [wrap("layer \(layer): the unit whose \(activationName) follows each feature most closely over "
-                          + "\(grouped(characters)) characters (Pearson's r; 1 or -1 is exact, 0 nothing)",
+                          + "\(grouped(characters)) character\(characters == 1 ? "" : "s") (Pearson's r; 1 or -1 is exact, 0 nothing)",
                           width: console.width - 1, indent: 2),
                      "feature         meaning                unit      r  next best"]
         for (feature, found) in results {

@@ -183,7 +183,9 @@ func columns(_ scalar: Unicode.Scalar) -> Int {
 func tableLabel(_ text: String, width: Int) -> String {
     var cells: [(String, Int)] = []
     for scalar in text.unicodeScalars {
-        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+        let category = scalar.properties.generalCategory
+        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+            || [.format, .lineSeparator, .paragraphSeparator].contains(category) {
             let spelled = scalar == "\n" ? "\\n" : scalar == "\t" ? "\\t" : "U+" + String(scalar.value, radix: 16, uppercase: true)
             cells.append((spelled, spelled.count))
         } else {

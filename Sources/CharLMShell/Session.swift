@@ -588,14 +588,14 @@ public final class Session {
     /// How fast `gen` went, as llm-tool says it: at a terminal only (a pipe gets the text alone); then, when Ctrl-C
     /// stopped it, the note and `Interrupted`.
     func endGeneration(_ what: String, characters: Int, seconds: Double, stopped: Bool,
-                               stoppedAfter: String) throws {
+                       stoppedAfter: String, command: String = "gen") throws {
         if console.isTerminal {
             console.detail("\(what) in " + String(format: "%.2f s", seconds)
                            + (seconds > 0 ? ", \(grouped(Int(Double(characters) / seconds))) characters/s" : ""))
         }
         if stopped {
             clearInterrupt()
-            console.note("interrupted: `gen` stopped after \(stoppedAfter)\n")
+            console.note("interrupted: `\(command)` stopped after \(stoppedAfter)\n")
             throw Interrupted(description: "generation interrupted")
         }
     }
@@ -739,12 +739,10 @@ public final class Session {
     /// no step was trained since it was measured, so Adam keeps its moments).
     public func restoreBest() throws -> (best: BestParameters, changed: Bool) {
         guard let model, let best = watch.best else { throw ShellError.needs(.bestModel) }
+        // The parameters in use are the best already (no step since it was measured, or since it was restored).
         let unchanged = model.parameters.count == best.values.count
             && memcmp(model.parameters.pointer, best.values.pointer, 4 * best.values.count) == 0
-        if best.step == step && unchanged {
-            restoredFrom = best.step
-            return (best, false)
-        }
+        if unchanged { return (best, false) }
         model.parameters.copy(from: best.values)
         restoredFrom = best.step
         trainer?.optimizer.restart()

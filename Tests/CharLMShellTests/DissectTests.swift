@@ -177,7 +177,7 @@ private func rawVocabulary(of text: String) -> Vocabulary {
         let row = try #require(report.split(separator: "\n").first { $0.hasPrefix("\(order)-gram") })
         #expect(row.contains(String(format: "%.4f", nats)), "\(row) against \(nats)")
     }
-    #expect(report.contains("GRU network, step 10"))
+    #expect(report.contains("GRU, step 10"))
     #expect(report.split(separator: "\n").allSatisfy { $0.count <= 79 }, "\(report)")
     let generated = try output(runner, console, "ngram gen \"the \" 50")
     #expect(generated.hasPrefix("the ") && generated.count == 4 + 50 + 1)
