@@ -69,7 +69,7 @@ struct CorpusOption: ParsableArguments {
 
 /// How many threads compute: one `ComputeContext` for the whole measurement.
 struct ComputeOptions: ParsableArguments {
-    @Option(help: "Compute threads, which share the LSTM's time loops and the matrix products (default: one per core).")
+    @Option(help: "Compute threads, which share the recurrent layers' time loops and the matrix products (default: one per core).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Which code computes the large products: packed (charlm's kernel) or blas (default: \(ProductKernel.preferred.rawValue)).")
