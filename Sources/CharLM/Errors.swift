@@ -122,6 +122,17 @@ public func formatBytes(_ bytes: Int) -> String {
     return String(format: "%.0f TB", value / 1e12)
 }
 
+/// 1234567 -> "1,234,567": counts in messages and reports, engine and shell alike.
+public func grouped(_ value: Int) -> String {
+    let digits = String(value.magnitude)
+    var result = ""
+    for (index, character) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { result.append(",") }
+        result.append(character)
+    }
+    return (value < 0 ? "-" : "") + result
+}
+
 /// `text` cut to `limit` characters with "…" in the middle, so a message quoting what a user typed stays readable.
 public func abbreviated(_ text: String, limit: Int = 40) -> String {
     guard text.count > limit else { return text }

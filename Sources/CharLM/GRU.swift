@@ -113,12 +113,9 @@ final class GRUActivations: RecurrentActivations {
     // RecurrentActivations
     var projection: FloatBuffer { gates }
     func outputs(batch B: Int) -> UnsafeMutablePointer<Float> { loop.hidden(at: 1, batch: B) }
-    func resetState(batch B: Int) { loop.hidden(at: 0, batch: B).update(repeating: 0, count: B * hiddenSize) }
-    func carryState(length T: Int, batch B: Int) {
-        loop.hidden(at: 0, batch: B).update(from: loop.hidden(at: T, batch: B), count: B * hiddenSize)
-    }
-    func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { hiddenState(at: t, batch: B) }
-    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: loop.hidden(at: t, batch: B), count: B * hiddenSize)
-    }
+    func resetState(batch B: Int) { loop.resetHidden(batch: B) }
+    func carryState(length T: Int, batch B: Int) { loop.carryHidden(length: T, batch: B) }
+    /// No separate memory: `cells` shows h.
+    func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
 }

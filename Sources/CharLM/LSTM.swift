@@ -120,12 +120,12 @@ final class LSTMActivations: RecurrentActivations {
     func outputs(batch B: Int) -> UnsafeMutablePointer<Float> { loop.hidden(at: 1, batch: B) }
 
     func resetState(batch B: Int) {
-        loop.hidden(at: 0, batch: B).update(repeating: 0, count: B * hiddenSize)
+        loop.resetHidden(batch: B)
         cell(at: 0, batch: B).update(repeating: 0, count: B * hiddenSize)
     }
 
     func carryState(length T: Int, batch B: Int) {
-        loop.hidden(at: 0, batch: B).update(from: loop.hidden(at: T, batch: B), count: B * hiddenSize)
+        loop.carryHidden(length: T, batch: B)
         cell(at: 0, batch: B).update(from: cell(at: T, batch: B), count: B * hiddenSize)
     }
 
@@ -133,7 +133,5 @@ final class LSTMActivations: RecurrentActivations {
         UnsafeBufferPointer(start: cell(at: t, batch: B), count: B * hiddenSize)
     }
 
-    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: loop.hidden(at: t, batch: B), count: B * hiddenSize)
-    }
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
 }

@@ -51,7 +51,7 @@ public enum NGramError: Error, Equatable, CustomStringConvertible {
         case .orderOutOfRange(let order, let maximum, let vocabularySize):
             if maximum < NGramModel.maximumOrder {
                 return "an n-gram order must be a whole number from 1 to \(maximum) with a vocabulary of "
-                    + "\(groupedDigits(vocabularySize)) characters (\(maximum) of them fill a 128-bit key); got \(order): lower the order"
+                    + "\(grouped(vocabularySize)) characters (\(maximum) of them fill a 128-bit key); got \(order): lower the order"
             }
             return "an n-gram order must be a whole number from 1 to \(maximum); got \(order)"
         case .orderNotCounted(let order, let counted):
@@ -59,7 +59,7 @@ public enum NGramError: Error, Equatable, CustomStringConvertible {
         case .emptyTrainingSplit:
             return "the training split is empty: an n-gram model needs text to count; load more text or lower `val`"
         case .tablesTooLarge(let order, let trainingTokens, let bytes, let maximum):
-            return "counting n-grams up to order \(order) over \(groupedDigits(trainingTokens)) training characters may take up to "
+            return "counting n-grams up to order \(order) over \(grouped(trainingTokens)) training characters may take up to "
                 + "\(formatBytes(bytes)) of memory; the limit is \(formatBytes(maximum)): lower the order or load a shorter text"
         }
     }
@@ -165,8 +165,8 @@ public struct NGramModel: Sendable {
         let M = range.count
         guard M > 0 else { throw NGramError.emptyTrainingSplit }
         guard M <= Int(UInt32.max) else {
-            throw CharLMError.tooLarge(what: "the training split for an n-gram model", value: "\(groupedDigits(M)) characters",
-                                       maximum: "\(groupedDigits(Int(UInt32.max))) characters")
+            throw CharLMError.tooLarge(what: "the training split for an n-gram model", value: "\(grouped(M)) characters",
+                                       maximum: "\(grouped(Int(UInt32.max))) characters")
         }
         let bytes = Self.estimatedBytes(order: N, vocabularySize: V, trainingTokens: M)
         guard bytes <= maximumBytes else {
@@ -550,15 +550,4 @@ extension ContextCounts {
         continuationTotal += counts.continuation
         if counts.continuation > 0 { continuationTypes += 1 }
     }
-}
-
-/// 1003854 as "1,003,854".
-private func groupedDigits(_ value: Int) -> String {
-    let digits = String(value.magnitude)
-    var grouped = ""
-    for (offset, digit) in digits.enumerated() {
-        if offset > 0 && (digits.count - offset) % 3 == 0 { grouped.append(",") }
-        grouped.append(digit)
-    }
-    return (value < 0 ? "-" : "") + grouped
 }

@@ -45,6 +45,19 @@ final class TimeLoopBuffers {
     /// The hidden state at slot t (t = 0 is h_0), as a (B, H) block.
     func hidden(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { hidden.pointer + t * B * hiddenSize }
 
+    /// The same block, read-only: what `RecurrentActivations.hiddenState` hands out.
+    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: hidden(at: t, batch: B), count: B * hiddenSize)
+    }
+
+    /// h_0 = 0 for B sequences.
+    func resetHidden(batch B: Int) { hidden(at: 0, batch: B).update(repeating: 0, count: B * hiddenSize) }
+
+    /// h_0 = h_T: the next pass starts where the last one ended.
+    func carryHidden(length T: Int, batch B: Int) {
+        hidden(at: 0, batch: B).update(from: hidden(at: T, batch: B), count: B * hiddenSize)
+    }
+
     /// W_hh^T packed for the forward product with `kernel`'s panels.
     func forwardWeights(kernel: PackedKernel) -> PackedMatrix {
         if let packedForward, packedForward.kernel == kernel { return packedForward }

@@ -1,19 +1,9 @@
-// Small text helpers every command uses: numbers with thousands separators, durations, padded columns, what
-// normalisation changed, and the nearest name for "did you mean". Charts, bars and colours are in Render.swift.
+// Small text helpers every command uses: durations, padded columns, what normalisation changed, and the nearest name
+// for "did you mean" (numbers with thousands separators are the engine's `grouped`, Errors.swift). Charts, bars and
+// colours are in Render.swift.
 
 import CharLM
 import Foundation
-
-/// 1234567 -> "1,234,567".
-func grouped(_ value: Int) -> String {
-    let digits = String(value.magnitude)
-    var result = ""
-    for (index, character) in digits.enumerated() {
-        if index > 0 && (digits.count - index) % 3 == 0 { result.append(",") }
-        result.append(character)
-    }
-    return (value < 0 ? "-" : "") + result
-}
 
 /// Seconds as m:ss or h:mm:ss.
 func duration(_ seconds: Double) -> String {

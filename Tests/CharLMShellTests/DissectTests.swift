@@ -10,13 +10,6 @@ import FoundationXML
 #endif
 import Testing
 
-/// Runs `line` and returns what it printed, failing the test on an error.
-private func output(_ runner: Runner, _ console: BufferConsole, _ line: String) throws -> String {
-    console.clear()
-    try runner.execute(line)
-    return console.stdout
-}
-
 /// A shell holding `text` (raw: no lowercasing or folding) and a model with exactly `parameters`, set by name.
 private func shellWithModel(text: String, config: ModelConfig, folder: URL,
                             set: (inout [Float], ParameterLayout) -> Void) throws -> (Session, Runner, BufferConsole, Vocabulary) {

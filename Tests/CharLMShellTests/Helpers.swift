@@ -97,3 +97,10 @@ func thrownError(_ runner: Runner, _ line: String) -> Error? {
         return error
     }
 }
+
+/// Runs `line` and returns what it printed to stdout, failing the test on an error.
+func output(_ runner: Runner, _ console: BufferConsole, _ line: String) throws -> String {
+    console.clear()
+    try runner.execute(line)
+    return console.stdout
+}

@@ -10,13 +10,6 @@ import FoundationXML
 #endif
 import Testing
 
-/// Runs `line` and returns what it printed, failing the test on an error.
-private func output(_ runner: Runner, _ console: BufferConsole, _ line: String) throws -> String {
-    console.clear()
-    try runner.execute(line)
-    return console.stdout
-}
-
 /// A shell holding `text` and a model whose parameters are all zero: every prediction is uniform.
 private func shellWithZeroModel(text: String, folder: URL) throws -> (Session, Runner, BufferConsole) {
     let corpus = try Corpus.make(text: text, normalization: Settings().normalization)
