@@ -123,7 +123,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let checkpoint = try Checkpoint.load(from: model)
-        let charModel = try CharModel(config: checkpoint.config, parameters: checkpoint.parameters)
+        let network = try checkpoint.architecture.makeModel(parameters: checkpoint.parameters)
         let corpus = try Corpus.load(path: self.corpus.corpus, normalization: checkpoint.vocabulary.normalization)
         guard corpus.vocabulary == checkpoint.vocabulary else {
             throw BenchError(description: "the corpus '\(self.corpus.corpus)' (\(corpus.vocabulary.count) distinct "
@@ -132,8 +132,7 @@ struct Eval: ParsableCommand {
         }
         let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
         let start = Date()
-        let evaluation = try evaluate(model: charModel, dataset: dataset, length: seq, batch: 64,
-                                      workspace: charModel.makeWorkspace(length: seq, batch: 64))
+        let evaluation = try evaluate(model: network, dataset: dataset, length: seq, batch: 64)
         printLine(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f over %d characters (%.1f s)",
                          evaluation.nats, evaluation.bits, evaluation.perplexity, evaluation.characters,
                          Date().timeIntervalSince(start)))

@@ -106,7 +106,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
 @Test func nextMatchesTheSamplersDistribution() throws {
     let (session, runner, console) = try shellWithTrainedModel()
     try runner.execute("temp 0.7")
-    let model = try #require(session.model)
+    let model = try #require(session.model).recurrent
     let vocabulary = try #require(session.vocabulary)
     let printed = try output(runner, console, "next \"First\" \(vocabulary.count)")
     // The reference: the engine's generator and sampler, as `gen` uses them.
@@ -157,7 +157,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
 
 @Test func cellsShowTheEnginesCellStates() throws {
     let (session, runner, console) = try shellWithTrainedModel()
-    let model = try #require(session.model)
+    let model = try #require(session.model).recurrent
     let text = "First Citizen:\nWe are"
     let tokens = session.vocabulary!.encode(text).tokens
     // The engine's cell states for the same input, from a zero state.
@@ -321,7 +321,7 @@ private final class XMLCollector: NSObject, XMLParserDelegate {
     let inspector = try session.inspector()
     let (tokens, values) = try inspector.cellActivations(text: text, layer: 1)
     #expect(tokens.count > 512)
-    let model = try #require(session.model)
+    let model = try #require(session.model).recurrent
     let workspace = model.makeWorkspace(length: tokens.count, batch: 1)
     for t in 0..<tokens.count { workspace.inputs[t] = Int32(tokens[t]) }
     var unused = SeededGenerator(seed: 0)

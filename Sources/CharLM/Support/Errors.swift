@@ -38,6 +38,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case nonFiniteParameters(step: Int, index: Int)
     /// The corpus was split with no validation part (`val` 0).
     case noValidationSplit
+    /// Something asked for that cannot be done as things are; the text says why and what to do.
+    case refused(String)
     case badCheckpoint(path: String, problem: String)
     case saveFailed(path: String, reason: String)
     case appendFailed(path: String, reason: String)
@@ -102,6 +104,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .nonFiniteParameters(let step, let index):
             return "training stopped at step \(step): the update made parameter \(index) infinite or NaN (the optimizer's "
                 + "state is unusable). The model is damaged: `reset`, or load a checkpoint from before"
+        case .refused(let reason):
+            return reason
         case .noValidationSplit:
             return "there is no validation text (`val` is 0): `set val 0.1` and load the text again"
         case .nonFiniteGradient(let step):

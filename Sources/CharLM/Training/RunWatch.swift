@@ -80,6 +80,18 @@ public final class RunWatch {
 
     /// Starts counting validations without improvement afresh (a new `train until`).
     public func restartPatience() { validationsSinceImprovement = 0 }
+
+    /// Whether the sign of overfitting was given for this model (it is given once).
+    public private(set) var overfittingNoted = false
+
+    /// The sign of overfitting in these histories the first time it shows for this model, else nil.
+    func noteOverfitting(validationHistory: [ValidationPoint], lossHistory: [Double], lastStep: Int) -> OverfittingSign? {
+        guard !overfittingNoted,
+              let sign = OverfittingSign.detect(validationHistory: validationHistory, lossHistory: lossHistory,
+                                                lastStep: lastStep) else { return nil }
+        overfittingNoted = true
+        return sign
+    }
 }
 
 /// The sign of overfitting: validation loss rose at two validations in a row while the training loss fell over the

@@ -70,45 +70,6 @@ public struct ValidationPoint: Equatable, Sendable {
     }
 }
 
-/// A validation result in the three usual units.
-public struct Evaluation: Equatable, Sendable {
-    /// Mean cross-entropy, nats per character.
-    public let nats: Double
-    /// Characters predicted.
-    public let characters: Int
-    /// Bits per character.
-    public var bits: Double { nats / log(2) }
-    /// exp(nats).
-    public var perplexity: Double { exp(nats) }
-}
-
-/// Mean cross-entropy over the validation split with the standard protocol: non-overlapping windows of T inputs
-/// from the split's first token (floor((n-1)/T) of them), a zero state per window, every predicted character counted.
-/// Windows run B at a time in `workspace`.
-public func evaluate(
-    model: CharModel, dataset: Dataset, length T: Int, batch B: Int, workspace: ModelWorkspace,
-    cancellation: Cancellation = .never
-) throws -> Evaluation {
-    let windows = dataset.validationWindowCount(length: T)
-    guard !dataset.validationRange.isEmpty else { throw CharLMError.noValidationSplit }
-    guard windows > 0 else {
-        throw CharLMError.corpusTooShort(
-            split: "validation", tokens: dataset.validationRange.count, needed: T + 1, seq: T)
-    }
-    var unused = SeededGenerator(seed: 0)  // inference mode draws nothing
-    var total = 0.0
-    var first = 0
-    while first < windows {
-        try cancellation.check()
-        let count = min(B, windows - first)
-        dataset.validationBatch(length: T, first: first, count: count, inputs: workspace.inputs, targets: workspace.targets)
-        model.forward(length: T, batch: count, workspace: workspace, mode: .inference, generator: &unused)
-        total += model.loss(length: T, batch: count, workspace: workspace, gradient: false) * Double(count * T)
-        first += count
-    }
-    return Evaluation(nats: total / Double(windows * T), characters: windows * T)
-}
-
 /// The parts of a training step, in order, as `Trainer.onPhase` reports them.
 public enum TrainingPhase: CaseIterable, Sendable {
     /// B random windows gathered into the workspace.
@@ -129,7 +90,7 @@ public final class Trainer {
     /// eleven days to reach it, and every figure derived from it stays far from overflowing.
     public static let maximumStep = 1_000_000_000_000
 
-    public let model: CharModel
+    public let model: any TrainableLanguageModel
     public let optimizer: Adam
     public let dataset: Dataset
     public private(set) var settings: TrainingSettings
@@ -148,21 +109,24 @@ public final class Trainer {
     public private(set) var lastGradientNorm = 0.0
     /// Called as each phase of a step ends (profiling); nil costs nothing.
     public var onPhase: ((TrainingPhase) -> Void)?
-    private var workspace: ModelWorkspace
+    /// The buffers of the steps' forward and backward passes, and of validation.
+    private var workspace: ModelPass
 
-    public init(model: CharModel, dataset: Dataset, settings: TrainingSettings, seed: UInt64,
+    public init(model: any TrainableLanguageModel, dataset: Dataset, settings: TrainingSettings, seed: UInt64,
                 context: ComputeContext = .machine) throws {
         try settings.validate()
         try dataset.checkTrainable(length: settings.sequenceLength)
-        try MemoryBudget.checkTraining(model.config, length: settings.sequenceLength, batch: settings.batch, withOptimizer: true)
+        try MemoryBudget.checkTraining(model.architecture, length: settings.sequenceLength, batch: settings.batch,
+                                       withOptimizer: true)
         self.model = model
         self.dataset = dataset
         self.settings = settings
-        optimizer = Adam(parameterCount: model.layout.totalCount,
+        let table = model.architecture.parameters
+        optimizer = Adam(parameterCount: table.totalCount,
                          settings: AdamSettings(learningRate: settings.learningRate, weightDecay: settings.weightDecay),
-                         decayedRanges: model.layout.decayedRanges)
+                         decayedRanges: table.decayedRanges)
         generator = SeededGenerator(seed: seed)
-        workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: context)
+        workspace = model.makePass(length: settings.sequenceLength, batch: settings.batch, context: context)
     }
 
     /// The threads and kernels the steps run on.
@@ -187,7 +151,7 @@ public final class Trainer {
     @discardableResult
     public func trainStep(inputs: [[Int]], targets: [[Int]]) throws -> Double {
         let (T, B) = (settings.sequenceLength, settings.batch)
-        let V = model.config.vocabularySize
+        let V = model.vocabularySize
         guard inputs.count == B, targets.count == B, (inputs + targets).allSatisfy({ $0.count == T }) else {
             throw CharLMError.batchShapeMismatch(sequences: B, length: T)
         }
@@ -214,13 +178,13 @@ public final class Trainer {
             throw CharLMError.tooLarge(what: "the step count", value: String(max(step, optimizer.stepCount)),
                                        maximum: String(Self.maximumStep))
         }
-        model.forward(length: T, batch: B, workspace: workspace, mode: .training, generator: &generator)
+        workspace.forward(length: T, batch: B, mode: .training, generator: &generator)
         onPhase?(.forward)
-        let loss = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
+        let loss = workspace.loss(length: T, batch: B, vocabularySize: model.vocabularySize, gradient: true)
         guard loss.isFinite else { throw CharLMError.nonFiniteLoss(step: step + 1, loss: loss) }
         onPhase?(.loss)
         model.gradients.zero()
-        model.backward(length: T, batch: B, workspace: workspace)
+        workspace.backward(length: T, batch: B)
         onPhase?(.backward)
         lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
         guard lastGradientNorm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
@@ -243,8 +207,8 @@ public final class Trainer {
 
     /// Validation loss with the standard protocol, T = `settings.sequenceLength`, run B windows at a time.
     public func evaluate(cancellation: Cancellation = .never) throws -> Evaluation {
-        try CharLM.evaluate(model: model, dataset: dataset, length: settings.sequenceLength, batch: settings.batch,
-                            workspace: workspace, cancellation: cancellation)
+        try CharLM.evaluate(scorer: workspace, dataset: dataset, length: settings.sequenceLength, batch: settings.batch,
+                            cancellation: cancellation)
     }
 
     /// `evaluate()`, recorded in `validationHistory` at the current step.
@@ -270,7 +234,8 @@ public final class Trainer {
         try training.settings.validate()
         try dataset.checkTrainable(length: training.settings.sequenceLength)
         if let saved {
-            guard saved.firstMoment.count == model.layout.totalCount, saved.secondMoment.count == model.layout.totalCount else {
+            let count = model.parameters.count
+            guard saved.firstMoment.count == count, saved.secondMoment.count == count else {
                 throw CharLMError.optimizerStateMismatch
             }
             optimizer.restore(firstMoment: saved.firstMoment, secondMoment: saved.secondMoment, stepCount: saved.stepCount)
@@ -295,9 +260,9 @@ public final class Trainer {
     /// A larger workspace when `settings` needs one (on the same compute context), if it fits in memory.
     private func resizeWorkspace(for settings: TrainingSettings) throws {
         if !workspace.fits(length: settings.sequenceLength, batch: settings.batch) {
-            try MemoryBudget.checkTraining(model.config, length: settings.sequenceLength, batch: settings.batch,
+            try MemoryBudget.checkTraining(model.architecture, length: settings.sequenceLength, batch: settings.batch,
                                            withOptimizer: false)
-            workspace = model.makeWorkspace(length: settings.sequenceLength, batch: settings.batch, context: workspace.context)
+            workspace = model.makePass(length: settings.sequenceLength, batch: settings.batch, context: workspace.context)
         }
     }
 }

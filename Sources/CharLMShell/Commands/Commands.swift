@@ -115,7 +115,7 @@ private func runCells(_ session: Session, _ words: [Word]) throws {
     guard let textWord = rest.popFirst() else { throw ShellError.usage(usage) }
     let text = try textArgument(textWord)
     let inspector = try session.inspector()
-    let model = inspector.model
+    let model = try inspector.recurrentModel(for: "cells")
     // The cell may be named by a feature `cells find` looked for on this layer.
     var featureCell: Int?
     if let last = rest.last, rest.count <= 2, let feature = TextFeature(rawValue: last.text.lowercased()), mode == nil, htmlPath == nil {
@@ -171,7 +171,7 @@ private func runGates(_ session: Session, _ words: [Word]) throws {
             throw ShellError.badArgument("LAYER is a whole number >= 0; got '\(word.text)'; usage: \(usage)")
         }
         return value
-    } ?? inspector.model.config.layerCount - 1
+    } ?? (try inspector.recurrentModel(for: "gates")).config.layerCount - 1
     if let svgPath {
         try inspector.writeGatesSVG(text: text, layer: layer, path: svgPath)
         session.console.report("wrote \(svgPath): gate saturation of layer \(layer)")
@@ -314,7 +314,7 @@ public enum Commands {
                 session.console.info("no model yet: `load` a text or a checkpoint\n")
                 return
             }
-            var lines = ["model: \(session.describeModel(model.config))"]
+            var lines = ["model: \(model.summary)"]
             lines.append("corpus: " + (session.corpusName.map { "\($0) (\(grouped(session.corpus!.tokens.count)) characters)" } ?? "none loaded"))
             var progress = "step \(grouped(session.step))" + (session.trainedElsewhere && session.step == 0 ? " here (the file holds no training history)" : "")
             if let perEpoch = session.stepsPerEpoch { progress += String(format: ", epoch %.2f", Double(session.step) / Double(perEpoch)) }
@@ -326,8 +326,8 @@ public enum Commands {
                              + (session.restoredFrom == best.step ? "(restored: these are the parameters in use)" : "(`restore best`)"))
             }
             let settings = session.settings
-            let training = MemoryModel.trainingBytes(model.config, length: settings.seq, batch: settings.batch)
-            lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.config)))); training at seq \(settings.seq) "
+            let training = MemoryModel.trainingBytes(model.architecture, length: settings.seq, batch: settings.batch)
+            lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.architecture)))); training at seq \(settings.seq) "
                          + "x batch \(settings.batch) about \(formatBytes(Int(min(training, 9e18)))) (\(formatBytes(availableMemoryBytes())) available)")
             lines.append("compute: " + session.context.summary)
             session.console.infoWrapped(lines.joined(separator: "\n"))

@@ -88,8 +88,8 @@ extension Session {
         }
         if let network = self.model, vocabulary == corpus?.vocabulary, (try? checkFinite(network)) != nil,
            let evaluation = try? evaluate() {
-            lines.append(line("\(network.config.layerKind.rawValue.uppercased()), step \(grouped(step))",
-                              grouped(network.layout.totalCount), evaluation))
+            lines.append(line("\(network.architecture.kindName.uppercased()), step \(grouped(step))",
+                              grouped(network.parameters.count), evaluation))
         }
         lines.append(wrap("size: distinct n-grams of orders 1 to N counted; a network's parameters. `ngram gen` samples "
                           + "from the highest order; `compare` shows these rows beside trained networks.",
@@ -108,28 +108,10 @@ extension Session {
         let model = try ngramModel(order: counted.order)
         let vocabulary = corpus.vocabulary
         let (encoding, promptText) = encodePrompt(prompt, vocabulary: vocabulary)
-        var history = encoding.tokens.isEmpty ? [corpus.primer] : encoding.tokens
-        let sampler = Sampler(vocabularySize: vocabulary.count)
-        console.out(promptText)
-        let start = Date()
-        var generated = 0
-        var stopped = false
-        while generated < count {
-            if interruptRequested() {
-                stopped = true
-                break
-            }
-            let token = try model.sample(after: history.suffix(max(0, model.order - 1)), settings: settings.sampling,
-                                         sampler: sampler, generator: &sampleGenerator)
-            history.append(token)
-            if history.count > 4 * model.order { history.removeFirst(history.count - model.order) }
-            console.out(vocabulary.character(token))
-            generated += 1
-        }
-        console.out("\n")
-        try endGeneration("\(grouped(generated)) characters", characters: generated,
-                          seconds: Date().timeIntervalSince(start), stopped: stopped,
-                          stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")", command: "ngram gen")
+        // The same generation loop as `gen`, on the n-gram model's decoder.
+        try stream(TextGenerator(model: NGramLanguageModel(model), context: context), prompt: encoding.tokens,
+                   promptText: promptText, count: count, primer: corpus.primer, vocabulary: vocabulary,
+                   command: "ngram gen")
     }
 
     /// `compare add ["LABEL"]`: the current network's row: its validation loss now, its parameters and steps, and
@@ -137,12 +119,12 @@ extension Session {
     public func compareAdd(label: String?) throws {
         guard let model else { throw ShellError.needs(.model) }
         let evaluation = try evaluate()
-        let config = model.config
+        let architecture = model.architecture
         let typed = label?.trimmingCharacters(in: .whitespaces) ?? ""
         let row = ComparisonRow(
             label: !typed.isEmpty ? typed
-                : "\(config.layerKind.rawValue.uppercased()) H \(config.hiddenSize), L \(config.layerCount)",
-            parameters: model.layout.totalCount, steps: step, tokensPerSecond: lastTrainingRate,
+                : "\(architecture.kindName.uppercased()) \(architecture.sizeNames.short)",
+            parameters: model.parameters.count, steps: step, tokensPerSecond: lastTrainingRate,
             validation: evaluation.nats, seq: settings.seq, isNGram: false)
         baselines.rows.append(row)
         console.report("added " + tableLabel(row.label, width: 40).trimmingCharacters(in: .whitespaces)

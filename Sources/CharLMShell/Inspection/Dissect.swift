@@ -110,6 +110,7 @@ extension Inspector {
 
     /// Every gate's saturation over `text` in `layer`, from a zero state (`GateSaturation`).
     public func gateSaturation(text: String, layer: Int) throws -> [GateSaturation] {
+        let model = try recurrentModel(for: "gates")
         let kind = model.config.layerKind
         guard !kind.sigmoidGates.isEmpty else {
             throw ShellError.badArgument("the vanilla RNN has no gates (h_t = tanh(x W_ih^T + h_{t-1} W_hh^T + b)): "
@@ -140,6 +141,7 @@ extension Inspector {
     /// `gates "TEXT" [LAYER]`: the paper's scatter per gate (x: share of characters left-saturated, y: right), and
     /// a line per gate with the units that are mostly closed, mostly open, or neither.
     public func gatesReport(text: String, layer: Int) throws -> String {
+        let model = try recurrentModel(for: "gates")
         let saturation = try gateSaturation(text: text, layer: layer)
         let characters = vocabulary.encode(text).tokens.count
         let kind = model.config.layerKind
@@ -161,6 +163,7 @@ extension Inspector {
 
     /// `gates ... --svg FILE`: the scatter as a picture, one panel per gate.
     public func writeGatesSVG(text: String, layer: Int, path: String) throws {
+        let model = try recurrentModel(for: "gates")
         let saturation = try gateSaturation(text: text, layer: layer)
         let title = "charlm: gate saturation, layer \(layer) of the \(model.config.layerKind.rawValue.uppercased())"
         try writeFileAtomically(Array(saturationSVG(saturation, title: title).utf8), to: path)

@@ -9,7 +9,8 @@ import Foundation
 
 /// A session's model, vocabulary and text, for the inspection commands. Changes nothing but the generator it is given.
 public struct Inspector {
-    public let model: CharModel
+    /// The model, through the interface every family answers (generation, scores).
+    public let network: any TrainableLanguageModel
     public let vocabulary: Vocabulary
     /// The loaded text, if any (it may be another text than the model's).
     public let corpus: Corpus?
@@ -26,6 +27,16 @@ public struct Inspector {
 
     /// The most characters x cells `cells --html` writes.
     static let maximumPageCells = 2_000_000
+
+    /// The recurrent model, for the commands that look at a recurrent network's state (`cells`, `gates`): a model of
+    /// another family is refused with a message that names the command.
+    func recurrentModel(for command: String) throws -> CharModel {
+        guard let model = network as? CharModel else {
+            throw ShellError.badArgument("`\(command)` looks at a recurrent network's state (its cells and gates), and this model "
+                                         + "(\(network.summary)) keeps none")
+        }
+        return model
+    }
 
     private func requireCorpus(for command: String) throws -> (Corpus, Dataset) {
         guard let corpus, let dataset else { throw ShellError.needs(.text(command: command)) }
@@ -154,7 +165,7 @@ public struct Inspector {
 
     /// The distributions after `tokens` under each of `samplings`, as (probabilities by index, indices by decreasing
     /// probability with ties to the lower index); the prompt is fed once.
-    private func distributions(after tokens: [Int], model: CharModel, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
+    private func distributions(after tokens: [Int], model: any LanguageModel, samplings: [SamplingSettings]) throws -> [(probabilities: [Double], order: [Int])] {
         let textGenerator = TextGenerator(model: model, context: context)
         var logits = try textGenerator.logits(after: tokens, cancellation: cancellation)
         let sampler = textGenerator.sampler
@@ -169,7 +180,7 @@ public struct Inspector {
     /// `next "PROMPT" K`: the K most likely next characters at temperature 1 and under the current sampling settings.
     public func nextReport(prompt: String, count: Int) throws -> String {
         let tokens = try encodePrompt(prompt)
-        let both = try distributions(after: tokens, model: model, samplings: [SamplingSettings(temperature: 1), settings.sampling])
+        let both = try distributions(after: tokens, model: network, samplings: [SamplingSettings(temperature: 1), settings.sampling])
         let (plain, current) = (both[0], both[1])
         let k = min(count, vocabulary.count)
         let barWidth = 20
@@ -205,7 +216,7 @@ public struct Inspector {
     /// alternatives, and how many characters the top-k / top-p cut-offs kept.
     public func traceReport(prompt: String, count: Int, alternatives: Int = 4, generator: inout SeededGenerator) throws -> String {
         let tokens = try encodePrompt(prompt)
-        let textGenerator = TextGenerator(model: model, context: context)
+        let textGenerator = TextGenerator(model: network, context: context)
         let sampler = textGenerator.sampler
         let sampling = settings.sampling
         var lines = [wrap("sampling after \"\(abbreviated(prompt.replacingOccurrences(of: "\n", with: "\\n"), limit: 60))\" with \(describeSampling(sampling)):",
@@ -253,6 +264,7 @@ public struct Inspector {
     /// the caller keeps per character, counted in the memory check. Returns the tokens fed.
     func feed(text: String, layer: Int, command: String, perCharacterBytes: Double,
               visit: (ModelWorkspace, _ first: Int, _ count: Int) throws -> Void) throws -> [Int] {
+        let model = try recurrentModel(for: command)
         guard layer >= 0 && layer < model.config.layerCount else {
             throw ShellError.badArgument("layer must be from 0 to \(model.config.layerCount - 1); got \(layer)")
         }
@@ -285,11 +297,12 @@ public struct Inspector {
 
     /// What `cells` shows of a unit: tanh(c) for the LSTM's cell state, h itself for the GRU and the RNN (already
     /// in -1 ... 1).
-    var activationName: String { model.config.layerKind == .lstm ? "tanh(c)" : "h" }
+    var activationName: String { network.architecture.kindName == LayerKind.lstm.rawValue ? "tanh(c)" : "h" }
 
     /// The activation of every unit of `layer` after each character of `text` (`activationName`): [t][unit], from a
     /// zero state.
     public func cellActivations(text: String, layer: Int, command: String = "cells") throws -> (tokens: [Int], values: [[Float]]) {
+        let model = try recurrentModel(for: command)
         var values: [[Float]] = []
         let squash = model.config.layerKind == .lstm
         let tokens = try feed(text: text, layer: layer, command: command,
@@ -331,6 +344,7 @@ public struct Inspector {
 
     /// `cells top "TEXT" [LAYER]`: the cells whose activation changes most over the text (largest max - min).
     public func cellsTopReport(text: String, layer: Int, count: Int = 10) throws -> String {
+        let model = try recurrentModel(for: "cells")
         let (_, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
         let ranked = rankCells(values)
@@ -354,6 +368,7 @@ public struct Inspector {
 
     /// `cells "TEXT" [LAYER] --html FILE`: every cell of the layer, one line per cell, as a self-contained page.
     public func writeCellsPage(text: String, layer: Int, path: String) throws {
+        let model = try recurrentModel(for: "cells")
         // About 45 bytes of HTML per character per cell: keep the page to some tens of megabytes.
         let characters = vocabulary.encode(text).tokens.count
         let H = model.config.hiddenSize
@@ -427,7 +442,7 @@ public struct Inspector {
     public func noveltyReport(count: Int, color: ColorMode, generator: inout SeededGenerator) throws -> String {
         _ = try requireCorpus(for: "novelty")
         var generated: [Int] = []
-        try TextGenerator(model: model, context: context).stream(
+        try TextGenerator(model: network, context: context).stream(
             prompt: [], count: count, settings: settings.sampling, primer: primer, generator: &generator
         ) { token in
             generated.append(token)

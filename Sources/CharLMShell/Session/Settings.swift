@@ -109,11 +109,14 @@ public struct Settings: Equatable, Sendable {
     /// that is not one of them, or does not read, is left out and named in `notes`.
     public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
-        restored.cell = checkpoint.config.layerKind
-        restored.embed = checkpoint.config.embeddingSize
-        restored.hidden = checkpoint.config.hiddenSize
-        restored.layers = checkpoint.config.layerCount
-        restored.dropout = checkpoint.config.dropout
+        // The recurrent family's settings; a family of its own settings maps them here too.
+        if let config = checkpoint.architecture as? ModelConfig {
+            restored.cell = config.layerKind
+            restored.embed = config.embeddingSize
+            restored.hidden = config.hiddenSize
+            restored.layers = config.layerCount
+            restored.dropout = config.dropout
+        }
         restored.lowercase = checkpoint.vocabulary.normalization.lowercase
         restored.ascii = checkpoint.vocabulary.normalization.ascii
         // What the file does not hold is back to its default, so nothing of the session before leaks into it.

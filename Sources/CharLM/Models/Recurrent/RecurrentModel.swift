@@ -14,6 +14,8 @@ import Foundation
 /// Buffers for one forward and backward pass over up to T steps of B sequences, and the compute context the passes
 /// run on. Allocate once and reuse.
 public final class ModelWorkspace {
+    /// The model whose passes this workspace holds.
+    let model: CharModel
     /// Largest T and B this workspace holds.
     public let maxLength: Int, maxBatch: Int
     /// P = gateCount * H: the width of each layer's input projection.
@@ -44,6 +46,7 @@ public final class ModelWorkspace {
         let config = model.config
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         let P = config.layerKind.gateCount * H
+        self.model = model
         maxLength = T
         maxBatch = B
         projectionWidth = P
@@ -67,9 +70,6 @@ public final class ModelWorkspace {
         inputs.deallocate()
         targets.deallocate()
     }
-
-    /// Whether a pass of T steps over B sequences fits.
-    public func fits(length T: Int, batch B: Int) -> Bool { T <= maxLength && B <= maxBatch }
 
     /// Sets the initial state of every layer to zero for B sequences.
     public func resetState(batch B: Int) {
@@ -97,15 +97,7 @@ public final class ModelWorkspace {
     }
 }
 
-/// Whether a forward pass draws dropout masks.
-public enum ForwardMode {
-    /// Evaluation and generation: no dropout.
-    case inference
-    /// Training: dropout masks drawn from the generator (when the model's dropout is above zero).
-    case training
-}
-
-/// The character-level language model.
+/// The recurrent language model: Embedding -> L recurrent layers -> Linear.
 public final class CharModel {
     public let config: ModelConfig
     public let layout: ParameterLayout

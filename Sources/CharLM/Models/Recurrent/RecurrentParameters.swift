@@ -1,6 +1,8 @@
-// The model's shape and where each parameter tensor lives in the one flat parameter buffer (and, at the same
-// offsets, in the gradient buffer and Adam's moment buffers). Adam, clipping, zeroing and checkpoint I/O are then
-// single loops over flat buffers; everything else addresses tensors through the views in `ParameterLayout`.
+// The recurrent family's shape (`ModelConfig`) and where each of its tensors lives in the one flat parameter buffer
+// (and, at the same offsets, in the gradient buffer and Adam's moment buffers). Adam, clipping, zeroing and
+// checkpoint I/O are then single loops over flat buffers; the recurrent code addresses tensors through the views in
+// `ParameterLayout`. How this family answers the model interface (LanguageModel.swift) is in
+// RecurrentArchitecture.swift.
 
 /// The kind of recurrent layer (`set cell`). Each kind is one file (LSTM.swift, GRU.swift, RNN.swift) implementing
 /// `RecurrentLayer` (Layer.swift) and one row here: its PyTorch module name and how many gate blocks its weights
@@ -88,18 +90,6 @@ public struct ModelConfig: Equatable, Hashable, Sendable {
     }
 }
 
-/// One named tensor inside the flat buffers.
-public struct ParameterView: Equatable, Sendable {
-    /// PyTorch's `state_dict` name, e.g. `lstm.weight_ih_l0`.
-    public let name: String
-    /// Row-major shape, as PyTorch reports it.
-    public let shape: [Int]
-    /// First element's offset in the flat buffer.
-    public let offset: Int
-    /// Number of elements.
-    public var count: Int { shape.reduce(1, *) }
-}
-
 /// The views of one recurrent layer, named as PyTorch names them (`lstm.weight_ih_l0`, ...). `inputSize` is E for
 /// layer 0 and H above it; G is the kind's gate count.
 public struct RecurrentLayerViews: Equatable, Sendable {
@@ -133,46 +123,38 @@ public struct ParameterLayout: Equatable, Sendable {
     public let layers: [RecurrentLayerViews]
     public let fcWeight: ParameterView
     public let fcBias: ParameterView
-    /// Every view in order.
-    public let views: [ParameterView]
-    /// Total number of parameters (the length of the flat buffers).
-    public let totalCount: Int
+    /// Every view, named and flagged, in order.
+    public let table: ParameterTable
 
     public init(config: ModelConfig) {
-        var offset = 0
-        var views: [ParameterView] = []
-        func add(_ name: String, _ shape: [Int]) -> ParameterView {
-            let view = ParameterView(name: name, shape: shape, offset: offset)
-            offset += view.count
-            views.append(view)
-            return view
-        }
+        var builder = ParameterTable.Builder()
         let (V, E, H) = (config.vocabularySize, config.embeddingSize, config.hiddenSize)
         let (kind, G) = (config.layerKind, config.layerKind.gateCount)
         let module = kind.moduleName
-        embedding = add("embedding.weight", [V, E])
+        // Decayed: the weight matrices that multiply an input (every W_ih and W_hh, and fc.weight); biases and the
+        // embedding (a row lookup) are not.
+        embedding = builder.add("embedding.weight", [V, E])
         layers = (0..<config.layerCount).map { k in
             let inputSize = k == 0 ? E : H
             return RecurrentLayerViews(
                 kind: kind, inputSize: inputSize, hiddenSize: H,
-                weightIH: add("\(module).weight_ih_l\(k)", [G * H, inputSize]),
-                weightHH: add("\(module).weight_hh_l\(k)", [G * H, H]),
-                biasIH: add("\(module).bias_ih_l\(k)", [G * H]),
-                biasHH: add("\(module).bias_hh_l\(k)", [G * H]))
+                weightIH: builder.add("\(module).weight_ih_l\(k)", [G * H, inputSize], decayed: true),
+                weightHH: builder.add("\(module).weight_hh_l\(k)", [G * H, H], decayed: true),
+                biasIH: builder.add("\(module).bias_ih_l\(k)", [G * H]),
+                biasHH: builder.add("\(module).bias_hh_l\(k)", [G * H]))
         }
-        fcWeight = add("fc.weight", [V, H])
-        fcBias = add("fc.bias", [V])
-        self.views = views
-        totalCount = offset
+        fcWeight = builder.add("fc.weight", [V, H], decayed: true)
+        fcBias = builder.add("fc.bias", [V])
+        table = builder.table
     }
 
-    /// The weight matrices, which AdamW's weight decay applies to: every layer's W_ih and W_hh, and `fc.weight`.
-    /// Biases and the embedding are left out (nanoGPT's convention: decay only tensors of two dimensions that
-    /// multiply an input; an embedding row is a lookup).
-    public var decayedRanges: [Range<Int>] {
-        (layers.flatMap { [$0.weightIH, $0.weightHH] } + [fcWeight]).map { $0.offset..<($0.offset + $0.count) }
-    }
+    /// Every view in order.
+    public var views: [ParameterView] { table.views }
+    /// Total number of parameters (the length of the flat buffers).
+    public var totalCount: Int { table.totalCount }
+    /// The ranges AdamW's weight decay applies to (see `init`).
+    public var decayedRanges: [Range<Int>] { table.decayedRanges }
 
     /// The view called `name`, or nil.
-    public func view(named name: String) -> ParameterView? { views.first { $0.name == name } }
+    public func view(named name: String) -> ParameterView? { table.view(named: name) }
 }
