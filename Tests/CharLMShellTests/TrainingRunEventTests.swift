@@ -1,0 +1,92 @@
+// The training run lives in the engine (CharLM's Training/TrainingRun.swift) and reports events; the shell only
+// renders them. These tests run the same training through the engine alone and through the shell, and check that
+// the engine's events are what the shell prints: each validation with its best and saved marks, the overfitting
+// note, early stopping with the best restored, and the divergence note.
+
+import CharLM
+@testable import CharLMShell
+import Foundation
+import Testing
+
+/// The validation line the shell prints for a `validated` event (before wrapping).
+private func validationLine(_ event: TrainingEvent) -> String? {
+    guard case .validated(let step, let evaluation, let best, let saved) = event else { return nil }
+    return String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", step, evaluation.nats, evaluation.bits)
+        + (saved ? ", best (saved)" : best ? ", best" : "")
+}
+
+@Test func theEngineRunEmitsWhatTheShellPrints() throws {
+    // The engine alone: tiny.txt, a small model that overfits within a few hundred steps, `train until 3` with
+    // keepbest, as LongRunTests' shell settings make it (the shell seeds the model with `seed` and the trainer
+    // with seed + 1).
+    let settings = Settings()
+    let corpus = try Corpus.load(path: fixture("tiny.txt"), normalization: settings.normalization)
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: settings.val)
+    var generator = SeededGenerator(seed: 5)
+    let architecture: any ModelArchitecture = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 16,
+                                                          hiddenSize: 128)
+    let model = try architecture.makeModel(generator: &generator)
+    let trainer = try Trainer(model: model, dataset: dataset,
+                              settings: TrainingSettings(sequenceLength: 20, batch: 16, learningRate: 0.01), seed: 5 &+ 1)
+    let watch = RunWatch()
+    let run = try TrainingRun(trainer: trainer, watch: watch, amount: .untilNoImprovement(3), evaluationInterval: 10)
+    var bestWrites = 0
+    run.outputs.keepBest = { bestWrites += 1 }
+    var events: [TrainingEvent] = []
+    let outcome = try run.run(interrupted: { false }, cancellation: .never) { events.append($0) }
+
+    #expect(outcome == .stoppedEarly)
+    let validations = events.compactMap(validationLine)
+    #expect(validations.count >= 5)
+    let saved = events.filter { if case .validated(_, _, _, true) = $0 { return true } else { return false } }.count
+    #expect(saved == bestWrites && bestWrites >= 2)
+    let overfitting = events.contains { if case .overfitting = $0 { return true } else { return false } }
+    guard case .stoppedEarly(let patience, let best)? = events.last else {
+        Issue.record("the run's last event is not the early stop: \(String(describing: events.last))")
+        return
+    }
+    #expect(patience == 3 && best.step == watch.best?.step)
+
+    // The shell: the same run, rendered.
+    let folder = try temporaryFolder()
+    let keep = folder.appendingPathComponent("best.safetensors").path
+    let (session, _, console) = try makeShell(running: [
+        "set hidden 128", "set embed 16", "set seq 20", "set batch 16", "set lr 0.01", "set eval 10", "set seed 5",
+        "set keepbest \(keep)", "load \(fixture("tiny.txt"))", "train until 3"])
+    let printed = unwrapped(console.stderr).split(separator: "\n").map(String.init)
+    #expect(printed.filter { $0.contains(": validation loss ") && $0.hasPrefix("step ") } == validations)
+    #expect(printed.contains { $0.hasPrefix("note: validation loss rose twice in a row") } == overfitting)
+    let reports = unwrapped(console.stdout + console.stderr)
+    #expect(reports.contains("stopped: validation has not improved for 3 validations; restored the best, "
+                             + "step \(grouped(best.step)) "), "\(reports)")
+    // The same run: the same parameters restored.
+    #expect(try #require(session.model).parameters.array == trainer.model.parameters.array)
+}
+
+@Test func aRunWorseThanGuessingIsNotedOnceAsTheShellSaysIt() throws {
+    // A model made confidently wrong: one character's output bias far above the others, so every validation scores
+    // worse than guessing all characters alike while every number stays finite.
+    let corpus = try Corpus.make(text: String(repeating: "abcabcabd\n", count: 40), normalization: NormalizationOptions())
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.2)
+    var generator = SeededGenerator(seed: 1)
+    let config = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 4, hiddenSize: 8, layerCount: 1)
+    let model = try config.makeModel(generator: &generator)
+    let bias = ParameterLayout(config: config).fcBias
+    model.parameters.pointer[bias.offset] = 60
+    let trainer = try Trainer(model: model, dataset: dataset,
+                              settings: TrainingSettings(sequenceLength: 8, batch: 4, learningRate: 1e-6), seed: 2)
+    let run = try TrainingRun(trainer: trainer, watch: RunWatch(), amount: .steps(3), evaluationInterval: 1)
+    var events: [TrainingEvent] = []
+    #expect(try run.run(interrupted: { false }, cancellation: .never) { events.append($0) } == .completed)
+    let diverged = events.compactMap { event -> Double? in
+        if case .diverged(let loss, let V) = event, V == corpus.vocabulary.count { return loss }
+        return nil
+    }
+    #expect(diverged.count == 1 && diverged[0] > log(Double(corpus.vocabulary.count)) + 0.5)
+
+    // The shell's line for it names the way back.
+    let console = BufferConsole()
+    var renderer = TrainingEventRenderer(console: console, settings: Settings(), stoppingEarly: false, watch: RunWatch())
+    renderer.render(.diverged(loss: diverged[0], vocabularySize: corpus.vocabulary.count))
+    #expect(unwrapped(console.stderr).contains("training has diverged; lower `lr` (now 0.002), then `reset`"))
+}
