@@ -66,9 +66,9 @@ public struct ModelConfig: Equatable, Hashable, Sendable {
     public var layerKind: LayerKind
 
     /// Each default is its setting's (SettingDeclarations.swift).
-    public init(vocabularySize: Int, embeddingSize: Int = Setting.embed.defaultInteger, hiddenSize: Int = Setting.hidden.defaultInteger,
-                layerCount: Int = Setting.layers.defaultInteger, dropout: Float = Setting.dropout.defaultFloat,
-                layerKind: LayerKind = Setting.cell.defaultChoice()) {
+    public init(vocabularySize: Int, embeddingSize: Int = Setting.embed.defaultInteger,
+                hiddenSize: Int = Setting.hidden.defaultInteger, layerCount: Int = Setting.layers.defaultInteger,
+                dropout: Float = Setting.dropout.defaultFloat, layerKind: LayerKind = Setting.cell.defaultChoice()) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize

@@ -1,7 +1,7 @@
 // The one thin wrapper around the C library (libc) for the engine: files (whole-file reads of regular files, and
 // atomic writes: a temporary file in the same folder, written, flushed to disk, then renamed over the target), the
-// memory the machine has available and the process's peak, and the processor (yielding it, a thread's time on it).
-// Every other file of the engine calls these.
+// memory the machine has available and the process's peak and current size, and the processor (yielding it, a
+// thread's time on it). Every other file of the engine calls these.
 //
 // C that lives elsewhere, each behind a wrapper of its own named for what it wraps: BLAS (BLAS.swift), the CPU's
 // vector width (the CPUFeatures target, asked once in PackedProduct.swift), the terminal and the standard streams
@@ -279,19 +279,11 @@ public final class AppendingFile {
 /// memory limit; elsewhere the physical memory.
 public func availableMemoryBytes() -> Int {
     var available = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-    func kilobytes(_ key: String, in file: String) -> Int? {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix(key) {
-            let fields = line.split(separator: " ")
-            if fields.count >= 2, let value = Int(fields[1]) { return value * 1024 }
-        }
-        return nil
-    }
-    if let memAvailable = kilobytes("MemAvailable:", in: "/proc/meminfo") { available = memAvailable }
+    if let memAvailable = procBytes("MemAvailable:", in: "/proc/meminfo") { available = memAvailable }
     // An address-space cap: what is left of it.
     var limit = rlimit()
     if getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
-       let used = kilobytes("VmSize:", in: "/proc/self/status") {
+       let used = procBytes("VmSize:", in: "/proc/self/status") {
         available = min(available, max(0, Int(clamping: limit.rlim_cur) - used))
     }
     // A control group's limit (cgroup v2): what is left of it.
@@ -316,12 +308,7 @@ func threadProcessorNanoseconds() -> UInt64 {
 /// ru_maxrss also counts the process this one was forked from before it became this program (exec keeps that
 /// figure), so a small program started by a large one would report the large one's peak.
 public func peakResidentBytes() -> Int {
-    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let fields = line.split(separator: " ")
-            if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
-        }
-    }
+    if let peak = procBytes("VmHWM:", in: "/proc/self/status") { return peak }
     var usage = rusage()
     #if canImport(Darwin)
     getrusage(RUSAGE_SELF, &usage)
@@ -330,4 +317,18 @@ public func peakResidentBytes() -> Int {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Int(usage.ru_maxrss) * 1024  // kilobytes
     #endif
+}
+
+/// Resident set size now, in bytes (VmRSS from /proc/self/status; 0 where there is none).
+public func currentResidentBytes() -> Int { procBytes("VmRSS:", in: "/proc/self/status") ?? 0 }
+
+/// The figure a /proc file (meminfo, status) gives in kilobytes on the line starting with `key`, in bytes; nil
+/// when the file or the line is missing.
+private func procBytes(_ key: String, in file: String) -> Int? {
+    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix(key) {
+        let fields = line.split(separator: " ")
+        if fields.count >= 2, let value = Int(fields[1]) { return value * 1024 }
+    }
+    return nil
 }

@@ -40,15 +40,15 @@ public struct Command: Sendable {
 
 /// A setting shorthand such as `temp 0.8`: sets it, or shows it with no value.
 private func shorthand(_ name: String, _ key: String, _ example: String) -> Command {
-    let summary = Settings.key(named: key)!.summary
-    return Command(name, usage: "\(name) [VALUE]", summary: "set \(key): \(summary)",
+    let setting = Settings.key(named: key)!
+    return Command(name, usage: "\(name) [VALUE]", summary: "set \(key): \(setting.summary)",
                    details: "With a value, sets \(key); without, shows it.\nExample: \(example)",
-                   complete: { _, previous, prefix in previous.isEmpty ? Settings.key(named: key)!.suggestions.filter { $0.hasPrefix(prefix) } : [] }) { context, words in
+                   complete: { _, previous, prefix in previous.isEmpty ? setting.suggestions.filter { $0.hasPrefix(prefix) } : [] }) { context, words in
         try expectArguments(words, 0, 1, "\(name) [VALUE]")
         if let value = words.first {
             try context.session.set(key, value.text)
         } else {
-            context.session.console.info("\(key) \(Settings.key(named: key)!.get(context.session.settings))\n")
+            context.session.console.info("\(key) \(setting.get(context.session.settings))\n")
         }
     }
 }

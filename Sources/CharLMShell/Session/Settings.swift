@@ -86,7 +86,7 @@ public struct Settings: Equatable, Sendable {
 
     /// Which property holds each declared setting, by the declaration's name (a property cannot be found from its
     /// name at run time: this is the one place that pairs them).
-    private static let storage: [String: SettingStorage] = [
+    static let storage: [String: SettingStorage] = [
         "cell": .cell(\.cell), "embed": .integer(\.embed), "hidden": .integer(\.hidden), "layers": .integer(\.layers),
         "dropout": .float(\.dropout), "seq": .integer(\.seq), "batch": .integer(\.batch), "lr": .float(\.lr),
         "clip": .float(\.clip), "warmup": .integer(\.warmup), "decay": .integer(\.decay), "wd": .float(\.wd),
@@ -129,7 +129,7 @@ public struct Settings: Equatable, Sendable {
             restored.val = training.validationFraction
         } else {
             restored.training = TrainingSettings()
-            if restored.training != training {
+            if restored.training != self.training {
                 defaulted.append("no training settings: seq, batch, lr, clip, warmup, decay and wd are back to their defaults")
             }
         }
@@ -137,7 +137,7 @@ public struct Settings: Equatable, Sendable {
             restored.sampling = sampling
         } else {
             restored.sampling = SamplingSettings()
-            if restored.sampling != sampling {
+            if restored.sampling != self.sampling {
                 defaulted.append("no sampling settings: temp, topk and topp are back to their defaults")
             }
         }
