@@ -9,13 +9,20 @@ import Foundation
 
 /// What a setting affects, which decides when a change takes effect.
 public enum SettingGroup: String, Sendable {
-    /// The architecture: a trained model keeps its own until `reset`.
     case model
-    /// How text is read: applies at the next `load`.
     case data
     case training
     case sampling
     case system
+
+    /// When a change takes effect, for the groups where that is not at once (`help SETTING` says it).
+    public var note: String? {
+        switch self {
+        case .model: "the architecture: a trained model keeps its own until `reset`"
+        case .data: "applies when text is next loaded"
+        case .training, .sampling, .system: nil
+        }
+    }
 }
 
 /// The values a setting accepts, and the sentence that states them.

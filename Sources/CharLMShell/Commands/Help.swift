@@ -33,15 +33,9 @@ func settingHelp(_ key: SettingKey, width: Int) -> String {
     let declaration = key.declaration
     return wrap("\(key.name): \(key.summary). \(declaration.domain.rule.prefix(1).uppercased() + declaration.domain.rule.dropFirst()); "
                 + "default \(declaration.defaultText). Group: \(key.group.rawValue)"
-                + (settingGroupNote[key.group].map { " (\($0))" } ?? "") + ".\nSet it with `set \(key.name) VALUE`.",
+                + (key.group.note.map { " (\($0))" } ?? "") + ".\nSet it with `set \(key.name) VALUE`.",
                 width: width, indent: 2) + "\n"
 }
-
-/// What a setting's group means for when a change takes effect.
-let settingGroupNote: [SettingGroup: String] = [
-    .model: "the architecture: a trained model keeps its own until `reset`",
-    .data: "applies when text is next loaded",
-]
 
 /// Every setting with its value (or default) and meaning, in two columns.
 func settingsList(_ settings: Settings = Settings(), width: Int = 80) -> String {
