@@ -38,7 +38,8 @@ let package = Package(
             pkgConfig: "readline",
             providers: [.apt(["libreadline-dev"]), .brew(["readline"])]
         ),
-        // The shell core: session, command table, lexer, completion, script runner. No terminal library.
+        // The shell core: session, command table, lexer, completion, script runner, and the terminal's libc calls
+        // (Terminal/Terminal.swift). No readline.
         .target(name: "CharLMShell", dependencies: ["CharLM"]),
         .executableTarget(
             name: "charlm",

@@ -23,29 +23,29 @@ struct Quality: ParsableCommand {
     var seconds: Double?
 
     @Option(help: "Validate every N steps (and after the last).")
-    var evalEvery = 250
+    var evalEvery = Setting.eval.defaultInteger
 
     @Option(help: "Initialisation; batches and dropout use seed + 1.")
-    var seed: UInt64 = 1337
+    var seed = Setting.seed.defaultUnsigned
 
     @OptionGroup var model: ModelShape
 
     @Option(help: "Dropout between layers, in training.")
-    var dropout: Float = 0
+    var dropout = Setting.dropout.defaultFloat
 
     @OptionGroup var window: WindowShape
 
     @Option(help: "Adam's learning rate.")
-    var lr: Float = 2e-3
+    var lr = Setting.lr.defaultFloat
 
     @Option(help: "Global gradient-norm limit; 0 disables clipping.")
-    var clip: Float = 5
+    var clip = Setting.clip.defaultFloat
 
     @Option(help: "Steps of linear learning-rate warm-up.")
-    var warmup = 0
+    var warmup = Setting.warmup.defaultInteger
 
     @Option(help: "The step at which a cosine decay brings lr down to lr/10; 0 keeps lr constant.")
-    var decay = 0
+    var decay = Setting.decay.defaultInteger
 
     @OptionGroup var compute: ComputeOptions
 
@@ -115,7 +115,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var corpus: CorpusOption
 
     @Option(help: "T: characters per validation window.")
-    var seq = 100
+    var seq = Setting.seq.defaultInteger
 
     func validate() throws {
         try asUsageError { try Setting.seq.check(seq) }

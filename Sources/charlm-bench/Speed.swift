@@ -15,16 +15,6 @@ import ArgumentParser
 import CharLM
 import Foundation
 
-/// Resident set size now, in bytes (from /proc; 0 where unavailable).
-func currentResidentBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        let fields = line.split(separator: " ")
-        if fields.count >= 2, let kilobytes = Int(fields[1]) { return kilobytes * 1024 }
-    }
-    return 0
-}
-
 /// Prints the fields as one JSON object on one line.
 func printJSON(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
@@ -145,10 +135,10 @@ struct GenerateSpeed: ParsableCommand {
     var length = 2000
 
     @Option(help: "Independent samples generated together (`samples` in the shell); chars_per_s counts them all.")
-    var samples = 1
+    var samples = Setting.samples.defaultInteger
 
     @Flag(help: "Generate from bfloat16 copies of the weights (`bf16 on` in the shell; one sample only).")
-    var bf16 = false
+    var bf16 = Setting.bf16.defaultFlag
 
     @Option(help: "Prompt characters fed first (from the corpus).")
     var warmup = 50

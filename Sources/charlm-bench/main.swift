@@ -32,21 +32,22 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// E, H, L: the architecture. The same defaults as the shell's settings.
+/// E, H, L and the cell: the architecture. Every default in this target is the shell's setting's, read from its
+/// declaration (SettingDeclarations.swift).
 struct ModelShape: ParsableArguments {
     @Option(help: "E: embedding width.")
-    var embed = 64
+    var embed = Setting.embed.defaultInteger
 
     @Option(help: "H: hidden width of every layer.")
-    var hidden = 256
+    var hidden = Setting.hidden.defaultInteger
 
     @Option(help: "L: stacked recurrent layers.")
-    var layers = 2
+    var layers = Setting.layers.defaultInteger
 
     @Option(help: "The recurrent cell: lstm, gru or rnn.")
-    var cell: LayerKind = .lstm
+    var cell: LayerKind = Setting.cell.defaultChoice()
 
-    func config(vocabularySize V: Int, dropout: Float = 0) -> ModelConfig {
+    func config(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> ModelConfig {
         ModelConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
                     layerKind: cell)
     }
@@ -55,10 +56,10 @@ struct ModelShape: ParsableArguments {
 /// T, B: the training windows.
 struct WindowShape: ParsableArguments {
     @Option(help: "T: characters per training window.")
-    var seq = 100
+    var seq = Setting.seq.defaultInteger
 
     @Option(help: "B: windows per batch.")
-    var batch = 64
+    var batch = Setting.batch.defaultInteger
 }
 
 /// The text to train on or to evaluate on.
@@ -70,7 +71,7 @@ struct CorpusOption: ParsableArguments {
 /// How many threads compute: one `ComputeContext` for the whole measurement.
 struct ComputeOptions: ParsableArguments {
     @Option(help: "Compute threads, which share the recurrent layers' time loops and the matrix products (default: one per core).")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
+    var threads = Setting.threads.defaultInteger
 
     @Option(help: "Which code computes the large products: packed (charlm's kernel) or blas (default: \(ProductKernel.preferred.rawValue)).")
     var products = ProductKernel.preferred

@@ -43,6 +43,22 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     #expect(key.get(session.settings) == declaration.defaultText)
 }
 
+@Test func everyDeclaredSettingHasOnePlaceInSettings() {
+    #expect(Settings.keys.map(\.name) == Setting.all.map(\.name), "the settings table is the declarations' list, in order")
+    #expect(Set(Settings.storage.keys) == Set(Setting.all.map(\.name)), "no property is bound to a setting that is not declared")
+}
+
+@Test func theEngineDefaultsAreTheDeclarations() {
+    // The engine's settings structs, built with no arguments, hold what a new session's settings hold.
+    let settings = Settings()
+    #expect(TrainingSettings() == settings.training)
+    #expect(SamplingSettings() == settings.sampling)
+    #expect(ModelConfig(vocabularySize: 5) == settings.modelConfig(vocabularySize: 5))
+    #expect(NormalizationOptions() == settings.normalization)
+    #expect(AdamSettings().learningRate == settings.lr && AdamSettings().weightDecay == settings.wd)
+    #expect(settings.training.learningRate == 2e-3 && settings.training.sequenceLength == 100 && settings.sampling.temperature == 1)
+}
+
 @Test func theEngineStatesTheSameRangesAsTheShell() throws {
     // The same value refused by `set` and by the engine's own validation gives the same sentence.
     let (_, runner, _) = makeShell()

@@ -6,13 +6,15 @@ import Foundation
 /// How the next character is chosen from the model's scores.
 public struct SamplingSettings: Equatable, Sendable {
     /// Divides the logits; 0 means argmax (greedy).
-    public var temperature: Float = 1
+    public var temperature: Float
     /// Keep only the k most likely characters; 0 turns it off.
-    public var topK: Int = 0
+    public var topK: Int
     /// Keep only the smallest set of most likely characters whose mass reaches p; 1 turns it off.
-    public var topP: Float = 1
+    public var topP: Float
 
-    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1) {
+    /// Each default is its setting's (SettingDeclarations.swift).
+    public init(temperature: Float = Setting.temp.defaultFloat, topK: Int = Setting.topk.defaultInteger,
+                topP: Float = Setting.topp.defaultFloat) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP

@@ -1,20 +1,28 @@
-// Every user-visible setting, declared once: name, group, the values it accepts, default and one-line meaning. The
-// engine's `validate()`s check their values against these declarations, and the shell's `set`, `show`, help and
-// completion are generated from them (CharLMShell/Settings.swift), so a range is stated in one place and every
-// message about it states the same range. What a setting does lives with the code that uses it; this file only says
-// what it may be.
+// Every user-visible setting, declared once: name, group, the values it accepts, default and one-line meaning, and
+// `Setting.all`, the one list of them. The engine's `validate()`s check their values against these declarations, its
+// settings structs and charlm-bench's options take their defaults from them, and the shell's settings, `set`, `show`,
+// help and completion are generated from them (CharLMShell/Session/Settings.swift), so a range or a default is stated
+// in one place and every message about it states the same. What a setting does lives with the code that uses it;
+// this file only says what it may be.
 
 import Foundation
 
 /// What a setting affects, which decides when a change takes effect.
 public enum SettingGroup: String, Sendable {
-    /// The architecture: a trained model keeps its own until `reset`.
     case model
-    /// How text is read: applies at the next `load`.
     case data
     case training
     case sampling
     case system
+
+    /// When a change takes effect, for the groups where that is not at once (`help SETTING` says it).
+    public var note: String? {
+        switch self {
+        case .model: "the architecture: a trained model keeps its own until `reset`"
+        case .data: "applies when text is next loaded"
+        case .training, .sampling, .system: nil
+        }
+    }
 }
 
 /// The values a setting accepts, and the sentence that states them.
@@ -100,10 +108,23 @@ public struct SettingDeclaration: Sendable, Equatable {
         guard domain.contains(Double(value)) else { throw outOfRange(formatSettingNumber(value)) }
     }
 
+    // The default, typed: what every default in the package (the engine's settings structs, the shell's `Settings`,
+    // charlm-bench's options) is read from, so each is written once, above.
+
     /// The default as an integer (for `.integer` declarations).
     public var defaultInteger: Int { Int(defaultText)! }
+    /// The default as a whole number (for `.unsigned` declarations).
+    public var defaultUnsigned: UInt64 { UInt64(defaultText)! }
     /// The default as a number (for `.number` declarations).
     public var defaultNumber: Double { Double(defaultText)! }
+    /// The default as a float32 number (for `.number` declarations stored as Float).
+    public var defaultFloat: Float { Float(defaultNumber) }
+    /// The default as on (true) or off (false) (for `.flag` declarations).
+    public var defaultFlag: Bool { defaultText == "on" }
+    /// The default as one of a `.choice` declaration's words, read as `T` (`LayerKind` for `cell`).
+    public func defaultChoice<T: RawRepresentable>(_ type: T.Type = T.self) -> T where T.RawValue == String {
+        T(rawValue: defaultText)!
+    }
 }
 
 /// The declarations, in the order `show` lists them.

@@ -11,7 +11,8 @@ public struct NormalizationOptions: Equatable, Hashable, Sendable {
     /// Fold accents and typographic punctuation to ASCII where a fold exists, then drop what is still non-ASCII.
     public var ascii: Bool
 
-    public init(lowercase: Bool = true, ascii: Bool = true) {
+    /// The defaults are the `lowercase` and `ascii` settings' (SettingDeclarations.swift).
+    public init(lowercase: Bool = Setting.lowercase.defaultFlag, ascii: Bool = Setting.ascii.defaultFlag) {
         self.lowercase = lowercase
         self.ascii = ascii
     }

@@ -24,14 +24,15 @@ public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Double
 
 /// Adam's hyper-parameters.
 public struct AdamSettings: Equatable, Sendable {
-    public var learningRate: Float = 2e-3
+    public var learningRate: Float
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
     /// AdamW's decoupled weight decay (0: plain Adam): before each update, every decayed parameter is multiplied by
     /// 1 - lr * weightDecay.
-    public var weightDecay: Float = 0
-    public init(learningRate: Float = 2e-3, weightDecay: Float = 0) {
+    public var weightDecay: Float
+    /// The learning rate's and weight decay's defaults are the `lr` and `wd` settings' (SettingDeclarations.swift).
+    public init(learningRate: Float = Setting.lr.defaultFloat, weightDecay: Float = Setting.wd.defaultFloat) {
         self.learningRate = learningRate
         self.weightDecay = weightDecay
     }

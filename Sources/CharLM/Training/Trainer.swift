@@ -6,22 +6,25 @@ import Foundation
 /// The settings of a training run that are not part of the architecture.
 public struct TrainingSettings: Equatable, Sendable {
     /// T: characters per training window (the `seq` setting).
-    public var sequenceLength: Int = 100
+    public var sequenceLength: Int
     /// B: windows per batch.
-    public var batch: Int = 64
-    public var learningRate: Float = 2e-3
+    public var batch: Int
+    public var learningRate: Float
     /// Global gradient-norm limit; 0 disables clipping.
-    public var clip: Float = 5
+    public var clip: Float
     /// Steps of linear learning-rate warm-up from 0 to `learningRate`; 0 for none.
-    public var warmupSteps: Int = 0
+    public var warmupSteps: Int
     /// The step at which a cosine decay from `learningRate` reaches `learningRate / 10` (and stays); 0 keeps the
     /// learning rate constant. Counted from the run's first step, as nanoGPT's `lr_decay_iters` is.
-    public var decaySteps: Int = 0
+    public var decaySteps: Int
     /// AdamW's decoupled weight decay on the weight matrices (0: plain Adam).
-    public var weightDecay: Float = 0
+    public var weightDecay: Float
 
-    public init(sequenceLength: Int = 100, batch: Int = 64, learningRate: Float = 2e-3, clip: Float = 5,
-                warmupSteps: Int = 0, decaySteps: Int = 0, weightDecay: Float = 0) {
+    /// Each default is its setting's (SettingDeclarations.swift).
+    public init(sequenceLength: Int = Setting.seq.defaultInteger, batch: Int = Setting.batch.defaultInteger,
+                learningRate: Float = Setting.lr.defaultFloat, clip: Float = Setting.clip.defaultFloat,
+                warmupSteps: Int = Setting.warmup.defaultInteger, decaySteps: Int = Setting.decay.defaultInteger,
+                weightDecay: Float = Setting.wd.defaultFloat) {
         self.sequenceLength = sequenceLength
         self.batch = batch
         self.learningRate = learningRate

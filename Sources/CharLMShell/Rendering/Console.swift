@@ -78,10 +78,10 @@ public final class StandardConsole: Console {
 
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
-        isTerminal = CharLM.isTerminal(.error)
+        isTerminal = CharLMShell.isTerminal(.error)
         useColor = isTerminal && environment["NO_COLOR"] == nil
         self.quiet = quiet
-        if CharLM.isTerminal(.output) && environment["NO_COLOR"] == nil {
+        if CharLMShell.isTerminal(.output) && environment["NO_COLOR"] == nil {
             colorMode = ["truecolor", "24bit"].contains(environment["COLORTERM"] ?? "") ? .trueColor : .palette256
         } else {
             colorMode = .none

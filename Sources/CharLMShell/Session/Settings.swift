@@ -1,35 +1,36 @@
-// The session's settings: one value per declaration in the engine's SettingDeclarations.swift (name, group, range,
-// default, meaning), with how to read and show each. `set`, `show`, help and completion are generated from
-// `Settings.keys`; every range message comes from the declaration, the same one the engine's validation uses. Also
-// here: the mapping between settings and a checkpoint's fields, both ways.
+// The session's settings: one value per declaration in the engine's SettingDeclarations.swift, which states the
+// list of settings, their order, ranges, defaults and meanings; this file adds where each value lives and how it is
+// read and shown. `set`, `show`, help and completion are generated from `Settings.keys`; every range message comes
+// from the declaration, the same one the engine's validation uses. Also here: the mapping between settings, the
+// engine's settings structs and a checkpoint's fields, both ways.
 
 import CharLM
 import Foundation
 
 /// All settings of a session, with their defaults.
 public struct Settings: Equatable, Sendable {
-    public var cell = LayerKind(rawValue: Setting.cell.defaultText)!
+    public var cell: LayerKind = Setting.cell.defaultChoice()
     public var embed = Setting.embed.defaultInteger
     public var hidden = Setting.hidden.defaultInteger
     public var layers = Setting.layers.defaultInteger
-    public var dropout = Float(Setting.dropout.defaultNumber)
+    public var dropout = Setting.dropout.defaultFloat
     public var seq = Setting.seq.defaultInteger
     public var batch = Setting.batch.defaultInteger
-    public var lr = Float(Setting.lr.defaultNumber)
-    public var clip = Float(Setting.clip.defaultNumber)
+    public var lr = Setting.lr.defaultFloat
+    public var clip = Setting.clip.defaultFloat
     public var warmup = Setting.warmup.defaultInteger
     public var decay = Setting.decay.defaultInteger
-    public var wd = Float(Setting.wd.defaultNumber)
+    public var wd = Setting.wd.defaultFloat
     public var val = Setting.val.defaultNumber
-    public var lowercase = Setting.lowercase.defaultText == "on"
-    public var ascii = Setting.ascii.defaultText == "on"
-    public var seed = UInt64(Setting.seed.defaultText)!
-    public var temp = Float(Setting.temp.defaultNumber)
+    public var lowercase = Setting.lowercase.defaultFlag
+    public var ascii = Setting.ascii.defaultFlag
+    public var seed = Setting.seed.defaultUnsigned
+    public var temp = Setting.temp.defaultFloat
     public var topk = Setting.topk.defaultInteger
-    public var topp = Float(Setting.topp.defaultNumber)
+    public var topp = Setting.topp.defaultFloat
     public var length = Setting.length.defaultInteger
     public var samples = Setting.samples.defaultInteger
-    public var bf16 = Setting.bf16.defaultText == "on"
+    public var bf16 = Setting.bf16.defaultFlag
     public var eval = Setting.eval.defaultInteger
     /// Where the best model is also written as validation improves; nil: off.
     public var keepbest: String?
@@ -37,52 +38,62 @@ public struct Settings: Equatable, Sendable {
     public var autosave: Double?
     /// The metrics log's file; nil: off.
     public var log: String?
-    public var timing = Setting.timing.defaultText == "on"
+    public var timing = Setting.timing.defaultFlag
     public var threads = Setting.threads.defaultInteger
 
     public init() {}
 
-    public var normalization: NormalizationOptions { NormalizationOptions(lowercase: lowercase, ascii: ascii) }
-    public var training: TrainingSettings {
-        TrainingSettings(sequenceLength: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay,
-                         weightDecay: wd)
+    // MARK: The engine's settings, both ways
+
+    public var normalization: NormalizationOptions {
+        get { NormalizationOptions(lowercase: lowercase, ascii: ascii) }
+        set { (lowercase, ascii) = (newValue.lowercase, newValue.ascii) }
     }
-    public var sampling: SamplingSettings { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
+    public var training: TrainingSettings {
+        get {
+            TrainingSettings(sequenceLength: seq, batch: batch, learningRate: lr, clip: clip, warmupSteps: warmup, decaySteps: decay,
+                             weightDecay: wd)
+        }
+        set {
+            (seq, batch, lr, clip) = (newValue.sequenceLength, newValue.batch, newValue.learningRate, newValue.clip)
+            (warmup, decay, wd) = (newValue.warmupSteps, newValue.decaySteps, newValue.weightDecay)
+        }
+    }
+    public var sampling: SamplingSettings {
+        get { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
+        set { (temp, topk, topp) = (newValue.temperature, newValue.topK, newValue.topP) }
+    }
     public func modelConfig(vocabularySize: Int) -> ModelConfig {
         ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
                     layerKind: cell)
     }
+    /// Takes the architecture of `config` (its V is the vocabulary's, not a setting).
+    mutating func adoptArchitecture(of config: ModelConfig) {
+        (cell, embed, hidden) = (config.layerKind, config.embeddingSize, config.hiddenSize)
+        (layers, dropout) = (config.layerCount, config.dropout)
+    }
 
-    /// The table of settings, in the order `show` lists them (the declarations' order).
-    public static let keys: [SettingKey] = [
-        .cell(Setting.cell, \.cell),
-        .integer(Setting.embed, \.embed),
-        .integer(Setting.hidden, \.hidden),
-        .integer(Setting.layers, \.layers),
-        .float(Setting.dropout, \.dropout),
-        .integer(Setting.seq, \.seq),
-        .integer(Setting.batch, \.batch),
-        .float(Setting.lr, \.lr),
-        .float(Setting.clip, \.clip),
-        .integer(Setting.warmup, \.warmup),
-        .integer(Setting.decay, \.decay),
-        .float(Setting.wd, \.wd),
-        .double(Setting.val, \.val),
-        .flag(Setting.lowercase, \.lowercase),
-        .flag(Setting.ascii, \.ascii),
-        .unsigned(Setting.seed, \.seed),
-        .float(Setting.temp, \.temp),
-        .integer(Setting.topk, \.topk),
-        .float(Setting.topp, \.topp),
-        .integer(Setting.length, \.length),
-        .integer(Setting.samples, \.samples),
-        .flag(Setting.bf16, \.bf16),
-        .integer(Setting.eval, \.eval),
-        .file(Setting.keepbest, \.keepbest),
-        .interval(Setting.autosave, \.autosave),
-        .file(Setting.log, \.log),
-        .flag(Setting.timing, \.timing),
-        .integer(Setting.threads, \.threads),
+    // MARK: The table
+
+    /// The table of settings, in the order `show` lists them: the engine's declarations (`Setting.all`), each with
+    /// where its value lives.
+    public static let keys: [SettingKey] = Setting.all.map { declaration in
+        guard let storage = storage[declaration.name] else {
+            preconditionFailure("the setting '\(declaration.name)' is declared but has no property in Settings")
+        }
+        return SettingKey(declaration: declaration, storage: storage)
+    }
+
+    /// Which property holds each declared setting, by the declaration's name (a property cannot be found from its
+    /// name at run time: this is the one place that pairs them).
+    static let storage: [String: SettingStorage] = [
+        "cell": .cell(\.cell), "embed": .integer(\.embed), "hidden": .integer(\.hidden), "layers": .integer(\.layers),
+        "dropout": .float(\.dropout), "seq": .integer(\.seq), "batch": .integer(\.batch), "lr": .float(\.lr),
+        "clip": .float(\.clip), "warmup": .integer(\.warmup), "decay": .integer(\.decay), "wd": .float(\.wd),
+        "val": .double(\.val), "lowercase": .flag(\.lowercase), "ascii": .flag(\.ascii), "seed": .unsigned(\.seed),
+        "temp": .float(\.temp), "topk": .integer(\.topk), "topp": .float(\.topp), "length": .integer(\.length),
+        "samples": .integer(\.samples), "bf16": .flag(\.bf16), "eval": .integer(\.eval), "keepbest": .file(\.keepbest),
+        "autosave": .interval(\.autosave), "log": .file(\.log), "timing": .flag(\.timing), "threads": .integer(\.threads),
     ]
 
     /// The key called `name` (or one of the aliases `len`, `temperature`, `top_k`, `top_p`).
@@ -109,47 +120,27 @@ public struct Settings: Equatable, Sendable {
     /// that is not one of them, or does not read, is left out and named in `notes`.
     public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
-        // The recurrent family's settings; a family of its own settings maps them here too.
-        if let config = checkpoint.architecture as? ModelConfig {
-            restored.cell = config.layerKind
-            restored.embed = config.embeddingSize
-            restored.hidden = config.hiddenSize
-            restored.layers = config.layerCount
-            restored.dropout = config.dropout
-        }
-        restored.lowercase = checkpoint.vocabulary.normalization.lowercase
-        restored.ascii = checkpoint.vocabulary.normalization.ascii
+        // The recurrent family's settings; a family with settings of its own maps them here too.
+        if let config = checkpoint.architecture as? ModelConfig { restored.adoptArchitecture(of: config) }
+        restored.normalization = checkpoint.vocabulary.normalization
         // What the file does not hold is back to its default, so nothing of the session before leaks into it.
-        let defaults = Settings()
         var defaulted: [String] = []
-        if checkpoint.training == nil {
-            (restored.seq, restored.batch, restored.lr) = (defaults.seq, defaults.batch, defaults.lr)
-            (restored.clip, restored.warmup, restored.decay) = (defaults.clip, defaults.warmup, defaults.decay)
-            restored.wd = defaults.wd
-            if restored.training != training {
+        if let training = checkpoint.training {
+            restored.training = training.settings
+            restored.val = training.validationFraction
+        } else {
+            restored.training = TrainingSettings()
+            if restored.training != self.training {
                 defaulted.append("no training settings: seq, batch, lr, clip, warmup, decay and wd are back to their defaults")
             }
         }
-        if checkpoint.sampling == nil {
-            (restored.temp, restored.topk, restored.topp) = (defaults.temp, defaults.topk, defaults.topp)
-            if (restored.temp, restored.topk, restored.topp) != (temp, topk, topp) {
+        if let sampling = checkpoint.sampling {
+            restored.sampling = sampling
+        } else {
+            restored.sampling = SamplingSettings()
+            if restored.sampling != self.sampling {
                 defaulted.append("no sampling settings: temp, topk and topp are back to their defaults")
             }
-        }
-        if let training = checkpoint.training {
-            restored.seq = training.settings.sequenceLength
-            restored.batch = training.settings.batch
-            restored.lr = training.settings.learningRate
-            restored.clip = training.settings.clip
-            restored.warmup = training.settings.warmupSteps
-            restored.decay = training.settings.decaySteps
-            restored.wd = training.settings.weightDecay
-            restored.val = training.validationFraction
-        }
-        if let sampling = checkpoint.sampling {
-            restored.temp = sampling.temperature
-            restored.topk = sampling.topK
-            restored.topp = sampling.topP
         }
         var leftOut: [String] = []
         let own = Set(checkpointSettings.keys)
@@ -168,6 +159,7 @@ public struct Settings: Equatable, Sendable {
 /// One row of the settings table: a declaration and where its value lives in `Settings`.
 public struct SettingKey: Sendable {
     public let declaration: SettingDeclaration
+    let storage: SettingStorage
     public var name: String { declaration.name }
     public var group: SettingGroup { declaration.group }
     public var summary: String { declaration.summary }
@@ -182,27 +174,34 @@ public struct SettingKey: Sendable {
         }
     }
     /// The value as `show` prints it and `set` reads it.
-    public let get: @Sendable (Settings) -> String
+    public func get(_ settings: Settings) -> String { storage.get(settings) }
     /// Reads `text` into the setting, or throws the declaration's range error.
-    public let set: @Sendable (inout Settings, String) throws -> Void
+    public func set(_ settings: inout Settings, _ text: String) throws { try storage.set(&settings, text, declaration) }
+}
 
-    static func integer(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Int> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { String($0[keyPath: path]) }) { settings, text in
+/// Where a setting's value lives in `Settings`, and how it is shown and read as text (range errors from the
+/// declaration).
+struct SettingStorage: Sendable {
+    let get: @Sendable (Settings) -> String
+    let set: @Sendable (inout Settings, String, SettingDeclaration) throws -> Void
+
+    static func integer(_ path: WritableKeyPath<Settings, Int> & Sendable) -> SettingStorage {
+        SettingStorage(get: { String($0[keyPath: path]) }) { settings, text, declaration in
             guard let value = Int(text) else { throw declaration.outOfRange(text) }
             do { try declaration.check(value) } catch { throw declaration.outOfRange(text) }
             settings[keyPath: path] = value
         }
     }
 
-    static func unsigned(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, UInt64> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { String($0[keyPath: path]) }) { settings, text in
+    static func unsigned(_ path: WritableKeyPath<Settings, UInt64> & Sendable) -> SettingStorage {
+        SettingStorage(get: { String($0[keyPath: path]) }) { settings, text, declaration in
             guard let value = UInt64(text) else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = value
         }
     }
 
-    static func float(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { formatNumber($0[keyPath: path]) }) { settings, text in
+    static func float(_ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingStorage {
+        SettingStorage(get: { formatNumber($0[keyPath: path]) }) { settings, text, declaration in
             // In range as typed, and still in range (and not rounded to 0) as the float32 it is stored as.
             guard let number = decimalNumber(text), declaration.domain.contains(number),
                   declaration.domain.contains(Double(Float(number))), Float(number) != 0 || number == 0 else {
@@ -212,24 +211,24 @@ public struct SettingKey: Sendable {
         }
     }
 
-    static func double(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Double> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { formatSettingNumber($0[keyPath: path]) }) { settings, text in
+    static func double(_ path: WritableKeyPath<Settings, Double> & Sendable) -> SettingStorage {
+        SettingStorage(get: { formatSettingNumber($0[keyPath: path]) }) { settings, text, declaration in
             guard let value = decimalNumber(text), declaration.domain.contains(value) else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = value + 0
         }
     }
 
     /// A file name or `off` (a file called off is `./off`). `~` is expanded when the file is used.
-    static func file(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, String?> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { $0[keyPath: path] ?? "off" }) { settings, text in
+    static func file(_ path: WritableKeyPath<Settings, String?> & Sendable) -> SettingStorage {
+        SettingStorage(get: { $0[keyPath: path] ?? "off" }) { settings, text, declaration in
             guard !text.isEmpty, !text.hasSuffix("/") else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = text.lowercased() == "off" ? nil : text
         }
     }
 
     /// A duration with its unit (90s, 10m, 2h) or `off`.
-    static func interval(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Double?> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { $0[keyPath: path].map(formatDuration) ?? "off" }) { settings, text in
+    static func interval(_ path: WritableKeyPath<Settings, Double?> & Sendable) -> SettingStorage {
+        SettingStorage(get: { $0[keyPath: path].map(formatDuration) ?? "off" }) { settings, text, declaration in
             if text.lowercased() == "off" {
                 settings[keyPath: path] = nil
                 return
@@ -240,15 +239,15 @@ public struct SettingKey: Sendable {
     }
 
     /// One of the layer kinds, by name.
-    static func cell(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, LayerKind> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { $0[keyPath: path].rawValue }) { settings, text in
+    static func cell(_ path: WritableKeyPath<Settings, LayerKind> & Sendable) -> SettingStorage {
+        SettingStorage(get: { $0[keyPath: path].rawValue }) { settings, text, declaration in
             guard let kind = LayerKind(rawValue: text.lowercased()) else { throw declaration.outOfRange(text) }
             settings[keyPath: path] = kind
         }
     }
 
-    static func flag(_ declaration: SettingDeclaration, _ path: WritableKeyPath<Settings, Bool> & Sendable) -> SettingKey {
-        SettingKey(declaration: declaration, get: { $0[keyPath: path] ? "on" : "off" }) { settings, text in
+    static func flag(_ path: WritableKeyPath<Settings, Bool> & Sendable) -> SettingStorage {
+        SettingStorage(get: { $0[keyPath: path] ? "on" : "off" }) { settings, text, declaration in
             switch text.lowercased() {
             case "on", "true", "yes", "1": settings[keyPath: path] = true
             case "off", "false", "no", "0": settings[keyPath: path] = false

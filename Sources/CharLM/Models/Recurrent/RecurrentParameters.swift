@@ -67,8 +67,10 @@ public struct ModelConfig: Equatable, Hashable, Sendable {
     /// What every layer is.
     public var layerKind: LayerKind
 
-    public init(vocabularySize: Int, embeddingSize: Int = 64, hiddenSize: Int = 256, layerCount: Int = 2, dropout: Float = 0,
-                layerKind: LayerKind = .lstm) {
+    /// Each default is its setting's (SettingDeclarations.swift).
+    public init(vocabularySize: Int, embeddingSize: Int = Setting.embed.defaultInteger,
+                hiddenSize: Int = Setting.hidden.defaultInteger, layerCount: Int = Setting.layers.defaultInteger,
+                dropout: Float = Setting.dropout.defaultFloat, layerKind: LayerKind = Setting.cell.defaultChoice()) {
         self.vocabularySize = vocabularySize
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
