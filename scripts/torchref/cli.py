@@ -1,0 +1,41 @@
+"""The command line: the table of commands (name, one-line help, options, run), the argparse parser made from it,
+and the dispatch. What each command does is in commands/; the usage text is torch_reference.py's docstring."""
+import argparse
+from collections import namedtuple
+
+from .commands import fixtures, inference, speed, train
+
+Command = namedtuple("Command", "name help arguments run")
+Command.__doc__ = """One command: `arguments(parser)` declares its options, `run(args)` runs it."""
+
+# In the order --help lists them.
+COMMANDS = (
+    Command("train", "train on a text file and print the validation curve", train.arguments, train.train),
+    Command("logits", "print the logits after a prompt as JSON", inference.model_and_prompt_arguments,
+            inference.logits),
+    Command("eval", "validation loss of a charlm file on a corpus", inference.eval_arguments, inference.evaluation),
+    Command("generate", "greedy continuation of a prompt", inference.generate_arguments, inference.generate),
+    Command("fixture-checkpoint", "write charlm's tiny PyTorch model fixture (any --cell)",
+            fixtures.checkpoint_arguments, fixtures.fixture_checkpoint),
+    Command("train-speed", "speed benchmark (one JSON line)", speed.arguments(warmup=3), speed.train_speed),
+    Command("generate-speed", "speed benchmark (one JSON line)", speed.arguments(warmup=50), speed.generate_speed),
+    Command("load-speed", "corpus load benchmark (one JSON line)", speed.load_arguments, speed.load_speed),
+    Command("fixture-training", "write the JSON training fixture charlm's tests replay (any --cell)",
+            fixtures.training_arguments, fixtures.fixture_training),
+)
+
+
+def parser(description):
+    """The parser of the whole command line, one subcommand a row of COMMANDS; `description` heads --help."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.arguments(commands.add_parser(command.name, help=command.help))
+    return parser
+
+
+def main(argv, description):
+    """Parses `argv` (without the program name) and runs the command; `args.argv` keeps the words as given."""
+    args = parser(description).parse_args(argv)
+    args.argv = list(argv)
+    next(command for command in COMMANDS if command.name == args.command).run(args)

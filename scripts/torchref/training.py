@@ -1,0 +1,97 @@
+"""charlm's training protocol in PyTorch, the pieces every command that trains or validates shares: windows of
+token ids as batches, one training step, the learning-rate schedule, AdamW's parameter groups, the ranges charlm
+allows its settings, and the validation loss. The `train` command's run (start, loop, hand-over, save) is in
+commands/train.py."""
+import math
+
+import torch
+import torch.nn as nn
+
+from .models import CELLS
+
+
+def windows(ids, starts, seq):
+    """The (B, T) inputs and (B, T) targets (each input's next token) of the windows of T = `seq` token ids that
+    begin at `starts` (B,)."""
+    positions = starts[:, None] + torch.arange(seq)[None, :]
+    return ids[positions], ids[positions + 1]
+
+
+def random_windows(ids, seq, count):
+    """`count` windows (inputs, targets) at uniformly random offsets in `ids`, drawn from torch's global generator."""
+    return windows(ids, torch.randint(0, len(ids) - seq, (count,)), seq)
+
+
+def training_step(model, optimizer, x, y, clip=None):
+    """One step on the batch `x` -> `y`: mean cross-entropy over every position, backward, the gradient norm clipped
+    to `clip` (None: not clipped), the optimizer's update. Returns the loss and the norm before clipping (or None)."""
+    logits, _ = model(x)
+    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = None if clip is None else nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return loss, norm
+
+
+def learning_rate(settings, step):
+    """charlm's schedule (Trainer.swift, TrainingSettings.learningRate): linear warm-up over `warmup` steps, then a
+    cosine from lr down to lr/10 at step `decay`, then lr/10; constant without them. `step` 1 is the first."""
+    lr, warmup, decay = settings["lr"], settings["warmup"], settings["decay"]
+    if step <= warmup:
+        return lr * step / warmup
+    if decay <= warmup:
+        return lr
+    minimum = lr / 10
+    progress = min(1.0, (step - warmup) / (decay - warmup))
+    return minimum + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - minimum)
+
+
+def decayed(name):
+    """AdamW's weight decay applies to the weight matrices only (charlm's ParameterLayout.decayedRanges): every
+    <cell>.weight_ih_l{k} / weight_hh_l{k} (lstm, gru or rnn) and fc.weight; not biases, not the embedding
+    (nanoGPT's convention)."""
+    cell, _, rest = name.partition(".")
+    return (cell in CELLS and rest.startswith("weight_")) or name == "fc.weight"
+
+
+def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    """torch.optim.AdamW with two groups (weights decayed, the rest not); with weight_decay 0 it is Adam exactly."""
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if decayed(n)], "weight_decay": weight_decay},
+              {"params": [p for n, p in named if not decayed(n)], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def check_settings(settings, source):
+    """The ranges charlm's settings declare (SettingDeclarations.swift), so a file it would refuse is refused here."""
+    def number(key, low, high, low_open=False):
+        value = settings[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or value < low or value > high or (low_open and value == low):
+            raise SystemExit(f"{source}: {key} must be a number from {low} to {high}; got {value!r}")
+    number("lr", 0, 1, low_open=True)
+    number("clip", 0, 1e6)
+    number("weight_decay", 0, 10)
+    number("val_fraction", 0, 0.999999)
+    for key, high in (("seq", 10000), ("batch", 4096), ("warmup", 10000000), ("decay", 10000000)):
+        if not isinstance(settings[key], int) or isinstance(settings[key], bool) or not 0 <= settings[key] <= high:
+            raise SystemExit(f"{source}: {key} must be a whole number from 0 to {high}; got {settings[key]!r}")
+    if settings["lr"] * settings["weight_decay"] >= 1:
+        raise SystemExit(f"{source}: lr x weight decay must be below 1 "
+                         "(each step multiplies the weights by 1 - lr x wd)")
+
+
+@torch.no_grad()
+def evaluate(model, val, seq, batch, device):
+    """Mean cross-entropy over floor((n-1)/T) non-overlapping windows, zero state each."""
+    model.eval()
+    count = (len(val) - 1) // seq
+    total = 0.0
+    for first in range(0, count, batch):
+        starts = torch.arange(first, first + min(batch, count - first)) * seq
+        x, y = (t.to(device) for t in windows(val, starts, seq))
+        logits, _ = model(x)
+        total += nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+    model.train()
+    return total / (count * seq)
