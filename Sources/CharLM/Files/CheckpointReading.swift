@@ -10,9 +10,11 @@ extension Checkpoint {
         try parse(readFileBytes(at: path), path: path)
     }
 
-    /// Parses and checks checkpoint bytes; errors name `path` and the problem.
-    public static func parse(_ bytes: [UInt8], path: String) throws -> Checkpoint {
-        let reader = try CheckpointReader(file: SafeTensorsFile.parse(bytes, path: path), path: path)
+    /// Parses and checks checkpoint bytes; errors name `path` and the problem. `families` read the config (every
+    /// family charlm has, unless a test brings its own).
+    public static func parse(_ bytes: [UInt8], path: String,
+                             families: [ModelFamilies.Reader] = ModelFamilies.readers) throws -> Checkpoint {
+        let reader = try CheckpointReader(file: SafeTensorsFile.parse(bytes, path: path), path: path, families: families)
         // The minimal contract: vocab and config, and every model tensor.
         let vocabulary = try reader.vocabulary()
         let architecture = try reader.architecture(vocabulary: vocabulary)
@@ -40,10 +42,13 @@ private struct CheckpointReader {
     let path: String
     /// The file's tensors by name.
     let byName: [String: NamedTensor]
+    /// The families that may read its config.
+    let families: [ModelFamilies.Reader]
 
-    init(file: SafeTensorsFile, path: String) {
+    init(file: SafeTensorsFile, path: String, families: [ModelFamilies.Reader]) {
         self.file = file
         self.path = path
+        self.families = families
         var byName: [String: NamedTensor] = [:]
         for tensor in file.tensors { byName[tensor.name] = tensor }
         self.byName = byName
@@ -104,7 +109,7 @@ private struct CheckpointReader {
         let config = CheckpointConfig(json: try configJSON(), vocabularySize: vocabulary.count,
                                       tensorNames: Set(byName.keys))
         do {
-            return try ModelFamilies.architecture(from: config)
+            return try ModelFamilies.architecture(from: config, families: families)
         } catch let problem as CheckpointProblem {
             throw bad(problem.text)
         }

@@ -213,9 +213,10 @@ public enum ModelFamilies {
     /// Every family, asked in order.
     public static let readers: [Reader] = [{ try ModelConfig.read($0) }]
 
-    /// The architecture `config` describes; a problem when no family reads it.
-    public static func architecture(from config: CheckpointConfig) throws -> any ModelArchitecture {
-        for read in readers {
+    /// The architecture `config` describes, asking `families` in order; a problem when none reads it.
+    public static func architecture(from config: CheckpointConfig,
+                                    families: [Reader] = readers) throws -> any ModelArchitecture {
+        for read in families {
             if let architecture = try read(config) { return architecture }
         }
         throw CheckpointProblem("its config names no model family charlm knows")
