@@ -1,5 +1,6 @@
 // The only file that talks to BLAS: OpenBLAS's C interface on Linux, Accelerate on macOS. Every matrix product in
-// CharLM goes through `BLAS.gemm` or `BLAS.gemv`, always on row-major float32 matrices.
+// CharLM that BLAS computes goes through `BLAS.gemm` or `BLAS.gemv`, always on row-major float32 matrices; the others
+// run on charlm's own packed kernel (PackedProduct.swift; Products.swift picks between the two for the large ones).
 
 #if canImport(Accelerate)
 import Accelerate
@@ -18,9 +19,10 @@ public enum Transpose: Sendable {
 /// Row-major single-precision BLAS.
 ///
 /// BLAS itself runs on one thread: the products big enough to share are split over the threads of the caller's
-/// `ComputeContext` (by rows of the result, or by columns when it has fewer rows than columns), each thread calling BLAS on its
-/// part. One set of threads then does all of charlm's work: OpenBLAS's own threads, when they had any, kept spinning
-/// between products and took a quarter of a core from the LSTM's time loops (measured with perf on training M).
+/// `ComputeContext` (by rows of the result, or by columns when it has fewer rows than columns), each thread calling
+/// BLAS on its part. One set of threads then does all of charlm's work: OpenBLAS's own threads, when they had any,
+/// kept spinning between products and took a quarter of a core from the recurrent layers' time loops (measured with
+/// perf while training the LSTM, size M).
 public enum BLAS {
     /// C = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k), op(B) is (k, n) and C is (m, n).
     ///

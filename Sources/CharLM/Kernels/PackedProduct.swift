@@ -1,10 +1,13 @@
-// Our own matrix product for the two products inside the LSTM's time loop, C(B, N) (+)= A(B, K) * W(K, N):
-//   forward   gates_t(B, 4H) += h_{t-1}(B, H)    * W_hh^T(H, 4H)
-//   backward  dh_{t-1}(B, H)  = dgates_t(B, 4H) * W_hh(4H, H)
+// Our own matrix product, C(B, N) (+)= A(B, K) * W(K, N), made for the two products inside every recurrent layer's
+// time loop (Recurrence.swift; P = gateCount * H: 4H for the LSTM, 3H for the GRU, H for the RNN):
+//   forward   product_t(B, P) (+)= h_{t-1}(B, H)     * W_hh^T(H, P)
+//   backward  dh_{t-1}(B, H)  (+)= dproduct_t(B, P) * W_hh(P, H)
 // Each runs T times per pass with the same W and a small B (64 by default). BLAS repacks W on every call and, at
 // this size, reaches about 70% of what it does on large products; here W is packed once per pass, each thread of the
 // team always takes the same panels (so its part of W stays in its core's cache from one step to the next), and one
-// register-blocked kernel does the arithmetic. Everything else still goes to BLAS (BLAS.swift).
+// register-blocked kernel does the arithmetic. The same kernel also serves the large products when the compute
+// context picks it (Products.swift, which packs W a block of rows at a time) and generation's stepper (Stepper.swift,
+// on its interleaved gate panels); everything else goes to BLAS (BLAS.swift).
 //
 // Layout: W is cut into column panels of the kernel's width (64 or 16); panel p holds rows k = 0..<K of its columns,
 // one after the other, (K, width) contiguous, zero-padded past column N. The kernel keeps a (6, width) block of C in

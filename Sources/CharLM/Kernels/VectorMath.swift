@@ -1,6 +1,12 @@
-// Single-precision math on 16 lanes at a time, for the element-wise kernels (GateKernels.swift, the loss): loads and
-// stores at any alignment, and our own e^x, sigmoid and tanh, written with plain lane-wise operations so the compiler
-// maps them to the widest vector instructions of this CPU (the package builds CharLM with -target-cpu native).
+// Single-precision math on 16 lanes at a time, for the element-wise kernels (GateKernels.swift, the loss, Adam):
+// loads and stores at any alignment, the loop over a row's groups of 16, and our own e^x, sigmoid and tanh, written
+// with plain lane-wise operations so the compiler maps them to the widest vector instructions of this CPU (the
+// package builds CharLM with -target-cpu native).
+//
+// Everything here is `@inline(always)`: a kernel is fast only when all of it is inlined into its loop, and Swift
+// 6.3 treats `@inline(__always)` as a hint it may decline (it left sigmoid and tanh, and the standard library's
+// generic pointwiseMin, as calls inside the LSTM kernel's loop: 1.8 times slower), where `@inline(always)` is a
+// guarantee for direct calls.
 //
 // e^x uses a Cephes-style range reduction and degree-6 polynomial: relative error below 3e-7 (GateKernelTests
 // checks it, and sigmoid and tanh, against Foundation's double-precision functions over [-100, 100]).
@@ -8,40 +14,73 @@
 /// 16 single-precision lanes: one AVX-512 register, or two AVX ones.
 typealias Lanes = SIMD16<Float>
 
-@inline(__always) func load(_ pointer: UnsafePointer<Float>) -> Lanes {
+@inline(always) func load(_ pointer: UnsafePointer<Float>) -> Lanes {
     UnsafeRawPointer(pointer).loadUnaligned(as: Lanes.self)
 }
 
-@inline(__always) func store(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>) {
+@inline(always) func store(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Lanes.self)
 }
 
-/// Indices 0..<n in groups of 16: the starts of the full groups, and where a last partial group starts and its size
-/// (0 if none), which callers run through the same vector code on zero-padded copies. Callers keep the partial group
-/// as a separate branch after the loop: one loop with a load that checks its count made the gate kernel 3.5 times
-/// slower (measured: 102 against 360 microseconds per step on the default shape), as the compiler then no longer
-/// keeps the lanes in registers.
-@inline(__always) func groups(_ H: Int) -> (full: StrideTo<Int>, tailStart: Int, tail: Int) {
+/// Runs `body(offset, lanes)` over 0..<n (n >= 0) in groups of 16 lanes: `lanes` is 16 for each full group, then
+/// the size of a last partial group, if any. The element-wise kernels' one loop.
+///
+/// Pass a local function marked `@inline(always)` (its calls here are then inlined, which a closure's need not be:
+/// one was not). In the loop `lanes` is then the constant 16, so `load(_:lanes:)` and `store(_:_:lanes:)` there are
+/// whole-vector loads and stores, and only the last group takes the partial ones: a single loop whose loads check a
+/// count at run time was 3.5 times slower (measured on the LSTM's kernel: 360 against 102 microseconds per step on
+/// the default shape), as the compiler then no longer keeps the lanes in registers.
+@inline(always) func forEachGroup(_ n: Int, _ body: (_ offset: Int, _ lanes: Int) -> Void) {
+    let width = Lanes.scalarCount
+    let tail = n & (width - 1)  // 0 ..< 16, visibly so: the last group's loads and stores are only the partial ones
+    let fullEnd = n - tail
+    var offset = 0
+    while offset < fullEnd {
+        body(offset, width)
+        offset += width
+    }
+    if tail > 0 { body(fullEnd, tail) }
+}
+
+/// `lanes` (<= 16) floats: a whole vector when `lanes` is 16, else the low lanes of a zeroed one.
+@inline(always) func load(_ pointer: UnsafePointer<Float>, lanes: Int) -> Lanes {
+    lanes == Lanes.scalarCount ? load(pointer) : loadPartial(pointer, lanes)
+}
+
+/// Writes the low `lanes` (<= 16) lanes: all of them as one vector when `lanes` is 16.
+@inline(always) func store(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, lanes: Int) {
+    if lanes == Lanes.scalarCount { store(value, pointer) } else { storePartial(value, pointer, lanes) }
+}
+
+/// Indices 0..<n in groups of 16, for loops written out by hand (the loss, Adam): the starts of the full groups, and
+/// where a last partial group starts and its size (0 if none). Keep the partial group as a separate branch after the
+/// loop, as `forEachGroup` does.
+@inline(always) func groups(_ H: Int) -> (full: StrideTo<Int>, tailStart: Int, tail: Int) {
     let width = Lanes.scalarCount
     let fullEnd = H / width * width
     return (stride(from: 0, to: fullEnd, by: width), fullEnd, H - fullEnd)
 }
 
 /// Reads `count` (< 16) floats into the low lanes of a zeroed vector.
-@inline(__always) func loadPartial(_ pointer: UnsafePointer<Float>, _ count: Int) -> Lanes {
+@inline(always) func loadPartial(_ pointer: UnsafePointer<Float>, _ count: Int) -> Lanes {
     var lanes = Lanes()
     for lane in 0..<count { lanes[lane] = pointer[lane] }
     return lanes
 }
 
 /// Writes the low `count` (< 16) lanes.
-@inline(__always) func storePartial(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
+@inline(always) func storePartial(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, _ count: Int) {
     for lane in 0..<count { pointer[lane] = value[lane] }
 }
 
 /// e^x lane-wise. Inputs are clamped to [-87, 88], so results stay finite and normal (e^-87 ~ 1.6e-38).
-@inline(__always) func exponential(_ x: Lanes) -> Lanes {
-    let clamped = pointwiseMax(pointwiseMin(x, Lanes(repeating: 88)), Lanes(repeating: -87))
+@inline(always) func exponential(_ x: Lanes) -> Lanes {
+    // min(x, 88) then max(., -87), lane for lane exactly as the standard library's pointwiseMin and pointwiseMax
+    // (Float.minimum(x, 88) is x <= 88 ? x : 88, so NaN becomes 88), but from comparisons and selections that are
+    // always inlined (pointwiseMin is a generic function the optimiser may leave as a call).
+    let (upper, lower) = (Lanes(repeating: 88), Lanes(repeating: -87))
+    let belowUpper = upper.replacing(with: x, where: x .<= upper)
+    let clamped = lower.replacing(with: belowUpper, where: belowUpper .> lower)
     // x = n ln2 + r with n an integer and |r| <= ln2/2. Adding 1.5 * 2^23 rounds x/ln2 to the nearest integer and
     // leaves that integer in the low bits of the float's pattern.
     let magic: Float = 12_582_912
@@ -63,10 +102,10 @@ typealias Lanes = SIMD16<Float>
 }
 
 /// 1 / (1 + e^-x) lane-wise.
-@inline(__always) func sigmoid(_ x: Lanes) -> Lanes { 1 / (1 + exponential(-x)) }
+@inline(always) func sigmoid(_ x: Lanes) -> Lanes { 1 / (1 + exponential(-x)) }
 
 /// tanh(x) lane-wise, as sign(x) (1 - e^-2|x|) / (1 + e^-2|x|): absolute error about 1e-7 everywhere.
-@inline(__always) func tanh(_ x: Lanes) -> Lanes {
+@inline(always) func tanh(_ x: Lanes) -> Lanes {
     let bits = unsafeBitCast(x, to: SIMD16<UInt32>.self)
     let sign = bits & 0x8000_0000
     let magnitude = unsafeBitCast(bits & 0x7FFF_FFFF, to: Lanes.self)

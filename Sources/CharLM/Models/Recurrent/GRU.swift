@@ -17,7 +17,7 @@
 import Foundation
 
 /// A GRU layer.
-struct GRULayer: RecurrentLayer {
+struct GRULayer: TypedRecurrentLayer {
     let views: RecurrentLayerViews
 
     /// b_ih + b_hh for r and z; b_in alone for n (b_hn goes inside the reset product, in the cell).
@@ -28,16 +28,14 @@ struct GRULayer: RecurrentLayer {
         for j in (2 * H)..<(3 * H) { row[j] = weights.biasIH[j] }
     }
 
-    func makeActivations(length T: Int, batch B: Int) -> RecurrentActivations {
-        GRUActivations(hiddenSize: views.hiddenSize, length: T, batch: B)
-    }
+    /// (T, B, 3H) h_{t-1} W_hh^T, its n block then u_n + b_hn, after the forward pass; dLoss/d(h_{t-1} W_hh^T + b_hh)
+    /// after the backward pass.
+    func makeBuffers(length T: Int, batch B: Int) -> FloatBuffer { FloatBuffer(count: T * B * 3 * views.hiddenSize) }
 
-    /// Forward through T steps from h_0 in slot 0 of `activations`, whose `gates` hold each step's input projection
-    /// on entry: the recurrent product goes to `recurrent`, then the cell makes r, z, n and h_t.
-    func forward(parameters: FloatBuffer, activations: RecurrentActivations, length T: Int, batch B: Int,
+    /// Forward through T steps from h_0 in slot 0 of `activations`, whose `projection` holds each step's input
+    /// projection on entry: the recurrent product goes to `recurrent`, then the cell makes r, z, n and h_t.
+    func forward(weights: LayerWeights, activations: LayerActivations<GRULayer>, length T: Int, batch B: Int,
                  refreshWeights: Bool, context: ComputeContext) {
-        let weights = LayerWeights(views, in: parameters)
-        let activations = activations as! GRUActivations
         let H = views.hiddenSize
         let biasHN = UnsafePointer(weights.biasHH + 2 * H)
         forwardThroughTime(
@@ -47,28 +45,27 @@ struct GRULayer: RecurrentLayer {
         ) { t, rows in
             let (first, G) = (rows.lowerBound, 3 * H)
             gruCellForward(
-                gates: activations.gates(at: t, batch: B) + first * G,
+                gates: activations.projection(at: t, batch: B) + first * G,
                 recurrent: activations.recurrent(at: t, batch: B) + first * G, biasHN: biasHN,
                 hiddenPrevious: activations.loop.hidden(at: t, batch: B) + first * H,
                 hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H)
         }
     }
 
-    /// Backward through T steps, the mirror of `forward`. Leaves dLoss/d(input projection) in `activations.gates`,
-    /// and accumulates dW_hh, db_ih (the projection's gradient) and db_hh (the recurrent product's) into `gradients`.
-    func backward(parameters: FloatBuffer, gradients: FloatBuffer, activations: RecurrentActivations, length T: Int,
-                  batch B: Int, outputGradient: UnsafePointer<Float>, context: ComputeContext) {
-        let (weights, dWeights) = (LayerWeights(views, in: parameters), LayerWeights(views, in: gradients))
-        let activations = activations as! GRUActivations
+    /// Backward through T steps, the mirror of `forward`. Leaves dLoss/d(input projection) in
+    /// `activations.projection`, and accumulates dW_hh, db_ih (the projection's gradient) and db_hh (the recurrent
+    /// product's) into `gradients`.
+    func backward(weights: LayerWeights, gradients: LayerWeights, activations: LayerActivations<GRULayer>,
+                  length T: Int, batch B: Int, outputGradient: UnsafePointer<Float>, context: ComputeContext) {
         let H = views.hiddenSize
         let dHiddenNext = activations.loop.hiddenNext.pointer
         backwardThroughTime(
-            weightHH: weights.weightHH, weightHHGradient: dWeights.weightHH, buffers: activations.loop,
+            weightHH: weights.weightHH, weightHHGradient: gradients.weightHH, buffers: activations.loop,
             productGradient: activations.recurrent.pointer, accumulate: true, length: T, batch: B, context: context
         ) { t, rows in
             let (G, offset) = (3 * H, rows.lowerBound * H)
             gruCellBackward(
-                gates: activations.gates(at: t, batch: B) + rows.lowerBound * G,
+                gates: activations.projection(at: t, batch: B) + rows.lowerBound * G,
                 recurrent: activations.recurrent(at: t, batch: B) + rows.lowerBound * G,
                 hiddenPrevious: activations.loop.hidden(at: t, batch: B) + offset,
                 outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
@@ -76,46 +73,17 @@ struct GRULayer: RecurrentLayer {
         }
         // b_ih enters the projection unchanged, b_hh the recurrent product (b_hn inside the reset gate's product).
         let rows = T * B
-        addColumnSums(of: activations.gates.pointer, rows: rows, buffers: activations.loop, into: [dWeights.biasIH],
-                      context: context)
+        addColumnSums(of: activations.projection.pointer, rows: rows, buffers: activations.loop,
+                      into: [gradients.biasIH], context: context)
         addColumnSums(of: activations.recurrent.pointer, rows: rows, buffers: activations.loop,
-                      into: [dWeights.biasHH], context: context)
+                      into: [gradients.biasHH], context: context)
     }
 }
 
-/// What one GRU layer keeps from its forward pass for the backward pass, sized for up to T*B rows.
-final class GRUActivations: RecurrentActivations {
-    /// H.
-    let hiddenSize: Int
-    /// (T, B, 3H) gate order r, z, n: the input projection before the forward pass, the activations after it,
-    /// dLoss/d(input projection) after the backward pass.
-    let gates: FloatBuffer
-    /// (T, B, 3H) h_{t-1} W_hh^T, its n block then u_n + b_hn, after the forward pass; dLoss/d(h_{t-1} W_hh^T + b_hh)
-    /// after the backward pass.
-    let recurrent: FloatBuffer
-    /// Hidden states, packed W_hh and backward's scratch (Recurrence.swift).
-    let loop: TimeLoopBuffers
-
-    init(hiddenSize H: Int, length T: Int, batch B: Int) {
-        hiddenSize = H
-        gates = FloatBuffer(count: T * B * 3 * H)
-        recurrent = FloatBuffer(count: T * B * 3 * H)
-        loop = TimeLoopBuffers(hiddenSize: H, width: 3 * H, length: T, batch: B)
-    }
-
-    /// Step t's (B, 3H) block of `gates`.
-    func gates(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { gates.pointer + t * B * 3 * hiddenSize }
+/// The GRU's names for its buffers.
+extension LayerActivations where Layer == GRULayer {
+    /// (T, B, 3H) the recurrent product (`GRULayer.makeBuffers`).
+    var recurrent: FloatBuffer { own }
     /// Step t's (B, 3H) block of `recurrent`.
-    func recurrent(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> {
-        recurrent.pointer + t * B * 3 * hiddenSize
-    }
-
-    // RecurrentActivations
-    var projection: FloatBuffer { gates }
-    func outputs(batch B: Int) -> UnsafeMutablePointer<Float> { loop.hidden(at: 1, batch: B) }
-    func resetState(batch B: Int) { loop.resetHidden(batch: B) }
-    func carryState(length T: Int, batch B: Int) { loop.carryHidden(length: T, batch: B) }
-    /// No separate memory: `cells` shows h.
-    func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
-    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
+    func recurrent(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> { own.pointer + t * B * width }
 }

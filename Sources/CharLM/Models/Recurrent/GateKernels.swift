@@ -1,68 +1,74 @@
 // The cells' element-wise work (the LSTM's, then the GRU's and the vanilla RNN's), fused and vectorised: one pass per
 // time step applies the gate nonlinearities and the cell update (forward), or their derivatives (backward), 16 hidden
-// units at a time. Matrix products are not here
-// (they go to the packed kernel, PackedProduct.swift, and to BLAS, BLAS.swift); the naive per-gate scalar twin of
-// these kernels lives in the tests.
+// units at a time. Matrix products are not here (they go to the packed kernel, PackedProduct.swift, and to BLAS,
+// BLAS.swift); the naive per-gate scalar twin of these kernels lives in the tests (NaiveReference.swift).
+//
+// Each kernel is a loop over the rows of the batch and, in a row, `forEachGroup` (VectorMath.swift) over its units.
+// The loop's body is a local `@inline(always)` function that runs the cell on one group of `n` units (the private
+// `...Group...` functions): `n` is 16 for the full groups, so the compiler folds their loads and stores to whole
+// vectors, and the width of the last partial group once.
 //
 // The nonlinearities come from VectorMath.swift: the C library's scalar `expf`, called five times per unit per step,
 // was most of the forward pass's time before (423 of 612 ms per step on the default model; 113 after).
 
-/// The forward cell on 16 units: pre-activations and c_{t-1} in; activations, c_t and h_t out.
-@inline(__always) private func cellForward(
-    _ aI: Lanes, _ aF: Lanes, _ aG: Lanes, _ aO: Lanes, _ cellPrevious: Lanes
-) -> (i: Lanes, f: Lanes, g: Lanes, o: Lanes, c: Lanes, h: Lanes) {
-    let i = sigmoid(aI), f = sigmoid(aF), g = tanh(aG), o = sigmoid(aO)
-    let c = f * cellPrevious + i * g
-    return (i, f, g, o, c, o * tanh(c))
+// MARK: - The LSTM
+
+/// The LSTM's forward cell on `n` units of one row: `a` points at the row's (4H) block, offset to the group.
+@inline(always) private func lstmGroupForward(
+    a: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>,
+    hidden: UnsafeMutablePointer<Float>, H: Int, n: Int
+) {
+    let i = sigmoid(load(a, lanes: n)), f = sigmoid(load(a + H, lanes: n))
+    let g = tanh(load(a + 2 * H, lanes: n)), o = sigmoid(load(a + 3 * H, lanes: n))
+    let c = f * load(cellPrevious, lanes: n) + i * g
+    store(i, a, lanes: n); store(f, a + H, lanes: n); store(g, a + 2 * H, lanes: n); store(o, a + 3 * H, lanes: n)
+    store(c, cell, lanes: n); store(o * tanh(c), hidden, lanes: n)
 }
 
-/// One time step's cell, forward, for B sequences:
+/// One time step's LSTM cell, forward, for B sequences:
 ///   i, f, o = sigmoid(a), g = tanh(a);  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
 ///
 /// - Parameters:
 ///   - gates: (B, 4H) pre-activations a (biases included) on entry; the activations i, f, g, o on return.
-///   - cellPrevious: (B, H) c_{t-1}.
+///   - cellPrevious: (B, H) c_{t-1} (may be `cell` itself: each unit is read before it is written).
 ///   - cell: (B, H) receives c_t.
 ///   - hidden: (B, H) receives h_t.
 func lstmCellForward(
     gates: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>,
     cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
-        let a = gates + b * 4 * H
-        let row = b * H
-        for j in full {
-            let out = cellForward(
-                load(a + j), load(a + H + j), load(a + 2 * H + j), load(a + 3 * H + j), load(cellPrevious + row + j))
-            store(out.i, a + j); store(out.f, a + H + j); store(out.g, a + 2 * H + j); store(out.o, a + 3 * H + j)
-            store(out.c, cell + row + j); store(out.h, hidden + row + j)
+        let (a, row) = (gates + b * 4 * H, b * H)
+        @inline(always) func group(_ j: Int, _ n: Int) {
+            lstmGroupForward(a: a + j, cellPrevious: cellPrevious + row + j, cell: cell + row + j,
+                             hidden: hidden + row + j, H: H, n: n)
         }
-        if tail > 0 {
-            let j = tailStart
-            let out = cellForward(
-                loadPartial(a + j, tail), loadPartial(a + H + j, tail), loadPartial(a + 2 * H + j, tail),
-                loadPartial(a + 3 * H + j, tail), loadPartial(cellPrevious + row + j, tail))
-            storePartial(out.i, a + j, tail); storePartial(out.f, a + H + j, tail)
-            storePartial(out.g, a + 2 * H + j, tail); storePartial(out.o, a + 3 * H + j, tail)
-            storePartial(out.c, cell + row + j, tail); storePartial(out.h, hidden + row + j, tail)
-        }
+        forEachGroup(H, group)
     }
 }
 
-/// The backward cell on 16 units: activations, tanh(c_t), c_{t-1}, dLoss/dh_t (both paths summed) and dLoss/dc_t
-/// from step t+1 in; dLoss/d(pre-activations) and dLoss/dc_{t-1} out.
-@inline(__always) private func cellBackward(
-    i: Lanes, f: Lanes, g: Lanes, o: Lanes, tanhC: Lanes, cellPrevious: Lanes, dHidden dh: Lanes, dCellNext: Lanes
-) -> (dI: Lanes, dF: Lanes, dG: Lanes, dO: Lanes, dCellPrevious: Lanes) {
+/// The LSTM's backward cell on `n` units of one row, the mirror of `lstmGroupForward`.
+@inline(always) private func lstmGroupBackward(
+    a: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>, cell: UnsafePointer<Float>,
+    outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafePointer<Float>,
+    cellGradient: UnsafeMutablePointer<Float>, H: Int, n: Int
+) {
+    let (i, f, g, o) = (load(a, lanes: n), load(a + H, lanes: n), load(a + 2 * H, lanes: n), load(a + 3 * H, lanes: n))
+    let tanhC = tanh(load(cell, lanes: n))
+    // h_t feeds the layer above and step t+1, so its gradient is the sum of both.
+    let dh = load(outputGradient, lanes: n) + load(hiddenGradient, lanes: n)
     // through h_t = o * tanh(c_t)
     let dO = dh * tanhC
-    let dc = dCellNext + dh * o * (1 - tanhC * tanhC)
+    let dc = load(cellGradient, lanes: n) + dh * o * (1 - tanhC * tanhC)
     // through c_t = f * c_{t-1} + i * g, then the gate nonlinearities: sigmoid' = s(1 - s), tanh' = 1 - tanh^2
-    return (dc * g * i * (1 - i), dc * cellPrevious * f * (1 - f), dc * i * (1 - g * g), dO * o * (1 - o), dc * f)
+    store(dc * g * i * (1 - i), a, lanes: n)
+    store(dc * load(cellPrevious, lanes: n) * f * (1 - f), a + H, lanes: n)
+    store(dc * i * (1 - g * g), a + 2 * H, lanes: n)
+    store(dO * o * (1 - o), a + 3 * H, lanes: n)
+    store(dc * f, cellGradient, lanes: n)  // to c_{t-1}
 }
 
-/// One time step's cell, backward, the mirror of `lstmCellForward`.
+/// One time step's LSTM cell, backward, the mirror of `lstmCellForward`.
 ///
 /// - Parameters:
 ///   - gates: (B, 4H) the activations i, f, g, o of this step on entry; dLoss/d(pre-activations) on return.
@@ -76,63 +82,32 @@ func lstmCellBackward(
     outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafePointer<Float>,
     cellGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
-        let a = gates + b * 4 * H
-        let row = b * H
-        // h_t feeds the layer above and step t+1, so its gradient is the sum of both.
-        for j in full {
-            let out = cellBackward(
-                i: load(a + j), f: load(a + H + j), g: load(a + 2 * H + j), o: load(a + 3 * H + j),
-                tanhC: tanh(load(cell + row + j)), cellPrevious: load(cellPrevious + row + j),
-                dHidden: load(outputGradient + row + j) + load(hiddenGradient + row + j),
-                dCellNext: load(cellGradient + row + j))
-            store(out.dI, a + j); store(out.dF, a + H + j); store(out.dG, a + 2 * H + j)
-            store(out.dO, a + 3 * H + j); store(out.dCellPrevious, cellGradient + row + j)
+        let (a, row) = (gates + b * 4 * H, b * H)
+        @inline(always) func group(_ j: Int, _ n: Int) {
+            lstmGroupBackward(a: a + j, cellPrevious: cellPrevious + row + j, cell: cell + row + j,
+                              outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
+                              cellGradient: cellGradient + row + j, H: H, n: n)
         }
-        if tail > 0 {
-            let j = tailStart
-            let out = cellBackward(
-                i: loadPartial(a + j, tail), f: loadPartial(a + H + j, tail), g: loadPartial(a + 2 * H + j, tail),
-                o: loadPartial(a + 3 * H + j, tail), tanhC: tanh(loadPartial(cell + row + j, tail)),
-                cellPrevious: loadPartial(cellPrevious + row + j, tail),
-                dHidden: loadPartial(outputGradient + row + j, tail) + loadPartial(hiddenGradient + row + j, tail),
-                dCellNext: loadPartial(cellGradient + row + j, tail))
-            storePartial(out.dI, a + j, tail); storePartial(out.dF, a + H + j, tail)
-            storePartial(out.dG, a + 2 * H + j, tail); storePartial(out.dO, a + 3 * H + j, tail)
-            storePartial(out.dCellPrevious, cellGradient + row + j, tail)
-        }
+        forEachGroup(H, group)
     }
 }
 
-// MARK: - The GRU and the vanilla RNN
-//
-// Written one group of 16 units at a time by an always-inlined function that takes the group's width: the loops call
-// it with 16 for the full groups, so the compiler folds its loads and stores to whole vectors, and once with the
-// width of the last partial group (see `groups`).
-
-/// `n` (<= 16) floats: a whole vector when n is 16.
-@inline(__always) private func read(_ pointer: UnsafePointer<Float>, _ n: Int) -> Lanes {
-    n == Lanes.scalarCount ? load(pointer) : loadPartial(pointer, n)
-}
-
-/// Writes the low `n` (<= 16) lanes.
-@inline(__always) private func write(_ value: Lanes, _ pointer: UnsafeMutablePointer<Float>, _ n: Int) {
-    if n == Lanes.scalarCount { store(value, pointer) } else { storePartial(value, pointer, n) }
-}
+// MARK: - The GRU
 
 /// The GRU's forward cell on `n` units of one row; `a`, `u` point at the row's (3H) blocks, offset to the group.
-@inline(__always) private func gruGroupForward(
+@inline(always) private func gruGroupForward(
     a: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
     hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, H: Int, n: Int
 ) {
-    let r = sigmoid(read(a, n) + read(u, n))
-    let z = sigmoid(read(a + H, n) + read(u + H, n))
-    let hn = read(u + 2 * H, n) + read(biasHN, n)
-    let candidate = tanh(read(a + 2 * H, n) + r * hn)
-    let previous = read(hiddenPrevious, n)
-    write(r, a, n); write(z, a + H, n); write(candidate, a + 2 * H, n); write(hn, u + 2 * H, n)
-    write(candidate + z * (previous - candidate), hidden, n)  // (1 - z) n + z h_{t-1}
+    let r = sigmoid(load(a, lanes: n) + load(u, lanes: n))
+    let z = sigmoid(load(a + H, lanes: n) + load(u + H, lanes: n))
+    let hn = load(u + 2 * H, lanes: n) + load(biasHN, lanes: n)
+    let candidate = tanh(load(a + 2 * H, lanes: n) + r * hn)
+    let previous = load(hiddenPrevious, lanes: n)
+    store(r, a, lanes: n); store(z, a + H, lanes: n); store(candidate, a + 2 * H, lanes: n)
+    store(hn, u + 2 * H, lanes: n)
+    store(candidate + z * (previous - candidate), hidden, lanes: n)  // (1 - z) n + z h_{t-1}
 }
 
 /// One time step's GRU cell, forward, for B sequences (PyTorch's nn.GRU):
@@ -149,37 +124,33 @@ func gruCellForward(
     gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
     hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
         let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
-        for j in full {
+        @inline(always) func group(_ j: Int, _ n: Int) {
             gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + j, hiddenPrevious: hiddenPrevious + row + j,
-                            hidden: hidden + row + j, H: H, n: Lanes.scalarCount)
+                            hidden: hidden + row + j, H: H, n: n)
         }
-        if tail > 0 {
-            let j = tailStart
-            gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + j, hiddenPrevious: hiddenPrevious + row + j,
-                            hidden: hidden + row + j, H: H, n: tail)
-        }
+        forEachGroup(H, group)
     }
 }
 
 /// The GRU's backward cell on `n` units of one row, the mirror of `gruGroupForward`.
-@inline(__always) private func gruGroupBackward(
+@inline(always) private func gruGroupBackward(
     a: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, hiddenPrevious: UnsafePointer<Float>,
     outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, H: Int, n: Int
 ) {
-    let (r, z, candidate, hn) = (read(a, n), read(a + H, n), read(a + 2 * H, n), read(u + 2 * H, n))
+    let (r, z) = (load(a, lanes: n), load(a + H, lanes: n))
+    let (candidate, hn) = (load(a + 2 * H, lanes: n), load(u + 2 * H, lanes: n))
     // h_t feeds the layer above and step t+1, so its gradient is the sum of both.
-    let dh = read(outputGradient, n) + read(hiddenGradient, n)
+    let dh = load(outputGradient, lanes: n) + load(hiddenGradient, lanes: n)
     // through h_t = (1 - z) n + z h_{t-1}, then tanh' = 1 - n^2 and sigmoid' = s (1 - s)
     let dCandidate = dh * (1 - z) * (1 - candidate * candidate)
-    let dZ = dh * (read(hiddenPrevious, n) - candidate) * z * (1 - z)
+    let dZ = dh * (load(hiddenPrevious, lanes: n) - candidate) * z * (1 - z)
     // through n = tanh(a_n + r (u_n + b_hn)): r multiplies u_n + b_hn
     let dR = dCandidate * hn * r * (1 - r)
-    write(dR, a, n); write(dZ, a + H, n); write(dCandidate, a + 2 * H, n)
-    write(dR, u, n); write(dZ, u + H, n); write(dCandidate * r, u + 2 * H, n)
-    write(dh * z, hiddenGradient, n)  // the direct path to h_{t-1}; the product with W_hh adds the rest
+    store(dR, a, lanes: n); store(dZ, a + H, lanes: n); store(dCandidate, a + 2 * H, lanes: n)
+    store(dR, u, lanes: n); store(dZ, u + H, lanes: n); store(dCandidate * r, u + 2 * H, lanes: n)
+    store(dh * z, hiddenGradient, lanes: n)  // the direct path to h_{t-1}; the product with W_hh adds the rest
 }
 
 /// One time step's GRU cell, backward, the mirror of `gruCellForward`.
@@ -195,22 +166,18 @@ func gruCellBackward(
     gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, hiddenPrevious: UnsafePointer<Float>,
     outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(H)
     for b in 0..<B {
         let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
-        for j in full {
+        @inline(always) func group(_ j: Int, _ n: Int) {
             gruGroupBackward(a: a + j, u: u + j, hiddenPrevious: hiddenPrevious + row + j,
                              outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
-                             H: H, n: Lanes.scalarCount)
+                             H: H, n: n)
         }
-        if tail > 0 {
-            let j = tailStart
-            gruGroupBackward(a: a + j, u: u + j, hiddenPrevious: hiddenPrevious + row + j,
-                             outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
-                             H: H, n: tail)
-        }
+        forEachGroup(H, group)
     }
 }
+
+// MARK: - The vanilla RNN (no gate blocks: a step's B rows are one contiguous run of B*H units)
 
 /// One time step's vanilla RNN cell, forward (PyTorch's nn.RNN, tanh): h_t = tanh(a), a = x W_ih^T + b_ih +
 /// h_{t-1} W_hh^T + b_hh.
@@ -221,15 +188,11 @@ func gruCellBackward(
 func rnnCellForward(
     preactivations: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(B * H)  // no gate blocks: the rows are contiguous
-    for j in full {
-        let h = tanh(load(preactivations + j))
-        store(h, preactivations + j); store(h, hidden + j)
+    @inline(always) func group(_ j: Int, _ n: Int) {
+        let h = tanh(load(preactivations + j, lanes: n))
+        store(h, preactivations + j, lanes: n); store(h, hidden + j, lanes: n)
     }
-    if tail > 0 {
-        let h = tanh(loadPartial(preactivations + tailStart, tail))
-        storePartial(h, preactivations + tailStart, tail); storePartial(h, hidden + tailStart, tail)
-    }
+    forEachGroup(B * H, group)
 }
 
 /// One time step's vanilla RNN cell, backward: da = (dLoss/dh_t from above + from step t+1) (1 - h_t^2).
@@ -242,15 +205,10 @@ func rnnCellBackward(
     preactivations: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
     hiddenGradient: UnsafePointer<Float>, batch B: Int, hiddenSize H: Int
 ) {
-    let (full, tailStart, tail) = groups(B * H)
-    for j in full {
-        let h = load(preactivations + j)
-        store((load(outputGradient + j) + load(hiddenGradient + j)) * (1 - h * h), preactivations + j)
+    @inline(always) func group(_ j: Int, _ n: Int) {
+        let h = load(preactivations + j, lanes: n)
+        let dh = load(outputGradient + j, lanes: n) + load(hiddenGradient + j, lanes: n)
+        store(dh * (1 - h * h), preactivations + j, lanes: n)
     }
-    if tail > 0 {
-        let j = tailStart
-        let h = loadPartial(preactivations + j, tail)
-        let dh = loadPartial(outputGradient + j, tail) + loadPartial(hiddenGradient + j, tail)
-        storePartial(dh * (1 - h * h), preactivations + j, tail)
-    }
+    forEachGroup(B * H, group)
 }

@@ -12,90 +12,46 @@
 
 import Foundation
 
-/// A vanilla RNN layer.
-struct RNNLayer: RecurrentLayer {
+/// A vanilla RNN layer. Both biases enter the pre-activation unchanged (`TypedRecurrentLayer.projectionBias`); it
+/// keeps no buffers beyond those every kind has.
+struct RNNLayer: TypedRecurrentLayer {
     let views: RecurrentLayerViews
 
-    /// b_ih + b_hh: both enter the pre-activation unchanged.
-    func projectionBias(_ parameters: FloatBuffer, into row: UnsafeMutablePointer<Float>) {
-        let weights = LayerWeights(views, in: parameters)
-        for j in 0..<views.hiddenSize { row[j] = weights.biasIH[j] + weights.biasHH[j] }
-    }
-
-    func makeActivations(length T: Int, batch B: Int) -> RecurrentActivations {
-        RNNActivations(hiddenSize: views.hiddenSize, length: T, batch: B)
-    }
-
-    /// Forward through T steps from h_0 in slot 0 of `activations`, whose `preactivations` hold each step's input
-    /// projection on entry: the recurrent product is added to them, then tanh.
-    func forward(parameters: FloatBuffer, activations: RecurrentActivations, length T: Int, batch B: Int,
+    /// Forward through T steps from h_0 in slot 0 of `activations`, whose `projection` holds each step's input
+    /// projection on entry: the recurrent product is added to it, then tanh.
+    func forward(weights: LayerWeights, activations: LayerActivations<RNNLayer>, length T: Int, batch B: Int,
                  refreshWeights: Bool, context: ComputeContext) {
-        let weights = LayerWeights(views, in: parameters)
-        let activations = activations as! RNNActivations
         let H = views.hiddenSize
         forwardThroughTime(
             weightHH: weights.weightHH, buffers: activations.loop,
-            product: { activations.preactivations(at: $0, batch: B) }, accumulate: true, length: T, batch: B,
+            product: { activations.projection(at: $0, batch: B) }, accumulate: true, length: T, batch: B,
             refreshWeights: refreshWeights, context: context
         ) { t, rows in
             let offset = rows.lowerBound * H
-            rnnCellForward(preactivations: activations.preactivations(at: t, batch: B) + offset,
+            rnnCellForward(preactivations: activations.projection(at: t, batch: B) + offset,
                            hidden: activations.loop.hidden(at: t + 1, batch: B) + offset, batch: rows.count,
                            hiddenSize: H)
         }
     }
 
     /// Backward through T steps, the mirror of `forward`. Leaves dLoss/d(pre-activations) in
-    /// `activations.preactivations` and accumulates dW_hh, db_ih and db_hh into `gradients`.
-    func backward(parameters: FloatBuffer, gradients: FloatBuffer, activations: RecurrentActivations, length T: Int,
-                  batch B: Int, outputGradient: UnsafePointer<Float>, context: ComputeContext) {
-        let (weights, dWeights) = (LayerWeights(views, in: parameters), LayerWeights(views, in: gradients))
-        let activations = activations as! RNNActivations
+    /// `activations.projection` and accumulates dW_hh, db_ih and db_hh into `gradients`.
+    func backward(weights: LayerWeights, gradients: LayerWeights, activations: LayerActivations<RNNLayer>,
+                  length T: Int, batch B: Int, outputGradient: UnsafePointer<Float>, context: ComputeContext) {
         let H = views.hiddenSize
         let dHiddenNext = UnsafePointer(activations.loop.hiddenNext.pointer)
         backwardThroughTime(
-            weightHH: weights.weightHH, weightHHGradient: dWeights.weightHH, buffers: activations.loop,
-            productGradient: activations.preactivations.pointer, accumulate: false, length: T, batch: B,
+            weightHH: weights.weightHH, weightHHGradient: gradients.weightHH, buffers: activations.loop,
+            productGradient: activations.projection.pointer, accumulate: false, length: T, batch: B,
             context: context
         ) { t, rows in
             let offset = rows.lowerBound * H
-            rnnCellBackward(preactivations: activations.preactivations(at: t, batch: B) + offset,
+            rnnCellBackward(preactivations: activations.projection(at: t, batch: B) + offset,
                             outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
                             batch: rows.count, hiddenSize: H)
         }
         // Both biases enter the pre-activation unchanged, so each gets the column sums of da.
-        addColumnSums(of: activations.preactivations.pointer, rows: T * B, buffers: activations.loop,
-                      into: [dWeights.biasIH, dWeights.biasHH], context: context)
+        addColumnSums(of: activations.projection.pointer, rows: T * B, buffers: activations.loop,
+                      into: [gradients.biasIH, gradients.biasHH], context: context)
     }
-}
-
-/// What one RNN layer keeps from its forward pass for the backward pass, sized for up to T*B rows.
-final class RNNActivations: RecurrentActivations {
-    /// H.
-    let hiddenSize: Int
-    /// (T, B, H) the input projection before the forward pass, h_t after it, dLoss/d(pre-activation) after the
-    /// backward pass.
-    let preactivations: FloatBuffer
-    /// Hidden states, packed W_hh and backward's scratch (Recurrence.swift).
-    let loop: TimeLoopBuffers
-
-    init(hiddenSize H: Int, length T: Int, batch B: Int) {
-        hiddenSize = H
-        preactivations = FloatBuffer(count: T * B * H)
-        loop = TimeLoopBuffers(hiddenSize: H, width: H, length: T, batch: B)
-    }
-
-    /// Step t's (B, H) block of `preactivations`.
-    func preactivations(at t: Int, batch B: Int) -> UnsafeMutablePointer<Float> {
-        preactivations.pointer + t * B * hiddenSize
-    }
-
-    // RecurrentActivations
-    var projection: FloatBuffer { preactivations }
-    func outputs(batch B: Int) -> UnsafeMutablePointer<Float> { loop.hidden(at: 1, batch: B) }
-    func resetState(batch B: Int) { loop.resetHidden(batch: B) }
-    func carryState(length T: Int, batch B: Int) { loop.carryHidden(length: T, batch: B) }
-    /// No separate memory: `cells` shows h.
-    func memory(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
-    func hiddenState(at t: Int, batch B: Int) -> UnsafeBufferPointer<Float> { loop.hiddenState(at: t, batch: B) }
 }

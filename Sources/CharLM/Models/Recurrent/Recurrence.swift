@@ -122,14 +122,15 @@ func forwardThroughTime(
 }
 
 /// Backward through T steps, the mirror of `forwardThroughTime`. For each t from T-1 down: `cell(t, rows)` reads
-/// dLoss/dh_t from above plus `buffers.hiddenNext` (from step t+1) and writes dLoss/d(product_t) into
-/// `productGradient(t)` and, when `accumulate` is false, whatever dLoss/dh_{t-1} does not flow through W_hh into
-/// `buffers.hiddenNext`; then hiddenNext (+)= dproduct_t W_hh. After the loop:
-/// dW_hh(P, H) += dproduct^T(P, T*B) * h_{0...T-1}(T*B, H), and `recurrentBias` (P) += the column sums of
-/// dproduct (nil: the kind has no bias inside the product).
+/// dLoss/dh_t from above plus `buffers.hiddenNext` (from step t+1) and writes dLoss/d(product_t) into step t's
+/// (B, P) block of `productGradient` and, when `accumulate` is true, the part of dLoss/dh_{t-1} that does not flow
+/// through W_hh into `buffers.hiddenNext`; then hiddenNext (+)= dproduct_t W_hh. After the loop:
+/// dW_hh(P, H) += dproduct^T(P, T*B) * h_{0...T-1}(T*B, H). The bias gradients are the kind's (`addColumnSums`).
 ///
-/// - Parameter accumulate: whether the cell leaves part of dLoss/dh_{t-1} in `hiddenNext` for the product to add to
-///   (the GRU: h_t = (1 - z) n + z h_{t-1}), or the product alone makes it (the LSTM and the RNN).
+/// - Parameters:
+///   - productGradient: (T, B, P) dLoss/d(product), filled by `cell` one step at a time.
+///   - accumulate: whether the cell leaves part of dLoss/dh_{t-1} in `hiddenNext` for the product to add to (the
+///     GRU: h_t = (1 - z) n + z h_{t-1}), or the product alone makes it (the LSTM and the RNN).
 func backwardThroughTime(
     weightHH: UnsafePointer<Float>, weightHHGradient: UnsafeMutablePointer<Float>, buffers: TimeLoopBuffers,
     productGradient: UnsafeMutablePointer<Float>, accumulate: Bool, length T: Int, batch B: Int,

@@ -1,7 +1,7 @@
 // The model one time step at a time, for generation: B sequences (1 for `gen`, K for `samples K`) each advance by
-// one character per call. Training's pass (Model.swift, LSTM.swift) is built for T*B rows at once; here a step is
-// a few matrix-vector products, so what costs is reading the weights (3.2 MB per character at H 256) and meeting
-// between threads. This path reads each weight once per step and meets once per layer:
+// one character per call. Training's pass (RecurrentModel.swift, LSTM.swift) is built for T*B rows at once; here a
+// step is a few matrix-vector products, so what costs is reading the weights (3.2 MB per character at H 256) and
+// meeting between threads. This path reads each weight once per step and meets once per layer:
 //
 // - Gate columns are interleaved by groups of 16 units: the packed panel of group u holds, for every input k, the
 //   64 weights of i, f, g, o for units 16u ..< 16u+16 (the input weights W_ih and the recurrent W_hh each as
@@ -32,7 +32,7 @@ public enum GenerationWeights: Sendable {
     /// The model's own float32 values: the same arithmetic as training's forward pass.
     case float32
     /// Copies rounded to bfloat16 (PackedProduct.swift), read at half the bytes, at batch 1; the sums stay float32.
-    /// Each next-character distribution stays within a tested bound of float32's (SamplingTests).
+    /// Each next-character distribution stays within a tested bound of float32's (GenerationPrecisionTests).
     case bfloat16
 }
 
@@ -187,7 +187,7 @@ final class Stepper {
     }
 
     /// Sets every sequence's state to `workspace`'s initial state (slot 0) for sequence 0: the state a prompt fed
-    /// through the training path left (TextGenerator.feed).
+    /// through the training path left (TextGenerator.feed, Sampler.swift).
     func loadState(from workspace: ModelWorkspace) {
         let H = config.hiddenSize
         hidden.zero()
@@ -202,9 +202,6 @@ final class Stepper {
             }
         }
     }
-
-    /// (B, H) layer `layer`'s current hidden state, row stride Hp.
-    func hiddenState(layer: Int) -> UnsafePointer<Float> { UnsafePointer(hiddenSlot(layer, current)) }
 
     /// Advances every sequence by one character: `tokens` (B) in, `logits` (B, V) out.
     func step(tokens: UnsafePointer<Int32>, context: ComputeContext) {
