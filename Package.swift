@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// charlm: a character-level LSTM language model written from scratch in Swift.
+// charlm: character-level language models (LSTM, GRU, RNN and n-grams behind one model interface) written from scratch in Swift.
 // See README.md for the quick start and ../shared/STYLE.md for how the code is laid out.
 import PackageDescription
 

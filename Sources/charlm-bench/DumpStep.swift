@@ -5,7 +5,7 @@
 //                          [--train-steps N]
 //
 // Files (shapes in the package's letters; token indices int32, values float32):
-//   parameters.f32           the initial parameters, flat, in state_dict order (ParameterLayout)
+//   parameters.f32           the initial parameters, flat, in state_dict order (RecurrentLayout)
 //   inputs.i32, targets.i32  the first step's batch, (B, T) batch-major
 //   gradients.f32            the first step's raw gradients, after backward and before clipping
 //   loss.txt                 "LOSS V E H L T B"
@@ -49,10 +49,10 @@ struct DumpStep: ParsableCommand {
         let config = model.config(vocabularySize: corpus.vocabulary.count)
         let settings = TrainingSettings(sequenceLength: T, batch: B)
         var generator = SeededGenerator(seed: 1)
-        let initial = try CharModel(config: config, generator: &generator)
+        let initial = try RecurrentModel(config: config, generator: &generator)
 
         // The first step runs on a copy of the model, so the --train-steps run below starts from the same parameters.
-        let copy = try CharModel(config: config, parameters: initial.parameters.array)
+        let copy = try RecurrentModel(config: config, parameters: initial.parameters.array)
         let firstStep = try Trainer(model: copy, dataset: dataset, settings: settings, seed: 1)
         var gradients: [Float] = []
         firstStep.onPhase = { phase in

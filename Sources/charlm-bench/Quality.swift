@@ -69,7 +69,7 @@ struct Quality: ParsableCommand {
         let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
         let config = model.config(vocabularySize: corpus.vocabulary.count, dropout: dropout)
         var initGenerator = SeededGenerator(seed: seed)
-        let model = try CharModel(config: config, generator: &initGenerator)
+        let model = try RecurrentModel(config: config, generator: &initGenerator)
         let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: seed &+ 1, context: context)
         printLine(String(format: "corpus %@: %d characters, V %d, train %d, validation %d (loaded in %.2f s)",
                          self.corpus.corpus, corpus.tokens.count, corpus.vocabulary.count, dataset.trainRange.count,

@@ -50,13 +50,13 @@ struct BenchmarkCorpus: ParsableArguments {
 /// The trainer both training figures measure: the benchmark corpus, a model initialised from seed 1, batches from
 /// seed 2, on the threads `compute` asks for.
 private func benchmarkTrainer(model shape: ModelShape, window: WindowShape, corpus: BenchmarkCorpus,
-                              compute: ComputeOptions) throws -> (Trainer, ModelConfig, TrainingSettings) {
+                              compute: ComputeOptions) throws -> (Trainer, RecurrentConfig, TrainingSettings) {
     let text = try corpus.load()
     let dataset = try Dataset(tokens: text.tokens, validationFraction: 0.1)
     let config = shape.config(vocabularySize: text.vocabulary.count)
     let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
     var generator = SeededGenerator(seed: 1)
-    let model = try CharModel(config: config, generator: &generator)
+    let model = try RecurrentModel(config: config, generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: compute.makeContext())
     return (trainer, config, settings)
 }
@@ -114,7 +114,7 @@ struct TrainSpeed: ParsableCommand {
 ///   backward: per layer dh (N*H*P) and dW_hh (N*H*P), above layer 0 dW_ih and dinput (2*N*H*P), layer 0's table
 ///             (2*V*E*P), and the output layer's dW and dh (2*N*H*V).
 /// The default model (V 65, E 64, H 256, L 2, T 100, B 64): 30.9 GFLOP.
-func trainingStepFlops(_ config: ModelConfig, length T: Int, batch B: Int) -> Double {
+func trainingStepFlops(_ config: RecurrentConfig, length T: Int, batch B: Int) -> Double {
     let (V, E, H, L) = (Double(config.vocabularySize), Double(config.embeddingSize), Double(config.hiddenSize),
                         Double(config.layerCount))
     let (N, P) = (Double(T * B), Double(config.layerKind.gateCount * config.hiddenSize))
@@ -158,7 +158,7 @@ struct GenerateSpeed: ParsableCommand {
         let corpus = try self.corpus.load()
         let config = model.config(vocabularySize: corpus.vocabulary.count)
         var generator = SeededGenerator(seed: 1)
-        let model = try CharModel(config: config, generator: &generator)
+        let model = try RecurrentModel(config: config, generator: &generator)
         let textGenerator = TextGenerator(model: model, context: context, weights: bf16 ? .bfloat16 : .float32)
         let prompt = (0..<warmup).map { corpus.tokens[$0 % corpus.tokens.count] }
         _ = try textGenerator.generate(prompt: prompt, count: 10, settings: SamplingSettings(temperature: 0.8),

@@ -47,8 +47,8 @@ struct ModelShape: ParsableArguments {
     @Option(help: "The recurrent cell: lstm, gru or rnn.")
     var cell: LayerKind = Setting.cell.defaultChoice()
 
-    func config(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> ModelConfig {
-        ModelConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
+    func config(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> RecurrentConfig {
+        RecurrentConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
                     layerKind: cell)
     }
 }

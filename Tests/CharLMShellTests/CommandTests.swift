@@ -98,7 +98,7 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     }
     let corpus = try #require(session.corpus)
     #expect(unwrapped(console.stdout).hasPrefix("loaded \(fixture("tiny.txt")): 6,000 characters, \(corpus.vocabulary.count) distinct; training 5,400, validation 600"))
-    #expect(session.model?.config == ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: 16, layerCount: 2))
+    #expect(session.model?.config == RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: 16, layerCount: 2))
     #expect(attempt(runner, "train 3 steps") == nil)
     #expect(session.step == 3 && session.lossHistory.count == 3 && session.validationHistory.count == 1)
     #expect(attempt(runner, "train 0 steps") != nil)

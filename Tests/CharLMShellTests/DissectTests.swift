@@ -11,12 +11,12 @@ import FoundationXML
 import Testing
 
 /// A shell holding `text` (raw: no lowercasing or folding) and a model with exactly `parameters`, set by name.
-private func shellWithModel(text: String, config: ModelConfig, folder: URL,
-                            set: (inout [Float], ParameterLayout) -> Void) throws -> (Session, Runner, BufferConsole, Vocabulary) {
+private func shellWithModel(text: String, config: RecurrentConfig, folder: URL,
+                            set: (inout [Float], RecurrentLayout) -> Void) throws -> (Session, Runner, BufferConsole, Vocabulary) {
     let corpus = try Corpus.make(text: text, normalization: .raw)
     var config = config
     config.vocabularySize = corpus.vocabulary.count
-    let layout = ParameterLayout(config: config)
+    let layout = RecurrentLayout(config: config)
     var parameters = [Float](repeating: 0, count: layout.totalCount)
     set(&parameters, layout)
     let checkpoint = Checkpoint(config: config, vocabulary: corpus.vocabulary, parameters: parameters, optimizer: nil,
@@ -48,7 +48,7 @@ private func put(_ value: Float, _ parameters: inout [Float], _ view: ParameterV
 func gateFractionsAreThoseOfAHandBuiltModel(cell: LayerKind) throws {
     let folder = try temporaryFolder()
     let text = String(repeating: "abc", count: 40)
-    let config = ModelConfig(vocabularySize: 3, embeddingSize: 1, hiddenSize: 2, layerCount: 1, layerKind: cell)
+    let config = RecurrentConfig(vocabularySize: 3, embeddingSize: 1, hiddenSize: 2, layerCount: 1, layerKind: cell)
     let (session, runner, console, vocabulary) = try shellWithModel(text: text, config: config, folder: folder) { p, layout in
         put(1, &p, layout.embedding, rawVocabulary(of: text).index(of: "a")!)
         let layer = layout.layers[0]
@@ -120,7 +120,7 @@ private func rawVocabulary(of text: String) -> Vocabulary {
     var text = ""
     var generator = SeededGenerator(seed: 5)
     for _ in 0..<60 { text += String(repeating: "a", count: 1 + generator.nextIndex(below: 35)) + "\n" }
-    let config = ModelConfig(vocabularySize: 2, embeddingSize: 1, hiddenSize: 2, layerCount: 1)
+    let config = RecurrentConfig(vocabularySize: 2, embeddingSize: 1, hiddenSize: 2, layerCount: 1)
     let (session, runner, console, _) = try shellWithModel(text: text, config: config, folder: folder) { p, layout in
         put(1, &p, layout.embedding, rawVocabulary(of: text).index(of: "\n")!)
         let layer = layout.layers[0]

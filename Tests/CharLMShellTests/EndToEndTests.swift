@@ -26,7 +26,7 @@ private func workFolder() throws -> URL {
     #expect(generated.count == "romeo:".count + 40)
     let size = try FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent("e2e.safetensors").path)[.size] as! Int
     let config = "LSTM, E 8, H 16, L 2, V \(corpus.vocabulary.count)"
-    let parameters = ParameterLayout(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: 16, layerCount: 2)).totalCount
+    let parameters = RecurrentLayout(config: RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: 16, layerCount: 2)).totalCount
     let expected = """
     loaded tiny.txt: 6,000 characters, \(corpus.vocabulary.count) distinct; training 5,400, validation 600
       normalisation: lowercase on, ascii on; \(corpus.report.lowercased) characters lowercased

@@ -53,7 +53,7 @@ func aRunHandsOverToPyTorchDistributedAndBack() throws {
     let back = try Checkpoint.load(from: roundTrip)
     #expect(back.parameters == saved.parameters)
     let (a, b) = (try #require(saved.optimizer), try #require(back.optimizer))
-    let layout = ParameterLayout(config: saved.config)
+    let layout = RecurrentLayout(config: saved.config)
     for view in layout.views {
         let range = view.offset..<(view.offset + view.count)
         #expect(Array(a.firstMoment[range]) == Array(b.firstMoment[range]), "exp_avg of \(view.name)")

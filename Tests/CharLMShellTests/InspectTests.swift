@@ -13,8 +13,8 @@ import Testing
 /// A shell holding `text` and a model whose parameters are all zero: every prediction is uniform.
 private func shellWithZeroModel(text: String, folder: URL) throws -> (Session, Runner, BufferConsole) {
     let corpus = try Corpus.make(text: text, normalization: Settings().normalization)
-    let config = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 3, hiddenSize: 4, layerCount: 1)
-    let zeros = [Float](repeating: 0, count: ParameterLayout(config: config).totalCount)
+    let config = RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 3, hiddenSize: 4, layerCount: 1)
+    let zeros = [Float](repeating: 0, count: RecurrentLayout(config: config).totalCount)
     let checkpoint = Checkpoint(config: config, vocabulary: corpus.vocabulary, parameters: zeros, optimizer: nil,
                                 training: nil, sampling: nil, corpus: nil, settings: [:])
     let textPath = folder.appendingPathComponent("text.txt").path

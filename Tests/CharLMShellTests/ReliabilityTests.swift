@@ -322,11 +322,11 @@ private func interrupt(_ arguments: [String], in folder: URL, when cue: String) 
 @Test func theMemoryModelMatchesMeasuredPeaks() throws {
     // Each configuration trains one step in a process of its own; its peak memory less that of a tiny run (the
     // runtime, BLAS, the corpus) is what the configuration allocated. The model must be within 20% of it.
-    func run(_ options: [String]) throws -> (peakMB: Double, config: ModelConfig, seq: Int, batch: Int) {
+    func run(_ options: [String]) throws -> (peakMB: Double, config: RecurrentConfig, seq: Int, batch: Int) {
         let result = try runProgram(benchBinary, ["train-speed", "--steps", "1", "--warmup", "0"] + options, in: try temporaryFolder())
         #expect(result.status == 0, "\(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        let config = ModelConfig(vocabularySize: object["vocabulary"] as! Int, embeddingSize: object["embed"] as! Int,
+        let config = RecurrentConfig(vocabularySize: object["vocabulary"] as! Int, embeddingSize: object["embed"] as! Int,
                                  hiddenSize: object["hidden"] as! Int, layerCount: object["layers"] as! Int,
                                  layerKind: LayerKind(rawValue: object["cell"] as! String)!)
         return (object["peak_rss_mb"] as! Double, config, object["seq"] as! Int, object["batch"] as! Int)

@@ -53,7 +53,7 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     let settings = Settings()
     #expect(TrainingSettings() == settings.training)
     #expect(SamplingSettings() == settings.sampling)
-    #expect(ModelConfig(vocabularySize: 5) == settings.modelConfig(vocabularySize: 5))
+    #expect(RecurrentConfig(vocabularySize: 5) == settings.architecture(vocabularySize: 5))
     #expect(NormalizationOptions() == settings.normalization)
     #expect(AdamSettings().learningRate == settings.lr && AdamSettings().weightDecay == settings.wd)
     #expect(settings.training.learningRate == 2e-3 && settings.training.sequenceLength == 100 && settings.sampling.temperature == 1)
@@ -73,8 +73,8 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     #expect(engineMessage { try SamplingSettings(temperature: 200).validate() } == shellMessage("set temp 200"))
     #expect(engineMessage { try SamplingSettings(topP: 0).validate() } == shellMessage("set topp 0"))
     #expect(engineMessage { try SamplingSettings(topK: -1).validate() } == shellMessage("set topk -1"))
-    #expect(engineMessage { try ModelConfig(vocabularySize: 5, hiddenSize: 9000).validate() } == shellMessage("set hidden 9000"))
-    #expect(engineMessage { try ModelConfig(vocabularySize: 5, dropout: 1).validate() } == shellMessage("set dropout 1"))
+    #expect(engineMessage { try RecurrentConfig(vocabularySize: 5, hiddenSize: 9000).validate() } == shellMessage("set hidden 9000"))
+    #expect(engineMessage { try RecurrentConfig(vocabularySize: 5, dropout: 1).validate() } == shellMessage("set dropout 1"))
     #expect(engineMessage { _ = try Dataset(tokens: TokenBuffer([0, 1], vocabularySize: 2), validationFraction: 1) }
             == shellMessage("set val 1"))
 }

@@ -23,7 +23,7 @@ private func validationLine(_ event: TrainingEvent) -> String? {
     let corpus = try Corpus.load(path: fixture("tiny.txt"), normalization: settings.normalization)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: settings.val)
     var generator = SeededGenerator(seed: 5)
-    let architecture: any ModelArchitecture = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 16,
+    let architecture: any ModelArchitecture = RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 16,
                                                           hiddenSize: 128)
     let model = try architecture.makeModel(generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset,
@@ -69,9 +69,9 @@ private func validationLine(_ event: TrainingEvent) -> String? {
     let corpus = try Corpus.make(text: String(repeating: "abcabcabd\n", count: 40), normalization: NormalizationOptions())
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.2)
     var generator = SeededGenerator(seed: 1)
-    let config = ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 4, hiddenSize: 8, layerCount: 1)
+    let config = RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 4, hiddenSize: 8, layerCount: 1)
     let model = try config.makeModel(generator: &generator)
-    let bias = ParameterLayout(config: config).fcBias
+    let bias = RecurrentLayout(config: config).fcBias
     model.parameters.pointer[bias.offset] = 60
     let trainer = try Trainer(model: model, dataset: dataset,
                               settings: TrainingSettings(sequenceLength: 8, batch: 4, learningRate: 1e-6), seed: 2)

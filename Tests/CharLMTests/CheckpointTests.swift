@@ -12,8 +12,8 @@ private func trainedTrainer(steps: Int, dropout: Float = 0, seed: UInt64 = 3, hi
     let corpus = try Corpus.make(text: sampleText, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: seed)
-    let model = try CharModel(
-        config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout,
+    let model = try RecurrentModel(
+        config: RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: hidden, layerCount: 2, dropout: dropout,
                             layerKind: cell),
         generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 12, batch: 5, learningRate: 5e-3, clip: 1, warmupSteps: 2, decaySteps: 9), seed: seed + 1)
@@ -36,7 +36,7 @@ func aCheckpointRoundTripsEverything(cell: LayerKind) throws {
     let saved = checkpoint(of: trainer, corpus: corpus)
     let loaded = try Checkpoint.parse(saved.serialized(), path: "memory")
     #expect(loaded.config == saved.config && loaded.config.layerKind == cell)
-    #expect(loaded.parameters.count > 0 && ParameterLayout(config: loaded.config).view(named: "\(cell.rawValue).weight_hh_l1") != nil)
+    #expect(loaded.parameters.count > 0 && RecurrentLayout(config: loaded.config).view(named: "\(cell.rawValue).weight_hh_l1") != nil)
     #expect(loaded.vocabulary == saved.vocabulary)
     #expect(loaded.parameters == saved.parameters)
     #expect(loaded.optimizer == saved.optimizer)
@@ -47,7 +47,7 @@ func aCheckpointRoundTripsEverything(cell: LayerKind) throws {
     #expect(loaded.notes.isEmpty)
     // Same generation from the loaded model.
     func generate(_ parameters: [Float]) throws -> [Int] {
-        let model = try CharModel(config: loaded.config, parameters: parameters)
+        let model = try RecurrentModel(config: loaded.config, parameters: parameters)
         var generator = SeededGenerator(seed: 9)
         return try TextGenerator(model: model).generate(
             prompt: [1, 2, 3], count: 50, settings: loaded.sampling!, primer: 0, generator: &generator)
@@ -64,7 +64,7 @@ func resumingIsBitIdenticalToNeverStopping(dropout: Float, cell: LayerKind) thro
 
     // A fresh start from nothing but the file and the corpus, as a new process would.
     let loaded = try Checkpoint.load(from: path)
-    let model = try CharModel(config: loaded.config, parameters: loaded.parameters)
+    let model = try RecurrentModel(config: loaded.config, parameters: loaded.parameters)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: loaded.training!.validationFraction)
     let resumed = try Trainer(model: model, dataset: dataset, settings: loaded.training!.settings, seed: 12345)
     try resumed.restore(training: loaded.training!, optimizer: loaded.optimizer)
@@ -94,7 +94,7 @@ private func minimalFile(from trainer: Trainer, corpus: Corpus, dtype: String = 
     #expect(loaded.parameters == trainer.model.parameters.array)
     #expect(loaded.optimizer == nil && loaded.training == nil)
     #expect(loaded.notes == ["no optimizer state in the file: training continues with a fresh optimizer"])
-    let model = try CharModel(config: loaded.config, parameters: loaded.parameters)
+    let model = try RecurrentModel(config: loaded.config, parameters: loaded.parameters)
     var generator = SeededGenerator(seed: 1)
     let text = try TextGenerator(model: model).generate(prompt: [], count: 20, settings: SamplingSettings(), primer: corpus.primer, generator: &generator)
     #expect(text.count == 20)
@@ -272,7 +272,7 @@ private func problem(_ bytes: [UInt8]) -> String {
         do {
             let loaded = try Checkpoint.parse(bytes, path: "fuzz")
             // A successful load is a usable model.
-            #expect(loaded.parameters.count == ParameterLayout(config: loaded.config).totalCount)
+            #expect(loaded.parameters.count == RecurrentLayout(config: loaded.config).totalCount)
             let allFinite = loaded.parameters.allSatisfy { $0.isFinite }
             #expect(allFinite)
             outcomes["loaded", default: 0] += 1
@@ -327,8 +327,8 @@ private func problem(_ bytes: [UInt8]) -> String {
             == "tensor 'embedding.weight' has shape [2, 4]; config and vocab say [2, 8192]")
     #expect(peakResidentBytes() - before < 1_000_000_000, "refusing the files allocated \(peakResidentBytes() - before) bytes")
     // A model that size is refused by the memory budget wherever it would be made.
-    let huge = ModelConfig(vocabularySize: 65, embeddingSize: 8192, hiddenSize: 8192, layerCount: 16)
-    let error = try #require(throws: CharLMError.self) { try CharModel(config: huge, parameters: nil) }
+    let huge = RecurrentConfig(vocabularySize: 65, embeddingSize: 8192, hiddenSize: 8192, layerCount: 16)
+    let error = try #require(throws: CharLMError.self) { try RecurrentModel(config: huge, parameters: nil) }
     guard case .notEnoughMemory(_, let bytes, let available, _) = error else { Issue.record("unexpected \(error)"); return }
     #expect(Double(bytes) == MemoryModel.modelBytes(huge) && bytes > available)
     #expect(error.description.contains("lower hidden, layers or embed"))

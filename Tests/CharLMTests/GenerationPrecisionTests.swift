@@ -68,7 +68,7 @@ private let sharedPresent = FileManager.default.fileExists(atPath: sharedModel)
     && FileManager.default.fileExists(atPath: sharedCorpus)
 
 /// Total variation and cross-entropy of float32 and bfloat16 steppers fed the same text (teacher forcing).
-private func compareWeights(model: CharModel, tokens: [Int]) -> (worstVariation: Double, meanVariation: Double,
+private func compareWeights(model: RecurrentModel, tokens: [Int]) -> (worstVariation: Double, meanVariation: Double,
                                                                   lossFloat: Double, lossHalf: Double) {
     let context = ComputeContext(threads: 2)
     let steppers = [GenerationWeights.float32, .bfloat16].map { Stepper(config: model.config, batch: 1, weights: $0) }
@@ -103,7 +103,7 @@ private func compareWeights(model: CharModel, tokens: [Int]) -> (worstVariation:
 @Test(.enabled(if: sharedPresent, "../shared/models and ../shared/data are absent: the bound is checked on the shared trained model"))
 func bfloat16GenerationStaysWithinTheStatedBoundOfFloat32() throws {
     let checkpoint = try Checkpoint.load(from: sharedModel)
-    let model = try CharModel(config: checkpoint.config, parameters: checkpoint.parameters)
+    let model = try RecurrentModel(config: checkpoint.config, parameters: checkpoint.parameters)
     let corpus = try Corpus.load(path: sharedCorpus, normalization: checkpoint.vocabulary.normalization)
     // 3,000 characters of the validation split (the last 10%), which the model was not trained on
     let start = corpus.tokens.count * 9 / 10

@@ -22,7 +22,7 @@ func aRecurrentFamilyTrainsEvaluatesGeneratesAndSavesThroughTheInterface(cell: L
     let corpus = try Corpus.make(text: text, normalization: NormalizationOptions())
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     let V = corpus.vocabulary.count
-    let architecture: any ModelArchitecture = ModelConfig(vocabularySize: V, embeddingSize: 8, hiddenSize: 16,
+    let architecture: any ModelArchitecture = RecurrentConfig(vocabularySize: V, embeddingSize: 8, hiddenSize: 16,
                                                           layerCount: 2, layerKind: cell)
     var generator = SeededGenerator(seed: 3)
     let model: any TrainableLanguageModel = try architecture.makeModel(generator: &generator)

@@ -7,7 +7,7 @@ import Testing
 
 /// Runs the engine forward, loss and backward on `inputs`/`targets`; returns (loss, gradients, workspace).
 private func engineGradients(
-    model: CharModel, inputs: [[Int]], targets: [[Int]], mode: ForwardMode, seed: UInt64 = 7
+    model: RecurrentModel, inputs: [[Int]], targets: [[Int]], mode: ForwardMode, seed: UInt64 = 7
 ) -> (Double, [Float], ModelWorkspace) {
     let (B, T) = (inputs.count, inputs[0].count)
     let workspace = model.makeWorkspace(length: T, batch: B)
@@ -64,7 +64,7 @@ func forwardMatchesNaivePerGateModel(shape: (V: Int, E: Int, H: Int, L: Int, T: 
 /// only when |a| + |n| is well above that: the denominator is floored at 1e-6 (torch-rnn's gradcheck formula,
 /// |a - n| / max(|a| + |n|, tiny), with tiny = 1e-6). A wrong gradient term shows up as 1e-2 or worse; the
 /// tolerance is 1e-3, and `gradientCheckDetectsAWrongGradient` shows that a 1% error fails it.
-private func checkGradients(model: CharModel, inputs: [[Int]], targets: [[Int]], masks: [[Float]]) -> [String: Double] {
+private func checkGradients(model: RecurrentModel, inputs: [[Int]], targets: [[Int]], masks: [[Float]]) -> [String: Double] {
     let mode: ForwardMode = masks.isEmpty ? .inference : .training
     let (_, analytic, _) = engineGradients(model: model, inputs: inputs, targets: targets, mode: mode)
     var reference = NaiveModel(model: model)

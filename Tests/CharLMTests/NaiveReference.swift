@@ -28,11 +28,11 @@ func naiveGemm(
 
 /// The model in Double precision, unit by unit.
 struct NaiveModel {
-    let config: ModelConfig
-    let layout: ParameterLayout
+    let config: RecurrentConfig
+    let layout: RecurrentLayout
     var parameters: [Double]
 
-    init(model: CharModel) {
+    init(model: RecurrentModel) {
         config = model.config
         layout = model.layout
         parameters = model.parameters.array.map(Double.init)
@@ -123,10 +123,10 @@ struct NaiveModel {
 }
 
 /// A small model with PyTorch-style initialisation from a fixed seed.
-func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1, cell: LayerKind = .lstm) throws -> CharModel {
+func makeModel(V: Int, E: Int, H: Int, L: Int, dropout: Float = 0, seed: UInt64 = 1, cell: LayerKind = .lstm) throws -> RecurrentModel {
     var generator = SeededGenerator(seed: seed)
-    return try CharModel(
-        config: ModelConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout,
+    return try RecurrentModel(
+        config: RecurrentConfig(vocabularySize: V, embeddingSize: E, hiddenSize: H, layerCount: L, dropout: dropout,
                             layerKind: cell),
         generator: &generator)
 }

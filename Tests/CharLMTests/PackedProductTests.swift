@@ -195,7 +195,7 @@ private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
 }
 
 /// Forward, loss and backward of `model` on a fresh workspace run on `context`: logits and gradients.
-private func pass(_ model: CharModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
+private func pass(_ model: RecurrentModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
     let (B, T) = (inputs.count, inputs[0].count)
     let workspace = model.makeWorkspace(length: T, batch: B, context: context)
     load(inputs, into: workspace.inputs)

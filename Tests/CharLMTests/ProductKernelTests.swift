@@ -127,13 +127,13 @@ private func packedProductIsIdenticalWhateverItsWidthAndThreads(_ product: Produ
 /// `Products.packedMinimumWork`), give the gradients the BLAS path gives, to float32 rounding. (The model tests check
 /// the default path's gradients against the naive model and finite differences.)
 @Test func modelGradientsAgreeWhicheverProductKernel() throws {
-    let config = ModelConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 64, layerCount: 2)
+    let config = RecurrentConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 64, layerCount: 2)
     let (T, B) = (9, 8)
     #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
     var results: [ProductKernel: [Float]] = [:]
     for products in ProductKernel.allCases {
         var generator = SeededGenerator(seed: 5)
-        let model = try CharModel(config: config, generator: &generator)
+        let model = try RecurrentModel(config: config, generator: &generator)
         let workspace = model.makeWorkspace(length: T, batch: B, context: ComputeContext(threads: 2, products: products))
         var tokens = SeededGenerator(seed: 6)
         for r in 0..<(T * B) {
@@ -158,9 +158,9 @@ private func packedProductIsIdenticalWhateverItsWidthAndThreads(_ product: Produ
 @Test(arguments: [(H: 32, L: 2, B: 1), (H: 20, L: 1, B: 3), (H: 48, L: 3, B: 7), (H: 70, L: 2, B: 16)])
 func stepperMatchesTheTrainingForwardPass(shape: (H: Int, L: Int, B: Int)) throws {
     let (V, T, B) = (13, 6, shape.B)
-    let config = ModelConfig(vocabularySize: V, embeddingSize: 9, hiddenSize: shape.H, layerCount: shape.L)
+    let config = RecurrentConfig(vocabularySize: V, embeddingSize: 9, hiddenSize: shape.H, layerCount: shape.L)
     var generator = SeededGenerator(seed: 21)
-    let model = try CharModel(config: config, generator: &generator)
+    let model = try RecurrentModel(config: config, generator: &generator)
     for threads in [1, 2] {
         let context = ComputeContext(threads: threads)
         let workspace = model.makeWorkspace(length: T, batch: B, context: context)

@@ -27,8 +27,8 @@ private func replayTrainingFixture(_ name: String, weightDecay: Float? = nil)
     let (V, T, B) = (Int(config["vocab"]!), Int(config["seq"]!), Int(config["batch"]!))
     let cell = try #require(LayerKind(rawValue: fixture["cell"] as? String ?? "lstm"))
 
-    let model = try CharModel(
-        config: ModelConfig(vocabularySize: V, embeddingSize: Int(config["embed"]!), hiddenSize: Int(config["hidden"]!),
+    let model = try RecurrentModel(
+        config: RecurrentConfig(vocabularySize: V, embeddingSize: Int(config["embed"]!), hiddenSize: Int(config["hidden"]!),
                             layerCount: Int(config["layers"]!), layerKind: cell),
         parameters: initial)
     // The dataset only has to hold one window; every batch comes from the fixture.
@@ -85,8 +85,8 @@ func trainingStepsReproducePyTorch(fixture: String) throws {
 /// The decay touches the weight matrices and nothing else: with zero gradients Adam's step is zero, so after one
 /// update each W_ih, W_hh and fc.weight entry is exactly p * (1 - lr * wd) and every bias and embedding entry is as it was.
 @Test func weightDecayScalesOnlyTheWeightMatrices() throws {
-    let config = ModelConfig(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layerCount: 2)
-    let layout = ParameterLayout(config: config)
+    let config = RecurrentConfig(vocabularySize: 7, embeddingSize: 3, hiddenSize: 5, layerCount: 2)
+    let layout = RecurrentLayout(config: config)
     let before = (0..<layout.totalCount).map { Float($0 % 13) * 0.1 - 0.6 }
     let parameters = FloatBuffer(before), gradients = FloatBuffer(count: layout.totalCount)
     let adam = Adam(parameterCount: layout.totalCount, settings: AdamSettings(learningRate: 0.01, weightDecay: 0.5),

@@ -7,9 +7,9 @@ import Foundation
 import Testing
 
 /// The model and generator for a checkpoint file.
-private func loadModel(_ path: String) throws -> (Checkpoint, CharModel) {
+private func loadModel(_ path: String) throws -> (Checkpoint, RecurrentModel) {
     let checkpoint = try Checkpoint.load(from: path)
-    return (checkpoint, try CharModel(config: checkpoint.config, parameters: checkpoint.parameters))
+    return (checkpoint, try RecurrentModel(config: checkpoint.config, parameters: checkpoint.parameters))
 }
 
 /// nn.LSTM, nn.GRU and nn.RNN models PyTorch trained briefly and saved (`fixture-checkpoint [--cell gru|rnn]`).
@@ -41,7 +41,7 @@ private let sharedPresent = FileManager.default.fileExists(atPath: sharedModel) 
 @Test(.enabled(if: sharedPresent, "../shared/models and ../shared/data are absent: the shared PyTorch model cannot be checked"))
 func theSharedPyTorchModelScoresItsPublishedValidationLoss() throws {
     let (checkpoint, model) = try loadModel(sharedModel)
-    #expect(checkpoint.config == ModelConfig(vocabularySize: 65, embeddingSize: 64, hiddenSize: 256, layerCount: 2))
+    #expect(checkpoint.config == RecurrentConfig(vocabularySize: 65, embeddingSize: 64, hiddenSize: 256, layerCount: 2))
     let corpus = try Corpus.load(path: sharedCorpus, normalization: checkpoint.vocabulary.normalization)
     #expect(corpus.vocabulary.scalars == checkpoint.vocabulary.scalars)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
@@ -73,7 +73,7 @@ func pyTorchReadsAFileCharLMWrote(cell: LayerKind) throws {
     let corpus = try Corpus.make(text: String(repeating: "Now is the winter of our discontent\n", count: 10), normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     var generator = SeededGenerator(seed: 4)
-    let model = try CharModel(config: ModelConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2, layerKind: cell), generator: &generator)
+    let model = try RecurrentModel(config: RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 5, hiddenSize: 9, layerCount: 2, layerKind: cell), generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 4), seed: 5)
     for _ in 0..<5 { try trainer.trainStep() }
     let (training, optimizer) = trainer.state

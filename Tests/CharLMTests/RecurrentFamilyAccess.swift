@@ -5,9 +5,9 @@
 
 extension Checkpoint {
     /// The recurrent architecture of a file these tests wrote or loaded.
-    var config: ModelConfig { architecture as! ModelConfig }
+    var config: RecurrentConfig { architecture as! RecurrentConfig }
 
-    init(config: ModelConfig, vocabulary: Vocabulary, parameters: [Float], optimizer: OptimizerState? = nil,
+    init(config: RecurrentConfig, vocabulary: Vocabulary, parameters: [Float], optimizer: OptimizerState? = nil,
          training: TrainingState? = nil, sampling: SamplingSettings? = nil, corpus: CorpusFingerprint? = nil,
          settings: [String: String] = [:]) {
         self.init(architecture: config, vocabulary: vocabulary, parameters: parameters, optimizer: optimizer,
@@ -17,7 +17,7 @@ extension Checkpoint {
 
 extension TrainableLanguageModel {
     /// The recurrent model these tests made.
-    var recurrent: CharModel { self as! CharModel }
-    var config: ModelConfig { recurrent.config }
-    var layout: ParameterLayout { recurrent.layout }
+    var recurrent: RecurrentModel { self as! RecurrentModel }
+    var config: RecurrentConfig { recurrent.config }
+    var layout: RecurrentLayout { recurrent.layout }
 }

@@ -136,9 +136,9 @@ func drawsFollowSoftmaxOfLogitsOverTemperature(temperature: Float) {
 /// generations with the same generators write: the batched step computes each sequence as the single one does.
 @Test(arguments: [(hidden: 32, samples: 5), (hidden: 40, samples: 16)])
 func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int)) throws {
-    let config = ModelConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2)
+    let config = RecurrentConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2)
     var initial = SeededGenerator(seed: 31)
-    let model = try CharModel(config: config, generator: &initial)
+    let model = try RecurrentModel(config: config, generator: &initial)
     let settings = SamplingSettings(temperature: 1.3, topK: 9)
     let seeds = (0..<shape.samples).map { UInt64(100 + $0) }
     let generator = TextGenerator(model: model)

@@ -11,11 +11,11 @@ private func makeTrainer(
 ) throws -> Trainer {
     let corpus = try Corpus.make(text: text, normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-    let config = ModelConfig(
+    let config = RecurrentConfig(
         vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: H, layerCount: L, dropout: dropout,
         layerKind: cell)
     var generator = SeededGenerator(seed: seed)
-    let model = try CharModel(config: config, generator: &generator)
+    let model = try RecurrentModel(config: config, generator: &generator)
     return try Trainer(
         model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: T, batch: B, learningRate: learningRate),
         seed: seed &+ 100)
@@ -99,7 +99,7 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
     let corpus = try Corpus.make(text: String(repeating: "abcd", count: 40), normalization: .raw)
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0)
     var generator = SeededGenerator(seed: 1)
-    let model = try CharModel(config: ModelConfig(vocabularySize: 4, embeddingSize: 4, hiddenSize: 4, layerCount: 1), generator: &generator)
+    let model = try RecurrentModel(config: RecurrentConfig(vocabularySize: 4, embeddingSize: 4, hiddenSize: 4, layerCount: 1), generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: TrainingSettings(sequenceLength: 10, batch: 2), seed: 1)
     #expect(throws: CharLMError.noValidationSplit) { try trainer.evaluate() }
     // A split too short for one window names the split, its size and what it needs.

@@ -48,7 +48,7 @@ def learning_rate(settings, step):
 
 
 def decayed(name):
-    """AdamW's weight decay applies to the weight matrices only (charlm's ParameterLayout.decayedRanges): every
+    """AdamW's weight decay applies to the weight matrices only (charlm's RecurrentLayout.decayedRanges): every
     <cell>.weight_ih_l{k} / weight_hh_l{k} (lstm, gru or rnn) and fc.weight; not biases, not the embedding
     (nanoGPT's convention)."""
     cell, _, rest = name.partition(".")

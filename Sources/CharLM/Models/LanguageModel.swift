@@ -99,7 +99,7 @@ extension ModelPass {
 }
 
 /// The settings of one model, enough to make it, name its tensors, cost it and write its checkpoint `config`.
-/// Each family has one type (the recurrent family: `ModelConfig`) and a row in `ModelFamilies.readers`.
+/// Each family has one type (the recurrent family: `RecurrentConfig`) and a row in `ModelFamilies.readers`.
 public protocol ModelArchitecture: Sendable {
     /// V.
     var vocabularySize: Int { get }
@@ -211,7 +211,7 @@ public enum ModelFamilies {
     public typealias Reader = @Sendable (_ config: CheckpointConfig) throws -> (any ModelArchitecture)?
 
     /// Every family, asked in order.
-    public static let readers: [Reader] = [{ try ModelConfig.read($0) }]
+    public static let readers: [Reader] = [{ try RecurrentConfig.read($0) }]
 
     /// The architecture `config` describes, asking `families` in order; a problem when none reads it.
     public static func architecture(from config: CheckpointConfig,

@@ -44,7 +44,7 @@ public struct AdamSettings: Equatable, Sendable {
 ///   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 public final class Adam {
     public var settings: AdamSettings
-    /// The parts of the flat buffer weight decay applies to: the weight matrices (`ParameterLayout.decayedRanges`).
+    /// The parts of the flat buffer weight decay applies to: the weight matrices (`RecurrentLayout.decayedRanges`).
     public let decayedRanges: [Range<Int>]
     /// First moment, same layout as the parameters.
     public let firstMoment: FloatBuffer

@@ -15,7 +15,7 @@ public final class BestParameters {
     /// The window length T and validation share the loss was measured with: losses measured otherwise are not compared
     /// with it.
     public private(set) var protocolKey: ValidationProtocol
-    /// The copy, in `ParameterLayout` order.
+    /// The copy, in `RecurrentLayout` order.
     public let values: FloatBuffer
 
     init(step: Int, loss: Double, protocolKey: ValidationProtocol, copying parameters: FloatBuffer) {

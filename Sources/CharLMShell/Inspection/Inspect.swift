@@ -1,6 +1,6 @@
 // Seeing inside the model: the reports behind `vocab`, `encode`, `decode`, `windows`, `next`, `trace`, `cells` and
 // `novelty`. An `Inspector` is a read-only view of a session's model, vocabulary and text (`Session.inspector()`);
-// each report asks the engine's public API (Vocabulary, Dataset, TextGenerator, Sampler and its ranking, CharModel and
+// each report asks the engine's public API (Vocabulary, Dataset, TextGenerator, Sampler and its ranking, RecurrentModel and
 // its workspace) and turns the answer into text, without repeating the engine's math. Charts, bars, colours and pages
 // are drawn in Render.swift.
 
@@ -30,8 +30,8 @@ public struct Inspector {
 
     /// The recurrent model, for the commands that look at a recurrent network's state (`cells`, `gates`): a model of
     /// another family is refused with a message that names the command.
-    func recurrentModel(for command: String) throws -> CharModel {
-        guard let model = network as? CharModel else {
+    func recurrentModel(for command: String) throws -> RecurrentModel {
+        guard let model = network as? RecurrentModel else {
             throw ShellError.badArgument("`\(command)` looks at a recurrent network's state (its cells and gates), and this model "
                                          + "(\(network.summary)) keeps none")
         }

@@ -116,8 +116,8 @@ public final class Session {
         }
         if key.group == .model, let model {
             let V = model.vocabularySize
-            let asked = settings.modelConfig(vocabularySize: V)
-            if !asked.isEqual(to: model.architecture) && before.modelConfig(vocabularySize: V) != asked {
+            let asked = settings.architecture(vocabularySize: V)
+            if !asked.isEqual(to: model.architecture) && before.architecture(vocabularySize: V) != asked {
                 console.note("note: the current model keeps its architecture; `reset` builds a new model with \(key.name) \(key.get(settings))\n")
             }
         }
@@ -234,7 +234,7 @@ public final class Session {
 
     private func makeFreshModel(vocabulary: Vocabulary) throws {
         var generator = SeededGenerator(seed: settings.seed)
-        let made = try settings.modelConfig(vocabularySize: vocabulary.count).makeModel(generator: &generator)
+        let made = try settings.architecture(vocabularySize: vocabulary.count).makeModel(generator: &generator)
         model = made
         self.vocabulary = vocabulary
         trainer = nil

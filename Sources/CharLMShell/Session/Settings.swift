@@ -63,12 +63,12 @@ public struct Settings: Equatable, Sendable {
         get { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
         set { (temp, topk, topp) = (newValue.temperature, newValue.topK, newValue.topP) }
     }
-    public func modelConfig(vocabularySize: Int) -> ModelConfig {
-        ModelConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
+    public func architecture(vocabularySize: Int) -> RecurrentConfig {
+        RecurrentConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
                     layerKind: cell)
     }
     /// Takes the architecture of `config` (its V is the vocabulary's, not a setting).
-    mutating func adoptArchitecture(of config: ModelConfig) {
+    mutating func adoptArchitecture(of config: RecurrentConfig) {
         (cell, embed, hidden) = (config.layerKind, config.embeddingSize, config.hiddenSize)
         (layers, dropout) = (config.layerCount, config.dropout)
     }
@@ -121,7 +121,7 @@ public struct Settings: Equatable, Sendable {
     public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
         // The recurrent family's settings; a family with settings of its own maps them here too.
-        if let config = checkpoint.architecture as? ModelConfig { restored.adoptArchitecture(of: config) }
+        if let config = checkpoint.architecture as? RecurrentConfig { restored.adoptArchitecture(of: config) }
         restored.normalization = checkpoint.vocabulary.normalization
         // What the file does not hold is back to its default, so nothing of the session before leaks into it.
         var defaulted: [String] = []

@@ -7,15 +7,15 @@
 
 import Foundation
 
-extension ModelConfig: ModelArchitecture {
+extension RecurrentConfig: ModelArchitecture {
     public var kindName: String { layerKind.rawValue }
 
-    public var parameters: ParameterTable { ParameterLayout(config: self).table }
+    public var parameters: ParameterTable { RecurrentLayout(config: self).table }
 
     public var summary: String {
         "\(layerKind.rawValue.uppercased()), E \(embeddingSize), H \(hiddenSize), L \(layerCount)"
             + (dropout > 0 ? ", dropout \(formatSettingNumber(dropout))" : "")
-            + ", V \(vocabularySize): \(grouped(ParameterLayout(config: self).totalCount)) parameters"
+            + ", V \(vocabularySize): \(grouped(RecurrentLayout(config: self).totalCount)) parameters"
     }
 
     /// Parameters in a model of this shape (Double: a hostile config's count may not fit an Int).
@@ -69,14 +69,14 @@ extension ModelConfig: ModelArchitecture {
     }
 
     public func makeModel(parameters: [Float]?) throws -> any TrainableLanguageModel {
-        try CharModel(config: self, parameters: parameters)
+        try RecurrentModel(config: self, parameters: parameters)
     }
 
     public func makeModel(generator: inout SeededGenerator) throws -> any TrainableLanguageModel {
-        try CharModel(config: self, generator: &generator)
+        try RecurrentModel(config: self, generator: &generator)
     }
 
-    public func isEqual(to other: any ModelArchitecture) -> Bool { (other as? ModelConfig) == self }
+    public func isEqual(to other: any ModelArchitecture) -> Bool { (other as? RecurrentConfig) == self }
 
     /// The recurrent architecture of a checkpoint's config. Every config is this family's today (one without a
     /// family key is an LSTM or names its module through its tensors).
@@ -108,7 +108,7 @@ extension ModelConfig: ModelArchitecture {
             }
             layerKind = present.first ?? .lstm
         }
-        let architecture = ModelConfig(
+        let architecture = RecurrentConfig(
             vocabularySize: config.vocabularySize, embeddingSize: try integer("embed"), hiddenSize: try integer("hidden"),
             layerCount: try integer("layers"), dropout: dropout, layerKind: layerKind)
         do { try architecture.validate() } catch { throw CheckpointProblem("its config is unusable: \(error)") }
@@ -130,7 +130,7 @@ func spelledVisibly(_ text: String) -> String {
         ? "U+" + String($0.value, radix: 16, uppercase: true) : String($0) }.joined()
 }
 
-extension CharModel: TrainableLanguageModel {
+extension RecurrentModel: TrainableLanguageModel {
     public var vocabularySize: Int { config.vocabularySize }
     public var architecture: any ModelArchitecture { config }
     public var summary: String { config.summary }

@@ -5,7 +5,7 @@
 
 /// Feeds a prompt, then one character per step, carrying the recurrent state.
 final class RecurrentDecoder: Decoder {
-    let model: CharModel
+    let model: RecurrentModel
     let batch: Int
     /// Prompts are fed in chunks of at most this many characters.
     private let chunk = 256
@@ -21,7 +21,7 @@ final class RecurrentDecoder: Decoder {
 
     /// Nil for a batch above 1 that only the stepper could run and does not (a GRU or RNN: the samples then run one
     /// after another).
-    init?(model: CharModel, batch B: Int, context: ComputeContext, weights: GenerationWeights) throws {
+    init?(model: RecurrentModel, batch B: Int, context: ComputeContext, weights: GenerationWeights) throws {
         let config = model.config
         if B > 1 {
             guard Stepper.supports(config) else { return nil }

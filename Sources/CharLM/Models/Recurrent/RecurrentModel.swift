@@ -1,5 +1,5 @@
 // The whole network: Embedding (V x E) -> L recurrent layers (H) -> Linear (H -> V), forward and backward side by
-// side. Parameters and gradients live in two flat buffers laid out by `ParameterLayout`; activations live in a
+// side. Parameters and gradients live in two flat buffers laid out by `RecurrentLayout`; activations live in a
 // `ModelWorkspace` allocated once per (T, B) and reused. This file does what is the same for every kind of layer
 // (Layer.swift): the embedding, each layer's input projection, dropout, the output layer; each layer runs its own
 // recurrence (LSTM.swift). Loss is in Loss.swift.
@@ -15,7 +15,7 @@ import Foundation
 /// run on. Allocate once and reuse.
 public final class ModelWorkspace {
     /// The model whose passes this workspace holds.
-    let model: CharModel
+    let model: RecurrentModel
     /// Largest T and B this workspace holds.
     public let maxLength: Int, maxBatch: Int
     /// P = gateCount * H: the width of each layer's input projection.
@@ -42,7 +42,7 @@ public final class ModelWorkspace {
     /// The threads and kernels this workspace's passes run on.
     public let context: ComputeContext
 
-    init(model: CharModel, length T: Int, batch B: Int, context: ComputeContext) {
+    init(model: RecurrentModel, length T: Int, batch B: Int, context: ComputeContext) {
         let config = model.config
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         let P = config.layerKind.gateCount * H
@@ -98,9 +98,9 @@ public final class ModelWorkspace {
 }
 
 /// The recurrent language model: Embedding -> L recurrent layers -> Linear.
-public final class CharModel {
-    public let config: ModelConfig
-    public let layout: ParameterLayout
+public final class RecurrentModel {
+    public let config: RecurrentConfig
+    public let layout: RecurrentLayout
     /// The recurrent layers, bottom first.
     let layers: [RecurrentLayer]
     /// Every parameter, laid out by `layout`.
@@ -110,7 +110,7 @@ public final class CharModel {
 
     /// A model initialised as PyTorch initialises `nn.Embedding` (standard normal), `nn.LSTM` and its kin (uniform
     /// in +-1/sqrt(H), biases included) and `nn.Linear` (uniform in +-1/sqrt(H) for weight and bias).
-    public convenience init(config: ModelConfig, generator: inout SeededGenerator) throws {
+    public convenience init(config: RecurrentConfig, generator: inout SeededGenerator) throws {
         try self.init(config: config, parameters: nil)
         let p = parameters.pointer
         let embedding = layout.embedding
@@ -122,11 +122,11 @@ public final class CharModel {
     }
 
     /// A model with the given flat parameters (zeros when nil).
-    public init(config: ModelConfig, parameters values: [Float]?) throws {
+    public init(config: RecurrentConfig, parameters values: [Float]?) throws {
         try config.validate()
         try MemoryBudget.checkModel(config)
         self.config = config
-        layout = ParameterLayout(config: config)
+        layout = RecurrentLayout(config: config)
         if let values {
             guard values.count == layout.totalCount else {
                 throw CharLMError.parameterCountMismatch(expected: layout.totalCount, got: values.count)

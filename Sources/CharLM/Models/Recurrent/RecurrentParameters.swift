@@ -1,7 +1,7 @@
-// The recurrent family's shape (`ModelConfig`) and where each of its tensors lives in the one flat parameter buffer
+// The recurrent family's shape (`RecurrentConfig`) and where each of its tensors lives in the one flat parameter buffer
 // (and, at the same offsets, in the gradient buffer and Adam's moment buffers). Adam, clipping, zeroing and
 // checkpoint I/O are then single loops over flat buffers; the recurrent code addresses tensors through the views in
-// `ParameterLayout`. How this family answers the model interface (LanguageModel.swift) is in
+// `RecurrentLayout`. How this family answers the model interface (LanguageModel.swift) is in
 // RecurrentArchitecture.swift.
 
 /// The kind of recurrent layer (`set cell`). Each kind is one file (LSTM.swift, GRU.swift, RNN.swift) implementing
@@ -52,7 +52,7 @@ public enum LayerKind: String, Sendable, CaseIterable {
 }
 
 /// The architecture: Embedding (V x E) -> L recurrent layers of width H -> Linear (H -> V).
-public struct ModelConfig: Equatable, Hashable, Sendable {
+public struct RecurrentConfig: Equatable, Hashable, Sendable {
     /// V: characters in the vocabulary.
     public var vocabularySize: Int
     /// E: embedding width.
@@ -120,7 +120,7 @@ public struct RecurrentLayerViews: Equatable, Sendable {
 /// | `rnn.bias_hh_l{k}`   | (G*H)     |
 /// | `fc.weight`          | (V, H)    |
 /// | `fc.bias`            | (V)       |
-public struct ParameterLayout: Equatable, Sendable {
+public struct RecurrentLayout: Equatable, Sendable {
     public let embedding: ParameterView
     public let layers: [RecurrentLayerViews]
     public let fcWeight: ParameterView
@@ -128,7 +128,7 @@ public struct ParameterLayout: Equatable, Sendable {
     /// Every view, named and flagged, in order.
     public let table: ParameterTable
 
-    public init(config: ModelConfig) {
+    public init(config: RecurrentConfig) {
         var builder = ParameterTable.Builder()
         let (V, E, H) = (config.vocabularySize, config.embeddingSize, config.hiddenSize)
         let (kind, G) = (config.layerKind, config.layerKind.gateCount)

@@ -38,7 +38,7 @@ public enum GenerationWeights: Sendable {
 
 /// Runs an LSTM model one character at a time for B sequences, with weights packed for it.
 final class Stepper {
-    let config: ModelConfig
+    let config: RecurrentConfig
     /// B: sequences stepped together.
     let batch: Int
     /// bfloat16 copies of the weights, in the same interleaved columns (at batch 1 only): per layer above 0 W_ih,
@@ -72,9 +72,9 @@ final class Stepper {
     private var current = 0
 
     /// Whether this path runs `config`: an LSTM of any size (Stepper does its own padding).
-    static func supports(_ config: ModelConfig) -> Bool { config.layerKind == .lstm }
+    static func supports(_ config: RecurrentConfig) -> Bool { config.layerKind == .lstm }
 
-    init(config: ModelConfig, batch B: Int, weights: GenerationWeights = .float32) {
+    init(config: RecurrentConfig, batch B: Int, weights: GenerationWeights = .float32) {
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         self.config = config
         batch = B
@@ -101,7 +101,7 @@ final class Stepper {
 
     /// Bytes the buffers of a stepper for `config` and B sequences hold at most: its copy of the weights (float32, or
     /// at batch 1 bfloat16) and its state.
-    static func bytes(config: ModelConfig, batch B: Int) -> Int {
+    static func bytes(config: RecurrentConfig, batch B: Int) -> Int {
         let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
         let padded = (H + 15) / 16 * 16
         let floats = (2 * L - 1) * H * 4 * padded + V * 4 * padded + L * 4 * padded + H * ((V + 63) / 64 * 64)
@@ -118,7 +118,7 @@ final class Stepper {
 
     /// Copies the weights from `model`'s parameters into this stepper's layouts: after every change of the
     /// parameters (the generator calls it once per generation).
-    func refresh(from model: CharModel, context: ComputeContext) {
+    func refresh(from model: RecurrentModel, context: ComputeContext) {
         let (V, H) = (config.vocabularySize, config.hiddenSize)
         let columns = 4 * paddedHidden
         let p = UnsafePointer(model.parameters.pointer)
