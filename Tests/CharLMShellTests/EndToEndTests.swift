@@ -103,46 +103,36 @@ private func workFolder() throws -> URL {
 
 @Test func ctrlCInBatchModeStopsWith130() throws {
     let folder = try workFolder()
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: charlmBinary)
-    process.arguments = ["-c", "set hidden 64", "-c", "load tiny.txt", "-c", "train 100000 steps", "-c", "show seed"]
-    process.currentDirectoryURL = folder
-    let err = Pipe()
-    process.standardError = err
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    Thread.sleep(forTimeInterval: 1.5)
-    process.interrupt()  // SIGINT
-    process.waitUntilExit()
-    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    #expect(process.terminationStatus == 130)
-    #expect(unwrapped(stderr).contains("stopped after step"))
-    #expect(unwrapped(stderr).contains("the model and optimizer are consistent"))
+    // Ctrl-C once training is under way: the metrics log has its first step.
+    let log = folder.appendingPathComponent("steps.csv").path
+    let program = try RunningProgram(["-c", "set hidden 64", "-c", "set log steps.csv", "-c", "load tiny.txt",
+                                      "-c", "train 100000 steps", "-c", "show seed"], in: folder)
+    #expect(waitUntil { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\n1,") }, "\(program.stderr)")
+    program.process.interrupt()  // SIGINT
+    #expect(program.waitForExit(), "still training: \(program.stderr)")
+    #expect(program.process.terminationStatus == 130)
+    #expect(unwrapped(program.stderr).contains("stopped after step"))
+    #expect(unwrapped(program.stderr).contains("the model and optimizer are consistent"))
 }
 
 @Test func ctrlCWhileWaitingForPipedInputStopsWith130() throws {
     // Commands piped in, the pipe still open: charlm waits for the next line when Ctrl-C comes. It must stop with
     // 130 at once (Swift's readLine spun forever at full speed here, its stream's error flag set by the signal).
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: charlmBinary)
-    let input = Pipe(), err = Pipe(), out = Pipe()
-    process.standardInput = input
-    process.standardError = err
-    process.standardOutput = out
-    try process.run()
+    let input = Pipe()
+    let program = try RunningProgram([], input: input)
     input.fileHandleForWriting.write(Data("echo first\r\n".utf8))
-    Thread.sleep(forTimeInterval: 1)
-    process.interrupt()  // SIGINT
-    let deadline = Date().addingTimeInterval(10)
-    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-    let stopped = !process.isRunning
-    if !stopped { process.terminate() }
-    process.waitUntilExit()
+    // Ctrl-C once it ran that line and waits for the next, blocked reading stdin.
+    #expect(waitUntil { program.stdout == "first\n" && isBlockedReadingStandardInput(program.pid) }, "\(program.stderr)")
+    let before = processorSeconds(program.pid) ?? 0
+    program.process.interrupt()  // SIGINT
+    // Ending takes it a few milliseconds of processor time; the spinning took all it could get, so a second of it
+    // means it spins, however busy the machine (which only delays when it gets the processor).
+    let stopped = program.waitForExit { (processorSeconds(program.pid) ?? before) - before > 1 }
     try? input.fileHandleForWriting.close()
-    #expect(stopped, "still running 10 s after Ctrl-C")
-    #expect(process.terminationStatus == 130)
-    #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "first\n", "\\r\\n ends a line")
-    #expect(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("interrupted by Ctrl-C"))
+    #expect(stopped, "still running after using a second of processor time since Ctrl-C")
+    #expect(program.process.terminationStatus == 130)
+    #expect(program.stdout == "first\n", "\\r\\n ends a line")
+    #expect(program.stderr.contains("interrupted by Ctrl-C"))
 }
 
 @Test func resumingInANewProcessIsBitIdentical() throws {

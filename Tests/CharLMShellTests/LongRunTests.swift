@@ -202,12 +202,11 @@ private func parametersAfter(_ steps: Int, settings: [String]) throws -> [Float]
     let saved = folder.appendingPathComponent("charlm.safetensors").path
     // Wait for the second autosave (so one replaced another), then kill without warning.
     var firstStep: Int?
-    let deadline = Date().addingTimeInterval(60)
-    while Date() < deadline {
-        Thread.sleep(forTimeInterval: 0.2)
-        guard let checkpoint = try? Checkpoint.load(from: saved), let step = checkpoint.training?.step else { continue }
-        if let firstStep, step > firstStep { break }
+    _ = waitUntil(every: 0.2) {
+        guard let checkpoint = try? Checkpoint.load(from: saved), let step = checkpoint.training?.step else { return false }
+        if let firstStep, step > firstStep { return true }
         if firstStep == nil { firstStep = step }
+        return false
     }
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()

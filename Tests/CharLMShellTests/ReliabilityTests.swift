@@ -179,12 +179,12 @@ private func randomText(_ characters: Int) throws -> URL {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    // Until a save has finished, then a little more: it is somewhere in the next ones.
-    let start = Date()
-    while Date().timeIntervalSince(start) < 20, (try? Checkpoint.load(from: path))?.config.hiddenSize != 512 {
-        Thread.sleep(forTimeInterval: 0.02)
+    // Until a save has finished, then until the next is under way (its temporary is there, or all 40 are done).
+    #expect(waitUntil { (try? Checkpoint.load(from: path))?.config.hiddenSize == 512 }, "no save finished")
+    let temporary = ".m.safetensors.tmp-charlm-\(process.processIdentifier)-"
+    _ = waitUntil(every: 0.002) {
+        !process.isRunning || ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).contains { $0.hasPrefix(temporary) }
     }
-    Thread.sleep(forTimeInterval: 0.15)
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
     // The target is whole (old or new), and the next save leaves no temporaries behind.
@@ -242,56 +242,79 @@ private final class WatchingConsole: Console {
     #expect(console.stderr.contains("e.clm:1: error: `eval` interrupted by Ctrl-C; nothing was changed"))
 }
 
-/// Runs charlm with `arguments`, sends SIGINT once stderr contains `cue` (or after `seconds`), and returns the exit
-/// status, stderr, and how long it took to exit after the signal.
-private func interrupt(_ arguments: [String], in folder: URL, when cue: String) throws -> (Int32, String, Double) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: charlmBinary)
-    process.arguments = arguments
-    process.currentDirectoryURL = folder
-    let errors = Pipe()
-    process.standardOutput = errors  // both streams: the cue may be on either
-    process.standardError = errors
-    try process.run()
-    final class Box: @unchecked Sendable { var text = ""; let lock = NSLock() }
-    let box = Box()
-    let reader = Thread {
-        while true {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            box.lock.withLock { box.text += String(decoding: chunk, as: UTF8.self) }
-        }
-    }
-    reader.start()
-    let deadline = Date().addingTimeInterval(60)
-    while Date() < deadline && !box.lock.withLock({ box.text.contains(cue) }) { Thread.sleep(forTimeInterval: 0.02) }
-    Thread.sleep(forTimeInterval: 0.3)  // well inside the long command
-    let signalled = Date()
-    process.interrupt()
-    process.waitUntilExit()
-    let took = Date().timeIntervalSince(signalled)
-    Thread.sleep(forTimeInterval: 0.1)
-    return (process.terminationStatus, box.lock.withLock { box.text }, took)
+/// Pauses `program`, notes `progress()` of its work so far, sends it Ctrl-C (SIGINT) when `interrupting`, and lets it
+/// go on: the signal is then handled at a known point of its work, however late this test got to send it.
+private func whilePaused<Progress>(_ program: RunningProgram, interrupting: Bool = false,
+                                   noting progress: () -> Progress) throws -> Progress {
+    try #require(pause(program.pid), "it ended first: \(program.stderr)")
+    let noted = progress()
+    if interrupting { kill(program.pid, SIGINT) }
+    resume(program.pid)
+    return noted
+}
+
+/// The number that follows `label` in `text` ("stopped after step 12"), thousands separators dropped.
+private func number(after label: String, in text: String) -> Int? {
+    let text = unwrapped(text)
+    guard let range = text.range(of: label) else { return nil }
+    return Int(text[range.upperBound...].prefix { $0.isNumber || $0 == "," }.filter(\.isNumber))
 }
 
 @Test func ctrlCStopsEveryLongCommandInBatchModeWith130() throws {
     let folder = try temporaryFolder()
     let text = try randomText(1_000_000)
-    let setup = ["-c", "set hidden 256", "-c", "set val 0.5", "-c", "load \(text.path)", "-c", "echo ready"]
-    // The cue: the model is made, the long command has begun.
-    // eval: 500,000 validation characters take several seconds; Ctrl-C is asked between batches.
-    let (status, stderr, took) = try interrupt(setup + ["-c", "eval"], in: folder, when: "ready")
-    #expect(status == 130, "eval: \(stderr)")
-    #expect(stderr.contains("`eval` interrupted by Ctrl-C; nothing was changed"))
-    #expect(took < 2, "eval took \(took) s to stop")
-    // gen: a long generation stops between characters.
-    let (genStatus, genErrors, genTook) = try interrupt(setup + ["-c", "gen \"\" 1000000"], in: folder, when: "ready")
-    #expect(genStatus == 130, "gen: \(genErrors)")
-    #expect(genTook < 2)
-    // train for a time: stops after the current step.
-    let (trainStatus, trainErrors, trainTook) = try interrupt(setup + ["-c", "train 10m"], in: folder, when: "ready")
-    #expect(trainStatus == 130 && trainErrors.contains("stopped after step"), "train: \(trainErrors)")
-    #expect(trainTook < 3)
+    let setup = ["-c", "set hidden 256", "-c", "set val 0.5", "-c", "load \(text.path)"]
+    // How soon each command stops is counted in its own work (steps, characters, processor time), not in seconds: a
+    // busy machine stretches seconds (a training step here took 1.5 s beside one other busy program). The program is
+    // paused once the long command is under way, its progress noted, then Ctrl-C is sent and it goes on.
+
+    // train for a time: stops after the step under way. The metrics log has a line per step done.
+    let log = folder.appendingPathComponent("steps.csv").path
+    func stepsLogged() -> Int {
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+        return lines.dropLast().compactMap { Int($0.prefix { $0 != "," }) }.max() ?? 0  // (the last may be cut short)
+    }
+    let train = try RunningProgram(setup + ["-c", "set log \(log)", "-c", "train 10m"], in: folder)
+    #expect(waitUntil { stepsLogged() >= 1 }, "no step logged: \(train.stderr)")
+    let stepsBefore = try whilePaused(train, interrupting: true) { stepsLogged() }
+    train.waitForExit()
+    #expect(train.process.terminationStatus == 130, "train: \(train.stderr)")
+    let stoppedAfter = number(after: "stopped after step ", in: train.stderr)
+    #expect(stoppedAfter == stepsBefore || stoppedAfter == stepsBefore + 1,
+            "Ctrl-C came after step \(stepsBefore), during the next: \(train.stderr)")
+
+    // gen: a long generation stops between characters; each is written as it is made.
+    let gen = try RunningProgram(setup + ["-c", "echo ready", "-c", "gen \"\" 1000000"], in: folder)
+    func generated() -> Int {
+        let text = gen.stdout
+        return text.range(of: "ready\n").map { text[$0.upperBound...].unicodeScalars.count } ?? 0
+    }
+    #expect(waitUntil { generated() >= 1 }, "no generation: \(gen.stderr)")
+    let charactersBefore = try whilePaused(gen, interrupting: true) { generated() }
+    gen.waitForExit()
+    #expect(gen.process.terminationStatus == 130, "gen: \(gen.stderr)")
+    let charactersAfter = number(after: "stopped after ", in: gen.stderr)
+    #expect(charactersAfter == charactersBefore || charactersAfter == charactersBefore + 1,
+            "Ctrl-C came after \(charactersBefore) characters, during the next: \(gen.stderr)")
+
+    // eval: 500,000 validation characters in some 80 batches; Ctrl-C is asked between batches. It prints nothing
+    // until it ends, so its pace is the processor time a whole eval takes (the first one), and the second is
+    // interrupted once it has used some.
+    let eval = try RunningProgram(setup + ["-c", "echo first", "-c", "eval", "-c", "echo second", "-c", "eval"], in: folder)
+    #expect(waitUntil { eval.stdout.hasSuffix("first\n") }, "\(eval.stderr)")
+    let firstStarted = try whilePaused(eval) { processorSeconds(eval.pid) ?? 0 }
+    #expect(waitUntil { eval.stdout.hasSuffix("second\n") }, "\(eval.stderr)")
+    let secondStarted = try whilePaused(eval) { processorSeconds(eval.pid) ?? 0 }
+    let whole = secondStarted - firstStarted
+    #expect(waitUntil { (processorSeconds(eval.pid) ?? .infinity) - secondStarted >= whole / 20 }, "\(eval.stderr)")
+    let signalled = try whilePaused(eval, interrupting: true) { processorSeconds(eval.pid) ?? 0 }
+    var last = signalled
+    eval.waitForExit { last = processorSeconds(eval.pid) ?? last; return false }
+    #expect(eval.process.terminationStatus == 130, "eval: \(eval.stderr)")
+    #expect(unwrapped(eval.stderr).contains("`eval` interrupted by Ctrl-C; nothing was changed"), "\(eval.stderr)")
+    #expect(eval.stdout.components(separatedBy: "validation loss").count == 2, "the second eval ran to its end")
+    #expect(last - signalled < whole / 10,
+            "after Ctrl-C eval used \(last - signalled) s of processor time; a whole eval \(whole) s")
 }
 
 @Test func smallerHostileInputsGetTheirOwnMessages() throws {

@@ -71,7 +71,9 @@ private func samples(in output: String) -> [String] {
         .write(to: text, atomically: true, encoding: .utf8)
     for (cap, settings) in [(3_000_000, "-c 'set hidden 4096' -c reset -c 'set samples 2'"),
                             (1_200_000, "-c 'set hidden 2048' -c 'set layers 3' -c reset")] {
-        let command = "ulimit -v \(cap); exec timeout 120 '\(charlmBinary)' -q -c 'load \(text.path)' \(settings) "
+        // The hang lasted for ever, so the timeout only keeps the test from waiting for ever: it is the patience of
+        // every wait here, far above what a run takes on a busy machine (up to 10 s). A hang shows as exit 124.
+        let command = "ulimit -v \(cap); exec timeout \(Int(patience)) '\(charlmBinary)' -q -c 'load \(text.path)' \(settings) "
             + "-c 'gen \"romeo\" 5'"
         let result = try runProgram("/bin/sh", ["-c", command])
         #expect(result.status == 0 || result.status == 1, "exit \(result.status): \(result.stderr)")

@@ -19,11 +19,9 @@ private func shell(_ arguments: [String], capture: Bool = true) throws -> (Int32
     process.standardOutput = capture ? out : FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    guard capture else {
-        // Starting the tmux server: its client exits at once; give the server a moment instead of waiting on it.
-        Thread.sleep(forTimeInterval: 0.5)
-        return (0, "")
-    }
+    // Starting the tmux server: its client is not waited for. Foundation never sees it end (the server it leaves
+    // behind keeps what it inherited), so the caller waits for what it started instead.
+    guard capture else { return (0, "") }
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
@@ -42,7 +40,7 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     let history = folder.appendingPathComponent("history").path
     func screen() -> String { terminal.transcript() }
     func send(_ keys: String...) throws { try terminal.send(keys) }
-    func waitFor(_ text: String, seconds: Double = 20) -> Bool { terminal.waitFor(text, seconds: seconds) }
+    func waitFor(_ text: String) -> Bool { terminal.waitFor(text) }
     // capture-pane drops trailing spaces, so the prompt reads "charlm>".
     #expect(waitFor("charlm>"), "no prompt: \(screen())")
     // TAB completes a partial command.
@@ -63,16 +61,17 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     let lines = screen().components(separatedBy: "\n").filter { !$0.isEmpty }
     #expect(lines.last?.hasPrefix("charlm>") == true)
     // Ctrl-C during a long generation stops it, and the next command runs whole (no Ctrl-C is left pending).
-    try send("gen \"\" 1000000", "Enter")
-    Thread.sleep(forTimeInterval: 1)
+    let command = "gen \"\" 1000000"
+    try send(command, "Enter")
+    let generating = terminal.waitUntil { screen in
+        screen.range(of: "charlm> " + command).map { screen[$0.upperBound...].contains { !$0.isWhitespace } } ?? false
+    }
+    #expect(generating, "no generated text: \(screen())")
     try send("C-c")
-    Thread.sleep(forTimeInterval: 0.3)
+    #expect(waitFor("interrupted: `gen` stopped after"), "Ctrl-C did not stop gen: \(screen())")
     try send("echo after-the-interrupt", "Enter")
-    let deadline2 = Date().addingTimeInterval(20)
-    var echoed = false
-    while Date() < deadline2 && !echoed {
-        echoed = screen().components(separatedBy: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "after-the-interrupt" }
-        Thread.sleep(forTimeInterval: 0.1)
+    let echoed = terminal.waitUntil { screen in
+        screen.components(separatedBy: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "after-the-interrupt" }
     }
     #expect(echoed, "the command after an interrupted gen: \(screen())")
     // Ctrl-C on the prompt clears the line (nothing typed is lost afterwards); Ctrl-D on an empty line exits.
@@ -84,15 +83,7 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
     try send("C-d")
     #expect(waitFor("trained since the last save"), "no unsaved-work note: \(screen())")
     try send("C-d")
-    let deadline = Date().addingTimeInterval(10)
-    var exited = false
-    while Date() < deadline {
-        if (try? shell(["tmux", "-L", name, "has-session", "-t", name]).0) != 0 {
-            exited = true
-            break
-        }
-        Thread.sleep(forTimeInterval: 0.1)
-    }
+    let exited = waitUntil(every: 0.1) { (try? shell(["tmux", "-L", name, "has-session", "-t", name]).0) != 0 }
     #expect(exited, "Ctrl-D did not end charlm: \(screen())")
     // Interactive history was written.
     let saved = (try? String(contentsOfFile: history, encoding: .utf8)) ?? ""
@@ -105,21 +96,49 @@ private struct TerminalSession {
 
     init(width: Int, height: Int, folder: URL, arguments: String = "") throws {
         let history = folder.appendingPathComponent("history").path
+        // charlm runs under a shell that stays (leaving Ctrl-C to charlm): tmux resumes a pane's own process when it
+        // stops, and `interruptOnceUnderWay` pauses charlm.
         try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height),
-                   "-c", folder.path, "env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary) \(arguments)"], capture: false)
+                   "-c", folder.path, "trap : INT; env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary) \(arguments); exit"],
+                  capture: false)
+        _ = CharLMShellTests.waitUntil(every: 0.05) { (try? shell(["tmux", "-L", name, "has-session", "-t", name]).0) == 0 }
     }
 
     /// Everything printed so far (scrollback included), wrapped rows joined back into the lines as written.
     func transcript() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-J", "-S", "-5000", "-t", name]).1) ?? "" }
     func send(_ keys: String...) throws { try send(keys) }
     func send(_ keys: [String]) throws { try shell(["tmux", "-L", name, "send-keys", "-t", name] + keys) }
-    func waitFor(_ text: String, seconds: Double = 60) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if transcript().contains(text) { return true }
-            Thread.sleep(forTimeInterval: 0.1)
+    func waitFor(_ text: String) -> Bool { waitUntil { $0.contains(text) } }
+    /// Waits (up to `patience`) until the transcript satisfies `condition`.
+    func waitUntil(_ condition: (String) -> Bool) -> Bool { CharLMShellTests.waitUntil(every: 0.1) { condition(transcript()) } }
+
+    /// The charlm process in the terminal: the child of the pane's shell.
+    func charlmProcess() -> pid_t? {
+        let pane = (try? shell(["tmux", "-L", name, "display-message", "-p", "-t", name, "#{pane_pid}"]).1) ?? ""
+        guard let shellProcess = pid_t(pane.trimmingCharacters(in: .whitespacesAndNewlines)),
+              let processes = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        return processes.compactMap(pid_t.init).first { pid in
+            // /proc/PID/stat: "PID (COMMAND) STATE PPID ..."
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return stat.contains("(charlm) ") && stat.split(separator: ")").last?.split(separator: " ").dropFirst().first == "\(shellProcess)"
         }
-        return false
+    }
+
+    /// Types `command` and Enter, and Ctrl-C once the command is under way. Under way: charlm has used a fifth of a
+    /// second of processor time since (reading and starting a command takes microseconds; the commands given here
+    /// take seconds). Then charlm is paused, Ctrl-C typed, and it goes on once the signal waits for it: so Ctrl-C
+    /// lands inside the command however late this test gets to type it (one typed before charlm read the line would
+    /// clear the line instead, and one in the moment after would be forgotten at the prompt).
+    func interruptOnceUnderWay(_ command: String) throws {
+        let pid = try #require(charlmProcess(), "no charlm in the terminal: \(transcript())")
+        let before = try #require(processorSeconds(pid))
+        try send(command, "Enter")
+        try #require(CharLMShellTests.waitUntil { (processorSeconds(pid) ?? .infinity) - before >= 0.2 }, "\(transcript())")
+        try #require(pause(pid), "charlm ended: \(transcript())")
+        try send("C-c")
+        let pending = CharLMShellTests.waitUntil(every: 0.005) { isPending(SIGINT, for: pid) }
+        resume(pid)
+        #expect(pending, "Ctrl-C did not reach charlm")
     }
     func end() { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
 }
@@ -154,13 +173,9 @@ func theShellFitsANarrowTerminal(width: Int) throws {
     #expect(all.allSatisfy { $0.count <= width }, "wider than \(width):\n\(all.filter { $0.count > width }.joined(separator: "\n"))")
     guard width == 80 else { return }
     // Ctrl-C stops eval and novelty, and the next command runs whole.
-    try terminal.send("eval", "Enter")
-    Thread.sleep(forTimeInterval: 1)
-    try terminal.send("C-c")
+    try terminal.interruptOnceUnderWay("eval")
     #expect(terminal.waitFor("interrupted: `eval` stopped; nothing was changed"), "eval: \(terminal.transcript())")
-    try terminal.send("novelty 1000000", "Enter")
-    Thread.sleep(forTimeInterval: 1)
-    try terminal.send("C-c")
+    try terminal.interruptOnceUnderWay("novelty 1000000")
     #expect(terminal.waitFor("interrupted: `novelty` stopped"), "novelty: \(terminal.transcript())")
     try terminal.send("echo after-the-interrupts", "Enter")
     #expect(terminal.waitFor("\nafter-the-interrupts"))
