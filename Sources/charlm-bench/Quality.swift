@@ -1,5 +1,5 @@
 // What charlm learns: `quality` trains on raw text and prints the validation curve, wall time and throughput;
-// `eval` scores a checkpoint on a corpus. Both use the standard validation protocol (Trainer.swift).
+// `eval` scores a checkpoint on a corpus. Both use the standard validation protocol (Training/Evaluation.swift).
 //
 //   charlm-bench quality [--corpus PATH] [--steps N] [--seconds S] [--eval-every N] [--seed N] [--embed E] [--hidden H]
 //                        [--layers L] [--dropout P] [--seq T] [--batch B] [--lr X] [--clip X] [--warmup N] [--decay N]

@@ -1,7 +1,7 @@
 // What a run's validations say, for a user who leaves training running: the best parameters so far (one flat copy,
 // replaced whenever validation improves), how many validations have passed since the last improvement (early
-// stopping), and whether the model has begun to memorise its training text (overfitting). No I/O: the shell decides
-// what to say and what to write.
+// stopping), and whether the model has begun to memorise its training text (overfitting). No I/O: the training run
+// (TrainingRun.swift) reports what it finds, and the shell decides what to say.
 
 import Foundation
 

@@ -1,5 +1,6 @@
-// Training and evaluation: batches -> model -> loss -> gradients -> clipping -> Adam -> parameters, one step at a
-// time, plus the validation protocol. No terminal I/O: callers show progress from the values returned.
+// Training: batches -> model -> loss -> gradients -> clipping -> Adam -> parameters, one step at a time, for any
+// model family behind the model interface (Models/LanguageModel.swift). The validation protocol is Evaluation.swift;
+// a whole `train` run (validations, keep-best, autosave, log) is TrainingRun.swift. No terminal I/O.
 
 import Foundation
 

@@ -1,4 +1,4 @@
-// Comparing models in one session: count-based n-gram baselines of the loaded text (`ngram`, the engine's NGram.swift:
+// Comparing models in one session: count-based n-gram baselines of the loaded text (`ngram`, the engine's Models/NGram/:
 // interpolated Kneser-Ney), text sampled from them (`ngram gen`), and a table of trained networks beside them
 // (`compare`), measured in the same protocol and units as `eval`. What a recurrent network learns beyond counting
 // is the gap between its row and the best n-gram's.

@@ -3,7 +3,7 @@
 // (a row lookup for layer 0), dropout between layers, the output layer, and the backward of each. A layer kind owns
 // only its recurrence: the time loop forward and backward (the loop itself is shared: Recurrence.swift), the
 // gradients of W_hh and the biases, and the state it carries between passes. Each kind (LSTM.swift, GRU.swift,
-// RNN.swift) is a file with a type conforming to `TypedRecurrentLayer`, a row in `LayerKind` (Parameters.swift: its
+// RNN.swift) is a file with a type conforming to `TypedRecurrentLayer`, a row in `LayerKind` (RecurrentParameters.swift: its
 // PyTorch name and gate count) and a case in `makeRecurrentLayer`; nothing in the trainer, the sampler or the shell
 // changes.
 //

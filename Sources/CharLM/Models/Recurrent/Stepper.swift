@@ -187,7 +187,7 @@ final class Stepper {
     }
 
     /// Sets every sequence's state to `workspace`'s initial state (slot 0) for sequence 0: the state a prompt fed
-    /// through the training path left (TextGenerator.feed, Sampler.swift).
+    /// through the training path left (RecurrentDecoder.start).
     func loadState(from workspace: ModelWorkspace) {
         let H = config.hiddenSize
         hidden.zero()
