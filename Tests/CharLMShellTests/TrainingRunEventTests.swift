@@ -90,3 +90,55 @@ private func validationLine(_ event: TrainingEvent) -> String? {
     renderer.render(.diverged(loss: diverged[0], vocabularySize: corpus.vocabulary.count))
     #expect(unwrapped(console.stderr).contains("training has diverged; lower `lr` (now 0.002), then `reset`"))
 }
+
+/// A flag the cancellation reads and a test sets (checked between batches of work, on one thread here).
+private final class StopFlag: @unchecked Sendable {
+    var raised = false
+}
+
+@Test func ctrlCDuringTheFinalValidationKeepsTheStepsAndSaysSo() throws {
+    let corpus = try Corpus.make(text: String(repeating: "the cat sat on the mat.\n", count: 200),
+                                 normalization: NormalizationOptions())
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.3)
+    var generator = SeededGenerator(seed: 1)
+    let config = RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 4, hiddenSize: 8, layerCount: 1)
+    let model = try config.makeModel(generator: &generator)
+    // Windows of 8, 4 at a time: the validation takes several batches, so Ctrl-C can come in the middle of it.
+    let trainer = try Trainer(model: model, dataset: dataset,
+                              settings: TrainingSettings(sequenceLength: 8, batch: 4, learningRate: 1e-3), seed: 2)
+    #expect(dataset.validationWindowCount(length: 8) > 8)
+    let run = try TrainingRun(trainer: trainer, watch: RunWatch(), amount: .steps(3), evaluationInterval: 0)
+    let stop = StopFlag()
+    var events: [TrainingEvent] = []
+    var shares: [Double] = []
+    let outcome = try run.run(interrupted: { false }, cancellation: Cancellation { stop.raised }) { event in
+        events.append(event)
+        if case .validating(_, let done) = event {
+            shares.append(done)
+            stop.raised = true  // Ctrl-C once the validation is under way
+        }
+    }
+    #expect(outcome == .interrupted && trainer.step == 3 && trainer.validationHistory.isEmpty)
+    #expect(shares.count == 1 && shares[0] > 0 && shares[0] < 1)
+    guard case .interrupted(let snapshot, duringValidation: true)? = events.last else {
+        Issue.record("the last event is not an interruption during the validation: \(String(describing: events.last))")
+        return
+    }
+    #expect(snapshot.step == 3 && snapshot.stepsDone == 3)
+
+    // The shell says what happened: the steps were trained and kept, the validation was skipped.
+    let console = BufferConsole()
+    var renderer = TrainingEventRenderer(console: console, settings: Settings(), stoppingEarly: false, watch: RunWatch())
+    renderer.render(events.last!)
+    #expect(unwrapped(console.stderr).contains("interrupted: `train` stopped during the validation after step 3: 3 steps "
+                                               + "trained and kept, the validation skipped"))
+}
+
+@Test func theLiveLineShowsAValidationUnderWay() {
+    let progress = TrainingProgress(step: 40, lastStep: 100, epoch: 0.5, recentLosses: [2.1, 2.0], validation: 2.2,
+                                    tokensPerSecond: 12_345, remaining: 10, validating: 0.45)
+    #expect(progress.line(sparkline: false).hasSuffix("validating 45%"))
+    // It stays when the line is cut to fit: step, loss and the validation's progress are the last to go.
+    let narrow = progress.line(sparkline: true, width: 40)
+    #expect(narrow.contains("validating 45%") && narrow.count <= 40, "\(narrow)")
+}

@@ -54,16 +54,19 @@ public func evaluate(
     return try evaluate(scorer: scorer, dataset: dataset, windows: windows, batch: B, cancellation: cancellation)
 }
 
-/// The protocol on a scorer that holds windows of T steps, B at a time (the trainer's own pass, say).
+/// The protocol on a scorer that holds windows of T steps, B at a time (the trainer's own pass, say). `progress`
+/// gets the share of the windows scored so far (0 to 1) after each batch of them.
 public func evaluate(
-    scorer: WindowScorer, dataset: Dataset, length T: Int, batch B: Int, cancellation: Cancellation = .never
+    scorer: WindowScorer, dataset: Dataset, length T: Int, batch B: Int, cancellation: Cancellation = .never,
+    progress: (Double) -> Void = { _ in }
 ) throws -> Evaluation {
     try evaluate(scorer: scorer, dataset: dataset, windows: ValidationWindows(dataset: dataset, length: T), batch: B,
-                 cancellation: cancellation)
+                 cancellation: cancellation, progress: progress)
 }
 
 private func evaluate(
-    scorer: WindowScorer, dataset: Dataset, windows: ValidationWindows, batch B: Int, cancellation: Cancellation
+    scorer: WindowScorer, dataset: Dataset, windows: ValidationWindows, batch B: Int, cancellation: Cancellation,
+    progress: (Double) -> Void = { _ in }
 ) throws -> Evaluation {
     let T = windows.length
     var total = 0.0
@@ -74,6 +77,7 @@ private func evaluate(
         dataset.validationBatch(length: T, first: first, count: count, inputs: scorer.inputs, targets: scorer.targets)
         total += scorer.crossEntropySum(length: T, batch: count)
         first += count
+        progress(Double(first) / Double(windows.count))
     }
     return Evaluation(nats: total / Double(windows.characters), characters: windows.characters)
 }

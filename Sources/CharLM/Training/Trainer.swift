@@ -209,16 +209,17 @@ public final class Trainer {
         return loss
     }
 
-    /// Validation loss with the standard protocol, T = `settings.sequenceLength`, run B windows at a time.
-    public func evaluate(cancellation: Cancellation = .never) throws -> Evaluation {
+    /// Validation loss with the standard protocol (Evaluation.swift), T = `settings.sequenceLength`, run B windows
+    /// at a time; `progress` gets the share done after each batch of windows.
+    public func evaluate(cancellation: Cancellation = .never, progress: (Double) -> Void = { _ in }) throws -> Evaluation {
         try CharLM.evaluate(scorer: workspace, dataset: dataset, length: settings.sequenceLength, batch: settings.batch,
-                            cancellation: cancellation)
+                            cancellation: cancellation, progress: progress)
     }
 
     /// `evaluate()`, recorded in `validationHistory` at the current step.
     @discardableResult
-    public func validate(cancellation: Cancellation = .never) throws -> Evaluation {
-        let evaluation = try evaluate(cancellation: cancellation)
+    public func validate(cancellation: Cancellation = .never, progress: (Double) -> Void = { _ in }) throws -> Evaluation {
+        let evaluation = try evaluate(cancellation: cancellation, progress: progress)
         guard evaluation.nats.isFinite else { throw CharLMError.nonFiniteValidation(step: step) }
         validationHistory.append(ValidationPoint(step: step, loss: evaluation.nats))
         return evaluation

@@ -40,6 +40,8 @@ public enum TrainingEvent {
     case noValidation
     /// A step was trained (after its validation and autosave, if any).
     case stepped(TrainingSnapshot)
+    /// A validation is under way: the share of its windows scored (0 to 1).
+    case validating(TrainingSnapshot, done: Double)
     /// A validation; `best` when it is the best so far and not the run's first, `saved` when keepbest was written.
     case validated(step: Int, evaluation: Evaluation, best: Bool, saved: Bool)
     /// keepbest could not be written (said once per run); the best is still kept.
@@ -56,8 +58,9 @@ public enum TrainingEvent {
     case autosaveFailed(Error)
     /// A step made a parameter infinite; `best` can be put back. The run then throws.
     case diverging(best: BestParameters?)
-    /// Ctrl-C: the run stopped after a whole step.
-    case interrupted(TrainingSnapshot)
+    /// Ctrl-C: the run stopped after a whole step; `duringValidation` when it came while a validation ran (the steps
+    /// trained are kept, the validation is skipped).
+    case interrupted(TrainingSnapshot, duringValidation: Bool)
     /// The run's last line: where it ended, and how long it took.
     case finished(TrainingSnapshot, seconds: Double)
     /// `until`: validation stopped improving, and the best was put back.
@@ -202,7 +205,9 @@ public final class TrainingRun {
         }
         func validate() throws {
             guard canValidate else { return }
-            let evaluation = try trainer.validate(cancellation: cancellation)
+            let evaluation = try trainer.validate(cancellation: cancellation) { done in
+                report(.validating(snapshot(final: false), done: done))
+            }
             log(trainingLoss: nil, validationLoss: evaluation.nats)
             // Keep the parameters when they are the best so far, and write them to keepbest.
             var best = false
@@ -240,16 +245,28 @@ public final class TrainingRun {
             }
         }
 
+        /// Ctrl-C: autosave what was trained, and say so.
+        func stop(duringValidation: Bool) -> TrainingOutcome {
+            if done > 0 { autosave() }
+            report(.interrupted(snapshot(final: true), duringValidation: duringValidation))
+            return .interrupted
+        }
+        /// A validation, or false when Ctrl-C stopped it (the steps before it are kept).
+        func validateUnlessStopped() throws -> Bool {
+            do {
+                try validate()
+                return true
+            } catch CharLMError.cancelled {
+                return false
+            }
+        }
+
         if !canValidate { report(.noValidation) }
         var stoppedEarly = false
         while true {
             if let total, done >= total { break }
             if let deadline, Date() >= deadline { break }
-            if interrupted() {
-                if done > 0 { autosave() }
-                report(.interrupted(snapshot(final: true)))
-                return .interrupted
-            }
+            if interrupted() { return stop(duringValidation: false) }
             let loss: Double
             do {
                 loss = try trainer.trainStep()
@@ -260,7 +277,7 @@ public final class TrainingRun {
             done += 1
             log(trainingLoss: loss, validationLoss: nil)
             if evaluationInterval > 0 && trainer.step % evaluationInterval == 0 {
-                try validate()
+                guard try validateUnlessStopped() else { return stop(duringValidation: true) }
                 if let patience, watch.validationsSinceImprovement >= patience {
                     stoppedEarly = true
                     break
@@ -272,7 +289,9 @@ public final class TrainingRun {
             }
             report(.stepped(snapshot(final: false)))
         }
-        if done > 0 && !stoppedEarly && (evaluationInterval == 0 || trainer.step % evaluationInterval != 0) { try validate() }
+        if done > 0 && !stoppedEarly && (evaluationInterval == 0 || trainer.step % evaluationInterval != 0) {
+            guard try validateUnlessStopped() else { return stop(duringValidation: true) }
+        }
         // The end of a run is saved too, so autosave never leaves the last steps unsaved.
         if done > 0 && !stoppedEarly { autosave() }
         report(.finished(snapshot(final: true), seconds: Date().timeIntervalSince(start)))

@@ -68,6 +68,8 @@ struct TrainingProgress {
     var tokensPerSecond: Double
     /// Seconds left, when known.
     var remaining: Double?
+    /// The share of a validation under way (0 to 1), while one runs.
+    var validating: Double? = nil
 
     /// "step 40/100  epoch 0.50  loss 2.1234 ▇▆▅  val 2.2000  12,345 tok/s  ETA 0:10", the sparkline only when
     /// `sparkline` (a terminal), fitted to `width` columns: the least important fields go first (the sparkline,
@@ -83,6 +85,7 @@ struct TrainingProgress {
         if let validation { fields.append((String(format: "val %.4f", validation), 3)) }
         fields.append(("\(grouped(Int(min(tokensPerSecond, 1e15)))) tok/s", 4))
         if let remaining { fields.append(("ETA " + duration(remaining), 2)) }
+        if let validating { fields.append((String(format: "validating %d%%", Int(validating * 100)), 0)) }
         func joined() -> String {
             // The sparkline follows its loss after one space; other fields are two apart.
             var text = ""

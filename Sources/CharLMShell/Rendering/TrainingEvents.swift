@@ -25,11 +25,13 @@ struct TrainingEventRenderer {
         self.watch = watch
     }
 
-    /// The progress line of `snapshot`, fitted to the width less `reserve` columns.
-    func progress(_ snapshot: TrainingSnapshot, reserve: Int = 0) -> String {
+    /// The progress line of `snapshot`, fitted to the width less `reserve` columns; with `validating`, the share of
+    /// the validation under way.
+    func progress(_ snapshot: TrainingSnapshot, reserve: Int = 0, validating: Double? = nil) -> String {
         TrainingProgress(
             step: snapshot.step, lastStep: snapshot.lastStep, epoch: snapshot.epoch, recentLosses: snapshot.recentLosses,
-            validation: snapshot.validation, tokensPerSecond: snapshot.tokensPerSecond, remaining: snapshot.remaining
+            validation: snapshot.validation, tokensPerSecond: snapshot.tokensPerSecond, remaining: snapshot.remaining,
+            validating: validating
         ).line(sparkline: console.isTerminal, width: console.width - 1 - reserve)
     }
 
@@ -46,6 +48,9 @@ struct TrainingEventRenderer {
                 console.progress(progress(snapshot) + "\n")
                 lastPlainLine = Date()
             }
+        case .validating(let snapshot, let done):
+            // At a terminal the live line says a validation is running, and how far it is.
+            if console.isTerminal { console.status(progress(snapshot, validating: done)) }
         case .validated(let step, let evaluation, let best, let saved):
             console.endStatus()
             let mark = saved ? ", best (saved)" : best ? ", best" : ""
@@ -86,11 +91,15 @@ struct TrainingEventRenderer {
                 console.note("note: `restore best` puts back the parameters of step \(grouped(best.step)) (validation loss "
                              + String(format: "%.4f", best.loss) + ")\n")
             }
-        case .interrupted(let snapshot):
+        case .interrupted(let snapshot, let duringValidation):
             console.endStatus()
             // The last state, as the live line showed it.
             console.progress(progress(snapshot) + "\n")
-            console.note("interrupted: `train` stopped after step \(snapshot.step); the model and optimizer are consistent"
+            let trained = "\(grouped(snapshot.stepsDone)) step\(snapshot.stepsDone == 1 ? "" : "s") trained"
+            console.note((duringValidation
+                            ? "interrupted: `train` stopped during the validation after step \(snapshot.step): \(trained) "
+                              + "and kept, the validation skipped; the model and optimizer are consistent"
+                            : "interrupted: `train` stopped after step \(snapshot.step); the model and optimizer are consistent")
                          + (stoppingEarly ? watch.best.map { "; `restore best` puts back step \(grouped($0.step))" } ?? "" : "")
                          + "\n")
         case .finished(let snapshot, let seconds):

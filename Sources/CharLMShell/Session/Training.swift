@@ -74,7 +74,7 @@ extension Session {
                 case .stepped(let snapshot):
                     restoredFrom = nil
                     lastTrainingRate = snapshot.tokensPerSecond
-                case .interrupted(let snapshot), .finished(let snapshot, _):
+                case .interrupted(let snapshot, _), .finished(let snapshot, _):
                     if snapshot.stepsDone > 0 { lastTrainingRate = snapshot.tokensPerSecond }
                     if case .interrupted = event { clearInterrupt() }
                 default: break
