@@ -3,6 +3,12 @@
 // See README.md for the quick start and ../shared/STYLE.md for how the code is laid out.
 import PackageDescription
 
+#if os(Linux)
+let readlinePkgConfig: String? = nil
+#else
+let readlinePkgConfig: String? = "readline"
+#endif
+
 let package = Package(
     name: "charlm",
     platforms: [.macOS(.v15)],
@@ -32,10 +38,12 @@ let package = Package(
             // debug builds too: unoptimised SIMD code is 100x slower, and the tests train real models.
             swiftSettings: [.unsafeFlags(["-O", "-target-cpu", "native"])]
         ),
-        // GNU readline for the interactive prompt; only Sources/charlm/ReadlineLineSource.swift imports it.
+        // GNU readline for the interactive prompt; only Sources/charlm/ReadlineLineSource.swift imports it. On Linux
+        // its headers are in the system's include path, and Debian's readline.pc adds -D flags SwiftPM refuses (a
+        // warning on every build), so pkg-config is asked on macOS only, where Homebrew keeps readline apart.
         .systemLibrary(
             name: "CReadline",
-            pkgConfig: "readline",
+            pkgConfig: readlinePkgConfig,
             providers: [.apt(["libreadline-dev"]), .brew(["readline"])]
         ),
         // The shell core: session, command table, lexer, completion, script runner, and the terminal's libc calls
@@ -52,8 +60,9 @@ let package = Package(
             name: "charlm-bench",
             dependencies: ["CharLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
-        .testTarget(name: "CharLMShellTests", dependencies: ["CharLMShell", "charlm", "charlm-bench"]),
+        // The fixtures are read by path (#filePath), not bundled.
+        .testTarget(name: "CharLMTests", dependencies: ["CharLM"], exclude: ["Fixtures"]),
+        .testTarget(name: "CharLMShellTests", dependencies: ["CharLMShell", "charlm", "charlm-bench"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
