@@ -131,7 +131,7 @@ public enum Commands {
                 escapes (\\n, \\t, \\", \\\\); @FILE reads it from a file. Characters the model does not know are \
                 reported and left out. With `samples K` (K > 1), writes K independent samples of N characters, \
                 generated together and written one after the other under `--- sample k of K ---` once done (a \
-                progress line meanwhile). `bf16 on` reads bfloat16 copies of the weights (faster). Ctrl-C stops.
+                progress line meanwhile). `set bf16 on` reads bfloat16 copies of the weights (faster). Ctrl-C stops.
                 Example: gen "ROMEO:" 300
                 """,
                 complete: { _, previous, prefix in previous.isEmpty && prefix.hasPrefix("@") ? completePath(String(prefix.dropFirst())).map { "@" + $0 } : [] }) { context, words in

@@ -159,7 +159,11 @@ public final class Runner {
         do { words = try lex(line) } catch let error as LexError { throw ShellError.syntax(error) }
         guard let first = words.first else { return }
         guard let command = Commands.command(named: first.text) else {
-            throw ShellError.unknownCommand(first.text, suggestion: nearest(to: first.text, among: Commands.table.map(\.name)))
+            // A setting typed as a command is most likely meant for `set`.
+            let suggestion = Settings.key(named: first.text) != nil
+                ? "set " + words.map(\.text).joined(separator: " ")
+                : nearest(to: first.text, among: Commands.table.map(\.name))
+            throw ShellError.unknownCommand(first.text, suggestion: suggestion)
         }
         try command.run(CommandContext(session: session, runner: self), Array(words.dropFirst()))
     }
