@@ -36,13 +36,24 @@ static inline void charlm_readline_completion_done(int append_character) {
 #include <string.h>
 
 static volatile sig_atomic_t charlm_interrupt_flag = 0;
+// SIGTERM and SIGHUP (a `kill`, a closed terminal): the long work stops as for Ctrl-C (the step finishes, autosave
+// runs), then charlm leaves with 128 + the signal's number. Its number, once one came.
+static volatile sig_atomic_t charlm_termination_signal = 0;
 
 static void charlm_sigint_handler(int signal_number) {
     (void)signal_number;
     charlm_interrupt_flag = 1;
 }
 
+static void charlm_termination_handler(int signal_number) {
+    charlm_termination_signal = signal_number;
+}
+
 static inline int charlm_readline_signal_hook(void) {
+    if (charlm_termination_signal) {
+        rl_done = 1;  // readline returns; the line source then ends the session
+        return 0;
+    }
     if (charlm_interrupt_flag) {
         charlm_interrupt_flag = 0;
         rl_replace_line("", 0);
@@ -60,14 +71,23 @@ static inline void charlm_install_interrupt_handler(void) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: a blocked read returns so readline can call the hook
     sigaction(SIGINT, &action, NULL);
+    action.sa_handler = charlm_termination_handler;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGHUP, &action, NULL);
+    // A file past `ulimit -f` makes write() fail with EFBIG, reported like a full disk, instead of killing us.
+    signal(SIGXFSZ, SIG_IGN);
     // A parent may have started us with SIGINT blocked; Ctrl-C must reach the handler.
     sigset_t interrupt_only;
     sigemptyset(&interrupt_only);
     sigaddset(&interrupt_only, SIGINT);
+    sigaddset(&interrupt_only, SIGTERM);
+    sigaddset(&interrupt_only, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &interrupt_only, NULL);
     rl_catch_signals = 0;
     rl_signal_event_hook = charlm_readline_signal_hook;
 }
 
-static inline int charlm_interrupt_pending(void) { return charlm_interrupt_flag != 0; }
+// A termination stays pending: clearing Ctrl-C does not clear it, so every long command after it stops at once.
+static inline int charlm_interrupt_pending(void) { return charlm_interrupt_flag != 0 || charlm_termination_signal != 0; }
 static inline void charlm_interrupt_clear(void) { charlm_interrupt_flag = 0; }
+static inline int charlm_termination_signal_number(void) { return charlm_termination_signal; }

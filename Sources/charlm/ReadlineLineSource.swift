@@ -5,9 +5,14 @@ import CharLMShell
 import CReadline
 import Foundation
 
-/// Ctrl-C: a flag set by the C handler in the readline shim, polled by the session.
+/// Ctrl-C, SIGTERM and SIGHUP: flags set by the C handlers in the readline shim, polled by the session.
 enum Interrupts {
     static var pending: Bool { charlm_interrupt_pending() != 0 }
+    /// SIGTERM or SIGHUP, once one came: charlm stops what it does and leaves with 128 + its number.
+    static var terminationSignal: Int32? {
+        let number = charlm_termination_signal_number()
+        return number == 0 ? nil : number
+    }
     static func clear() { charlm_interrupt_clear() }
     static func install() { charlm_install_interrupt_handler() }
 }
@@ -43,11 +48,14 @@ final class ReadlineLineSource: LineSource {
     func nextLine(prompt: String) -> String? {
         while true {
             Interrupts.clear()
+            if Interrupts.terminationSignal != nil { return nil }
             guard let raw = readline(prompt) else {
                 FileHandle.standardError.write(Data("\n".utf8))
                 return nil
             }
             defer { free(raw) }
+            // SIGTERM or SIGHUP while waiting: the session ends.
+            if Interrupts.terminationSignal != nil { return nil }
             let line = String(cString: raw)
 
             if !line.trimmingCharacters(in: .whitespaces).isEmpty { add_history(raw) }

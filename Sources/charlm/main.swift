@@ -51,7 +51,7 @@ struct CharLMCommand: ParsableCommand {
 
         var status: Runner.Status = .success
         var ranScript = false
-        for file in files where status == .success || keepGoing {
+        for file in files where (status == .success || keepGoing) && Interrupts.terminationSignal == nil {
             do {
                 switch FileRole.of(file) {
                 case .script:
@@ -72,14 +72,15 @@ struct CharLMCommand: ParsableCommand {
             }
             if status == .interrupted || runner.quitRequested { break }
         }
-        if !commands.isEmpty && (status == .success || keepGoing) && !runner.quitRequested {
+        if !commands.isEmpty && (status == .success || keepGoing) && !runner.quitRequested && Interrupts.terminationSignal == nil {
             let result = runner.run(ArrayLineSource(commands), name: nil)
             if result != .success { status = result }
         }
         let stdinIsTerminal = isTerminal(.input)
         let readsCommands = !ranScript && commands.isEmpty
         let stayInteractive = interactive || (readsCommands && stdinIsTerminal)
-        if stayInteractive && status != .interrupted && !runner.quitRequested {
+        let terminated = Interrupts.terminationSignal != nil
+        if stayInteractive && status != .interrupted && !runner.quitRequested && !terminated {
             runner.interactive = true
             if stdinIsTerminal {
                 console.note(session.model == nil
@@ -95,8 +96,12 @@ struct CharLMCommand: ParsableCommand {
             } else {
                 status = runner.run(StandardInputLineSource(), name: "<stdin>")
             }
-        } else if readsCommands && status == .success {
+        } else if readsCommands && status == .success && !terminated {
             status = runner.run(StandardInputLineSource(), name: "<stdin>")
+        }
+        if let signal = Interrupts.terminationSignal {
+            console.note("charlm: stopped by \(signal == SIGHUP ? "SIGHUP" : "SIGTERM")\n")
+            throw ExitCode(128 + signal)
         }
         if status != .success { throw ExitCode(Self.exitCode(for: status)) }
         // Output that could not be written (a full disk, a closed stdout) is a failure, as for `cat`.

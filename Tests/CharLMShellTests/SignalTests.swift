@@ -1,0 +1,39 @@
+// Signals other than Ctrl-C, through the real binary in a child process: SIGTERM and SIGHUP during `train` stop it
+// as Ctrl-C does (the step under way finishes, autosave writes the run, the reason is said) and charlm leaves with
+// 128 + the signal's number; a file size limit (`ulimit -f`, SIGXFSZ) makes `save` fail with a message, not kill it.
+
+import CharLM
+import Foundation
+import Testing
+
+@Test(arguments: [(SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP")])
+func aTerminationDuringTrainingAutosavesAndLeavesWithItsCode(signal: Int32, name: String) throws {
+    let folder = try temporaryFolder()
+    let log = folder.appendingPathComponent("steps.csv").path
+    let program = try RunningProgram(["-c", "set hidden 32", "-c", "set embed 8", "-c", "set seq 32", "-c", "set batch 8",
+                                      "-c", "set eval 0", "-c", "set autosave 1h", "-c", "set log \(log)",
+                                      "-c", "load \(fixture("tiny.txt"))", "-c", "train 100000 steps"], in: folder)
+    // Once a step is logged, the run is under way: signal it.
+    #expect(waitUntil { ((try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").count ?? 0) >= 2 })
+    kill(program.pid, signal)
+    #expect(program.waitForExit(), "still running after \(name)")
+    #expect(program.process.terminationStatus == 128 + signal, "\(program.stderr)")
+    let stderr = program.stderr
+    #expect(stderr.contains("interrupted: `train` stopped after step"), "\(stderr)")
+    #expect(stderr.contains("autosaved charlm.safetensors at step"), "\(stderr)")
+    #expect(stderr.contains("charlm: stopped by \(name)"), "\(stderr)")
+    // The autosaved run loads, at the step it stopped after.
+    let saved = try Checkpoint.load(from: folder.appendingPathComponent("charlm.safetensors").path)
+    #expect((saved.training?.step ?? 0) >= 1)
+}
+
+@Test func aFileSizeLimitMakesSaveFailWithAMessage() throws {
+    let folder = try temporaryFolder()
+    // 64 blocks of 512 bytes: the checkpoint of this model is larger.
+    let script = "ulimit -f 64; exec \"\(charlmBinary)\" -c 'set hidden 64' -c 'load \(fixture("tiny.txt"))' -c 'save big.safetensors'"
+    let program = try RunningProgram(["-c", script], program: "/bin/bash", in: folder)
+    #expect(program.waitForExit())
+    #expect(program.process.terminationReason == .exit && program.process.terminationStatus == 1, "\(program.stderr)")
+    #expect(program.stderr.contains("error: ") && program.stderr.contains("big.safetensors"), "\(program.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("big.safetensors").path))
+}
