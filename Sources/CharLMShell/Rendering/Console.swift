@@ -13,6 +13,8 @@ public protocol Console: AnyObject {
     func err(_ text: String)
     /// Whether stderr is a terminal (live progress lines rewrite themselves).
     var isTerminal: Bool { get }
+    /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
+    var outputIsTerminal: Bool { get }
     /// Whether to colour (a terminal, and NO_COLOR unset).
     var useColor: Bool { get }
     /// `-q`: only generated text, requested output and errors.
@@ -25,6 +27,8 @@ public protocol Console: AnyObject {
 }
 
 extension Console {
+    /// Consoles that are no terminal say so by default.
+    public var outputIsTerminal: Bool { false }
     /// Information a user asked for (`show`, `model`, `eval`, `vocab`, ...): printed even with `-q`.
     public func info(_ text: String) { out(text) }
     /// What an action did (`loaded ...`, `new model: ...`, `saved ...`, `wrote ...`), wrapped to the width:
@@ -34,6 +38,7 @@ extension Console {
     /// the label is coloured on a colour terminal. Silent with `-q`.
     public func note(_ text: String) {
         if quiet { return }
+        let text = isTerminal ? terminalSafe(text) : text
         let wrapped = wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: 2) + "\n"
         guard useColor else { return err(wrapped) }
         for (label, colour) in [("warning:", "1;33"), ("note:", "36")] where wrapped.hasPrefix(label) {
@@ -62,7 +67,8 @@ extension Console {
     /// An error line, "error:" in red on a colour terminal.
     public func error(_ message: String, location: String? = nil) {
         let prefix = (location.map { $0 + ": " } ?? "") + "error: "
-        let wrapped = wrap(prefix + message, width: width - 1, indent: 2)
+        // Messages repeat what was typed or read (a path, a name): at a terminal, its control characters spelled out.
+        let wrapped = wrap(prefix + (isTerminal ? terminalSafe(message) : message), width: width - 1, indent: 2)
         let label = useColor ? "\u{1B}[1;31merror:\u{1B}[0m " : "error: "
         err(wrapped.replacingOccurrences(of: "error: ", with: label, options: [], range: wrapped.range(of: "error: ")) + "\n")
     }
@@ -71,6 +77,7 @@ extension Console {
 /// stdout and stderr of the process.
 public final class StandardConsole: Console {
     public let isTerminal: Bool
+    public let outputIsTerminal: Bool
     public let useColor: Bool
     public let quiet: Bool
 
@@ -79,6 +86,7 @@ public final class StandardConsole: Console {
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
         isTerminal = CharLMShell.isTerminal(.error)
+        outputIsTerminal = CharLMShell.isTerminal(.output)
         useColor = isTerminal && environment["NO_COLOR"] == nil
         self.quiet = quiet
         if CharLMShell.isTerminal(.output) && environment["NO_COLOR"] == nil {
@@ -114,6 +122,8 @@ public final class BufferConsole: Console {
     public private(set) var stdout = ""
     public private(set) var stderr = ""
     public let isTerminal = false
+    /// Tests set it to see what a terminal would be shown.
+    public var outputIsTerminal = false
     public let useColor = false
     public let quiet: Bool
     public let colorMode = ColorMode.none

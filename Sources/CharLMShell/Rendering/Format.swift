@@ -63,23 +63,30 @@ func wrap(_ text: String, width: Int, indent: Int = 0) -> String {
         let leading = paragraph.prefix { $0 == " " }
         line = String(leading)
         for word in paragraph.dropFirst(leading.count).split(separator: " ", omittingEmptySubsequences: true) {
-            var word = Substring(word)
+            // Counted once: a word of a million characters is cut in one pass (`count` walks a Substring).
+            let characters = Array(word)
             let separator = lineStart ? "" : " "
-            if line.count + separator.count + word.count <= width {
+            var lineCount = line.count
+            if lineCount + separator.count + characters.count <= width {
                 line += separator + word
                 lineStart = false
                 continue
             }
-            if !lineStart { finish() }
-            // A word too long for any line: cut it across lines.
-            while line.count + word.count > width {
-                let room = width - line.count
-                line += word.prefix(room)
-                word = word.dropFirst(room)
+            if !lineStart {
                 finish()
+                lineCount = indent
             }
-            line += word
-            lineStart = word.isEmpty
+            // A word too long for any line: cut it across lines.
+            var start = 0
+            while lineCount + (characters.count - start) > width {
+                let room = width - lineCount
+                line += String(characters[start..<(start + room)])
+                start += room
+                finish()
+                lineCount = indent
+            }
+            line += String(characters[start...])
+            lineStart = start == characters.count
         }
         output.append(line)
     }
@@ -196,3 +203,24 @@ func tableLabel(_ text: String, width: Int) -> String {
 func formatPerplexity(_ value: Double) -> String {
     value < 1e6 ? String(format: "%.3f", value) : String(format: "%.2g", value)
 }
+
+/// `text` as it may reach a terminal: control characters other than newline and tab (ESC, C1 controls, DEL) and the
+/// invisible format characters (bidi overrides among them) spelled `<U+1B>`, so nothing a model or a user supplied
+/// can move the cursor, recolour or rewrite the screen. Only for a terminal: a pipe gets the bytes as they are.
+func terminalSafe(_ text: String) -> String {
+    func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+            || scalar.properties.generalCategory == .format
+    }
+    guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+    var safe = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        if isUnsafe(scalar) {
+            safe.append(contentsOf: "<U+\(String(scalar.value, radix: 16, uppercase: true))>".unicodeScalars)
+        } else {
+            safe.append(scalar)
+        }
+    }
+    return String(safe)
+}
+

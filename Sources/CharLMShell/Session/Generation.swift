@@ -37,7 +37,7 @@ extension Session {
     /// loop of `gen` and `ngram gen`); Ctrl-C stops it, keeping what was written.
     func stream(_ generator: TextGenerator, prompt: [Int], promptText: String, count: Int, primer: Int,
                 vocabulary: Vocabulary, command: String) throws {
-        console.out(promptText)
+        console.out(shown(promptText))
         var stopped = false
         let start = Date()
         var generated = 0
@@ -45,7 +45,7 @@ extension Session {
             prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator,
             cancellation: cancellation
         ) { token in
-            console.out(vocabulary.character(token))
+            console.out(shown(vocabulary.character(token)))
             generated += 1
             if interruptRequested() {
                 stopped = true
@@ -58,6 +58,9 @@ extension Session {
                           seconds: Date().timeIntervalSince(start), stopped: stopped,
                           stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")", command: command)
     }
+
+    /// Generated text as stdout shows it: byte-exact to a pipe; at a terminal, its control characters spelled out.
+    func shown(_ text: String) -> String { console.outputIsTerminal ? terminalSafe(text) : text }
 
     /// How fast `gen` went, as llm-tool says it: at a terminal only (a pipe gets the text alone); then, when Ctrl-C
     /// stopped it, the note and `Interrupted`.
@@ -111,7 +114,7 @@ extension Session {
         console.endStatus()
         for (k, tokens) in texts.enumerated() {
             console.out("--- sample \(k + 1) of \(K) ---\n")
-            console.out(promptText + tokens.map { vocabulary.character(Int($0)) }.joined() + "\n")
+            console.out(shown(promptText + tokens.map { vocabulary.character(Int($0)) }.joined()) + "\n")
         }
         try endGeneration("\(K) samples x \(grouped(generated)) characters", characters: generated * K,
                           seconds: seconds, stopped: stopped,

@@ -1,0 +1,76 @@
+// What the shell shows: help teaches only what runs: every `quoted` phrase in a command's help (its summary, details and example) and in a
+// setting's help is a command as written (its first word a command or alias), or a setting or command name on its
+// own. "`bf16 on`" once taught a command that does not exist.
+
+import CharLM
+@testable import CharLMShell
+import Testing
+
+/// The phrases between backticks in `text`.
+private func backticked(_ text: String) -> [String] {
+    text.split(separator: "`", omittingEmptySubsequences: false).enumerated().compactMap { $0.offset % 2 == 1 ? String($0.element) : nil }
+}
+
+@Test func everyCommandAndSettingThatHelpNamesRunsAsWritten() throws {
+    let commands = Set(Commands.table.flatMap { [$0.name] + $0.aliases })
+    let settings = Set(Settings.keys.map(\.name))
+    var texts = Commands.table.map { "\($0.summary) \($0.details)" }
+    texts += Settings.keys.map { settingHelp($0, width: 200) }
+    var checked = 0
+    for text in texts {
+        for phrase in backticked(text) {
+            let words = phrase.split(separator: " ").map(String.init)
+            guard let first = words.first, first.allSatisfy({ $0.isLetter || $0.isNumber }) else { continue }
+            // A phrase of several words is a command line; one word names a command or a setting.
+            if words.count > 1 {
+                #expect(commands.contains(first), "help teaches `\(phrase)`, but `\(first)` is no command (in: \(text.prefix(80))...)")
+            } else if first.first?.isLowercase == true && first.count > 1 {
+                #expect(commands.contains(first) || settings.contains(first) || ["gen", "cells"].contains(first),
+                        "help names `\(phrase)`, which is neither a command nor a setting")
+            }
+            checked += 1
+        }
+    }
+    #expect(checked > 50)
+}
+
+@Test func anUnknownCommandGetsTheNearestNames() throws {
+    let (_, runner, _) = makeShell()
+    let error = try #require(thrownError(runner, "trian 5"))
+    #expect("\(error)".contains("did you mean 'train'"), "\(error)")
+    // A setting typed as a command is pointed to `set`.
+    let setting = try #require(thrownError(runner, "bf16 on"))
+    #expect("\(setting)".contains("did you mean 'set bf16 on'"), "\(setting)")
+}
+
+@Test func controlCharactersReachATerminalSpelledOutAndAPipeByteExact() throws {
+    // A checkpoint whose vocabulary holds ESC: what it generates may hold escape sequences.
+    let vocabulary = try Vocabulary(scalars: ["\u{1B}", "[", "3", "1", "m", "a"], normalization: NormalizationOptions())
+    var generator = SeededGenerator(seed: 1)
+    let model = try RecurrentConfig(vocabularySize: 6, embeddingSize: 4, hiddenSize: 8, layerCount: 1).makeModel(generator: &generator)
+    let path = try temporaryFolder().appendingPathComponent("escape.safetensors").path
+    try Checkpoint(architecture: model.architecture, vocabulary: vocabulary, parameters: model.parameters.array).save(to: path)
+    func generated(terminal: Bool) throws -> String {
+        let (_, runner, console) = makeShell()
+        console.outputIsTerminal = terminal
+        try runner.execute("load \(path)")
+        try runner.execute("gen \"\u{1B}[31m\" 300")
+        return console.stdout
+    }
+    let piped = try generated(terminal: false)
+    let shown = try generated(terminal: true)
+    #expect(piped.contains("\u{1B}") && !shown.contains("\u{1B}"))
+    #expect(shown == terminalSafe(piped) && shown.contains("<U+1B>[31m"))
+    // Names a user typed come back in messages spelled out too.
+    #expect(terminalSafe("no such file '\u{1B}[31mx'\n\tnext") == "no such file '<U+1B>[31mx'\n\tnext")
+}
+
+@Test func aWordLongerThanTheLineIsCutIntoWholeLines() {
+    let word = String(repeating: "abcdefghij", count: 100_000)
+    let lines = wrap("say " + word + " end", width: 79, indent: 2).split(separator: "\n", omittingEmptySubsequences: false)
+    #expect(lines.allSatisfy { $0.count <= 79 })
+    // Nothing lost or added but the line breaks and the hanging indent.
+    let joined = lines.enumerated().map { $0.offset == 0 ? String($0.element) : String($0.element.dropFirst(2)) }.joined()
+    #expect(joined.replacingOccurrences(of: " ", with: "") == "say" + word + "end")
+    #expect(lines.dropFirst().dropLast().allSatisfy { $0.count == 79 }, "every line but the first and last is full")
+}
