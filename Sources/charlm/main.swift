@@ -44,6 +44,7 @@ struct CharLMCommand: ParsableCommand {
         Interrupts.install()
         session.interruptRequested = { Interrupts.pending }
         session.clearInterrupt = { Interrupts.clear() }
+        console.pagingEnabled = { [unowned session] in session.settings.pager }
         if isTerminal(.input) && isTerminal(.error) {
             session.waitForEnter = { _ = readLineUnbuffered() }
             session.whileTraining = { try withoutTerminalEcho($0) }

@@ -94,12 +94,12 @@ func aRealTerminalCompletesInterruptsAndExits() throws {
 private struct TerminalSession {
     let name = "charlm-fit-\(UUID().uuidString.prefix(8))"
 
-    init(width: Int, height: Int, folder: URL, arguments: String = "") throws {
+    init(width: Int, height: Int, folder: URL, arguments: String = "", environment: String = "") throws {
         let history = folder.appendingPathComponent("history").path
         // charlm runs under a shell that stays (leaving Ctrl-C to charlm): tmux resumes a pane's own process when it
         // stops, and `interruptOnceUnderWay` pauses charlm.
         try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", String(width), "-y", String(height),
-                   "-c", folder.path, "trap : INT; env CHARLM_HISTORY=\(history) NO_COLOR=1 \(charlmBinary) \(arguments); exit"],
+                   "-c", folder.path, "trap : INT; env CHARLM_HISTORY=\(history) NO_COLOR=1 \(environment) \(charlmBinary) \(arguments); exit"],
                   capture: false)
         _ = CharLMShellTests.waitUntil(every: 0.05) { (try? shell(["tmux", "-L", name, "has-session", "-t", name]).0) == 0 }
     }
@@ -266,3 +266,29 @@ func theBuiltInDatasetDownloadsVerifiesAndIsReused() throws {
     #expect(unwrapped(down.stderr).contains("could not download http://127.0.0.1:\(server.port)/input.txt"))
     #expect(unwrapped(down.stderr).contains("Offline? Put the file at \(cache.path)/tinyshakespeare.txt (sha256 86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed)"))
 }
+
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func outputTallerThanTheScreenIsPagedAndClearClears() throws {
+    let folder = try temporaryFolder()
+    let paged = folder.appendingPathComponent("paged.txt").path
+    // A pager that keeps what it was given, so the test can read it.
+    let terminal = try TerminalSession(width: 80, height: 24, folder: folder, environment: "PAGER='cat > paged.txt'")
+    defer { terminal.end() }
+    #expect(terminal.waitFor("charlm>"))
+    // `help` is taller than 24 rows: it goes through the pager, not to the screen.
+    try terminal.send("help", "Enter")
+    #expect(waitUntil { (try? String(contentsOfFile: paged, encoding: .utf8))?.contains("commands (`help COMMAND`") == true })
+    #expect(!terminal.transcript().contains("commands (`help COMMAND`"))
+    // A short answer is not paged; with the pager off, tall output goes to the screen.
+    try FileManager.default.removeItem(atPath: paged)
+    try terminal.send("echo short answer", "Enter")
+    #expect(terminal.waitFor("short answer"))
+    try terminal.send("set pager off", "Enter")
+    try terminal.send("help", "Enter")
+    #expect(terminal.waitFor("commands (`help COMMAND`"))
+    #expect(!FileManager.default.fileExists(atPath: paged))
+    // `clear` empties the screen and its scrollback.
+    try terminal.send("clear", "Enter")
+    #expect(terminal.waitUntil { !$0.contains("short answer") && $0.contains("charlm>") }, "\(terminal.transcript())")
+}
+

@@ -205,6 +205,9 @@ public enum Setting {
     public static let timing = SettingDeclaration(
         name: "timing", group: .system, domain: .flag, defaultText: "off",
         summary: "print how long each command took (psql's \\timing)")
+    public static let pager = SettingDeclaration(
+        name: "pager", group: .system, domain: .flag, defaultText: "on",
+        summary: "at a terminal, output taller than the screen goes through $PAGER (default less -FRX), as psql's \\pset pager")
     public static let threads = SettingDeclaration(
         name: "threads", group: .system, domain: .integer(1...256),
         defaultText: String(min(256, max(1, ProcessInfo.processInfo.activeProcessorCount))), summary: "compute threads")
@@ -212,7 +215,7 @@ public enum Setting {
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
         cell, embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
-        topp, length, samples, bf16, eval, keepbest, autosave, log, timing, threads,
+        topp, length, samples, bf16, eval, keepbest, autosave, log, timing, pager, threads,
     ]
 }
 

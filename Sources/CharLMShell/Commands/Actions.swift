@@ -53,6 +53,12 @@ func runHistory(_ context: CommandContext, _ words: [Word]) throws {
 }
 
 /// `echo TEXT`: its words, prose wrapped to the width.
+/// `clear`: the screen and its scrollback, at a terminal only.
+func runClear(_ context: CommandContext, _ words: [Word]) throws {
+    try expectArguments(words, 0, 0, "clear")
+    if context.session.console.outputIsTerminal { context.session.console.out("\u{1B}[H\u{1B}[2J\u{1B}[3J") }
+}
+
 func runEcho(_ context: CommandContext, _ words: [Word]) throws {
     // A line longer than the terminal is wrapped (it is prose); shorter ones keep their spacing.
     let width = context.session.console.width - 1

@@ -15,6 +15,9 @@ public protocol Console: AnyObject {
     var isTerminal: Bool { get }
     /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
     var outputIsTerminal: Bool { get }
+    /// Shows `text` through the pager when it is taller than the terminal and paging is on; false when it did not
+    /// (no terminal, paging off, short text, no pager to run), and the caller writes it.
+    func page(_ text: String) -> Bool
     /// Whether to colour (a terminal, and NO_COLOR unset).
     var useColor: Bool { get }
     /// `-q`: only generated text, requested output and errors.
@@ -29,8 +32,13 @@ public protocol Console: AnyObject {
 extension Console {
     /// Consoles that are no terminal say so by default.
     public var outputIsTerminal: Bool { false }
-    /// Information a user asked for (`show`, `model`, `eval`, `vocab`, ...): printed even with `-q`.
-    public func info(_ text: String) { out(text) }
+    /// Consoles that are no terminal page nothing.
+    public func page(_ text: String) -> Bool { false }
+    /// Information a user asked for (`show`, `model`, `eval`, `vocab`, ...): printed even with `-q`; at a terminal,
+    /// paged when taller than the screen (`page`).
+    public func info(_ text: String) {
+        if !page(text) { out(text) }
+    }
     /// What an action did (`loaded ...`, `new model: ...`, `saved ...`, `wrote ...`), wrapped to the width:
     /// silent with `-q`.
     public func report(_ text: String, indent: Int = 2) { if !quiet { infoWrapped(text, indent: indent) } }
@@ -82,6 +90,8 @@ public final class StandardConsole: Console {
     public let quiet: Bool
 
     public let colorMode: ColorMode
+    /// Whether to page (the session's `pager` setting, asked at each page).
+    public var pagingEnabled: () -> Bool = { true }
 
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
@@ -94,6 +104,34 @@ public final class StandardConsole: Console {
         } else {
             colorMode = .none
         }
+    }
+
+    /// Runs $PAGER (default `less -FRX`: quits at once when the text fits, keeps colours, leaves the text on the
+    /// screen) with `text` on its standard input, at a terminal, when the text has more lines than the screen less
+    /// the prompt's.
+    public func page(_ text: String) -> Bool {
+        guard outputIsTerminal, pagingEnabled(), let rows = terminalRows(.output) else { return false }
+        var lines = 0
+        for character in text.utf8 where character == UInt8(ascii: "\n") {
+            lines += 1
+            if lines >= rows { break }
+        }
+        guard lines >= rows else { return false }
+        let command = ProcessInfo.processInfo.environment["PAGER"].flatMap { $0.isEmpty ? nil : $0 } ?? "less -FRX"
+        let pager = Process()
+        pager.executableURL = URL(fileURLWithPath: "/bin/sh")
+        pager.arguments = ["-c", command]
+        let input = Pipe()
+        pager.standardInput = input
+        do { try pager.run() } catch { return false }
+        // A pager that quits before reading everything (q in less) closes the pipe: the rest is dropped, quietly
+        // (SIGPIPE, which would end charlm, is ignored while the pager runs).
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        _ = writeToDescriptor(input.fileHandleForWriting.fileDescriptor, text)
+        try? input.fileHandleForWriting.close()
+        pager.waitUntilExit()
+        return true
     }
 
     public var width: Int {

@@ -39,6 +39,7 @@ public struct Settings: Equatable, Sendable {
     /// The metrics log's file; nil: off.
     public var log: String?
     public var timing = Setting.timing.defaultFlag
+    public var pager = Setting.pager.defaultFlag
     public var threads = Setting.threads.defaultInteger
 
     public init() {}
@@ -93,7 +94,7 @@ public struct Settings: Equatable, Sendable {
         "val": .double(\.val), "lowercase": .flag(\.lowercase), "ascii": .flag(\.ascii), "seed": .unsigned(\.seed),
         "temp": .float(\.temp), "topk": .integer(\.topk), "topp": .float(\.topp), "length": .integer(\.length),
         "samples": .integer(\.samples), "bf16": .flag(\.bf16), "eval": .integer(\.eval), "keepbest": .file(\.keepbest),
-        "autosave": .interval(\.autosave), "log": .file(\.log), "timing": .flag(\.timing), "threads": .integer(\.threads),
+        "autosave": .interval(\.autosave), "log": .file(\.log), "timing": .flag(\.timing), "pager": .flag(\.pager), "threads": .integer(\.threads),
     ]
 
     /// The key called `name` (or one of the aliases `len`, `temperature`, `top_k`, `top_p`).

@@ -102,15 +102,27 @@ public func terminalColumns(_ stream: StandardStream) -> Int? {
     return Int(size.ws_col)
 }
 
+/// The height of the terminal `stream` is connected to, in rows, asked now; nil when it is not a terminal.
+public func terminalRows(_ stream: StandardStream) -> Int? {
+    var size = winsize()
+    guard ioctl(stream.rawValue, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 else { return nil }
+    return Int(size.ws_row)
+}
+
 /// Writes all of `text` to `stream`, retrying after interrupted or partial writes. Returns nil when written, else
 /// why not (a closed descriptor, a full disk): the caller decides what to say; nothing traps (FileHandle's `write`
 /// stops the program on such an error).
 public func writeToStream(_ stream: StandardStream, _ text: String) -> String? {
+    writeToDescriptor(stream.rawValue, text)
+}
+
+/// `writeToStream` for any open descriptor (a pager's pipe).
+func writeToDescriptor(_ descriptor: Int32, _ text: String) -> String? {
     var bytes = Array(text.utf8)
     var written = 0
     while written < bytes.count {
         let result = bytes.withUnsafeMutableBytes { buffer in
-            write(stream.rawValue, buffer.baseAddress! + written, buffer.count - written)
+            write(descriptor, buffer.baseAddress! + written, buffer.count - written)
         }
         if result < 0 {
             if errno == EINTR { continue }
