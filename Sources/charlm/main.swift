@@ -47,7 +47,7 @@ struct CharLMCommand: ParsableCommand {
         console.pagingEnabled = { [unowned session] in session.settings.pager }
         if isTerminal(.input) && isTerminal(.error) {
             session.waitForEnter = { _ = readLineUnbuffered() }
-            session.whileTraining = { try withoutTerminalEcho($0) }
+            session.whileRunningLong = { try withoutTerminalEcho($0) }
         }
 
         var status: Runner.Status = .success

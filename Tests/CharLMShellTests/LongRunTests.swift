@@ -239,13 +239,20 @@ private func parametersAfter(_ steps: Int, settings: [String]) throws -> [Float]
     let text = folder.appendingPathComponent("tiny.txt").path
     let before = try Data(contentsOf: URL(fileURLWithPath: text))
     let (session, runner, _) = try makeShell(running: ["set hidden 16", "set seq 20", "set batch 4", "set eval 5",
-                                                       "load \(text)", "set keepbest \(text)"])
+                                                       "load \(text)"])
+    // Said when set, and again when training starts (a file may appear in between).
+    #expect("\(try #require(thrownError(runner, "set keepbest \(text)")))".contains("this session did not write it"))
+    #expect(session.settings.keepbest == nil)
+    let later = folder.appendingPathComponent("later.safetensors").path
+    try runner.execute("set keepbest \(later)")
+    FileManager.default.createFile(atPath: later, contents: Data([1]))
     #expect("\(try #require(thrownError(runner, "train 10 steps")))".contains("this session did not write it"))
     #expect(try Data(contentsOf: URL(fileURLWithPath: text)) == before && session.step == 0)
+    #expect(try Data(contentsOf: URL(fileURLWithPath: later)) == Data([1]))
     let log = folder.appendingPathComponent("run.csv").path
+    try runner.execute("set keepbest off")
     try runner.execute("set log \(log)")
-    try runner.execute("set keepbest \(log)")
-    #expect("\(try #require(thrownError(runner, "train 10 steps")))".contains("keepbest and log name the same file"))
+    #expect("\(try #require(thrownError(runner, "set keepbest \(log)")))".contains("keepbest and log name the same file"))
     // A file this session wrote (`save best PATH` first) may be replaced.
     try runner.execute("set log off")
     try runner.execute("set keepbest \(folder.appendingPathComponent("best.safetensors").path)")

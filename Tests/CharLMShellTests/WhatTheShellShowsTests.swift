@@ -4,6 +4,7 @@
 
 import CharLM
 @testable import CharLMShell
+import Foundation
 import Testing
 
 /// The phrases between backticks in `text`.
@@ -73,4 +74,30 @@ private func backticked(_ text: String) -> [String] {
     let joined = lines.enumerated().map { $0.offset == 0 ? String($0.element) : String($0.element.dropFirst(2)) }.joined()
     #expect(joined.replacingOccurrences(of: " ", with: "") == "say" + word + "end")
     #expect(lines.dropFirst().dropLast().allSatisfy { $0.count == 79 }, "every line but the first and last is full")
+}
+
+@Test func fileSettingsAreCheckedWhenSetAndUnsavedWorkIsOneRule() throws {
+    let (session, runner, console) = makeShell()
+    // keepbest (and log) into a folder that is not there: refused at `set`, the setting unchanged.
+    let error = try #require(thrownError(runner, "set keepbest no/such/folder/best.safetensors"))
+    #expect("\(error)".contains("in a folder that does not exist ('no/such/folder')"), "\(error)")
+    #expect(session.settings.keepbest == nil)
+    #expect(thrownError(runner, "set log missing/x.csv") != nil && session.settings.log == nil)
+    // autosave where a file this session did not write stands: said at `set` (in a folder of its own, so a child).
+    let folder = try temporaryFolder()
+    FileManager.default.createFile(atPath: folder.appendingPathComponent("charlm.safetensors").path, contents: Data([1]))
+    let child = try RunningProgram(["-c", "set autosave 5s"], in: folder)
+    #expect(child.waitForExit() && child.process.terminationStatus == 0)
+    #expect(unwrapped(child.stderr).contains("note: autosave writes where a bare `save` does, and 'charlm.safetensors' already exists"))
+
+    // At the prompt, `reset` over unsaved training is refused once with a note, as leaving is; again goes ahead.
+    try runner.execute("set autosave off; set hidden 8; set seq 20; set batch 4; set eval 0; load \(fixture("tiny.txt"))")
+    session.guardsUnsavedWork = true
+    runner.interactive = true
+    console.clear()
+    _ = runner.run(ArrayLineSource(["train 2 steps", "reset"]), name: nil)
+    #expect(unwrapped(console.stderr).contains("note: 2 steps trained since the last save: `save` them, or `reset` again to discard them"))
+    #expect(!console.stderr.contains("error:") && session.step == 2)
+    _ = runner.run(ArrayLineSource(["reset"]), name: nil)
+    #expect(session.step == 0)
 }

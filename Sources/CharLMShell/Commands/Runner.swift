@@ -124,6 +124,8 @@ public final class Runner {
                     session.console.error("`\(verb)` interrupted by Ctrl-C; nothing was changed", location: location)
                     return .interrupted
                 }
+                // At a terminal the `^C` was echoed where the cursor stood: the note starts on a line of its own.
+                if session.console.isTerminal { session.console.err("\n") }
                 session.console.note("interrupted: `\(verb)` stopped; nothing was changed\n")
             } catch {
                 failed = true

@@ -41,17 +41,21 @@ extension Session {
         var stopped = false
         let start = Date()
         var generated = 0
-        try generator.stream(
-            prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &sampleGenerator,
-            cancellation: cancellation
-        ) { token in
-            console.out(shown(vocabulary.character(token)))
-            generated += 1
-            if interruptRequested() {
-                stopped = true
-                return false
+        var randomness = sampleGenerator
+        defer { sampleGenerator = randomness }
+        try whileRunningLong {
+            try generator.stream(
+                prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &randomness,
+                cancellation: cancellation
+            ) { token in
+                console.out(shown(vocabulary.character(token)))
+                generated += 1
+                if interruptRequested() {
+                    stopped = true
+                    return false
+                }
+                return true
             }
-            return true
         }
         console.out("\n")
         try endGeneration("\(grouped(generated)) characters", characters: generated,

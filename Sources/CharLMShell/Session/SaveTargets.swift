@@ -47,6 +47,16 @@ struct SaveTargets {
         return path
     }
 
+    /// Throws when the folder `path` names is not there (or is not a folder), naming the setting.
+    func checkFolder(of path: String, for setting: String) throws {
+        let folder = (expandingTilde(path) as NSString).deletingLastPathComponent
+        var isFolder: ObjCBool = false
+        guard folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) else {
+            throw ShellError.badArgument("\(setting) names '\(path)', in a folder that does not exist ('\(folder)'): create it, "
+                                         + "or `set \(setting)` to a file in an existing folder")
+        }
+    }
+
     /// Where `keepbest` writes, checked before training starts. Like a bare `save`, it never replaces a file this
     /// session did not write (a text, a loaded checkpoint), nor the metrics log or the file autosave writes.
     func keepbestPath(_ requested: String, autosave: String?, log: String?) throws -> String {

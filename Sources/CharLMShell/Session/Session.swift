@@ -22,8 +22,9 @@ public final class Session {
     var cancellation: Cancellation { Cancellation(interruptRequested) }
     /// Waits for Enter (`pause`); nil, so `pause` goes straight on, unless the executable runs at a terminal.
     public var waitForEnter: (() -> Void)?
-    /// Runs a training run's steps; at a terminal the executable turns key echo off meanwhile (`withoutTerminalEcho`).
-    public var whileTraining: (() throws -> Void) throws -> Void = { try $0() }
+    /// Runs work that writes as it goes (a training run's steps, generated text); at a terminal the executable turns
+    /// key echo off meanwhile (`withoutTerminalEcho`), so neither typed keys nor a `^C` land inside that output.
+    public var whileRunningLong: (() throws -> Void) throws -> Void = { try $0() }
     /// Whether the model came from a file that holds no training history (a PyTorch export, say).
     public private(set) var trainedElsewhere = false
     /// Where `load NAME` and `load URL` keep downloads.
@@ -101,6 +102,25 @@ public final class Session {
         settings = changed
         switch key.name {
         case "seed": sampleGenerator = SeededGenerator(seed: settings.seed)
+        case "keepbest" where settings.keepbest != nil:
+            // Said now, not when `train` starts: a folder that is not there, a file this session may not replace.
+            do {
+                try saves.checkFolder(of: settings.keepbest!, for: "keepbest")
+                _ = try saves.keepbestPath(settings.keepbest!, autosave: nil, log: settings.log.map(expandingTilde))
+            } catch {
+                settings = before
+                throw error
+            }
+        case "log" where settings.log != nil:
+            do { try saves.checkFolder(of: settings.log!, for: "log") } catch {
+                settings = before
+                throw error
+            }
+        case "autosave" where settings.autosave != nil:
+            if (try? saves.autosavePath()) == nil {
+                console.note("note: autosave writes where a bare `save` does, and '\(SaveTargets.defaultPath)' already exists and "
+                             + "this session did not write it: `save PATH` once before training to choose the file\n")
+            }
         case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.cell.rawValue) != LayerKind.lstm.rawValue:
             let kind = (model?.architecture.kindName ?? settings.cell.rawValue).uppercased()
             console.note("note: bf16 speeds up the LSTM's generation only; this \(kind) generates in float32 whatever it says\n")
@@ -183,7 +203,7 @@ public final class Session {
 
     private func loadCheckpoint(_ bytes: [UInt8], path: String) throws {
         let checkpoint = try Checkpoint.parse(bytes, path: path)
-        try confirmDiscardingUnsavedWork("`load` it")
+        guard confirmDiscardingUnsavedWork("`load` it") else { return }
         let loadedModel = try checkpoint.architecture.makeModel(parameters: checkpoint.parameters)
         // Everything checked: now replace the session's model and settings.
         let (restored, settingNotes) = settings.restoring(checkpoint)
@@ -217,17 +237,19 @@ public final class Session {
     public var guardsUnsavedWork = false
     private var discardWarnedAtStep: Int?
 
-    /// Throws a note-like refusal the first time `action` would discard unsaved training (see `guardsUnsavedWork`).
-    private func confirmDiscardingUnsavedWork(_ action: String) throws {
-        guard guardsUnsavedWork, unsavedSteps > 0, discardWarnedAtStep != step else { return }
+    /// False, with a note, the first time `action` would discard unsaved training (see `guardsUnsavedWork`): the same
+    /// rule as leaving the prompt, said the same way.
+    private func confirmDiscardingUnsavedWork(_ action: String) -> Bool {
+        guard guardsUnsavedWork, unsavedSteps > 0, discardWarnedAtStep != step else { return true }
         discardWarnedAtStep = step
-        throw ShellError.badArgument("\(grouped(unsavedSteps)) step\(unsavedSteps == 1 ? "" : "s") trained since the last save would be lost: "
-                                     + "`save` first, or \(action) again to discard them")
+        console.note("note: \(grouped(unsavedSteps)) step\(unsavedSteps == 1 ? "" : "s") trained since the last save: `save` them, "
+                     + "or \(action) again to discard them\n")
+        return false
     }
 
     /// A new model from the current settings on the current text's characters (or the model's, without text).
     public func reset() throws {
-        try confirmDiscardingUnsavedWork("`reset`")
+        guard confirmDiscardingUnsavedWork("`reset`") else { return }
         guard let vocabulary = corpus?.vocabulary ?? vocabulary else { throw ShellError.needs(.textForAModel) }
         try makeFreshModel(vocabulary: vocabulary)
     }
