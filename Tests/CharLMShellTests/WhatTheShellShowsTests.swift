@@ -101,3 +101,37 @@ private func backticked(_ text: String) -> [String] {
     _ = runner.run(ArrayLineSource(["reset"]), name: nil)
     #expect(session.step == 0)
 }
+
+@Test func promptsAndFilesFromTheSmallerHostileInputsAreRefusedAlike() throws {
+    let folder = try temporaryFolder()
+    let (_, runner, _) = try makeShell(running: ["set hidden 8", "load \(fixture("tiny.txt"))"])
+    // A binary file as a prompt is refused as `load` refuses it.
+    let binary = folder.appendingPathComponent("program").path
+    FileManager.default.createFile(atPath: binary, contents: Data([0x7F, 0x45, 0x4C, 0x46, 0, 1, 2]))
+    #expect("\(try #require(thrownError(runner, "gen @\(binary) 5")))".contains("NUL byte at offset 4"))
+    #expect("\(try #require(thrownError(runner, "load \(binary)")))".contains("NUL byte at offset 4"))
+    // An inline prompt has the @FILE prompt's cap.
+    let huge = String(repeating: "a", count: 10_000_001)
+    #expect("\(try #require(thrownError(runner, "gen \"\(huge)\" 5")))".contains("a prompt holds at most 10,000,000"))
+
+    // `eval` refused for memory speaks of evaluating, not training.
+    let text = folder.appendingPathComponent("long.txt").path
+    try String(repeating: "the cat sat on the mat. ", count: 10_000).write(toFile: text, atomically: true, encoding: .utf8)
+    try runner.execute("load \(text); reset; set seq 10000; set batch 4096")
+    let refusal = "\(try #require(thrownError(runner, "eval")))"
+    #expect(refusal.contains("evaluating with seq 10000 and batch 4096") && !refusal.contains("training with"), "\(refusal)")
+}
+
+@Test func afterRestoreBestTheTablesNameTheRestoredStep() throws {
+    // A small model that overfits tiny.txt (LongRunTests' settings): its best is not its last step.
+    let (session, runner, console) = try makeShell(running: [
+        "set hidden 128", "set embed 16", "set seq 20", "set batch 16", "set lr 0.01", "set eval 10", "set seed 5",
+        "load \(fixture("tiny.txt"))", "train 200 steps", "restore best"])
+    let best = try #require(session.watch.best)
+    #expect(best.step < 200 && session.restoredFrom == best.step)
+    console.clear()
+    try runner.execute("ngram 2")
+    #expect(console.stdout.contains("LSTM, step \(grouped(best.step))"), "\(console.stdout)")
+    try runner.execute("compare add; compare")
+    #expect(session.baselines.rows.first { !$0.isNGram }?.steps == best.step)
+}

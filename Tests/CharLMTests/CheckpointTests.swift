@@ -350,6 +350,8 @@ private func problem(_ bytes: [UInt8]) -> String {
     #expect(problem(edited("optimizer") { $0["step"] = Int.max }) == "optimizer `step` is \(Int.max); charlm counts to at most \(limit)")
     #expect(problem(edited("optimizer") { $0["beta1"] = 1.0 }).hasPrefix("its optimizer settings are unusable: beta1 and beta2"))
     #expect(problem(edited("optimizer") { $0["eps"] = 0 }).hasPrefix("its optimizer settings are unusable"))
+    // An eps that swamps the second moment (training would barely move) is refused too.
+    #expect(problem(edited("optimizer") { $0["eps"] = 1.8e19 }).contains("eps above 0 and at most 1"))
     #expect(problem(edited("optimizer") { $0["beta2"] = 1e300 }) == "optimizer `beta2` is not a number")
     #expect(problem(edited("training") { $0["loss_history"] = ["a": 1] }) == "training `loss_history` is not a list")
     #expect(problem(edited("training") { $0["loss_history"] = [Double](repeating: 1, count: 5) }) == "training `loss_history` has 5 losses for 1 steps")

@@ -187,11 +187,12 @@ private struct CheckpointReader {
                 settings[keyPath: path] = Float(number) + 0  // -0 becomes 0
             }
         }
-        // Adam diverges (or divides by zero) outside these: beta in [0, 1), eps and lr above 0.
-        guard (0..<1).contains(settings.beta1), (0..<1).contains(settings.beta2), settings.epsilon > 0,
+        // Adam diverges (or divides by zero) outside these: beta in [0, 1), eps and lr above 0; an eps above 1 (PyTorch's
+        // is 1e-8) swamps the second moment, and the steps barely move.
+        guard (0..<1).contains(settings.beta1), (0..<1).contains(settings.beta2), settings.epsilon > 0, settings.epsilon <= 1,
               settings.learningRate > 0, Setting.wd.domain.contains(Double(settings.weightDecay)) else {
             throw bad("its optimizer settings are unusable: beta1 and beta2 must be from 0 up to but not including 1, "
-                      + "eps and lr above 0, weight_decay from 0 to 10; got beta1 \(settings.beta1), beta2 \(settings.beta2), "
+                      + "eps above 0 and at most 1, lr above 0, weight_decay from 0 to 10; got beta1 \(settings.beta1), beta2 \(settings.beta2), "
                       + "eps \(settings.epsilon), lr \(settings.learningRate), weight_decay \(settings.weightDecay)")
         }
         return OptimizerState(

@@ -30,6 +30,10 @@ func promptAndCount(_ words: [Word], command: String, session: Session) throws -
         rest = rest.dropFirst()
         if !first.quoted && prompt.hasPrefix("@") {
             prompt = try readArgumentFile(String(prompt.dropFirst()))
+        } else if prompt.utf8.count > maximumArgumentFileBytes {
+            // One cap for a prompt however it comes.
+            throw ShellError.badArgument("\(command): the prompt has \(grouped(prompt.utf8.count)) bytes; a prompt holds at most "
+                                         + "\(grouped(maximumArgumentFileBytes)) (as a @FILE prompt does)")
         }
     }
     if let last = rest.first {
@@ -62,8 +66,12 @@ let maximumArgumentFileBytes = 10_000_000
 
 /// The text of a file named in an argument (`@FILE`), with the error a user can act on.
 func readArgumentFile(_ path: String) throws -> String {
-    String(decoding: try readFileBytes(at: expandingTilde(path), maximumBytes: maximumArgumentFileBytes, limit: "a prompt or text file"),
-           as: UTF8.self)
+    let bytes = try readFileBytes(at: expandingTilde(path), maximumBytes: maximumArgumentFileBytes, limit: "a prompt or text file")
+    // A binary file is refused as `load` refuses it.
+    if let zero = bytes.firstIndex(of: 0) {
+        throw CharLMError.binaryFile(path: path, reason: "it has a NUL byte at offset \(zero)")
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Parses `train` arguments: `N` or `N epochs`, `N steps`, `90s`, `5m`, `2h`. Each mistake gets its own sentence.

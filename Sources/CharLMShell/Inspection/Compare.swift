@@ -88,7 +88,8 @@ extension Session {
         }
         if let network = self.model, vocabulary == corpus?.vocabulary, (try? checkFinite(network)) != nil,
            let evaluation = try? evaluate() {
-            lines.append(line("\(network.architecture.kindName.uppercased()), step \(grouped(step))",
+            // After `restore best`, the parameters are those of the restored step.
+            lines.append(line("\(network.architecture.kindName.uppercased()), step \(grouped(restoredFrom ?? step))",
                               grouped(network.parameters.count), evaluation))
         }
         lines.append(wrap("size: distinct n-grams of orders 1 to N counted; a network's parameters. `ngram gen` samples "
@@ -124,7 +125,7 @@ extension Session {
         let row = ComparisonRow(
             label: !typed.isEmpty ? typed
                 : "\(architecture.kindName.uppercased()) \(architecture.sizeNames.short)",
-            parameters: model.parameters.count, steps: step, tokensPerSecond: lastTrainingRate,
+            parameters: model.parameters.count, steps: restoredFrom ?? step, tokensPerSecond: lastTrainingRate,
             validation: evaluation.nats, seq: settings.seq, isNGram: false)
         baselines.rows.append(row)
         console.report("added " + tableLabel(row.label, width: 40).trimmingCharacters(in: .whitespaces)

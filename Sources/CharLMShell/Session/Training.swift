@@ -24,8 +24,15 @@ extension Session {
             try trainer.apply(settings.training)
             return trainer
         }
-        let made = try Trainer(model: model, dataset: dataset, settings: settings.training, seed: settings.seed &+ 1,
+        let made: Trainer
+        do {
+            made = try Trainer(model: model, dataset: dataset, settings: settings.training, seed: settings.seed &+ 1,
                                context: context)
+        } catch CharLMError.notEnoughMemory(let what, let bytes, let available, let hint) where command == "eval" {
+            // `eval` makes the trainer too (its pass holds the windows): the refusal speaks of evaluating.
+            throw CharLMError.notEnoughMemory(what: what.replacingOccurrences(of: "training with", with: "evaluating with"),
+                                              bytes: bytes, available: available, hint: hint)
+        }
         if var resume = pendingResume {
             resume.training.settings = settings.training
             try made.restore(training: resume.training, optimizer: resume.optimizer)
