@@ -1,7 +1,7 @@
-// Handing a run over to PyTorch's DistributedDataParallel and back (README: "When one machine is not enough"):
-// charlm trains and saves, `torchrun ... torch_reference.py train --init-from` continues on two CPU processes (gloo)
-// and saves, and charlm loads that and trains on. Needs a python3 with torch and safetensors (CHARLM_TORCH_PYTHON, or
-// python3 on the PATH); skipped with a message without one.
+// Handing a run over to PyTorch's DistributedDataParallel and back (docs/checkpoints.md: "When one machine is not
+// enough"): charlm trains and saves, `torchrun ... torch_reference.py train --init-from` continues on two CPU
+// processes (gloo) and saves, and charlm loads that and trains on. Needs a python3 with torch and safetensors
+// (CHARLM_TORCH_PYTHON, or python3 on the PATH); skipped with a message without one.
 
 import CharLM
 @testable import CharLMShell

@@ -265,7 +265,7 @@ private func problem(_ bytes: [UInt8]) -> String {
 }
 
 @Test func everyTruncationAndThousandsOfRandomEditsEndInAnErrorOrAValidLoad() throws {
-    // Run once under the address sanitizer (see the README): no crash, no out-of-bounds read.
+    // Run once under the address sanitizer (see docs/testing.md): no crash, no out-of-bounds read.
     let valid = try validFileBytes(hidden: 3)  // about 10 KB, so thousands of parses stay quick
     var outcomes: [String: Int] = [:]
     func check(_ bytes: [UInt8]) {

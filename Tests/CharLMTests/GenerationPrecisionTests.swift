@@ -1,7 +1,7 @@
 // Generation from bfloat16 copies of the weights (PackedProduct.swift's BFloat16Panels, Stepper.swift): the
 // rounding against its definition, the kernel against the naive product of the rounded weights, and the bound the
-// README states: teacher-forced over real text, every next-character distribution of a trained model stays within
-// total variation 0.02 of float32's, and the text's loss within 0.005 nats/char.
+// `bf16` setting states (docs/settings.md): teacher-forced over real text, every next-character distribution of a
+// trained model stays within total variation 0.02 of float32's, and the text's loss within 0.005 nats/char.
 
 @testable import CharLM
 import Foundation
