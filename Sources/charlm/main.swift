@@ -1,5 +1,6 @@
 // charlm: the executable. Reads argv, picks interactive (readline) or batch input, and maps outcomes to exit
-// codes: 0 success, 1 a command failed, 2 bad usage, 130 interrupted in batch mode.
+// codes: 0 success, 1 a command failed, 2 bad usage, 130 interrupted in batch mode, 143 or 129 stopped by SIGTERM or
+// SIGHUP.
 
 import ArgumentParser
 import CharLM
