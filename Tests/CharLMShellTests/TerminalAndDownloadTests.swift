@@ -140,6 +140,11 @@ private struct TerminalSession {
         resume(pid)
         #expect(pending, "Ctrl-C did not reach charlm")
     }
+    /// The rows on screen now, as shown (no scrollback, wrapped rows apart).
+    func screen() -> [String] {
+        ((try? shell(["tmux", "-L", name, "capture-pane", "-p", "-t", name]).1) ?? "").split(separator: "\n").map(String.init)
+    }
+    func resize(width: Int) throws { try shell(["tmux", "-L", name, "resize-window", "-t", name, "-x", String(width)]) }
     func end() { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
 }
 
@@ -290,5 +295,26 @@ func outputTallerThanTheScreenIsPagedAndClearClears() throws {
     // `clear` empties the screen and its scrollback.
     try terminal.send("clear", "Enter")
     #expect(terminal.waitUntil { !$0.contains("short answer") && $0.contains("charlm>") }, "\(terminal.transcript())")
+}
+
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func narrowingTheTerminalDuringTrainLeavesNoFragmentOfTheLiveLine() throws {
+    let folder = try temporaryFolder()
+    let terminal = try TerminalSession(width: 120, height: 24, folder: folder)
+    defer { terminal.end() }
+    #expect(terminal.waitFor("charlm>"))
+    try terminal.send("set hidden 16; set seq 20; set batch 4; set eval 0; load \(fixture("tiny.txt")); train 100000 steps", "Enter")
+    // The live line at 120 columns is longer than 50: narrowed, a terminal that reflows (tmux) wraps it onto two rows.
+    #expect(terminal.waitUntil { $0.contains("ETA") })
+    let wide = terminal.screen().last { $0.hasPrefix("step ") } ?? ""
+    #expect(wide.count > 50, "\(wide)")
+    try terminal.resize(width: 50)
+    // Once the line has been drawn again at the new width, one row on screen is the live line, and no other row holds
+    // a piece of the old one.
+    #expect(terminal.waitUntil { _ in terminal.screen().contains { $0.hasPrefix("step ") && $0.count <= 49 } })
+    let rows = terminal.screen().filter { $0.hasPrefix("step ") || $0.contains("tok/s") || $0.contains("ETA") }
+    #expect(rows.count == 1, "\(terminal.screen())")
+    try terminal.send("C-c")
+    #expect(terminal.waitFor("interrupted: `train` stopped"))
 }
 

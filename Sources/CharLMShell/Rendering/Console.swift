@@ -15,6 +15,10 @@ public protocol Console: AnyObject {
     var isTerminal: Bool { get }
     /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
     var outputIsTerminal: Bool { get }
+    /// Remembers how wide the live status line on screen is, so a narrower terminal can erase all of it.
+    func statusShown(columns: Int)
+    /// What erases the live status line, however many rows it takes now.
+    func clearStatus() -> String
     /// Shows `text` through the pager when it is taller than the terminal and paging is on; false when it did not
     /// (no terminal, paging off, short text, no pager to run), and the caller writes it.
     func page(_ text: String) -> Bool
@@ -66,11 +70,23 @@ extension Console {
     public func detail(_ text: String) { progress(useColor ? "\u{1B}[2m" + text + "\u{1B}[0m\n" : text + "\n") }
 
     /// Replaces the live status line on stderr with `text` (a terminal only; elsewhere nothing is written).
-    public func status(_ text: String) { if isTerminal && !quiet { err(clearLine + text) } }
+    public func status(_ text: String) {
+        if isTerminal && !quiet {
+            err(clearStatus() + text)
+            statusShown(columns: text.count)
+        }
+    }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
-    public func endStatus() { if isTerminal && !quiet { err(clearLine) } }
-    /// Back to the start of the line, then erase it.
-    private var clearLine: String { "\r\u{1B}[K" }
+    public func endStatus() {
+        if isTerminal && !quiet {
+            err(clearStatus())
+            statusShown(columns: 0)
+        }
+    }
+    /// Remembers how wide the status line on screen is (consoles that do not keep it ignore this).
+    public func statusShown(columns: Int) {}
+    /// What erases the status line: back to the start of the line, then erase it.
+    public func clearStatus() -> String { "\r\u{1B}[K" }
 
     /// An error line, "error:" in red on a colour terminal.
     public func error(_ message: String, location: String? = nil) {
@@ -92,6 +108,19 @@ public final class StandardConsole: Console {
     public let colorMode: ColorMode
     /// Whether to page (the session's `pager` setting, asked at each page).
     public var pagingEnabled: () -> Bool = { true }
+    /// Columns of the live status line on screen (0: none).
+    private var statusColumns = 0
+
+    public func statusShown(columns: Int) { statusColumns = columns }
+
+    /// Back to the start of the line and erase it; when the terminal was made narrower than the line on screen, it
+    /// re-wrapped it onto several rows (terminals that reflow, tmux among them): those above are erased too, so no
+    /// stale fragment of the old line stays behind.
+    public func clearStatus() -> String {
+        let columns = terminalColumns(.error) ?? width
+        let rows = columns > 0 && statusColumns > columns ? (statusColumns + columns - 1) / columns : 1
+        return "\r\u{1B}[K" + String(repeating: "\u{1B}[1A\u{1B}[2K", count: rows - 1)
+    }
 
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
