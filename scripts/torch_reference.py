@@ -48,8 +48,13 @@ import sys
 # this file's folder, whatever folder the script is run from.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from torchref.cli import main  # noqa: E402 (after the path it needs)
+from torchref.errors import absent, install_message  # noqa: E402 (after the path it needs; imports no torch)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:], description=__doc__)
+    # Without torch (or numpy), even --help cannot be shown: one line says how to install them. safetensors is asked
+    # for where a file is written.
+    if absent(("torch", "numpy")):
+        sys.exit(install_message(absent(("torch", "numpy"))))
+    from torchref.cli import run
+    sys.exit(run(sys.argv[1:], description=__doc__))

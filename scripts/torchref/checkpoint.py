@@ -1,16 +1,15 @@
 """charlm's files (Checkpoint.swift): safetensors with PyTorch's state_dict names and JSON metadata. A model file holds
 the model tensors with `vocab` and `config`; a full checkpoint adds Adam's moments as `optim.exp_avg.<name>` /
 `optim.exp_avg_sq.<name>` and the `training`, `optimizer` (and passed-through `sampling`, `settings`, `corpus`)
-metadata charlm resumes from. The config's "cell" names the cell (absent: lstm; see models.with_cell).
+metadata charlm resumes from. The config's "cell" names the cell (absent: the tensors' module, else lstm; see
+models.with_cell).
 
-safetensors is imported inside the functions that need it, so commands that write no file run without it."""
+Reading checks the file as charlm does (checkpoint_reading.py); this module writes files and makes a model from a
+read one. safetensors is imported inside the functions that write, so commands that write no file run without it."""
 import json
 
-from .models import CharRNN, cell_of, with_cell
-
-
-OPTIMIZER_PREFIX = "optim."
-JSON_METADATA = ("vocab", "config", "training", "optimizer", "sampling", "corpus", "settings")
+from .checkpoint_reading import OPTIMIZER_PREFIX, read_checkpoint
+from .models import CharRNN, with_cell
 
 
 def cpu_tensors(model):
@@ -18,85 +17,34 @@ def cpu_tensors(model):
     return {name: tensor.detach().float().contiguous().cpu() for name, tensor in model.state_dict().items()}
 
 
-def read_tensors(path, optimizer=True):
-    """A file's metadata (None when it has none) and its tensors as float32, `optim.*` ones only with `optimizer`."""
-    from safetensors import safe_open
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata()
-        tensors = {name: f.get_tensor(name).float() for name in f.keys()
-                   if optimizer or not name.startswith(OPTIMIZER_PREFIX)}
-    return metadata, tensors
+def writer():
+    """safetensors' writer, imported now: a command that will write a file asks first, so that a missing
+    safetensors is said before the work rather than after it."""
+    from safetensors.torch import save_file
+    return save_file
 
 
 def save_charlm(model, vocab, config, path):
     """Writes the minimal contract: state_dict tensors plus `vocab` and `config` metadata (with the model's cell)."""
-    from safetensors.torch import save_file
     config = with_cell(config, model.cell)
-    save_file(cpu_tensors(model), path, metadata={"vocab": json.dumps(vocab), "config": json.dumps(config)})
-
-
-def check_tensor_names(model, names, path):
-    """Refuses a file whose model tensors are not the ones `model` (built from the file's config) has."""
-    expected = set(model.state_dict())
-    if set(names) != expected:
-        missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
-        raise SystemExit(f"'{path}' does not hold the tensors of its config's {model.cell} model"
-                         + (f"; missing {', '.join(missing[:4])}" if missing else "")
-                         + (f"; unexpected {', '.join(extra[:4])}" if extra else "")
-                         + " (the config's \"cell\" names the cell: absent means lstm)")
+    writer()(cpu_tensors(model), path, metadata={"vocab": json.dumps(vocab), "config": json.dumps(config)})
 
 
 def load_charlm(path, device="cpu"):
-    """Reads any charlm file (ours or charlm's), skipping optimizer state, with the cell its config names.
-    Returns (model, vocab, config)."""
-    metadata, state = read_tensors(path, optimizer=False)
-    vocab = json.loads(metadata["vocab"])
-    config = json.loads(metadata["config"])
-    model = CharRNN(len(vocab), config["embed"], config["hidden"], config["layers"], cell=cell_of(config, path))
-    check_tensor_names(model, state, path)
-    model.load_state_dict(state)
-    return model.to(device).eval(), vocab, config
-
-
-def read_charlm_checkpoint(path):
-    """Everything a charlm checkpoint holds: model tensors, Adam's moments (by tensor name) and the metadata, each
-    checked; a file that is missing or unusable ends the program with a message saying why."""
-    try:
-        metadata, tensors = read_tensors(path)
-    except FileNotFoundError:
-        raise SystemExit(f"no such file '{path}': check the path")
-    except Exception as error:  # safetensors' own errors: not a checkpoint, damaged
-        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: {error}")
-    model = {n: t for n, t in tensors.items() if not n.startswith(OPTIMIZER_PREFIX)}
-    exp_avg = optimizer_tensors(tensors, "exp_avg")
-    exp_avg_sq = optimizer_tensors(tensors, "exp_avg_sq")
-    try:
-        meta = {k: json.loads(v) if k in JSON_METADATA else v for k, v in (metadata or {}).items()}
-    except ValueError as error:
-        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its metadata is not JSON ({error})")
-    if "vocab" not in meta or "config" not in meta:
-        raise SystemExit(f"'{path}' is not a charlm checkpoint: it has no `vocab` and `config` metadata")
-    if not isinstance(meta["config"], dict):
-        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: its config is not a JSON object")
-    cell_of(meta["config"], path)
-    names = set(model)
-    if exp_avg and (set(exp_avg) != names or set(exp_avg_sq) != names):
-        raise SystemExit(f"'{path}' is not a usable charlm checkpoint: "
-                         "its optimizer tensors do not cover every model tensor")
-    return model, exp_avg, exp_avg_sq, meta
-
-
-def optimizer_tensors(tensors, moment):
-    """One of Adam's moments (`exp_avg` or `exp_avg_sq`) from a file's tensors, by model tensor name."""
-    prefix = f"{OPTIMIZER_PREFIX}{moment}."
-    return {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
+    """Reads any charlm file (ours or charlm's), checked as charlm checks it, with the cell it names; optimizer state
+    is checked and left out. Returns (model, vocab, config)."""
+    checkpoint = read_checkpoint(path)
+    config = checkpoint.config
+    model = CharRNN(len(checkpoint.vocab), config["embed"], config["hidden"], config["layers"], cell=checkpoint.cell)
+    model.load_state_dict(checkpoint.model)
+    return model.to(device).eval(), checkpoint.vocab, config
 
 
 def save_charlm_checkpoint(path, model, optimizer, vocab, config, training, optimizer_meta, passthrough):
     """A full charlm checkpoint (Checkpoint.swift): model tensors, `optim.exp_avg.*` / `optim.exp_avg_sq.*` from the
     optimizer's state, and the `training`, `optimizer` metadata charlm resumes from; `passthrough` (sampling,
     settings, corpus) is written as given. The config names the model's cell (see with_cell)."""
-    from safetensors.torch import save_file
+    save_file = writer()
     names = {p: n for n, p in model.named_parameters()}
     tensors = cpu_tensors(model)
     step = 0

@@ -1,9 +1,12 @@
 """The command line: the table of commands (name, one-line help, options, run), the argparse parser made from it,
-and the dispatch. What each command does is in commands/; the usage text is torch_reference.py's docstring."""
+the dispatch, and the one place that turns what went wrong into a line on stderr and an exit status. What each
+command does is in commands/; the usage text is torch_reference.py's docstring."""
 import argparse
+import sys
 from collections import namedtuple
 
 from .commands import fixtures, inference, speed, train
+from .errors import PROGRAM, CommandError, missing_module, visible
 
 Command = namedtuple("Command", "name help arguments run")
 Command.__doc__ = """One command: `arguments(parser)` declares its options, `run(args)` runs it."""
@@ -39,3 +42,29 @@ def main(argv, description):
     args = parser(description).parse_args(argv)
     args.argv = list(argv)
     next(command for command in COMMANDS if command.name == args.command).run(args)
+
+
+def run(argv, description):
+    """Runs the command line `argv` and returns the exit status: 0, or 1 after one line on stderr when what the
+    command was given cannot be used (a CommandError: a damaged checkpoint, a corpus, an option, the memory), a file
+    cannot be read, or torch, numpy or safetensors is missing. argparse's own usage errors exit 2, as always."""
+    try:
+        main(argv, description)
+    except CommandError as error:
+        return fail(str(error))
+    except OSError as error:
+        if error.filename is None:
+            raise
+        return fail(f"cannot read '{visible(str(error.filename), limit=None)}': {error.strerror or error}")
+    except ModuleNotFoundError as error:
+        message = missing_module(error)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 1
+    return 0
+
+
+def fail(message):
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    return 1

@@ -4,8 +4,7 @@ B batch, T steps. Training, files and text live in their own modules."""
 import torch
 import torch.nn as nn
 
-
-CELLS = ("lstm", "gru", "rnn")
+from .settings import CELLS
 
 
 class CharRNN(nn.Module):
@@ -41,14 +40,6 @@ class CharRNN(nn.Module):
 
 
 CharLSTM = CharRNN  # the former name
-
-
-def cell_of(config, source="the file"):
-    """The cell a charlm config names: its "cell", or lstm when absent (files written before cells existed)."""
-    cell = config.get("cell", "lstm")
-    if cell not in CELLS:
-        raise SystemExit(f"{source}: config cell {cell!r} is not one of {', '.join(CELLS)}")
-    return cell
 
 
 def with_cell(config, cell):

@@ -7,7 +7,8 @@ import math
 import torch
 import torch.nn as nn
 
-from .models import CELLS
+from .errors import CommandError
+from .settings import CELLS, problem, training_problem
 
 
 def windows(ids, starts, seq):
@@ -64,22 +65,11 @@ def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
 
 
 def check_settings(settings, source):
-    """The ranges charlm's settings declare (SettingDeclarations.swift), so a file it would refuse is refused here."""
-    def number(key, low, high, low_open=False):
-        value = settings[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                or value < low or value > high or (low_open and value == low):
-            raise SystemExit(f"{source}: {key} must be a number from {low} to {high}; got {value!r}")
-    number("lr", 0, 1, low_open=True)
-    number("clip", 0, 1e6)
-    number("weight_decay", 0, 10)
-    number("val_fraction", 0, 0.999999)
-    for key, high in (("seq", 10000), ("batch", 4096), ("warmup", 10000000), ("decay", 10000000)):
-        if not isinstance(settings[key], int) or isinstance(settings[key], bool) or not 0 <= settings[key] <= high:
-            raise SystemExit(f"{source}: {key} must be a whole number from 0 to {high}; got {settings[key]!r}")
-    if settings["lr"] * settings["weight_decay"] >= 1:
-        raise SystemExit(f"{source}: lr x weight decay must be below 1 "
-                         "(each step multiplies the weights by 1 - lr x wd)")
+    """The ranges charlm's settings declare (settings.py), so a run charlm would refuse is refused here; `source`
+    says where the settings came from."""
+    found = training_problem(settings) or problem("val", settings["val_fraction"])
+    if found:
+        raise CommandError(f"{source}: {found}")
 
 
 @torch.no_grad()

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from ..checkpoint import check_tensor_names, read_charlm_checkpoint, save_charlm_checkpoint
-from ..models import CELLS, CharRNN, cell_of, with_cell
+from .. import memory
+from ..checkpoint import read_checkpoint, save_charlm_checkpoint, writer
+from ..errors import CommandError
+from ..models import CELLS, CharRNN, with_cell
 from ..text import fnv1a64, load_corpus
 from ..training import check_settings, evaluate, learning_rate, make_optimizer, random_windows, training_step
 
@@ -80,14 +82,16 @@ def fresh_start(args):
 
 
 def continued_start(args, rank):
-    """The run a charlm checkpoint holds (--init-from); a model-only file starts at step 0 with the command line's
-    settings and a fresh optimizer."""
-    state, exp_avg, exp_avg_sq, meta = read_charlm_checkpoint(args.init_from)
-    config, vocab = meta["config"], meta["vocab"]
-    cell = cell_of(config, args.init_from)
-    if args.cell is not None and args.cell != cell and rank == 0:
-        print(f"note: {args.init_from} is a {cell} model: --cell {args.cell} is ignored")
-    saved = meta.get("training")
+    """The run a charlm checkpoint holds (--init-from), checked as charlm checks it; a model-only file starts at step 0
+    with the command line's settings and a fresh optimizer."""
+    checkpoint = read_checkpoint(args.init_from)
+    cell = checkpoint.cell
+    if rank == 0:
+        if args.cell is not None and args.cell != cell:
+            print(f"note: {args.init_from} is a {cell} model: --cell {args.cell} is ignored")
+        for note in checkpoint.notes:
+            print(f"note: {args.init_from}: {note}")
+    saved, exp_avg = checkpoint.training, checkpoint.exp_avg
     if saved is None:
         # A model only (a PyTorch export, say): its weights, with the command line's training settings and a
         # fresh optimizer from step 0.
@@ -95,24 +99,19 @@ def continued_start(args, rank):
         exp_avg = {}
         print(f"note: {args.init_from} holds a model only: training starts from its weights at step 0 with a "
               "fresh optimizer and the command line's settings")
-    try:
-        settings = {"seq": saved["seq"], "batch": saved["batch"], "lr": saved["lr"], "clip": saved["clip"],
-                    "warmup": saved.get("warmup", 0), "decay": saved.get("decay", 0),
-                    "weight_decay": saved.get("weight_decay", 0.0), "val_fraction": saved.get("val_fraction", 0.1)}
-        step = int(saved["step"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise SystemExit(f"'{args.init_from}' is not a usable charlm checkpoint: its training metadata lacks {error}")
-    check_settings(settings, args.init_from)
-    return Start(cell, config, settings, vocab, step,
+    settings = {"seq": saved["seq"], "batch": saved["batch"], "lr": saved["lr"], "clip": saved["clip"],
+                "warmup": saved.get("warmup", 0), "decay": saved.get("decay", 0),
+                "weight_decay": saved.get("weight_decay", 0.0), "val_fraction": saved.get("val_fraction", 0.1)}
+    if checkpoint.training is None:
+        check_settings(settings, "the command line")
+    return Start(cell, checkpoint.config, settings, checkpoint.vocab, saved["step"],
                  list(saved.get("loss_history", [])), list(saved.get("validation_history", [])),
-                 meta.get("optimizer") or {}, {k: meta.get(k) for k in ("sampling", "settings", "corpus")},
-                 state, exp_avg, exp_avg_sq)
+                 checkpoint.optimizer or {}, checkpoint.passthrough, checkpoint.model, exp_avg, checkpoint.exp_avg_sq)
 
 
 def restore(model, optimizer, start, device, source, rank):
     """The checkpoint's weights into `model`, and Adam's moments and step count, tensor by tensor, into the
     optimizer's own state."""
-    check_tensor_names(model, start.state, source)
     model.load_state_dict(start.state)
     if start.optim_meta and start.exp_avg:
         for name, p in model.named_parameters():
@@ -121,6 +120,22 @@ def restore(model, optimizer, start, device, source, rank):
                                   "exp_avg_sq": start.exp_avg_sq[name].to(device).clone()}
     elif rank == 0:
         print(f"note: {source} holds no optimizer state: Adam starts afresh")
+
+
+def check_room(args, start, vocab_size, split, local_batch):
+    """Refuses a run the corpus or the memory cannot hold, before any model is made: a run that takes steps needs a
+    window of seq + 1 characters in each split, and the model, Adam and one process's batch must fit."""
+    seq, config = start.settings["seq"], start.config
+    lower_seq = "the checkpoint's seq (`set seq` in charlm, then save)" if args.init_from else "--seq"
+    for name, count in split:
+        if args.steps > 0 and count < seq + 1:
+            raise CommandError(f"the {name} split of {args.corpus} has {count} characters; it needs at least seq+1 = "
+                               f"{seq + 1}: lower {lower_seq} or use more text")
+    needed = memory.training_bytes(start.cell, vocab_size, config["embed"], config["hidden"], config["layers"], seq,
+                                   local_batch, config.get("dropout", 0.0))
+    memory.check(needed, f"training with seq {seq} and batch {local_batch} per process ({start.cell}, H "
+                 f"{config['hidden']}, L {config['layers']}, V {vocab_size})",
+                 "lower the checkpoint's seq or batch in charlm" if args.init_from else "lower --seq or --batch")
 
 
 def train(args):
@@ -138,11 +153,13 @@ def train(args):
     start = continued_start(args, rank) if args.init_from else fresh_start(args)
     config, settings = start.config, start.settings
     if args.save and os.path.isdir(args.save):
-        raise SystemExit(f"--save '{args.save}' is a directory: name a file")
+        raise CommandError(f"--save '{args.save}' is a directory: name a file")
+    if args.save:
+        writer()  # a missing safetensors is said now, not after the run
     vocab, ids = load_corpus(args.corpus, config.get("lowercase", False), config.get("ascii", False))
     if start.vocab is not None and start.vocab != vocab:
-        raise SystemExit(f"{args.corpus} does not have the characters of {args.init_from}: "
-                         "use the text it was trained on")
+        raise CommandError(f"{args.corpus} does not have the characters of {args.init_from}: "
+                           "use the text it was trained on")
     config["vocab_size"] = len(vocab)
     split = int(len(ids) * (1.0 - settings["val_fraction"]))
     train_ids, val_ids = ids[:split], ids[split:]
@@ -150,9 +167,10 @@ def train(args):
     if batch % world:
         where = (f"the checkpoint's batch ({args.init_from}; `set batch` in charlm and save again)" if args.init_from
                  else "--batch")
-        raise SystemExit(f"the batch {batch} does not split evenly between {world} processes: change {where} "
-                         "or --nproc_per_node")
+        raise CommandError(f"the batch {batch} does not split evenly between {world} processes: change {where} "
+                           "or --nproc_per_node")
     local_batch = batch // world
+    check_room(args, start, len(vocab), (("training", len(train_ids)), ("validation", len(val_ids))), local_batch)
 
     torch.manual_seed(args.seed)  # the same initial model in every process
     model = CharRNN(len(vocab), config["embed"], config["hidden"], config["layers"], config.get("dropout", 0.0),
