@@ -318,3 +318,18 @@ func narrowingTheTerminalDuringTrainLeavesNoFragmentOfTheLiveLine() throws {
     #expect(terminal.waitFor("interrupted: `train` stopped"))
 }
 
+
+@Test(.enabled(if: tmuxAvailable && FileManager.default.isExecutableFile(atPath: "/usr/bin/less"),
+               "tmux or less is not installed: the real pager cannot be tried"))
+func theRealPagerShowsTallOutputAndGivesThePromptBack() throws {
+    // less reads keys from the terminal: it runs only in the terminal's foreground process group (a pager started in
+    // a group of its own was stopped by the kernel, and charlm waited for it forever).
+    let terminal = try TerminalSession(width: 80, height: 24, folder: try temporaryFolder(), environment: "PAGER='less -FRX'")
+    defer { terminal.end() }
+    #expect(terminal.waitFor("charlm>"))
+    try terminal.send("help", "Enter")
+    #expect(terminal.waitUntil { _ in terminal.screen().contains { $0.hasPrefix("commands (`help COMMAND`") } })
+    try terminal.send("q")
+    try terminal.send("echo back at the prompt", "Enter")
+    #expect(terminal.waitFor("back at the prompt"))
+}

@@ -135,3 +135,15 @@ private func backticked(_ text: String) -> [String] {
     try runner.execute("compare add; compare")
     #expect(session.baselines.rows.first { !$0.isNGram }?.steps == best.step)
 }
+
+@Test func theMetricsLogIsNeverOverwrittenByACheckpoint() throws {
+    let folder = try temporaryFolder()
+    let log = folder.appendingPathComponent("l.csv").path
+    let (_, runner, _) = try makeShell(running: ["set hidden 8", "set seq 20", "set batch 4", "load \(fixture("tiny.txt"))"])
+    // The same file named two ways is one file.
+    try runner.execute("set log \(folder.path)/./l.csv")
+    #expect("\(try #require(thrownError(runner, "set keepbest \(log)")))".contains("keepbest and log name the same file"))
+    // autosave onto the log is refused before a step is trained.
+    try runner.execute("save \(log).safetensors; set log \(log).safetensors; set autosave 1h")
+    #expect("\(try #require(thrownError(runner, "train 2 steps")))".contains("which is the metrics log"))
+}

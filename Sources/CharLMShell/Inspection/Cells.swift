@@ -94,7 +94,7 @@ extension Inspector {
 
     /// `cells top "TEXT" [LAYER]`: the cells whose activation changes most over the text (largest max - min).
     public func cellsTopReport(text: String, layer: Int, count: Int = 10) throws -> String {
-        let model = try recurrentModel(for: "cells")
+        _ = try recurrentModel(for: "cells")  // refused here for a model without cells
         let (_, values) = try cellActivations(text: text, layer: layer)
         let H = values[0].count
         let ranked = rankCells(values)

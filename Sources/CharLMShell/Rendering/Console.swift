@@ -147,19 +147,15 @@ public final class StandardConsole: Console {
         }
         guard lines >= rows else { return false }
         let command = ProcessInfo.processInfo.environment["PAGER"].flatMap { $0.isEmpty ? nil : $0 } ?? "less -FRX"
-        let pager = Process()
-        pager.executableURL = URL(fileURLWithPath: "/bin/sh")
-        pager.arguments = ["-c", command]
-        let input = Pipe()
-        pager.standardInput = input
-        do { try pager.run() } catch { return false }
+        // popen runs it through /bin/sh in charlm's own process group, the terminal's foreground group: a pager started
+        // in a group of its own (Foundation's Process) is stopped by the kernel the moment it reads the terminal.
         // A pager that quits before reading everything (q in less) closes the pipe: the rest is dropped, quietly
         // (SIGPIPE, which would end charlm, is ignored while the pager runs).
         let previous = signal(SIGPIPE, SIG_IGN)
         defer { signal(SIGPIPE, previous) }
-        _ = writeToDescriptor(input.fileHandleForWriting.fileDescriptor, text)
-        try? input.fileHandleForWriting.close()
-        pager.waitUntilExit()
+        guard let pipe = popen(command, "w") else { return false }
+        _ = writeToDescriptor(fileno(pipe), text)
+        pclose(pipe)
         return true
     }
 

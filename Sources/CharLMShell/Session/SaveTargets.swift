@@ -47,6 +47,20 @@ struct SaveTargets {
         return path
     }
 
+    /// What two paths of one file have in common: links followed, then made absolute and standardised, so
+    /// `./l.csv` and `l.csv` are one file.
+    static func sameFileKey(_ path: String) -> String {
+        URL(fileURLWithPath: resolvedSaveTarget(expandingTilde(path))).standardizedFileURL.path
+    }
+
+    /// Throws when autosave would write over the metrics log (`log` names the file autosave writes).
+    func checkAutosave(_ autosave: String, log: String?) throws {
+        if let log, Self.sameFileKey(log) == Self.sameFileKey(autosave) {
+            throw ShellError.badArgument("autosave writes the whole session to '\(autosave)', which is the metrics log (`log`): "
+                                         + "`set log` to another name, or `save PATH` once to choose where autosave writes")
+        }
+    }
+
     /// Throws when the folder `path` names is not there (or is not a folder), naming the setting.
     func checkFolder(of path: String, for setting: String) throws {
         let folder = (expandingTilde(path) as NSString).deletingLastPathComponent
@@ -61,11 +75,11 @@ struct SaveTargets {
     /// session did not write (a text, a loaded checkpoint), nor the metrics log or the file autosave writes.
     func keepbestPath(_ requested: String, autosave: String?, log: String?) throws -> String {
         let path = expandingTilde(requested)
-        let target = resolvedSaveTarget(path)
-        if let log, resolvedSaveTarget(log) == target {
+        let target = Self.sameFileKey(path)
+        if let log, Self.sameFileKey(log) == target {
             throw ShellError.badArgument("keepbest and log name the same file, '\(path)': `set keepbest` to another name")
         }
-        if let autosave, resolvedSaveTarget(autosave) == target {
+        if let autosave, Self.sameFileKey(autosave) == target {
             throw ShellError.badArgument("keepbest names '\(path)', where autosave writes the whole session: `set keepbest` to another name")
         }
         if FileManager.default.fileExists(atPath: path) && !writtenPaths.contains(path) {

@@ -51,6 +51,7 @@ extension Session {
                                   secondsBefore: trainingSeconds)
         // What to write while training, checked before the first step: nothing is trained when a file is wrong.
         let autosavePath = try settings.autosave.map { _ in try saves.autosavePath() }
+        if let autosavePath { try saves.checkAutosave(autosavePath, log: settings.log) }
         let keepbestPath = try settings.keepbest.map {
             try saves.keepbestPath($0, autosave: autosavePath, log: settings.log.map(expandingTilde))
         }
