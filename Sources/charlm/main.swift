@@ -48,7 +48,7 @@ struct CharLMCommand: ParsableCommand {
         console.pagingEnabled = { [unowned session] in session.settings.pager }
         if isTerminal(.input) && isTerminal(.error) {
             session.waitForEnter = { _ = readLineUnbuffered() }
-            session.whileRunningLong = { try withoutTerminalEcho($0) }
+            session.whileRunningLong = { keep, body in try withoutTerminalEcho(keepTypedKeys: keep, body) }
         }
 
         var status: Runner.Status = .success

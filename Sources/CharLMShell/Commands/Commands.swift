@@ -63,7 +63,7 @@ public enum Commands {
                 built-in dataset (\(Downloads.builtIn.keys.sorted().joined(separator: ", "))), downloaded once into \
                 $CHARLM_CACHE (default ~/.cache/charlm) and checked against its sha256; a URL downloads any http(s) \
                 text the same way.
-                Example: load input.txt
+                Example: load tinyshakespeare
                 """,
                 complete: { _, previous, prefix in
                     previous.isEmpty ? Downloads.builtIn.keys.sorted().filter { $0.hasPrefix(prefix) } + completePath(prefix) : []
@@ -172,7 +172,7 @@ public enum Commands {
                 closely (position in the line, inside quotes, inside brackets, inside a word, a newline, a capital), \
                 with its correlation. --html FILE: a page with every cell of the layer, one line each, values on \
                 hover. TEXT may be @FILE.
-                Example: cells find @input.txt
+                Example: cells find "First Citizen:\\nBefore we proceed any further, hear me speak."
                 """,
                 complete: { _, previous, prefix in
                     if previous.isEmpty { return ["top", "find"].filter { $0.hasPrefix(prefix) } }

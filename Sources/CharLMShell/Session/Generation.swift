@@ -43,7 +43,8 @@ extension Session {
         var generated = 0
         var randomness = sampleGenerator
         defer { sampleGenerator = randomness }
-        try whileRunningLong {
+        // Keys typed meanwhile are not echoed into the text, and run afterwards (a pasted session keeps its lines).
+        try whileRunningLong(true) {
             try generator.stream(
                 prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &randomness,
                 cancellation: cancellation

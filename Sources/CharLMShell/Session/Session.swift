@@ -24,7 +24,7 @@ public final class Session {
     public var waitForEnter: (() -> Void)?
     /// Runs work that writes as it goes (a training run's steps, generated text); at a terminal the executable turns
     /// key echo off meanwhile (`withoutTerminalEcho`), so neither typed keys nor a `^C` land inside that output.
-    public var whileRunningLong: (() throws -> Void) throws -> Void = { try $0() }
+    public var whileRunningLong: (_ keepTypedKeys: Bool, () throws -> Void) throws -> Void = { try $1() }
     /// Whether the model came from a file that holds no training history (a PyTorch export, say).
     public private(set) var trainedElsewhere = false
     /// Where `load NAME` and `load URL` keep downloads.
@@ -275,6 +275,7 @@ public final class Session {
         watch = RunWatch()
         foundUnits = [:]
         restoredFrom = nil
+        lastTrainingRate = nil  // `compare` shows the speed of this model's own training only
     }
 
     // MARK: Inspection

@@ -76,7 +76,7 @@ extension Session {
         }
         var outcome = TrainingOutcome.completed
         // At a terminal, keys typed meanwhile are neither echoed into the live line nor run afterwards.
-        try whileRunningLong {
+        try whileRunningLong(false) {
             outcome = try run.run(interrupted: interruptRequested, cancellation: cancellation) { event in
                 switch event {
                 case .stepped(let snapshot):

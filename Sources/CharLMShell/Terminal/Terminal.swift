@@ -25,16 +25,16 @@ public func isTerminal(_ stream: StandardStream) -> Bool { isatty(stream.rawValu
 
 /// Runs `body` with the terminal on standard input not echoing keys, then discards what was typed meanwhile and
 /// restores the terminal: during `train`, a key pressed would be drawn into the live progress line, and an Enter
-/// would run commands (or pass a tour's pauses) the moment training ends. Ctrl-C still interrupts. Without a
-/// terminal on standard input, just runs `body`.
-public func withoutTerminalEcho(_ body: () throws -> Void) throws {
+/// would run commands (or pass a tour's pauses) the moment training ends. With `keepTypedKeys` (`gen`), what was
+/// typed is kept and read afterwards. Ctrl-C still interrupts. Without a terminal on standard input, just runs `body`.
+public func withoutTerminalEcho(keepTypedKeys: Bool = false, _ body: () throws -> Void) throws {
     var original = termios()
     guard isatty(0) == 1, tcgetattr(0, &original) == 0 else { return try body() }
     var quiet = original
     quiet.c_lflag &= ~tcflag_t(ECHO)
     tcsetattr(0, TCSANOW, &quiet)
     defer {
-        tcflush(0, TCIFLUSH)
+        if !keepTypedKeys { tcflush(0, TCIFLUSH) }
         tcsetattr(0, TCSANOW, &original)
     }
     try body()
