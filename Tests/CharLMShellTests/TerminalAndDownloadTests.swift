@@ -156,7 +156,8 @@ func theShellFitsANarrowTerminal(width: Int) throws {
     let letters = Array("abcdefghijklmnopqrstuvwxyz     \n")
     try String((0..<1_000_000).map { _ in letters[generator.nextIndex(below: letters.count)] })
         .write(to: folder.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
-    let terminal = try TerminalSession(width: width, height: 24, folder: folder)
+    // `help` and `show` are taller than the screen: a pager that writes everything keeps them in the transcript.
+    let terminal = try TerminalSession(width: width, height: 24, folder: folder, environment: "PAGER=cat")
     defer { terminal.end() }
     #expect(terminal.waitFor("charlm>"), "no prompt: \(terminal.transcript())")
     try terminal.send("set hidden 64; set seq 50; set batch 16; set eval 100; set val 0.5; load big.txt", "Enter")
