@@ -155,7 +155,9 @@ public final class StandardConsole: Console {
         defer { signal(SIGPIPE, previous) }
         guard let pipe = popen(command, "w") else { return false }
         _ = writeToDescriptor(fileno(pipe), text)
-        pclose(pipe)
+        // A pager that is not there (the shell's 127: no less on this machine) showed nothing: the caller writes it.
+        let status = pclose(pipe)
+        if status != -1 && (status >> 8) & 0xFF == 127 { return false }
         return true
     }
 
