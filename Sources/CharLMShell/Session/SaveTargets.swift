@@ -63,7 +63,9 @@ struct SaveTargets {
 
     /// Throws when the folder `path` names is not there (or is not a folder), naming the setting.
     func checkFolder(of path: String, for setting: String) throws {
-        let folder = (expandingTilde(path) as NSString).deletingLastPathComponent
+        // Up to the last slash, by hand: Foundation's deletingLastPathComponent traps on ".".
+        let full = expandingTilde(path)
+        let folder = full.lastIndex(of: "/").map { $0 == full.startIndex ? "/" : String(full[..<$0]) } ?? ""
         var isFolder: ObjCBool = false
         guard folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) else {
             throw ShellError.badArgument("\(setting) names '\(path)', in a folder that does not exist ('\(folder)'): create it, "
