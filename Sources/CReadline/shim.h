@@ -29,14 +29,21 @@ static inline void charlm_readline_completion_done(int append_character) {
     rl_completion_append_character = append_character;
 }
 
-// Ctrl-C. The handler only sets a flag (async-signal-safe); the session polls it between training steps and
-// generated characters. While readline waits for a key, the interrupted read calls the event hook, which empties
-// the line and draws a fresh prompt (readline keeps reading, so no typed-ahead key is lost).
+// Ctrl-C, SIGTERM and SIGHUP. The handlers only set flags (async-signal-safe); the session polls them between
+// training steps and generated characters. While readline waits for a key, `charlm_getc` reads it: a read
+// interrupted by Ctrl-C empties the line and draws a fresh prompt (readline keeps reading, so no typed-ahead key is
+// lost); one interrupted by SIGTERM or SIGHUP empties the line and reports end of input, so readline returns NULL
+// and the session ends (readline's own getc would retry the read and wait for the next key).
+//
+// The flags are `static`: one copy in each compiled file that calls these functions. Only
+// Sources/charlm/ReadlineLineSource.swift does, so there is one copy; keep it that way.
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t charlm_interrupt_flag = 0;
-// SIGTERM and SIGHUP (a `kill`, a closed terminal): the long work stops as for Ctrl-C (the step finishes, autosave
+// SIGTERM or SIGHUP (a `kill`, a closed terminal): the long work stops as for Ctrl-C (the step finishes, autosave
 // runs), then charlm leaves with 128 + the signal's number. Its number, once one came.
 static volatile sig_atomic_t charlm_termination_signal = 0;
 
@@ -49,19 +56,25 @@ static void charlm_termination_handler(int signal_number) {
     charlm_termination_signal = signal_number;
 }
 
-static inline int charlm_readline_signal_hook(void) {
-    if (charlm_termination_signal) {
-        rl_done = 1;  // readline returns; the line source then ends the session
-        return 0;
+/// Readline's key reader: one byte from `stream`, or EOF at its end, on a read error, or once SIGTERM or SIGHUP came.
+static inline int charlm_getc(FILE *stream) {
+    for (;;) {
+        if (charlm_termination_signal) {
+            rl_replace_line("", 0);  // a half-typed line is not run
+            return EOF;
+        }
+        unsigned char byte;
+        ssize_t count = read(fileno(stream), &byte, 1);
+        if (count == 1) return byte;
+        if (count == 0 || errno != EINTR) return EOF;
+        if (charlm_interrupt_flag && !charlm_termination_signal) {
+            charlm_interrupt_flag = 0;
+            rl_replace_line("", 0);
+            fputs("^C\n", rl_outstream ? rl_outstream : stdout);
+            rl_on_new_line();
+            rl_redisplay();
+        }
     }
-    if (charlm_interrupt_flag) {
-        charlm_interrupt_flag = 0;
-        rl_replace_line("", 0);
-        fputs("^C\n", rl_outstream ? rl_outstream : stdout);
-        rl_on_new_line();
-        rl_redisplay();
-    }
-    return 0;
 }
 
 static inline void charlm_install_interrupt_handler(void) {
@@ -69,22 +82,24 @@ static inline void charlm_install_interrupt_handler(void) {
     memset(&action, 0, sizeof action);
     action.sa_handler = charlm_sigint_handler;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = 0;  // no SA_RESTART: a blocked read returns so readline can call the hook
+    action.sa_flags = 0;  // no SA_RESTART: a blocked read returns so charlm_getc can act
     sigaction(SIGINT, &action, NULL);
     action.sa_handler = charlm_termination_handler;
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGHUP, &action, NULL);
     // A file past `ulimit -f` makes write() fail with EFBIG, reported like a full disk, instead of killing us.
     signal(SIGXFSZ, SIG_IGN);
-    // A parent may have started us with SIGINT blocked; Ctrl-C must reach the handler.
-    sigset_t interrupt_only;
-    sigemptyset(&interrupt_only);
-    sigaddset(&interrupt_only, SIGINT);
-    sigaddset(&interrupt_only, SIGTERM);
-    sigaddset(&interrupt_only, SIGHUP);
-    sigprocmask(SIG_UNBLOCK, &interrupt_only, NULL);
+    // A closed pipe makes write() fail with EPIPE, reported as a failed write, instead of killing us.
+    signal(SIGPIPE, SIG_IGN);
+    // A parent may have started us with these signals blocked; they must reach the handlers.
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &handled, NULL);
     rl_catch_signals = 0;
-    rl_signal_event_hook = charlm_readline_signal_hook;
+    rl_getc_function = charlm_getc;
 }
 
 // A termination stays pending: clearing Ctrl-C does not clear it, so every long command after it stops at once.

@@ -42,7 +42,15 @@ final class ReadlineLineSource: LineSource {
         }
         using_history()
         stifle_history(1000)
-        read_history(historyPath)
+        if historyIsPlainFile { read_history(historyPath) }
+    }
+
+    /// The history file is read and written only when it is a regular file or not there yet: a FIFO, a device or a
+    /// directory named by CHARLM_HISTORY would block or fail (readline opens it without asking what it is).
+    private var historyIsPlainFile: Bool {
+        var status = stat()
+        guard stat(historyPath, &status) == 0 else { return errno == ENOENT }
+        return (status.st_mode & S_IFMT) == S_IFREG
     }
 
     func nextLine(prompt: String) -> String? {
@@ -64,7 +72,7 @@ final class ReadlineLineSource: LineSource {
     }
 
     func saveHistory() {
-        write_history(historyPath)
+        if historyIsPlainFile { write_history(historyPath) }
     }
 
     /// The history list, oldest first: this session's lines and those kept from earlier ones.

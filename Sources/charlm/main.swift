@@ -123,8 +123,13 @@ struct CharLMCommand: ParsableCommand {
 /// Lines from stdin without a prompt (batch mode).
 final class StandardInputLineSource: LineSource {
     private let lines = StandardInputLines()
-    /// A Ctrl-C while waiting for the next line ends the wait; the runner then stops with status 130.
-    func nextLine(prompt: String) -> String? { lines.next(interrupted: { Interrupts.pending }) }
+    /// A Ctrl-C while waiting for the next line ends the wait; the runner then stops with status 130 (or, with -i,
+    /// goes on with the next line). SIGTERM or SIGHUP ends the input.
+    func nextLine(prompt: String) -> String? {
+        guard Interrupts.terminationSignal == nil else { return nil }
+        let line = lines.next(interrupted: { Interrupts.pending })
+        return Interrupts.terminationSignal == nil ? line : nil
+    }
 }
 
 // Bad usage exits with 2 (ArgumentParser's own default is 64); help and version exit 0.

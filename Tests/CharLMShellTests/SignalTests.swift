@@ -37,3 +37,35 @@ func aTerminationDuringTrainingAutosavesAndLeavesWithItsCode(signal: Int32, name
     #expect(program.stderr.contains("error: ") && program.stderr.contains("big.safetensors"), "\(program.stderr)")
     #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("big.safetensors").path))
 }
+
+/// `-i` reading commands from a pipe: Ctrl-C drops the half-read line (it is never run, and never run again at the
+/// next signal), and SIGTERM ends it with 143.
+@Test func signalsWhileReadingCommandsFromAPipe() throws {
+    let input = Pipe()
+    let program = try RunningProgram(["-i"], input: input)
+    input.fileHandleForWriting.write(Data("echo one\nech".utf8))
+    #expect(waitUntil { program.stdout.contains("one") && isBlockedReadingStandardInput(program.pid) }, "\(program.stderr)")
+    for _ in 0..<2 {
+        kill(program.pid, SIGINT)
+        #expect(waitUntil { isBlockedReadingStandardInput(program.pid) || !program.process.isRunning })
+    }
+    input.fileHandleForWriting.write(Data("o two\n".utf8))
+    #expect(waitUntil { program.stderr.contains("'o'") || program.stdout.contains("two") })
+    kill(program.pid, SIGTERM)
+    #expect(program.waitForExit(), "still running after SIGTERM")
+    #expect(program.process.terminationStatus == 143, "\(program.stderr)")
+    #expect(!program.stderr.contains("'ech'"), "the half-read line ran: \(program.stderr)")
+    #expect(program.stderr.contains("charlm: stopped by SIGTERM"), "\(program.stderr)")
+}
+
+/// Output into a pipe whose reader has gone (`charlm ... | head -c 10`) is a failed write, said once, exit 1: not
+/// death by SIGPIPE.
+@Test func aClosedOutputPipeIsAFailedWriteNotADeath() throws {
+    let helps = Array(repeating: "-c help", count: 40).joined(separator: " ")
+    let script = "\"\(charlmBinary)\" \(helps) | head -c 10 > /dev/null; echo \"status ${PIPESTATUS[0]}\" >&2"
+    let program = try RunningProgram(["-c", script], program: "/bin/bash")
+    #expect(program.waitForExit())
+    #expect(program.stderr.contains("status 1"), "\(program.stderr)")
+    let said = program.stderr.components(separatedBy: "cannot write to standard output (Broken pipe)").count - 1
+    #expect(said == 1, "\(program.stderr)")
+}

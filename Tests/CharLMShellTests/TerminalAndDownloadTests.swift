@@ -334,3 +334,28 @@ func theRealPagerShowsTallOutputAndGivesThePromptBack() throws {
     try terminal.send("echo back at the prompt", "Enter")
     #expect(terminal.waitFor("back at the prompt"))
 }
+
+/// SIGTERM (a `kill`, as SIGHUP from a closed terminal) while charlm waits at the prompt ends it at once with 143,
+/// and a half-typed line is not run; a history file that is not a regular file (here a FIFO, which would block
+/// readline's read) is left alone.
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func aTerminationAtThePromptEndsTheSessionWithoutRunningTheTypedLine() throws {
+    let folder = try temporaryFolder()
+    try FileManager.default.copyItem(atPath: fixture("tiny.txt"), toPath: folder.appendingPathComponent("tiny.txt").path)
+    let fifo = folder.appendingPathComponent("fifo-history").path
+    #expect(mkfifo(fifo, 0o600) == 0)
+    let status = folder.appendingPathComponent("status").path
+    let terminal = try TerminalSession(width: 80, height: 24, folder: folder,
+                                       arguments: "-i -c 'set hidden 8' -c 'load tiny.txt'; echo $? > \(status)",
+                                       environment: "CHARLM_HISTORY=\(fifo)")
+    defer { terminal.end() }
+    #expect(terminal.waitFor("charlm>"), "no prompt (a FIFO history blocks?): \(terminal.transcript())")
+    try terminal.send("save typed.safetensors")
+    #expect(terminal.waitFor("charlm> save typed.safetensors"))
+    let pid = try #require(terminal.charlmProcess(), "no charlm in the terminal: \(terminal.transcript())")
+    kill(pid, SIGTERM)
+    let exited = waitUntil { (try? String(contentsOfFile: status, encoding: .utf8)) != nil }
+    #expect(exited, "SIGTERM at the prompt did not end charlm: \(terminal.transcript())")
+    #expect((try? String(contentsOfFile: status, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "143")
+    #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("typed.safetensors").path))
+}

@@ -100,6 +100,12 @@ private func backticked(_ text: String) -> [String] {
     #expect(!console.stderr.contains("error:") && session.step == 2)
     _ = runner.run(ArrayLineSource(["reset"]), name: nil)
     #expect(session.step == 0)
+    // The note belongs to a model, not to a step count: a new model trained to the same step is guarded again, and
+    // a note given for `reset` does not let leaving (here the end of the lines, as Ctrl-D) go unasked.
+    console.clear()
+    _ = runner.run(ArrayLineSource(["train 2 steps", "reset"]), name: nil)
+    #expect(unwrapped(console.stderr).contains("`reset` again to discard them") && session.step == 2)
+    #expect(unwrapped(console.stderr).contains("quit again to leave without saving"))
 }
 
 @Test func promptsAndFilesFromTheSmallerHostileInputsAreRefusedAlike() throws {

@@ -47,3 +47,22 @@ private let inputs: [Float] = (-6400...6400).map { Float($0) / 64 } + [1e-8, -1e
     // Odd symmetry is exact: tanh takes the sign of its argument.
     #expect(zip(inputs, tanhs).allSatisfy { x, y in x == 0 || (x < 0) == (y < 0) || y == 0 })
 }
+
+/// A model whose scores hold a NaN or an infinity has no finite loss: the cross-entropy says NaN (so `eval` and
+/// validation refuse it) instead of skipping the bad score, as `max` alone would. Finite scores match the formula.
+@Test func crossEntropyOfNonFiniteScoresIsNaN() {
+    let V = 19
+    var targets: [Int32] = [3]
+    for bad in [Float.nan, .infinity, -.infinity] {
+        for position in [0, 3, V - 1] {
+            var logits = (0..<V).map { Float($0) * 0.1 }
+            logits[position] = bad
+            let loss = softmaxCrossEntropy(logits: &logits, targets: &targets, rows: 1, classes: V, gradient: false)
+            #expect(loss.isNaN, "score \(bad) at \(position) gave loss \(loss)")
+        }
+    }
+    var logits = (0..<V).map { Float($0) * 0.1 }
+    let expected = log((0..<V).map { exp(Double($0) * 0.1) }.reduce(0, +)) - 0.3
+    let loss = softmaxCrossEntropy(logits: &logits, targets: &targets, rows: 1, classes: V, gradient: false)
+    #expect(abs(loss - expected) < 1e-5, "\(loss) against \(expected)")
+}

@@ -21,8 +21,17 @@ func softmaxCrossEntropy(
         let row = logits + r * V
         let target = Int(targets[r])
         let targetLogit = row[target]
-        var maximum = -Float.infinity
-        for v in 0..<V { maximum = max(maximum, row[v]) }
+        // A NaN or infinite logit makes the row's loss NaN (0 * x is NaN exactly then); `max` alone would skip a NaN
+        // and report a finite loss for a broken model.
+        var maximum = -Float.infinity, nonFinite: Float = 0
+        for v in 0..<V {
+            maximum = max(maximum, row[v])
+            nonFinite += 0 * row[v]
+        }
+        if nonFinite.isNaN {
+            total = .nan
+            continue
+        }
         // exp(x_v - max), 16 classes at a time, and their sum; kept in the row when the gradient is wanted.
         let shift = Lanes(repeating: maximum)
         var sums = Lanes()

@@ -39,9 +39,6 @@ public final class Runner {
     public var historyProvider: (() -> [String])?
     /// Called after each line has run (the executable writes readline's history, so a killed session keeps it).
     public var afterEachLine: () -> Void = {}
-    /// The step at which the unsaved-work warning on leaving (`session.guardsUnsavedWork`) was last given: it is given
-    /// again for training done after it.
-    private var warnedAtStep: Int?
     /// Folders of the scripts being run, innermost last (relative paths in `source` resolve against the last).
     private var scriptFolders: [String] = []
     public static let maximumNesting = 8
@@ -63,12 +60,11 @@ public final class Runner {
         var lineNumber = 0
         /// At the prompt, leaving (quit, Ctrl-D) with training that was never saved is refused once, with a word.
         func mayLeave() -> Bool {
-            guard session.guardsUnsavedWork, session.unsavedSteps > 0, warnedAtStep != session.step else { return true }
-            warnedAtStep = session.step
-            quitRequested = false
-            session.console.note("note: \(grouped(session.unsavedSteps)) step\(session.unsavedSteps == 1 ? "" : "s") trained since the last save: "
-                                 + "`save` them, or quit again to leave without saving\n")
-            return false
+            guard session.confirmDiscardingUnsavedWork(again: "quit again to leave without saving") else {
+                quitRequested = false
+                return false
+            }
+            return true
         }
         while true {
             if quitRequested {

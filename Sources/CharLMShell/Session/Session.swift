@@ -203,7 +203,7 @@ public final class Session {
 
     private func loadCheckpoint(_ bytes: [UInt8], path: String) throws {
         let checkpoint = try Checkpoint.parse(bytes, path: path)
-        guard confirmDiscardingUnsavedWork("`load` it") else { return }
+        guard confirmDiscardingUnsavedWork(again: "`load` it again to discard them") else { return }
         let loadedModel = try checkpoint.architecture.makeModel(parameters: checkpoint.parameters)
         // Everything checked: now replace the session's model and settings.
         let (restored, settingNotes) = settings.restoring(checkpoint)
@@ -235,21 +235,26 @@ public final class Session {
     /// At a terminal (set by the executable), leaving, `reset` or loading a checkpoint over training that was never
     /// saved is refused once, with a note; doing it again goes ahead. Scripts and -c are not asked.
     public var guardsUnsavedWork = false
-    private var discardWarnedAtStep: Int?
+    /// For each action, the model and step its last unsaved-work note was given for: the note is given again for
+    /// another model or for training done after it, and a note for one action does not stand for another.
+    private var discardWarnedFor: [String: (model: ObjectIdentifier, step: Int)] = [:]
 
-    /// False, with a note, the first time `action` would discard unsaved training (see `guardsUnsavedWork`): the same
-    /// rule as leaving the prompt, said the same way.
-    private func confirmDiscardingUnsavedWork(_ action: String) -> Bool {
-        guard guardsUnsavedWork, unsavedSteps > 0, discardWarnedAtStep != step else { return true }
-        discardWarnedAtStep = step
+    /// False, with a note, the first time discarding this model's unsaved training would happen (see
+    /// `guardsUnsavedWork`); `again` says what to do to go ahead (e.g. "`reset` again to discard them"). Leaving
+    /// the prompt, `reset` and `load` share this one rule.
+    func confirmDiscardingUnsavedWork(again: String) -> Bool {
+        guard guardsUnsavedWork, unsavedSteps > 0, let model else { return true }
+        let current = (model: ObjectIdentifier(model), step: step)
+        if let warned = discardWarnedFor[again], warned == current { return true }
+        discardWarnedFor[again] = current
         console.note("note: \(grouped(unsavedSteps)) step\(unsavedSteps == 1 ? "" : "s") trained since the last save: `save` them, "
-                     + "or \(action) again to discard them\n")
+                     + "or \(again)\n")
         return false
     }
 
     /// A new model from the current settings on the current text's characters (or the model's, without text).
     public func reset() throws {
-        guard confirmDiscardingUnsavedWork("`reset`") else { return }
+        guard confirmDiscardingUnsavedWork(again: "`reset` again to discard them") else { return }
         guard let vocabulary = corpus?.vocabulary ?? vocabulary else { throw ShellError.needs(.textForAModel) }
         try makeFreshModel(vocabulary: vocabulary)
     }

@@ -51,8 +51,9 @@ public final class StandardInputLines {
     public init() {}
 
     /// The next line without its newline (a last line without one included); nil at the end of input. When a
-    /// signal interrupts the wait and `interrupted()` says it was Ctrl-C, returns what was read of the line so far,
-    /// so the caller sees the interrupt at once.
+    /// signal interrupts the wait and `interrupted()` says it was Ctrl-C, drops what was read of the line so far (as
+    /// Ctrl-C empties a line being typed at the prompt) and returns an empty line, so the caller sees the interrupt
+    /// at once and never runs half a command.
     public func next(interrupted: () -> Bool) -> String? {
         while true {
             if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -73,7 +74,10 @@ public final class StandardInputLines {
             if got > 0 {
                 buffer.append(contentsOf: block[0..<got])
             } else if got < 0 && errno == EINTR {
-                if interrupted() { return String(decoding: buffer[start...], as: UTF8.self) }
+                if interrupted() {
+                    start = buffer.count
+                    return ""
+                }
             } else {
                 ended = true  // end of input, or an error reading it: what was read is the last line
             }
