@@ -205,11 +205,16 @@ func theShellFitsANarrowTerminal(width: Int) throws {
 
 /// A python3 http.server on 127.0.0.1 serving `folder`, stopped when the returned closure is called.
 private func startServer(serving folder: URL) throws -> (port: Int, stop: () -> Void) {
+    try startServer { port in ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", folder.path] }
+}
+
+/// A python3 server on 127.0.0.1 started with `arguments(port)`; it must print "Serving HTTP" once it listens.
+private func startServer(_ arguments: (Int) -> [String]) throws -> (port: Int, stop: () -> Void) {
     var generator = SystemRandomNumberGenerator()
     let port = 20_000 + Int(generator.next() % 30_000)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-u", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", folder.path]
+    process.arguments = ["python3", "-u"] + arguments(port)
     let out = Pipe()
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice
@@ -358,4 +363,43 @@ func aTerminationAtThePromptEndsTheSessionWithoutRunningTheTypedLine() throws {
     #expect(exited, "SIGTERM at the prompt did not end charlm: \(terminal.transcript())")
     #expect((try? String(contentsOfFile: status, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "143")
     #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("typed.safetensors").path))
+}
+
+/// A download larger than `load` could take stops as it arrives, announced (Content-Length) or not (a body that
+/// runs until the connection closes), and nothing is cached.
+@Test func aDownloadLargerThanTheLimitIsStoppedAndNothingIsCached() throws {
+    let served = try temporaryFolder()
+    try String(repeating: "a", count: 5_000).write(to: served.appendingPathComponent("big.txt"), atomically: true, encoding: .utf8)
+    let announced = try startServer(serving: served)
+    defer { announced.stop() }
+    // HTTP/1.0 without Content-Length: the body ends when the connection closes.
+    let endless = try startServer { port in
+        ["-c", """
+        import http.server as h
+        class Endless(h.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200); self.end_headers()
+                try:
+                    while True: self.wfile.write(b"a" * 65536)
+                except OSError: pass
+        server = h.HTTPServer(("127.0.0.1", \(port)), Endless)
+        print("Serving HTTP", flush=True)
+        server.serve_forever()
+        """]
+    }
+    defer { endless.stop() }
+    let cache = try temporaryFolder()
+    var downloads = Downloads(cacheFolder: cache.path)
+    downloads.maximumBytes = 4_096
+    let (_, _, console) = makeShell()
+    for address in ["http://127.0.0.1:\(announced.port)/big.txt", "http://127.0.0.1:\(endless.port)/"] {
+        var message = "no error"
+        do { _ = try downloads.fetch(url: address, console: console) } catch { message = "\(error)" }
+        #expect(message.contains("the download of \(address) is over 4.1 KB"), "\(message)")
+        #expect(message.contains("nothing was saved"), "\(message)")
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).isEmpty)
+    // Under the limit it downloads.
+    downloads.maximumBytes = 5_000
+    #expect(try downloads.fetch(url: "http://127.0.0.1:\(announced.port)/big.txt", console: console).hasPrefix(cache.path))
 }

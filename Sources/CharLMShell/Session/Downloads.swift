@@ -20,6 +20,8 @@ public struct Downloads: Sendable {
     public var cacheFolder: String
     /// How long one download may take.
     public var timeout: TimeInterval = 60
+    /// The largest body a download may have: what `load` could read from a file (the session sets it).
+    public var maximumBytes = Int.max
 
     public init(cacheFolder: String? = nil) {
         let environment = ProcessInfo.processInfo.environment
@@ -89,46 +91,105 @@ public struct Downloads: Sendable {
         try writeFileAtomically(bytes, to: path)
     }
 
-    /// The body of a successful GET, or an error saying why there is none.
-    /// Ctrl-C (`cancellation`) stops a download that is under way.
+    /// The body of a successful GET, or an error saying why there is none. The body is taken as it arrives and
+    /// the download stops as soon as it passes `maximumBytes` (a server's Content-Length over it stops it before
+    /// anything is taken), so no answer can fill the memory. Ctrl-C (`cancellation`) stops a download under way.
     private func download(_ address: String, cancellation: Cancellation) throws -> [UInt8] {
         guard let url = URL(string: address) else { throw ShellError.download("'\(address)' is not a valid URL") }
-        final class Box: @unchecked Sendable {
-            var data: Data?
-            var status = 0
-            var failure: String?
-        }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
+        let receiver = BoundedReceiver(maximumBytes: maximumBytes)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
-        let session = URLSession(configuration: configuration)
-        let task = session.dataTask(with: url) { data, response, error in
-            box.data = data
-            box.status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            box.failure = error.map(describeNetworkError)
-            done.signal()
-        }
+        let session = URLSession(configuration: configuration, delegate: receiver, delegateQueue: nil)
+        let task = session.dataTask(with: url)
         task.resume()
         // Wait in tenths of a second, so Ctrl-C is heard.
         let deadline = Date().addingTimeInterval(timeout + 5)
-        while done.wait(timeout: .now() + 0.1) == .timedOut {
+        while receiver.done.wait(timeout: .now() + 0.1) == .timedOut {
             do {
                 try cancellation.check()
             } catch {
-                task.cancel()
                 session.invalidateAndCancel()
                 throw error
             }
             if Date() > deadline {
-                task.cancel()
+                session.invalidateAndCancel()
                 throw ShellError.download("could not download \(address): no answer within \(Int(timeout)) s")
             }
         }
         session.finishTasksAndInvalidate()
-        if let failure = box.failure { throw ShellError.download("could not download \(address): \(failure)") }
-        guard box.status == 200, let data = box.data else { throw ShellError.download("could not download \(address): the server answered HTTP \(box.status)") }
-        return [UInt8](data)
+        let outcome = receiver.outcome()
+        if let size = outcome.tooLarge {
+            throw ShellError.download("the download of \(address) is over \(formatBytes(maximumBytes)) (\(size)), more than this "
+                                      + "machine can load now; nothing was saved")
+        }
+        if let failure = outcome.failure { throw ShellError.download("could not download \(address): \(failure)") }
+        guard outcome.status == 200 else {
+            throw ShellError.download("could not download \(address): the server answered HTTP \(outcome.status)")
+        }
+        return outcome.body
+    }
+}
+
+/// Takes a download's body as it arrives, at most `maximumBytes` of it; URLSession calls it on its own queue.
+private final class BoundedReceiver: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let maximumBytes: Int
+    /// Signalled once the transfer has ended, however, or was stopped for its size (a cancelled task is not
+    /// always reported complete at once).
+    let done = DispatchSemaphore(value: 0)
+    private var finished = false
+    private let lock = NSLock()
+    private var body: [UInt8] = []
+    private var status = 0
+    private var failure: String?
+    /// What was known of the size when the download was stopped for it ("5 GB announced", "more than ...").
+    private var tooLarge: String?
+
+    init(maximumBytes: Int) { self.maximumBytes = maximumBytes }
+
+    func outcome() -> (body: [UInt8], status: Int, failure: String?, tooLarge: String?) {
+        lock.withLock { (body, status, failure, tooLarge) }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        let announced = response.expectedContentLength
+        lock.withLock {
+            status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            if announced > Int64(maximumBytes) { tooLarge = "\(formatBytes(Int(clamping: announced))) announced" }
+        }
+        completionHandler(announced > Int64(maximumBytes) ? .cancel : .allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        let over = lock.withLock { () -> Bool in
+            guard tooLarge == nil else { return true }
+            guard body.count + data.count <= maximumBytes else {
+                tooLarge = "more than that arrived"
+                body = []
+                return true
+            }
+            body.append(contentsOf: data)
+            return false
+        }
+        if over {
+            dataTask.cancel()
+            finish()
+        }
+    }
+
+    private func finish() {
+        let first = lock.withLock { () -> Bool in
+            defer { finished = true }
+            return !finished
+        }
+        if first { done.signal() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        lock.withLock {
+            if tooLarge == nil { failure = error.map(describeNetworkError) }
+        }
+        finish()
     }
 }
 

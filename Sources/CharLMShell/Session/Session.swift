@@ -157,9 +157,13 @@ public final class Session {
 
     /// Loads a text corpus or a checkpoint (told apart by content) from a path, a URL or a built-in name.
     public func load(_ source: String) throws {
+        // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit, a
+        // download as it arrives.
+        let maximumBytes = Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1))
+        var downloads = downloads
+        downloads.maximumBytes = maximumBytes
         let path = try downloads.localPath(for: expandingTilde(source), console: console, cancellation: cancellation)
-        // What is made from a file is a few times its size (MemoryModel.loadingBytes): refuse what cannot fit.
-        let bytes = try readFileBytes(at: path, maximumBytes: Int(MemoryBudget.usableBytes / MemoryModel.loadingBytes(fileSize: 1)),
+        let bytes = try readFileBytes(at: path, maximumBytes: maximumBytes,
                                       limit: "what this machine can load now (a text or checkpoint takes about 5 times its size)")
         try cancellation.check()
         if SafeTensorsFile.looksLikeSafeTensors(bytes) {
