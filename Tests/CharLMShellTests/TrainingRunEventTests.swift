@@ -142,3 +142,25 @@ private final class StopFlag: @unchecked Sendable {
     let narrow = progress.line(sparkline: true, width: 40)
     #expect(narrow.contains("validating 45%") && narrow.count <= 40, "\(narrow)")
 }
+
+/// keepbest that cannot be written: said once per run, and every later failure is quiet (the best is still kept in
+/// memory, so no "best not kept" either).
+@Test func aKeepbestThatKeepsFailingIsSaidOnce() throws {
+    let corpus = try Corpus.load(path: fixture("tiny.txt"), normalization: Settings().normalization)
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+    var generator = SeededGenerator(seed: 5)
+    let model = try RecurrentConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, hiddenSize: 32)
+        .makeModel(generator: &generator)
+    let trainer = try Trainer(model: model, dataset: dataset,
+                              settings: TrainingSettings(sequenceLength: 20, batch: 8, learningRate: 0.01), seed: 6)
+    let run = try TrainingRun(trainer: trainer, watch: RunWatch(), amount: .steps(40), evaluationInterval: 5)
+    struct DiskFull: Error {}
+    var attempts = 0
+    run.outputs.keepBest = { attempts += 1; throw DiskFull() }
+    var events: [TrainingEvent] = []
+    _ = try run.run(interrupted: { false }, cancellation: .never) { events.append($0) }
+    let failed = events.filter { if case .keepbestFailed = $0 { return true } else { return false } }.count
+    let notKept = events.filter { if case .bestNotKept = $0 { return true } else { return false } }.count
+    #expect(attempts >= 2, "the test needs two failed writes")
+    #expect(failed == 1 && notKept == 0, "\(events)")
+}

@@ -222,9 +222,10 @@ public final class TrainingRun {
                         do {
                             try keepBest()
                             saved = true
-                        } catch where !keepbestWarned {
+                        } catch {
+                            // Said once per run; a later failure to write it is not a failure to keep the best.
+                            if !keepbestWarned { report(.keepbestFailed(error)) }
                             keepbestWarned = true
-                            report(.keepbestFailed(error))
                         }
                     }
                 }
