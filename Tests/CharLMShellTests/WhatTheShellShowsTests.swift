@@ -64,6 +64,29 @@ private func backticked(_ text: String) -> [String] {
     #expect(shown == terminalSafe(piped) && shown.contains("<U+1B>[31m"))
     // Names a user typed come back in messages spelled out too.
     #expect(terminalSafe("no such file '\u{1B}[31mx'\n\tnext") == "no such file '<U+1B>[31mx'\n\tnext")
+
+    // Every report and piece of information at a terminal: a file name, an echoed word, a setting, the history,
+    // a decoded token, the vocabulary (C1 controls and U+2028 included), novelty's and cells' coloured text.
+    let folder = try temporaryFolder()
+    let hostileName = folder.appendingPathComponent("x\u{1B}[2Jy\u{85}z\u{2028}.txt").path
+    try "ab\u{1B}c\u{9B}d\u{2028}e ab\u{1B}c\u{9B}d\u{2028}e\n".write(toFile: hostileName, atomically: true, encoding: .utf8)
+    for terminal in [true, false] {
+        let (_, runner, console) = makeShell()
+        console.outputIsTerminal = terminal
+        runner.historyProvider = { ["echo \u{1B}]0;title\u{7}"] }
+        try runner.execute("set hidden 8; set seq 4; set batch 2; set val 0.5; set eval 0; set autosave off; set lowercase off; set ascii off")
+        try runner.execute("load \"\(hostileName)\"")
+        try runner.execute("echo \"\u{1B}[31mred\u{9B}\"; history; vocab; decode 2 3 4; set keepbest \"\(folder.path)/k\u{1B}[H.safetensors\"; show keepbest")
+        try runner.execute("novelty 20; cells \"a\u{1B}b\"; next \"\u{2028}\"; trace \"a\" 3")
+        let written = console.stdout + console.stderr
+        let raw = written.unicodeScalars.filter { actsOnATerminal($0) && $0 != "\n" && $0 != "\t" }
+        if terminal {
+            #expect(raw.isEmpty, "raw control characters reached the terminal: \(raw.map { String($0.value, radix: 16) })")
+            #expect(written.contains("<U+1B>[31mred<U+9B>") && written.contains("x<U+1B>[2Jy<U+85>z<U+2"), "\(written)")
+        } else {
+            #expect(console.stdout.contains("\u{1B}[31mred\u{9B}"), "a pipe gets the bytes as they are")
+        }
+    }
 }
 
 @Test func aWordLongerThanTheLineIsCutIntoWholeLines() {

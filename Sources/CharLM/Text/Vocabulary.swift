@@ -108,9 +108,20 @@ public func visible(_ scalar: Unicode.Scalar) -> String {
     case "\r": return "'\\r'"
     case "'": return "\"'\""  // an apostrophe between apostrophes reads as three
     default:
-        if scalar.value < 0x20 || scalar.value == 0x7F || scalar.properties.generalCategory == .format {
+        if actsOnATerminal(scalar) {
             return "'U+" + String(scalar.value, radix: 16, uppercase: true) + "'"
         }
         return "'" + String(Character(scalar)) + "'"
+    }
+}
+
+/// Whether `scalar` would act on a terminal rather than show as a character: C0 controls (newline and tab too),
+/// DEL, C1 controls, format characters (zero-width, direction marks) and the line and paragraph separators. Every
+/// place that shows a file's or a user's characters spells these out.
+public func actsOnATerminal(_ scalar: Unicode.Scalar) -> Bool {
+    if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) { return true }
+    switch scalar.properties.generalCategory {
+    case .format, .lineSeparator, .paragraphSeparator: return true
+    default: return false
     }
 }

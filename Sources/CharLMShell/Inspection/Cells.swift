@@ -84,7 +84,7 @@ extension Inspector {
         case .palette256, .trueColor:
             for (t, token) in tokens.enumerated() {
                 let character = vocabulary.character(token)
-                output += backgroundEscape(series[t], mode: color) + (character == "\n" ? "↵" : character) + resetEscape
+                output += backgroundEscape(series[t], mode: color) + (character == "\n" ? "↵" : terminalSafe(character)) + resetEscape
                 if character == "\n" { output += "\n" }
             }
             output += "\n"

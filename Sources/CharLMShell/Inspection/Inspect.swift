@@ -327,9 +327,14 @@ public struct Inspector {
         let result = try novelty(of: generated)
         let scalars = Array(result.text.unicodeScalars)
         let (start, length) = result.longestCopy
-        let before = String(String.UnicodeScalarView(scalars[..<start]))
-        let copied = String(String.UnicodeScalarView(scalars[start..<(start + length)]))
-        let after = String(String.UnicodeScalarView(scalars[(start + length)...]))
+        // Coloured at a terminal (written as given, `styledInfo`): the text's own control characters spelled out.
+        func safe(_ part: ArraySlice<Unicode.Scalar>) -> String {
+            let text = String(String.UnicodeScalarView(part))
+            return console.outputIsTerminal ? terminalSafe(text) : text
+        }
+        let before = safe(scalars[..<start])
+        let copied = safe(scalars[start..<(start + length)])
+        let after = safe(scalars[(start + length)...])
         var output = color == .none ? before + "[[" + copied + "]]" + after : before + highlightEscape + copied + resetEscape + after
         output += "\n---\n"
         func percent(_ part: Int, _ whole: Int) -> String { whole == 0 ? "-" : String(format: "%.1f%%", 100 * Double(part) / Double(whole)) }

@@ -108,7 +108,7 @@ func runCells(_ context: CommandContext, _ words: [Word]) throws {
         session.foundUnits[layer] = Dictionary(uniqueKeysWithValues: found.map { ($0.feature, $0.unit) })
         session.console.info(report)
     } else {
-        session.console.info(try inspector.cellsReport(text: text, layer: layer, cell: featureCell ?? (numbers.count > 1 ? numbers[1] : nil),
+        session.console.styledInfo(try inspector.cellsReport(text: text, layer: layer, cell: featureCell ?? (numbers.count > 1 ? numbers[1] : nil),
                                                        color: session.console.colorMode))
     }
 }
@@ -193,6 +193,6 @@ func runNovelty(_ context: CommandContext, _ words: [Word]) throws {
     try expectArguments(words, 0, 1, "novelty [N]")
     let count = try words.first.map { try positiveInteger($0.text, "novelty: N", maximum: 1_000_000) } ?? 500
     let session = context.session
-    session.console.info(try session.inspector().noveltyReport(
+    session.console.styledInfo(try session.inspector().noveltyReport(
         count: count, color: session.console.colorMode == .none ? .none : .palette256, generator: &session.sampleGenerator))
 }

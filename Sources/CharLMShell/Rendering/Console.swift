@@ -39,8 +39,14 @@ extension Console {
     /// Consoles that are no terminal page nothing.
     public func page(_ text: String) -> Bool { false }
     /// Information a user asked for (`show`, `model`, `eval`, `vocab`, ...): printed even with `-q`; at a terminal,
-    /// paged when taller than the screen (`page`).
+    /// paged when taller than the screen (`page`), with control characters (from a file, a name, a history line)
+    /// spelled out, so nothing in it reaches the terminal as a command.
     public func info(_ text: String) {
+        styledInfo(outputIsTerminal ? terminalSafe(text) : text)
+    }
+    /// `info` for a report that colours itself (`cells`, `novelty`): written as given, so the report must pass its
+    /// own text through `terminalSafe` at a terminal.
+    public func styledInfo(_ text: String) {
         if !page(text) { out(text) }
     }
     /// What an action did (`loaded ...`, `new model: ...`, `saved ...`, `wrote ...`), wrapped to the width:
@@ -62,7 +68,8 @@ extension Console {
     /// Information a user asked for, wrapped to the width (for prose: reports and help, never tables or generated
     /// text), with a hanging indent for each paragraph's later lines.
     public func infoWrapped(_ text: String, indent: Int = 2) {
-        info(wrap(text.hasSuffix("\n") ? String(text.dropLast()) : text, width: width - 1, indent: indent) + "\n")
+        let shown = outputIsTerminal ? terminalSafe(text) : text  // spelled out before it is wrapped
+        info(wrap(shown.hasSuffix("\n") ? String(shown.dropLast()) : shown, width: width - 1, indent: indent) + "\n")
     }
     /// Progress on stderr (validation lines, summaries, timings); silent with `-q`.
     public func progress(_ text: String) { if !quiet { err(text) } }

@@ -208,10 +208,7 @@ func formatPerplexity(_ value: Double) -> String {
 /// invisible format characters (bidi overrides among them) spelled `<U+1B>`, so nothing a model or a user supplied
 /// can move the cursor, recolour or rewrite the screen. Only for a terminal: a pipe gets the bytes as they are.
 func terminalSafe(_ text: String) -> String {
-    func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
-        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
-            || scalar.properties.generalCategory == .format
-    }
+    func isUnsafe(_ scalar: Unicode.Scalar) -> Bool { actsOnATerminal(scalar) && scalar != "\n" && scalar != "\t" }
     guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
     var safe = String.UnicodeScalarView()
     for scalar in text.unicodeScalars {

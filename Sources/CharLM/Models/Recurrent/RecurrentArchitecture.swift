@@ -126,8 +126,7 @@ extension RecurrentConfig: ModelArchitecture {
 
 /// `text` with control, C1 and format characters spelled U+XXXX, so that nothing in it reaches a terminal as one.
 func spelledVisibly(_ text: String) -> String {
-    text.unicodeScalars.map { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format
-        ? "U+" + String($0.value, radix: 16, uppercase: true) : String($0) }.joined()
+    text.unicodeScalars.map { actsOnATerminal($0) ? "U+" + String($0.value, radix: 16, uppercase: true) : String($0) }.joined()
 }
 
 extension RecurrentModel: TrainableLanguageModel {
