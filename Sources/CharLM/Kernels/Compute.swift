@@ -1,7 +1,7 @@
 // How charlm computes: the CPU class the kernels are chosen for, the threads that share the work and the kernel of
-// the packed product. A context is made by whoever owns a model's work (a shell session, a benchmark, a test) and passed down explicitly: workspace ->
-// model -> layers -> products. Nothing here is process-wide and mutable, so two sessions with different thread
-// counts in one process do not reconfigure each other.
+// the packed product. A context is made by whoever owns a model's work (a shell session, a benchmark, a test) and
+// passed down explicitly: workspace -> model -> layers -> products. Nothing here is process-wide and mutable, so two
+// sessions with different thread counts in one process do not reconfigure each other.
 
 import CPUFeatures
 import Foundation
@@ -15,7 +15,7 @@ import Foundation
 /// kernels (VectorMath.swift) keep the width the package was compiled for, and an AVX-512 CPU still has 32 vector
 /// registers where an AVX2 one has 16, so a register block that spills on AVX2 would not show it here.
 public enum CPUClass: String, Sendable, CaseIterable {
-    /// 512-bit vectors (AVX-512F): Intel Xeon since Skylake-SP, Intel client cores Ice Lake to Rocket Lake, AMD Zen 4/5.
+    /// 512-bit vectors (AVX-512F): Intel Xeon since Skylake-SP, Intel client cores Ice Lake to Rocket Lake, Zen 4/5.
     case avx512
     /// 256-bit vectors with FMA and no AVX-512: AMD Zen 1-3, Intel client cores from Haswell on (Alder Lake and later
     /// have AVX-512 disabled).

@@ -100,13 +100,30 @@ public enum Products {
 
     /// The measured table: which kernel computes each kind of large product on each CPU class, the faster of the two
     /// on the default model's shape of that kind (T*B = 6400 rows, H 256, 4H 1024; `scripts/bench` measures the same
-    /// three). Fixed here, never timed at run time, so a CPU class always computes the same way (and the same bits).
-    /// The figures behind it are in docs/benchmarks.md ("Which kernel computes each product").
+    /// three), OpenBLAS choosing its own kernels. Fixed here, never timed at run time, so a CPU class always computes
+    /// the same way (and the same bits). GFLOP/s on 2 cores, packed / BLAS (docs/benchmarks.md has the commands):
+    ///
+    ///   class   kind (m x n x k)                  packed / BLAS                                  choice
+    ///   avx512  forward (6400 x 1024 x 256)       191 / 140 (Zen 4)                              packed
+    ///   avx512  weight gradient (1024 x 256 x 6400) 159 / 185 (Zen 4)                            BLAS
+    ///   avx512  input gradient (6400 x 256 x 1024)  210 / 157 (Zen 4)                            packed
+    ///   avx2    forward          33 / 134 (Zen 3, path before); 113 / 110 (Zen 4 at 256 bits)   BLAS
+    ///   avx2    weight gradient  58 / 81 (Zen 3, path before); 118 / 119 (Zen 4 at 256 bits)    BLAS
+    ///   avx2    input gradient   91 / 74 (Zen 3, path before); 104 / 108 (Zen 4 at 256 bits)    packed
+    ///
+    /// On AVX2 the blocked path's avx2 kernel, forced to 256 bits on the Zen 4, ties OpenBLAS's Haswell kernels on the
+    /// forward and weight-gradient shapes and runs a little below on the input gradient, within this shared
+    /// machine's noise; the Zen 3 figures (issue 25) are of the path before it. So BLAS keeps the two kinds it beat
+    /// the packed kernel on by far on a real AVX2 CPU, and the input gradient, where the packed kernel won there,
+    /// stays packed. With OpenBLAS pinned to its Haswell kernels on an AVX-512 CPU (`OPENBLAS_CORETYPE`), the weight
+    /// gradient on BLAS runs about 7% slower than packed (143 / 153 on the Zen 4): the table assumes OpenBLAS's own
+    /// choice. Plain CPUs (no AVX2: old x86, ARM with NEON) were not measured: BLAS, which its library tunes for them.
     static func measuredChoice(_ role: ProductRole, cpu: CPUClass) -> ProductKernel {
         switch (cpu, role) {
-        case (.avx512, _): .packed
-        case (.avx2, _): .packed
-        // No measurement on a CPU of this class: BLAS, which a library tunes for it (OpenBLAS has NEON kernels).
+        case (.avx512, .forward), (.avx512, .inputGradient): .packed
+        case (.avx512, .weightGradient): .blas
+        case (.avx2, .inputGradient): .packed
+        case (.avx2, .forward), (.avx2, .weightGradient): .blas
         case (.plain, _): .blas
         }
     }
@@ -136,7 +153,8 @@ public enum Products {
         }
         let aMatrix = transA == .none ? StridedMatrix(a, rowStep: lda, depthStep: 1)
                                       : StridedMatrix(a, rowStep: 1, depthStep: lda)
-        let bPanels = PanelSource(b: b, ldb: ldb, transposed: transB == .transposed, columns: N, width: kernel.panelWidth)
+        let bPanels = PanelSource(b: b, ldb: ldb, transposed: transB == .transposed, columns: N,
+                                  width: kernel.panelWidth)
         if kernel == .avx2 {
             blockedGemm(aMatrix, bPanels, m: M, k: K, accumulate: accumulate, c: c, ldc: ldc, kernel: kernel,
                         scratch: scratch, team: team)
