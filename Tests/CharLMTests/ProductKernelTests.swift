@@ -204,28 +204,35 @@ private func measuredTableComputesEveryTransposeOnEveryClass(_ product: ProductC
     }
 }
 
-/// A training step's products, large enough to take the packed path (T*B * H * 4H above
-/// `Products.packedMinimumWork`), give the gradients the BLAS path gives, to float32 rounding. (The model tests check
-/// the default path's gradients against the naive model and finite differences.)
+/// The gradients of one forward, loss and backward pass of a model made from seed 5 on random tokens (seed 6), on
+/// `context`; the products are checked to be large enough to take the packed path (T*B * H * 4H above
+/// `Products.packedMinimumWork`).
+private func stepGradients(_ config: RecurrentConfig, length T: Int, batch B: Int,
+                           context: ComputeContext) throws -> [Float] {
+    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
+    var generator = SeededGenerator(seed: 5)
+    let model = try RecurrentModel(config: config, generator: &generator)
+    let workspace = model.makeWorkspace(length: T, batch: B, context: context)
+    var tokens = SeededGenerator(seed: 6)
+    for r in 0..<(T * B) {
+        workspace.inputs[r] = Int32(tokens.next() % UInt64(config.vocabularySize))
+        workspace.targets[r] = Int32(tokens.next() % UInt64(config.vocabularySize))
+    }
+    model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
+    _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
+    model.gradients.zero()
+    model.backward(length: T, batch: B, workspace: workspace)
+    return model.gradients.array
+}
+
+/// A training step's products on the packed path give the gradients the BLAS path gives, to float32 rounding. (The
+/// model tests check the default path's gradients against the naive model and finite differences.)
 @Test func modelGradientsAgreeWhicheverProductKernel() throws {
     let config = RecurrentConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 64, layerCount: 2)
-    let (T, B) = (9, 8)
-    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
     var results: [ProductKernel: [Float]] = [:]
     for products in ProductKernel.allCases {
-        var generator = SeededGenerator(seed: 5)
-        let model = try RecurrentModel(config: config, generator: &generator)
-        let workspace = model.makeWorkspace(length: T, batch: B, context: ComputeContext(threads: 2, products: products))
-        var tokens = SeededGenerator(seed: 6)
-        for r in 0..<(T * B) {
-            workspace.inputs[r] = Int32(tokens.next() % 11)
-            workspace.targets[r] = Int32(tokens.next() % 11)
-        }
-        model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
-        _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
-        model.gradients.zero()
-        model.backward(length: T, batch: B, workspace: workspace)
-        results[products] = model.gradients.array
+        results[products] = try stepGradients(config, length: 9, batch: 8,
+                                              context: ComputeContext(threads: 2, products: products))
     }
     let (packed, blas) = (results[.packed]!, results[.blas]!)
     var worst: Float = 0
@@ -237,24 +244,10 @@ private func measuredTableComputesEveryTransposeOnEveryClass(_ product: ProductC
 /// whatever CPU class the context computes as (each class its own time-loop kernel and large-product path).
 @Test func modelGradientsAreIdenticalOnEveryCPUClass() throws {
     let config = RecurrentConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 40, layerCount: 2)
-    let (T, B) = (9, 20)
-    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
     var results: [CPUClass: [Float]] = [:]
     for cpu in runnableClasses {
-        var generator = SeededGenerator(seed: 5)
-        let model = try RecurrentModel(config: config, generator: &generator)
-        let context = ComputeContext(threads: 2, products: .packed, cpu: cpu)
-        let workspace = model.makeWorkspace(length: T, batch: B, context: context)
-        var tokens = SeededGenerator(seed: 6)
-        for r in 0..<(T * B) {
-            workspace.inputs[r] = Int32(tokens.next() % 11)
-            workspace.targets[r] = Int32(tokens.next() % 11)
-        }
-        model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
-        _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
-        model.gradients.zero()
-        model.backward(length: T, batch: B, workspace: workspace)
-        results[cpu] = model.gradients.array
+        results[cpu] = try stepGradients(config, length: 9, batch: 20,
+                                         context: ComputeContext(threads: 2, products: .packed, cpu: cpu))
     }
     for cpu in runnableClasses { #expect(results[cpu] == results[CPUClass.detected], "\(cpu)") }
 }
