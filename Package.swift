@@ -28,7 +28,7 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // One question about the CPU (does it have 512-bit vectors?), which picks the time loop's product kernel.
+        // One question about the CPU (how wide are its vectors?), which picks the kernels (CPUClass, Compute.swift).
         .target(name: "CPUFeatures"),
         .target(
             name: "CharLM",

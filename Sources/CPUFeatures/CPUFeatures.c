@@ -1,14 +1,5 @@
 #include "CPUFeatures.h"
 
-int charlm_cpu_has_avx512(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
-
 int charlm_cpu_vector_bits(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();

@@ -62,7 +62,7 @@ struct Quality: ParsableCommand {
         let settings = TrainingSettings(
             sequenceLength: window.seq, batch: window.batch, learningRate: lr, clip: clip, warmupSteps: warmup,
             decaySteps: decay)
-        let context = compute.makeContext()
+        let context = try compute.makeContext()
 
         let loadStart = Date()
         let corpus = try Corpus.load(path: self.corpus.corpus, normalization: .raw)

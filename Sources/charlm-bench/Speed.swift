@@ -10,6 +10,7 @@
 //   charlm-bench train-profile [--embed E] [--hidden H] [--layers L] [--seq T] [--batch B] [--steps N]
 //                              [--corpus PATH] [--threads N]
 //   charlm-bench gemm-speed [--m M] [--n N] [--k K] [--ta 0|1] [--tb 0|1] [--repeats N] [--threads N]
+//                           [--products auto|packed|blas] [--vector-bits 512|256|128]
 
 import ArgumentParser
 import CharLM
@@ -57,7 +58,7 @@ private func benchmarkTrainer(model shape: ModelShape, window: WindowShape, corp
     let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
     var generator = SeededGenerator(seed: 1)
     let model = try RecurrentModel(config: config, generator: &generator)
-    let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: compute.makeContext())
+    let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: try compute.makeContext())
     return (trainer, config, settings)
 }
 
@@ -98,7 +99,7 @@ struct TrainSpeed: ParsableCommand {
                    ("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / seconds),
                    ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
                    ("threads", trainer.context.threadCount), ("openblas_core", BLAS.coreName),
-                   ("products", trainer.context.productKernel.rawValue), ("vector_bits", ComputeContext.vectorBits),
+                   ("products", trainer.context.productKernel.rawValue), ("vector_bits", trainer.context.cpu.vectorBits),
                    ("gflop_per_step",
                     trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
                    ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount),
@@ -154,7 +155,7 @@ struct GenerateSpeed: ParsableCommand {
     }
 
     func run() throws {
-        let context = compute.makeContext()
+        let context = try compute.makeContext()
         let corpus = try self.corpus.load()
         let config = model.config(vocabularySize: corpus.vocabulary.count)
         var generator = SeededGenerator(seed: 1)
@@ -319,7 +320,7 @@ struct GemmSpeed: ParsableCommand {
     }
 
     func run() throws {
-        let context = compute.makeContext()
+        let context = try compute.makeContext()
         let transA: Transpose = ta == 1 ? .transposed : .none
         let transB: Transpose = tb == 1 ? .transposed : .none
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), c = FloatBuffer(count: m * n)
@@ -334,7 +335,9 @@ struct GemmSpeed: ParsableCommand {
         for _ in 0..<repeats { run() }
         let seconds = Date().timeIntervalSince(start)
         printJSON([("m", m), ("n", n), ("k", k), ("threads", context.threadCount),
-                   ("products", context.productKernel.rawValue), ("openblas_core", BLAS.coreName),
+                   ("products", context.productKernel.rawValue),
+                   ("kernel", context.productKernel.choice(for: ProductRole(transA, transB), cpu: context.cpu).rawValue),
+                   ("vector_bits", context.cpu.vectorBits), ("openblas_core", BLAS.coreName),
                    ("us_per_call", seconds * 1e6 / Double(repeats)),
                    ("gflops", 2 * Double(m * n * k * repeats) / seconds / 1e9)])
     }

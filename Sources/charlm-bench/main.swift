@@ -73,22 +73,37 @@ struct ComputeOptions: ParsableArguments {
     @Option(help: "Compute threads, which share the recurrent layers' time loops and the matrix products (default: one per core).")
     var threads = Setting.threads.defaultInteger
 
-    @Option(help: "Which code computes the large products: packed (charlm's kernel) or blas (default: \(ProductKernel.preferred.rawValue)).")
+    @Option(help: "Which code computes the large products: auto (the measured table for the CPU class), packed (charlm's kernel) or blas (default: \(ProductKernel.preferred.rawValue)).")
     var products = ProductKernel.preferred
+
+    @Option(help: ArgumentHelp(
+        "Compute as a CPU with vectors this wide: 256 measures the AVX2 kernels on an AVX-512 CPU (default: this CPU's, or $\(CPUClass.environmentVariable)).",
+        valueName: "bits"))
+    var vectorBits: String?
 
     func validate() throws {
         try asUsageError { try Setting.threads.check(threads) }
+        _ = try cpu()
     }
 
-    func makeContext() -> ComputeContext { ComputeContext(threads: threads, products: products) }
+    /// The CPU class to compute as: --vector-bits, else $CHARLM_VECTOR_BITS, else this CPU's.
+    func cpu() throws -> CPUClass {
+        try asUsageError {
+            if let vectorBits { try CPUClass.narrowed(toBits: vectorBits, source: "--vector-bits") }
+            else { try CPUClass.fromEnvironment() }
+        }
+    }
+
+    func makeContext() throws -> ComputeContext { ComputeContext(threads: threads, products: products, cpu: try cpu()) }
 }
 
 extension ProductKernel: ExpressibleByArgument {}
 
-/// Runs a setting's range check (SettingDeclarations.swift), its failure a usage error.
-func asUsageError(_ check: () throws -> Void) throws {
+/// Runs a check (a setting's range check, SettingDeclarations.swift), its failure a usage error.
+@discardableResult
+func asUsageError<Result>(_ check: () throws -> Result) throws -> Result {
     do {
-        try check()
+        return try check()
     } catch let error as CharLMError {
         throw ValidationError(error.description)
     }

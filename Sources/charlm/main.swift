@@ -37,6 +37,15 @@ struct CharLMCommand: ParsableCommand {
     @Flag(name: .long, help: "Scripts continue after a failing command.")
     var keepGoing = false
 
+    /// A `CHARLM_VECTOR_BITS` charlm cannot follow is bad usage, refused before anything runs.
+    func validate() throws {
+        do {
+            _ = try CPUClass.fromEnvironment()
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
     mutating func run() throws {
         let console = StandardConsole(quiet: quiet)
         let session = Session(console: console)

@@ -1,7 +1,10 @@
-// The large products (Products.swift): the packed path and the BLAS path against the naive triple loop, in every
-// transpose, with and without accumulation, split by panels and by rows; the packed path's results identical
-// whatever its panel width, depth block and thread count; and the whole model's gradients identical whichever
-// kernel the packed path uses, and within float32 rounding of the BLAS path's.
+// The large products (Products.swift): the packed path (A in place for the wide and narrow kernels, the blocked path
+// for the avx2 kernel) and the BLAS path against the naive triple loop, in every transpose, with and without
+// accumulation, split by panels and by rows; the packed path's results identical whatever its panel width, depth
+// block and thread count; the measured table and the CPU class it is read for; and the whole model's gradients
+// identical whichever kernel the packed path uses and whatever CPU class the context computes as, and within float32
+// rounding of the BLAS path's. Every CPU class narrower than this CPU's is built explicitly here, so the tests
+// exercise the 256-bit kernels on an AVX-512 machine whatever CHARLM_VECTOR_BITS says.
 
 @testable import CharLM
 import Foundation
@@ -76,14 +79,20 @@ private struct ProductCase {
     }
 }
 
-// Shapes around the kernel's six rows and 16- or 64-column panels, with K past one depth block (1024) in two.
+// Shapes around the kernel's six rows and 16- or 64-column panels, with K past one depth block (1024, and the
+// blocked path's 512) in two, and M past the blocked path's block of rows (168) and below six.
 private let productCases: [ProductCase] = [
     ProductCase(transA: false, transB: true, M: 13, N: 70, K: 33),
     ProductCase(transA: false, transB: false, M: 7, N: 128, K: 20),
     ProductCase(transA: true, transB: false, M: 19, N: 64, K: 1100),
     ProductCase(transA: true, transB: true, M: 6, N: 17, K: 5),
     ProductCase(transA: false, transB: false, M: 50, N: 130, K: 1030),
+    ProductCase(transA: false, transB: true, M: 175, N: 40, K: 600),
+    ProductCase(transA: true, transB: false, M: 4, N: 33, K: 520),
 ]
+
+/// The CPU classes this CPU can compute as: its own and every narrower one.
+private let runnableClasses = CPUClass.allCases.filter { $0.vectorBits <= CPUClass.detected.vectorBits }
 
 @Test(arguments: productCases, PackedKernel.allCases)
 private func packedProductMatchesNaiveInEveryTranspose(_ product: ProductCase, kernel: PackedKernel) {
@@ -123,33 +132,124 @@ private func packedProductIsIdenticalWhateverItsWidthAndThreads(_ product: Produ
     }
 }
 
-/// A training step's products, large enough to take the packed path (T*B * H * 4H above
-/// `Products.packedMinimumWork`), give the gradients the BLAS path gives, to float32 rounding. (The model tests check
-/// the default path's gradients against the naive model and finite differences.)
+/// Each CPU class's table sends every kind of product to a kernel that exists (packed or BLAS, never `auto`), and
+/// `auto` computes each as its table says, to the naive product's float32 bound, for every class this CPU can compute
+/// as.
+@Test(arguments: productCases)
+private func measuredTableComputesEveryTransposeOnEveryClass(_ product: ProductCase) {
+    for cpu in runnableClasses {
+        for role in ProductRole.allCases {
+            #expect([.packed, .blas].contains(Products.measuredChoice(role, cpu: cpu)), "\(cpu) \(role)")
+            #expect(ProductKernel.auto.choice(for: role, cpu: cpu) == Products.measuredChoice(role, cpu: cpu))
+            #expect(ProductKernel.blas.choice(for: role, cpu: cpu) == .blas)
+        }
+        let context = ComputeContext(threads: 2, products: .auto, cpu: cpu)
+        for accumulate in [true, false] {
+            let (worst, padding) = product.worstError(of: product.run(accumulate: accumulate, context: context),
+                                                      accumulate: accumulate)
+            #expect(worst <= 1, "\(product) \(cpu) accumulate \(accumulate): \(worst) of the bound")
+            #expect(padding)
+        }
+    }
+}
+
+@Test func productRolesFollowTheTransposes() {
+    #expect(ProductRole(.none, .transposed) == .forward)
+    #expect(ProductRole(.transposed, .none) == .weightGradient)
+    #expect(ProductRole(.transposed, .transposed) == .weightGradient)
+    #expect(ProductRole(.none, .none) == .inputGradient)
+}
+
+/// The compute line says the vectors' width, that it was forced when it is narrower than the CPU's, the register
+/// block, and which kinds of product the table sends to BLAS.
+@Test func computeSummarySaysWhatComputes() {
+    for cpu in runnableClasses {
+        for products in ProductKernel.allCases {
+            let summary = ComputeContext(threads: 2, products: products, cpu: cpu).summary
+            #expect(summary.contains("\(cpu.vectorBits)-bit vectors"), "\(summary)")
+            #expect(summary.contains("6 x \(cpu.packedKernel.panelWidth) blocks"), "\(summary)")
+            #expect(summary.contains("forced") == (cpu != CPUClass.detected), "\(summary)")
+            let onBLAS = ProductRole.allCases.filter { products.choice(for: $0, cpu: cpu) == .blas }
+            if onBLAS.count == ProductRole.allCases.count {
+                #expect(summary.contains("products on BLAS"), "\(summary)")
+            } else {
+                for role in onBLAS { #expect(summary.contains("\(role)"), "\(summary)") }
+            }
+        }
+    }
+}
+
+/// CHARLM_VECTOR_BITS narrows the CPU class to a width this CPU has, and anything else is refused with the value
+/// and the rule; unset or empty, the CPU's own class.
+@Test func vectorBitsFromTheEnvironmentNarrowTheClass() throws {
+    let name = CPUClass.environmentVariable
+    #expect(try CPUClass.fromEnvironment([:]) == CPUClass.detected)
+    #expect(try CPUClass.fromEnvironment([name: ""]) == CPUClass.detected)
+    for cpu in CPUClass.allCases {
+        let environment = [name: String(cpu.vectorBits)]
+        if cpu.vectorBits <= CPUClass.detected.vectorBits {
+            #expect(try CPUClass.fromEnvironment(environment) == cpu)
+        } else {
+            #expect(throws: CharLMError.self) { try CPUClass.fromEnvironment(environment) }
+        }
+    }
+    for bad in ["300", "avx2", "-256", "0"] {
+        do {
+            _ = try CPUClass.fromEnvironment([name: bad])
+            Issue.record("\(bad) accepted")
+        } catch {
+            #expect(error.description.contains(name) && error.description.contains("'\(bad)'")
+                    && error.description.contains("128, 256 or 512"), "\(error)")
+        }
+    }
+}
+
+/// The gradients of one forward, loss and backward pass of a model made from seed 5 on random tokens (seed 6), on
+/// `context`; the products are checked to be large enough to take the packed path (T*B * H * 4H above
+/// `Products.packedMinimumWork`).
+private func stepGradients(_ config: RecurrentConfig, length T: Int, batch B: Int,
+                           context: ComputeContext) throws -> [Float] {
+    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
+    var generator = SeededGenerator(seed: 5)
+    let model = try RecurrentModel(config: config, generator: &generator)
+    let workspace = model.makeWorkspace(length: T, batch: B, context: context)
+    var tokens = SeededGenerator(seed: 6)
+    for r in 0..<(T * B) {
+        workspace.inputs[r] = Int32(tokens.next() % UInt64(config.vocabularySize))
+        workspace.targets[r] = Int32(tokens.next() % UInt64(config.vocabularySize))
+    }
+    model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
+    _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
+    model.gradients.zero()
+    model.backward(length: T, batch: B, workspace: workspace)
+    return model.gradients.array
+}
+
+/// A training step's products on the packed path give the gradients the BLAS path gives, to float32 rounding. (The
+/// model tests check the default path's gradients against the naive model and finite differences.)
 @Test func modelGradientsAgreeWhicheverProductKernel() throws {
     let config = RecurrentConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 64, layerCount: 2)
-    let (T, B) = (9, 8)
-    #expect(T * B * config.hiddenSize * 4 * config.hiddenSize >= Products.packedMinimumWork)
     var results: [ProductKernel: [Float]] = [:]
     for products in ProductKernel.allCases {
-        var generator = SeededGenerator(seed: 5)
-        let model = try RecurrentModel(config: config, generator: &generator)
-        let workspace = model.makeWorkspace(length: T, batch: B, context: ComputeContext(threads: 2, products: products))
-        var tokens = SeededGenerator(seed: 6)
-        for r in 0..<(T * B) {
-            workspace.inputs[r] = Int32(tokens.next() % 11)
-            workspace.targets[r] = Int32(tokens.next() % 11)
-        }
-        model.forward(length: T, batch: B, workspace: workspace, mode: .inference, generator: &generator)
-        _ = model.loss(length: T, batch: B, workspace: workspace, gradient: true)
-        model.gradients.zero()
-        model.backward(length: T, batch: B, workspace: workspace)
-        results[products] = model.gradients.array
+        results[products] = try stepGradients(config, length: 9, batch: 8,
+                                              context: ComputeContext(threads: 2, products: products))
     }
     let (packed, blas) = (results[.packed]!, results[.blas]!)
     var worst: Float = 0
     for index in packed.indices { worst = max(worst, abs(packed[index] - blas[index])) }
     #expect(worst < 1e-5, "largest gradient difference between the packed and BLAS products: \(worst)")
+}
+
+/// Every kernel sums each element in the same order, so a model's gradients on the packed products are the same bits
+/// whatever CPU class the context computes as (each class its own time-loop kernel and large-product path).
+@Test func modelGradientsAreIdenticalOnEveryCPUClass() throws {
+    let config = RecurrentConfig(vocabularySize: 11, embeddingSize: 8, hiddenSize: 40, layerCount: 2)
+    var results: [CPUClass: [Float]] = [:]
+    for cpu in runnableClasses {
+        results[cpu] = try stepGradients(config, length: 9, batch: 20,
+                                         context: ComputeContext(threads: 2, products: .packed, cpu: cpu))
+    }
+    for cpu in runnableClasses { #expect(results[cpu] == results[CPUClass.detected], "\(cpu)") }
 }
 
 /// The generation path (Stepper.swift: interleaved gate panels, fused cell, one job per step) against the training

@@ -15,29 +15,35 @@
 // A last block with fewer than six rows sends the missing rows' results to a scratch row; a panel past column N
 // runs the same kernel on a copy of C.
 //
-// The block's width follows the CPU's registers (`PackedKernel`): with AVX-512's 32 registers of 16 lanes, (6, 64)
-// is 24 accumulators, 24 fused multiply-adds per 4 loads and 6 broadcasts. With AVX2's 16 registers of 8 lanes the
-// same block would need 48 and spill to memory (measured on a Zen 3 machine: 28 GFLOP/s against 70-86 for (6, 16)),
-// so there the block is (6, 16): 12 accumulators, 2 for the panel's row, 1 for the broadcast. Both kernels add
-// the products of each element of C in the same order (k = 0, 1, ...), so they give the same results bit for bit.
+// The block's width follows the CPU class's registers (`PackedKernel`, picked by `CPUClass`): with AVX-512's 32
+// registers of 16 lanes, (6, 64) is 24 accumulators, 24 fused multiply-adds per 4 loads and 6 broadcasts. With AVX2's
+// 16 registers of 8 lanes the same block would need 48 and spill to memory (measured on a Zen 3 machine: 28 GFLOP/s
+// against 70-86 for (6, 16)), so there the block is (6, 16) in 8-lane halves, as in BLIS's and OpenBLAS's Haswell
+// sgemm: 12 accumulators, 2 for the panel's row, 1 for the broadcast. Its rows are 8-lane vectors whatever the
+// machine, so forced to 256 bits (`CHARLM_VECTOR_BITS`) an AVX-512 CPU runs the same 256-bit instructions. Every
+// kernel adds the products of each element of C in the same order (k = 0, 1, ...), so all give the same results bit
+// for bit.
+//
+// The kernel reads A either in place, with strides (`StridedMatrix`: the time loops, the large products on the wide
+// kernel), or packed six rows at a time (`PackedRows`: the large products' blocked path, Products.swift).
 
 import CPUFeatures
 
-/// The register block of the packed product's kernel.
+/// The register block of the packed product's kernel; `CPUClass.packedKernel` picks one for the CPU.
 enum PackedKernel: CaseIterable {
-    /// (6, 64) blocks: for CPUs with 512-bit vectors (AVX-512).
+    /// (6, 64) blocks of 16-lane vectors: for CPUs with 512-bit vectors (AVX-512).
     case wide
-    /// (6, 16) blocks: for 256-bit (AVX2) and 128-bit (NEON) vectors.
+    /// (6, 16) blocks of 16-lane vectors: one AVX-512 register per row (narrow panels on AVX-512), four NEON ones.
     case narrow
-
-    /// The kernel for this CPU.
-    static let preferred: PackedKernel = charlm_cpu_has_avx512() != 0 ? .wide : .narrow
+    /// (6, 16) blocks of two 8-lane vectors per row: 256-bit registers (AVX2), on any x86 CPU.
+    case avx2
 
     /// Columns per panel, the width of a block of C.
     var panelWidth: Int {
         switch self {
         case .wide: Row64.width
         case .narrow: Row16.width
+        case .avx2: Row16Halves.width
         }
     }
 }
@@ -56,7 +62,7 @@ final class PackedMatrix {
     /// (panelCount, K, panelWidth).
     let storage: FloatBuffer
 
-    init(rows K: Int, columns N: Int, kernel: PackedKernel = .preferred) {
+    init(rows K: Int, columns N: Int, kernel: PackedKernel) {
         rows = K
         columns = N
         self.kernel = kernel
@@ -98,9 +104,18 @@ final class PackedMatrix {
     }
 }
 
+/// Where the kernel reads A (M, K): six rows at a time, each row's element k at `depthStep` floats after its element
+/// k - 1.
+protocol KernelRows {
+    /// Floats between a row's elements k and k + 1.
+    var depthStep: Int { get }
+    /// Rows r ..< r + 6 of A's M; rows past M may be any row of A (their results are dropped).
+    func sixRows(from r: Int, of M: Int) -> SixRows
+}
+
 /// A (M, K) matrix read in place: element (i, k) at `base + i * rowStep + k * depthStep`. A row-major matrix with
 /// row stride `ld` is (ld, 1); the transpose of one is (1, ld).
-struct StridedMatrix {
+struct StridedMatrix: KernelRows {
     let base: UnsafePointer<Float>
     let rowStep: Int
     let depthStep: Int
@@ -115,37 +130,120 @@ struct StridedMatrix {
     func fromDepth(_ k: Int) -> StridedMatrix {
         StridedMatrix(base + k * depthStep, rowStep: rowStep, depthStep: depthStep)
     }
+
+    /// The same matrix from row `i` on.
+    func fromRow(_ i: Int) -> StridedMatrix {
+        StridedMatrix(base + i * rowStep, rowStep: rowStep, depthStep: depthStep)
+    }
+
+    /// Past the last row, the last row again.
+    @inline(__always) func sixRows(from r: Int, of M: Int) -> SixRows {
+        func row(_ i: Int) -> UnsafePointer<Float> { base + min(r + i, M - 1) * rowStep }
+        return (row(0), row(1), row(2), row(3), row(4), row(5))
+    }
+}
+
+/// A (M, K) packed by `pack` in groups of six rows: group g is (K, 6), element (6g + j, k) at
+/// `base + (g * K + k) * 6 + j`, rows past M zero. The kernel then reads one contiguous stream of A.
+struct PackedRows: KernelRows {
+    /// (ceil(M / 6), K, 6).
+    let base: UnsafePointer<Float>
+    /// K: the depth of each group.
+    let depth: Int
+    var depthStep: Int { PackedMatrix.blockRows }
+
+    /// Floats that `pack` writes for M rows of depth K.
+    static func count(rows M: Int, depth K: Int) -> Int {
+        (M + PackedMatrix.blockRows - 1) / PackedMatrix.blockRows * PackedMatrix.blockRows * K
+    }
+
+    /// Packs rows `rows` and depths `depth` of `source` into `destination` (`count(rows:depth:)` floats) and returns
+    /// them as a `PackedRows` of M = rows.count.
+    static func pack(_ source: StridedMatrix, rows: Range<Int>, depth: Range<Int>,
+                     into destination: UnsafeMutablePointer<Float>) -> PackedRows {
+        let (K, width) = (depth.count, PackedMatrix.blockRows)
+        let start = source.fromRow(rows.lowerBound).fromDepth(depth.lowerBound)
+        let M = rows.count
+        for g in 0..<(M + width - 1) / width {
+            let group = destination + g * K * width
+            let groupRows = min(width, M - g * width)
+            if groupRows < width || start.depthStep != 1 {
+                // A transposed (its six values of each depth are contiguous), or the last group of rows: a depth
+                // at a time, zero past row M
+                for k in 0..<K {
+                    let from = start.base + g * width * start.rowStep + k * start.depthStep
+                    let to = group + k * width
+                    for j in 0..<width { to[j] = j < groupRows ? from[j * start.rowStep] : 0 }
+                }
+            } else {
+                // A as stored: six rows, each's K values contiguous, read side by side
+                let r = start.base + g * width * start.rowStep
+                let (r0, r1, r2) = (r, r + start.rowStep, r + 2 * start.rowStep)
+                let (r3, r4, r5) = (r + 3 * start.rowStep, r + 4 * start.rowStep, r + 5 * start.rowStep)
+                for k in 0..<K {
+                    let to = group + k * width
+                    to[0] = r0[k]; to[1] = r1[k]; to[2] = r2[k]; to[3] = r3[k]; to[4] = r4[k]; to[5] = r5[k]
+                }
+            }
+        }
+        return PackedRows(base: destination, depth: K)
+    }
+
+    @inline(__always) func sixRows(from r: Int, of M: Int) -> SixRows {
+        let group = base + r / PackedMatrix.blockRows * depth * PackedMatrix.blockRows
+        return (group, group + 1, group + 2, group + 3, group + 4, group + 5)
+    }
 }
 
 /// C(M, columns of `panels`) (+)= A(M, K) * W(K, N), W packed in `storage` with `kernel`'s width: panel p's (K, width)
 /// rows start at `p * panelStride`. Adds to C when `accumulate`, else overwrites it; touches only the columns of
-/// `panels`.
+/// `panels`. A read in place.
 func multiplyPanels(
     _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
     panels: Range<Int>, a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
 ) {
+    multiplyPanels(kernel, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels,
+                   anyRows: a, rows: M, into: c, ldc: ldc, accumulate: accumulate)
+}
+
+/// The same with A packed: one function per kind of A, so that callers in other files (compiled apart in debug
+/// builds) call code specialised for theirs.
+func multiplyPanels(
+    _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
+    panels: Range<Int>, a: PackedRows, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+) {
+    multiplyPanels(kernel, storage: storage, panelStride: panelStride, depth: K, columns: N, panels: panels,
+                   anyRows: a, rows: M, into: c, ldc: ldc, accumulate: accumulate)
+}
+
+@inline(__always)
+private func multiplyPanels(
+    _ kernel: PackedKernel, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
+    panels: Range<Int>, anyRows a: some KernelRows, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    accumulate: Bool
+) {
     withUnsafeTemporaryAllocation(of: Float.self, capacity: PackedMatrix.blockRows * kernel.panelWidth) { tile in
+        // Each case a call of its own, so that each is specialised for its row type.
+        @inline(__always) func run<Row: PanelRow>(_ row: Row.Type) {
+            multiplyPanels(Row.self, storage: storage, panelStride: panelStride, depth: K, columns: N,
+                           panels: panels, a: a, rows: M, into: c, ldc: ldc, accumulate: accumulate,
+                           tile: tile.baseAddress!)
+        }
         switch kernel {
-        case .wide:
-            multiplyPanels(Row64.self, storage: storage, panelStride: panelStride, depth: K, columns: N,
-                           panels: panels, a: a, rows: M, into: c, ldc: ldc, accumulate: accumulate,
-                           tile: tile.baseAddress!)
-        case .narrow:
-            multiplyPanels(Row16.self, storage: storage, panelStride: panelStride, depth: K, columns: N,
-                           panels: panels, a: a, rows: M, into: c, ldc: ldc, accumulate: accumulate,
-                           tile: tile.baseAddress!)
+        case .wide: run(Row64.self)
+        case .narrow: run(Row16.self)
+        case .avx2: run(Row16Halves.self)
         }
     }
 }
 
-private func multiplyPanels<Row: PanelRow>(
+private func multiplyPanels<Row: PanelRow, Rows: KernelRows>(
     _ row: Row.Type, storage: UnsafePointer<Float>, panelStride: Int, depth K: Int, columns N: Int,
-    panels: Range<Int>, a: StridedMatrix, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
+    panels: Range<Int>, a: Rows, rows M: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool,
     tile: UnsafeMutablePointer<Float>
 ) {
     let (width, blockRows, step) = (Row.width, PackedMatrix.blockRows, a.depthStep)
     tile.update(repeating: 0, count: blockRows * width)  // initialised: the kernel may read its first row
-    func aRow(_ i: Int) -> UnsafePointer<Float> { a.base + min(i, M - 1) * a.rowStep }
     for p in panels {
         let panel = storage + p * panelStride
         let firstColumn = p * width
@@ -157,20 +255,27 @@ private func multiplyPanels<Row: PanelRow>(
                 tile.update(repeating: 0, count: width)
                 if accumulate { tile.update(from: c + firstColumn, count: panelColumns) }
             }
-            multiplyRow(Row.self, a.base, step: step, panel, depth: K, c: cRow, accumulate: accumulate)
+            multiplyRow(Row.self, a.sixRows(from: 0, of: 1).0, step: step, panel, depth: K, c: cRow,
+                        accumulate: accumulate)
             if panelColumns < width { (c + firstColumn).update(from: tile, count: panelColumns) }
             continue
         }
         var r = 0
         while r < M {
-            // A's six rows; past the last row, repeat it (those results are dropped).
-            let aRows = (aRow(r), aRow(r + 1), aRow(r + 2), aRow(r + 3), aRow(r + 4), aRow(r + 5))
+            // A's six rows; past the last row, any row (those results are dropped).
+            let aRows = a.sixRows(from: r, of: M)
             if panelColumns == width {
                 // C's six rows; past the last row, the tile's first row, a scratch row whose values are dropped.
                 func cRow(_ i: Int) -> UnsafeMutablePointer<Float> {
                     r + i < M ? c + (r + i) * ldc + firstColumn : tile
                 }
                 let cRows = (cRow(0), cRow(1), cRow(2), cRow(3), cRow(4), cRow(5))
+                // The next block's rows of C, towards the cache while this one computes: the kernel reads its block
+                // of C before its first multiply-add, and a miss there stalls it (C is often far larger than L2).
+                for i in min(M, r + blockRows)..<min(M, r + 2 * blockRows) {
+                    let next = c + i * ldc + firstColumn
+                    for line in stride(from: 0, to: width, by: 16) { charlm_prefetch_for_write(next + line) }
+                }
                 multiplyBlock(Row.self, aRows, step: step, panel, depth: K, cRows: cRows, accumulate: accumulate)
             } else {
                 // A panel past column N: through the (6, width) tile, zero past the panel's columns.
@@ -228,7 +333,7 @@ private struct Row64: PanelRow {
     }
 }
 
-/// 16 lanes as one 16-lane vector: two AVX2 registers, or four NEON ones (the narrow kernel).
+/// 16 lanes as one 16-lane vector: one AVX-512 register, or four NEON ones (the narrow kernel).
 private struct Row16: PanelRow {
     static var width: Int { 16 }
     var v: Lanes
@@ -239,8 +344,33 @@ private struct Row16: PanelRow {
     @inline(__always) mutating func add(_ x: Float, times w: Row16) { v.addProduct(Lanes(repeating: x), w.v) }
 }
 
+/// 16 lanes as two 8-lane vectors: two 256-bit registers on any x86 CPU (the avx2 kernel). A (6, 16) block of these
+/// is 12 accumulators; with the panel row's two and the broadcast, 15 of AVX2's 16 registers.
+private struct Row16Halves: PanelRow {
+    typealias Half = SIMD8<Float>
+    static var width: Int { 16 }
+    var low, high: Half
+
+    @inline(__always) init(zero: ()) { low = Half(); high = Half() }
+
+    @inline(__always) init(_ p: UnsafePointer<Float>) {
+        low = UnsafeRawPointer(p).loadUnaligned(as: Half.self)
+        high = UnsafeRawPointer(p + 8).loadUnaligned(as: Half.self)
+    }
+
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: low, as: Half.self)
+        UnsafeMutableRawPointer(p + 8).storeBytes(of: high, as: Half.self)
+    }
+
+    @inline(__always) mutating func add(_ x: Float, times w: Row16Halves) {
+        let lanes = Half(repeating: x)
+        low.addProduct(lanes, w.low); high.addProduct(lanes, w.high)
+    }
+}
+
 /// Six row pointers into A.
-private typealias SixRows = (
+typealias SixRows = (
     UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
     UnsafePointer<Float>
 )
