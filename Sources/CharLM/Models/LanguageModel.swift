@@ -111,6 +111,9 @@ public protocol ModelArchitecture: Sendable {
     var summary: String { get }
     /// Throws a readable error for a size out of range.
     func validate() throws
+    /// Throws a readable error when the model cannot take windows of T steps (the transformer's context is its
+    /// limit); the trainer and evaluation ask before making a pass.
+    func checkLength(_ T: Int) throws
     /// Parameters in the model (Double, as every figure below: a hostile config's sizes cannot overflow it).
     var parameterCount: Double { get }
     /// Bytes of the model itself (parameters and gradients).
@@ -130,6 +133,11 @@ public protocol ModelArchitecture: Sendable {
     func makeModel(generator: inout SeededGenerator) throws -> any TrainableLanguageModel
     /// Whether `other` is the same architecture.
     func isEqual(to other: any ModelArchitecture) -> Bool
+}
+
+extension ModelArchitecture {
+    /// Windows of any length, for families without a context.
+    public func checkLength(_ T: Int) throws {}
 }
 
 /// How memory messages name a model's size: "a model of E 64, H 256, L 2, V 65 ... lower hidden, layers or embed";
@@ -210,8 +218,9 @@ public enum ModelFamilies {
     /// (said as "its config ...") when it is and something is wrong.
     public typealias Reader = @Sendable (_ config: CheckpointConfig) throws -> (any ModelArchitecture)?
 
-    /// Every family, asked in order.
-    public static let readers: [Reader] = [{ try RecurrentConfig.read($0) }]
+    /// Every family, asked in order: the transformer first (its config says `"arch": "transformer"`), then the
+    /// recurrent family, which reads every other config.
+    public static let readers: [Reader] = [{ try TransformerConfig.read($0) }, { try RecurrentConfig.read($0) }]
 
     /// The architecture `config` describes, asking `families` in order; a problem when none reads it.
     public static func architecture(from config: CheckpointConfig,

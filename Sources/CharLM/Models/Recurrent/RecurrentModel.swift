@@ -189,11 +189,7 @@ public final class RecurrentModel {
                 let dropped = workspace.droppedOutputs[l].pointer
                 let count = rows * H
                 if mode == .training {
-                    let keep = 1 - config.dropout
-                    let scale = 1 / keep
-                    for index in 0..<count {
-                        mask[index] = generator.nextFloat(in: 0, 1) < keep ? scale : 0
-                    }
+                    drawDropoutMask(mask, count: count, dropout: config.dropout, generator: &generator)
                 } else {
                     mask.update(repeating: 1, count: count)
                 }
