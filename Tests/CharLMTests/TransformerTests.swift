@@ -43,8 +43,7 @@ private func engineGradients(model: TransformerModel, inputs: [[Int]], targets: 
     TinyTransformer(V: 20, E: 32, L: 1, heads: 4, context: 16, T: 16, B: 4, bias: true),
 ])
 func transformerForwardMatchesNaiveDoubleTwin(shape: TinyTransformer) throws {
-    // The last shape is large enough for the threads to share the attention and GELU and for the MLP's products to
-    // take the packed kernel.
+    // The last shape is large enough for the threads to share the attention, GELU and the larger products.
     let model = try makeTransformer(shape.config, seed: 3)
     let inputs = randomSequences(B: shape.B, T: shape.T, V: shape.V, seed: 4)
     let pass = model.makeTransformerPass(length: shape.context, batch: shape.B)
@@ -133,8 +132,8 @@ func transformerGradientsMatchFiniteDifferences(shape: TinyTransformer) throws {
     }
 }
 
-// A shape where the threads share the attention, GELU, column sums and the embedding's backward, and the larger
-// products take the packed kernel: a sample of each tensor's elements.
+// A shape where the threads share the attention, GELU, the larger products, column sums and the embedding's
+// backward: a sample of each tensor's elements.
 @Test func transformerGradientsMatchFiniteDifferencesOnThreadedPaths() throws {
     let shape = TinyTransformer(V: 12, E: 32, L: 1, heads: 4, context: 16, T: 16, B: 4, bias: true, dropout: 0.1)
     let model = try makeTransformer(shape.config, seed: 21)
