@@ -407,3 +407,34 @@ private func configProblem(_ config: String, tensors: Set<String> = []) -> Strin
     // A recurrent config (no arch, or a cell's name) is the recurrent family's.
     #expect(configProblem(#"{"arch": "gru", "embed": 8, "hidden": 8, "layers": 1, "cell": "gru"}"#) == nil)
 }
+
+// A run resumed from its checkpoint (weights, AdamW's moments, step, the generator that draws batches and dropout
+// masks) takes the steps the unbroken run took, bit for bit.
+@Test func aResumedTransformerRunIsBitIdenticalToNeverStopping() throws {
+    let corpus = try Corpus.make(text: text, normalization: NormalizationOptions())
+    let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
+    let config = TransformerConfig(vocabularySize: corpus.vocabulary.count, embeddingSize: 8, layerCount: 2, headCount: 2,
+                                   context: 12, bias: true, dropout: 0.2)
+    let settings = TrainingSettings(sequenceLength: 12, batch: 4, learningRate: 1e-2, clip: 1, warmupSteps: 2,
+                                    decaySteps: 9, weightDecay: 0.1)
+    func trainer(steps: Int) throws -> Trainer {
+        var generator = SeededGenerator(seed: 5)
+        let trainer = try Trainer(model: try TransformerModel(config: config, generator: &generator), dataset: dataset,
+                                  settings: settings, seed: 6)
+        for _ in 0..<steps { try trainer.trainStep() }
+        return trainer
+    }
+    let straight = try trainer(steps: 10)
+    let first = try trainer(steps: 6)
+    let (training, optimizer) = first.state
+    let bytes = Checkpoint(architecture: config, vocabulary: corpus.vocabulary, parameters: first.model.parameters.array,
+                           optimizer: optimizer, training: training).serialized()
+    let loaded = try Checkpoint.parse(bytes, path: "run")
+    let resumed = try Trainer(model: try loaded.architecture.makeModel(parameters: loaded.parameters), dataset: dataset,
+                              settings: loaded.training!.settings, seed: 12345)
+    try resumed.restore(training: loaded.training!, optimizer: loaded.optimizer)
+    for _ in 0..<4 { try resumed.trainStep() }
+    #expect(resumed.lossHistory == straight.lossHistory)
+    #expect(resumed.model.parameters.array == straight.model.parameters.array)
+    #expect(resumed.optimizer.secondMoment.array == straight.optimizer.secondMoment.array)
+}
