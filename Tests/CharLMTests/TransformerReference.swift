@@ -25,7 +25,7 @@ struct TransformerMasks {
 }
 
 /// nanoGPT's GPT in Double precision.
-struct NaiveTransformer {
+struct NaiveTransformer: DoubleReference {
     let config: TransformerConfig
     let layout: TransformerLayout
     var parameters: [Double]

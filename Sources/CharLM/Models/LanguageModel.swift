@@ -210,6 +210,16 @@ public struct ParameterTable: Equatable, Sendable {
     public func view(named name: String) -> ParameterView? {
         views.first { $0.name == name || $0.aliases.contains(name) }
     }
+
+    /// A flat buffer laid out by this table: a copy of `values`, which must hold `totalCount` of them, or zeros
+    /// when nil.
+    public func makeBuffer(_ values: [Float]?) throws -> FloatBuffer {
+        guard let values else { return FloatBuffer(count: totalCount) }
+        guard values.count == totalCount else {
+            throw CharLMError.parameterCountMismatch(expected: totalCount, got: values.count)
+        }
+        return FloatBuffer(values)
+    }
 }
 
 /// The families a checkpoint may hold. A family reads its own `config`; nothing in Checkpoint.swift names one.
@@ -238,6 +248,19 @@ public struct CheckpointConfig {
     public let json: JSONValue
     public let vocabularySize: Int
     public let tensorNames: Set<String>
+
+    /// The whole number at `key`, or a problem naming the key.
+    public func integer(_ key: String) throws -> Int {
+        guard let value = json[key]?.integer else { throw CheckpointProblem("config `\(key)` is missing or not an integer") }
+        return value
+    }
+
+    /// `dropout`: 0 when absent, or a problem when it is not a number (its range is the architecture's to check).
+    public func dropout() throws -> Float {
+        guard let value = json["dropout"] else { return 0 }
+        guard let number = value.double else { throw CheckpointProblem("config `dropout` is not a number") }
+        return Float(number)
+    }
 }
 
 /// Something wrong in a checkpoint, as the end of "'PATH' is not a charlm checkpoint: ...".

@@ -127,14 +127,7 @@ public final class RecurrentModel {
         try MemoryBudget.checkModel(config)
         self.config = config
         layout = RecurrentLayout(config: config)
-        if let values {
-            guard values.count == layout.totalCount else {
-                throw CharLMError.parameterCountMismatch(expected: layout.totalCount, got: values.count)
-            }
-            parameters = FloatBuffer(values)
-        } else {
-            parameters = FloatBuffer(count: layout.totalCount)
-        }
+        parameters = try layout.table.makeBuffer(values)
         gradients = FloatBuffer(count: layout.totalCount)
         layers = layout.layers.map(makeRecurrentLayer)
     }

@@ -89,19 +89,11 @@ extension TransformerConfig: ModelArchitecture {
             throw CheckpointProblem("config `arch` is \(found); charlm knows "
                                     + (["transformer"] + recurrent).map { "\"\($0)\"" }.joined(separator: ", "))
         }
-        func integer(_ key: String) throws -> Int {
-            guard let value = json[key]?.integer else { throw CheckpointProblem("config `\(key)` is missing or not an integer") }
-            return value
-        }
         guard let bias = json["bias"]?.bool else { throw CheckpointProblem("config `bias` is missing or not true/false") }
-        var dropout: Float = 0
-        if let value = json["dropout"] {
-            guard let number = value.double else { throw CheckpointProblem("config `dropout` is not a number") }
-            dropout = Float(number)
-        }
         let architecture = TransformerConfig(
-            vocabularySize: config.vocabularySize, embeddingSize: try integer("embed"), layerCount: try integer("layers"),
-            headCount: try integer("heads"), context: try integer("context"), bias: bias, dropout: dropout)
+            vocabularySize: config.vocabularySize, embeddingSize: try config.integer("embed"),
+            layerCount: try config.integer("layers"), headCount: try config.integer("heads"),
+            context: try config.integer("context"), bias: bias, dropout: try config.dropout())
         do { try architecture.validate() } catch { throw CheckpointProblem("its config is unusable: \(error)") }
         return architecture
     }

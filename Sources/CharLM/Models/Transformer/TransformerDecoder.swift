@@ -170,15 +170,7 @@ final class TransformerDecoder: Decoder {
                     // scores(p+1) = K(p+1, HS) q(HS) / sqrt(HS), then the softmax over them
                     BLAS.gemv(.none, rows: p + 1, cols: HS, alpha: scale, a: keysBH, lda: E, x: query, beta: 0,
                               y: weights, context: context)
-                    var maximum = -Float.infinity
-                    for s in 0...p { maximum = max(maximum, weights[s]) }
-                    var sum: Float = 0
-                    for s in 0...p {
-                        weights[s] = exp(weights[s] - maximum)
-                        sum += weights[s]
-                    }
-                    let inverse = 1 / sum
-                    for s in 0...p { weights[s] *= inverse }
+                    softmax(weights, count: p + 1)
                     // y(HS) = V^T(HS, p+1) P(p+1)
                     BLAS.gemv(.transposed, rows: p + 1, cols: HS, a: valuesBH, lda: E, x: weights, beta: 0,
                               y: attended.pointer + b * E + h * HS, context: context)

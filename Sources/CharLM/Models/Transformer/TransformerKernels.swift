@@ -185,17 +185,8 @@ struct CausalAttention {
                           ldb: rowStride, beta: 0, c: p, ldc: T, context: context)
                 // softmax over s <= t of each row t; zero above the diagonal
                 for t in 0..<T {
-                    let row = p + t * T
-                    var maximum = -Float.infinity
-                    for s in 0...t { maximum = max(maximum, row[s]) }
-                    var sum: Float = 0
-                    for s in 0...t {
-                        row[s] = exp(row[s] - maximum)
-                        sum += row[s]
-                    }
-                    let inverse = 1 / sum
-                    for s in 0...t { row[s] *= inverse }
-                    for s in (t + 1)..<T { row[s] = 0 }
+                    softmax(p + t * T, count: t + 1)
+                    (p + t * T + t + 1).update(repeating: 0, count: T - t - 1)
                 }
                 // through the dropout on the weights
                 var used = UnsafePointer(p)
@@ -254,6 +245,19 @@ struct CausalAttention {
             }
         }
     }
+}
+
+/// scores(count) = softmax(scores), in place: one query's weights over the keys it sees.
+func softmax(_ scores: UnsafeMutablePointer<Float>, count: Int) {
+    var maximum = -Float.infinity
+    for s in 0..<count { maximum = max(maximum, scores[s]) }
+    var sum: Float = 0
+    for s in 0..<count {
+        scores[s] = exp(scores[s] - maximum)
+        sum += scores[s]
+    }
+    let inverse = 1 / sum
+    for s in 0..<count { scores[s] *= inverse }
 }
 
 /// A residual connection with dropout on the branch: stream(count) = input + branch * mask (mask nil: no dropout).

@@ -191,14 +191,7 @@ public final class TransformerModel {
         try MemoryBudget.checkModel(config)
         self.config = config
         layout = TransformerLayout(config: config)
-        if let values {
-            guard values.count == layout.totalCount else {
-                throw CharLMError.parameterCountMismatch(expected: layout.totalCount, got: values.count)
-            }
-            parameters = FloatBuffer(values)
-        } else {
-            parameters = FloatBuffer(count: layout.totalCount)
-        }
+        parameters = try layout.table.makeBuffer(values)
         gradients = FloatBuffer(count: layout.totalCount)
     }
 
