@@ -31,6 +31,9 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             take --cell); each prints one JSON line. `scripts/bench` runs them side by side with charlm's.
   fixture-checkpoint, fixture-training
             The fixtures charlm's tests replay (Tests/CharLMTests/Fixtures), for any --cell.
+  fixture-transformer --out FILE
+            nanoGPT's GPT (scripts/torchref/nanogpt.py) at a tiny size: logits, loss, gradients and AdamW steps
+            (Tests/CharLMTests/Fixtures/torch-transformer.json).
 
 Files are charlm checkpoints: safetensors with PyTorch's state_dict names and `vocab`/`config` metadata (config
 "cell" names the cell; files without it, older ones included, are LSTMs, and an LSTM is written without it, as

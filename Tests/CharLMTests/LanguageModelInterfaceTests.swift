@@ -1,8 +1,8 @@
 // Every family through the model interface alone (Models/LanguageModel.swift): made from its architecture, trained
 // by the trainer, evaluated by the one protocol, generating through the one loop, saved and read back by
-// checkpoints that name no family. The recurrent cells and the n-grams; each result is checked against a path that
-// does not go through the interface (the training pass recomputing the whole text, the n-gram's own one-pass
-// evaluation and its distribution).
+// checkpoints that name no family. The recurrent cells, the transformer and the n-grams; each result is checked
+// against a path that does not go through the interface (the training pass recomputing the whole text, the n-gram's
+// own one-pass evaluation and its distribution).
 
 @testable import CharLM
 import Foundation
@@ -17,13 +17,21 @@ private func argmax(_ scores: UnsafePointer<Float>, _ V: Int) -> Int {
     return best
 }
 
-@Test(arguments: LayerKind.allCases)
-func aRecurrentFamilyTrainsEvaluatesGeneratesAndSavesThroughTheInterface(cell: LayerKind) throws {
+/// A small model of the trainable kind `kind` ("lstm", "gru", "rnn" or "transformer") over V characters; the
+/// transformer's context holds the whole text the generation check below recomputes.
+private func trainableArchitecture(_ kind: String, vocabularySize V: Int) -> any ModelArchitecture {
+    guard let cell = LayerKind(rawValue: kind) else {
+        return TransformerConfig(vocabularySize: V, embeddingSize: 16, layerCount: 2, headCount: 2, context: 32)
+    }
+    return RecurrentConfig(vocabularySize: V, embeddingSize: 8, hiddenSize: 16, layerCount: 2, layerKind: cell)
+}
+
+@Test(arguments: LayerKind.allCases.map(\.rawValue) + ["transformer"])
+func aTrainableFamilyTrainsEvaluatesGeneratesAndSavesThroughTheInterface(kind: String) throws {
     let corpus = try Corpus.make(text: text, normalization: NormalizationOptions())
     let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
     let V = corpus.vocabulary.count
-    let architecture: any ModelArchitecture = RecurrentConfig(vocabularySize: V, embeddingSize: 8, hiddenSize: 16,
-                                                          layerCount: 2, layerKind: cell)
+    let architecture = trainableArchitecture(kind, vocabularySize: V)
     var generator = SeededGenerator(seed: 3)
     let model: any TrainableLanguageModel = try architecture.makeModel(generator: &generator)
     #expect(model.parameters.count == architecture.parameters.totalCount)
@@ -57,7 +65,7 @@ func aRecurrentFamilyTrainsEvaluatesGeneratesAndSavesThroughTheInterface(cell: L
     let bytes = Checkpoint(architecture: model.architecture, vocabulary: corpus.vocabulary,
                            parameters: model.parameters.array).serialized()
     let loaded = try Checkpoint.parse(bytes, path: "interface.safetensors")
-    #expect(loaded.architecture.isEqual(to: architecture) && loaded.architecture.kindName == cell.rawValue)
+    #expect(loaded.architecture.isEqual(to: architecture) && loaded.architecture.kindName == kind)
     #expect(loaded.parameters == model.parameters.array)
     let reloaded = try loaded.architecture.makeModel(parameters: loaded.parameters)
     #expect(abs((try evaluate(model: reloaded, dataset: dataset, length: 16, batch: 8)).nats - after.nats) < 1e-12)

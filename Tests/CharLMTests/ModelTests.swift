@@ -74,13 +74,7 @@ private func checkGradients(model: RecurrentModel, inputs: [[Int]], targets: [[I
     for view in model.layout.views {
         var worst = 0.0
         for index in view.offset..<(view.offset + view.count) {
-            let saved = reference.parameters[index]
-            reference.parameters[index] = saved + h
-            let plus = reference.run(inputs: inputs, targets: targets, masks: masks).loss!
-            reference.parameters[index] = saved - h
-            let minus = reference.run(inputs: inputs, targets: targets, masks: masks).loss!
-            reference.parameters[index] = saved
-            let numeric = (plus - minus) / (2 * h)
+            let numeric = reference.centredDifference(at: index, step: h) { $0.run(inputs: inputs, targets: targets, masks: masks).loss! }
             let a = Double(analytic[index])
             if abs(a) + abs(numeric) > 1e-5 { meaningful += 1 }
             worst = max(worst, abs(a - numeric) / max(abs(a) + abs(numeric), 1e-6))

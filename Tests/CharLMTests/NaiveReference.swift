@@ -26,8 +26,26 @@ func naiveGemm(
     return result
 }
 
+/// A Double-precision reference model whose loss a gradient check differentiates.
+protocol DoubleReference {
+    var parameters: [Double] { get set }
+}
+
+extension DoubleReference {
+    /// (loss(p + h) - loss(p - h)) / 2h in the parameter at `index`, which is left as it was.
+    mutating func centredDifference(at index: Int, step h: Double, loss: (Self) -> Double) -> Double {
+        let saved = parameters[index]
+        parameters[index] = saved + h
+        let plus = loss(self)
+        parameters[index] = saved - h
+        let minus = loss(self)
+        parameters[index] = saved
+        return (plus - minus) / (2 * h)
+    }
+}
+
 /// The model in Double precision, unit by unit.
-struct NaiveModel {
+struct NaiveModel: DoubleReference {
     let config: RecurrentConfig
     let layout: RecurrentLayout
     var parameters: [Double]

@@ -25,6 +25,8 @@ COMMANDS = (
     Command("load-speed", "corpus load benchmark (one JSON line)", speed.load_arguments, speed.load_speed),
     Command("fixture-training", "write the JSON training fixture charlm's tests replay (any --cell)",
             fixtures.training_arguments, fixtures.fixture_training),
+    Command("fixture-transformer", "write the JSON fixture of nanoGPT's GPT charlm's transformer tests replay",
+            fixtures.transformer_arguments, fixtures.fixture_transformer),
 )
 
 

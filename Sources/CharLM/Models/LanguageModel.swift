@@ -111,6 +111,9 @@ public protocol ModelArchitecture: Sendable {
     var summary: String { get }
     /// Throws a readable error for a size out of range.
     func validate() throws
+    /// Throws a readable error when the model cannot take windows of T steps (the transformer's context is its
+    /// limit); the trainer and evaluation ask before making a pass.
+    func checkLength(_ T: Int) throws
     /// Parameters in the model (Double, as every figure below: a hostile config's sizes cannot overflow it).
     var parameterCount: Double { get }
     /// Bytes of the model itself (parameters and gradients).
@@ -130,6 +133,11 @@ public protocol ModelArchitecture: Sendable {
     func makeModel(generator: inout SeededGenerator) throws -> any TrainableLanguageModel
     /// Whether `other` is the same architecture.
     func isEqual(to other: any ModelArchitecture) -> Bool
+}
+
+extension ModelArchitecture {
+    /// Windows of any length, for families without a context.
+    public func checkLength(_ T: Int) throws {}
 }
 
 /// How memory messages name a model's size: "a model of E 64, H 256, L 2, V 65 ... lower hidden, layers or embed";
@@ -202,6 +210,16 @@ public struct ParameterTable: Equatable, Sendable {
     public func view(named name: String) -> ParameterView? {
         views.first { $0.name == name || $0.aliases.contains(name) }
     }
+
+    /// A flat buffer laid out by this table: a copy of `values`, which must hold `totalCount` of them, or zeros
+    /// when nil.
+    public func makeBuffer(_ values: [Float]?) throws -> FloatBuffer {
+        guard let values else { return FloatBuffer(count: totalCount) }
+        guard values.count == totalCount else {
+            throw CharLMError.parameterCountMismatch(expected: totalCount, got: values.count)
+        }
+        return FloatBuffer(values)
+    }
 }
 
 /// The families a checkpoint may hold. A family reads its own `config`; nothing in Checkpoint.swift names one.
@@ -210,8 +228,9 @@ public enum ModelFamilies {
     /// (said as "its config ...") when it is and something is wrong.
     public typealias Reader = @Sendable (_ config: CheckpointConfig) throws -> (any ModelArchitecture)?
 
-    /// Every family, asked in order.
-    public static let readers: [Reader] = [{ try RecurrentConfig.read($0) }]
+    /// Every family, asked in order: the transformer first (its config says `"arch": "transformer"`), then the
+    /// recurrent family, which reads every other config.
+    public static let readers: [Reader] = [{ try TransformerConfig.read($0) }, { try RecurrentConfig.read($0) }]
 
     /// The architecture `config` describes, asking `families` in order; a problem when none reads it.
     public static func architecture(from config: CheckpointConfig,
@@ -229,6 +248,19 @@ public struct CheckpointConfig {
     public let json: JSONValue
     public let vocabularySize: Int
     public let tensorNames: Set<String>
+
+    /// The whole number at `key`, or a problem naming the key.
+    public func integer(_ key: String) throws -> Int {
+        guard let value = json[key]?.integer else { throw CheckpointProblem("config `\(key)` is missing or not an integer") }
+        return value
+    }
+
+    /// `dropout`: 0 when absent, or a problem when it is not a number (its range is the architecture's to check).
+    public func dropout() throws -> Float {
+        guard let value = json["dropout"] else { return 0 }
+        guard let number = value.double else { throw CheckpointProblem("config `dropout` is not a number") }
+        return Float(number)
+    }
 }
 
 /// Something wrong in a checkpoint, as the end of "'PATH' is not a charlm checkpoint: ...".

@@ -25,6 +25,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
     case corpusTooShort(split: String, tokens: Int, needed: Int, seq: Int)
     /// A setting's value outside what its declaration (SettingDeclarations.swift) accepts; `rule` states the range.
     case outOfRange(setting: String, rule: String, got: String)
+    /// T steps asked of a model that sees at most `context` positions (the transformer).
+    case sequenceLongerThanContext(seq: Int, context: Int)
     case parameterCountMismatch(expected: Int, got: Int)
     case batchShapeMismatch(sequences: Int, length: Int)
     case optimizerStateMismatch
@@ -77,6 +79,9 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
                 + "(seq is \(seq)): " + (seq > 1 ? "lower `seq` or load more text" : "load more text")
         case .outOfRange(let setting, let rule, let got):
             return "\(setting) must be \(rule); got '\(abbreviated(got))'"
+        case .sequenceLongerThanContext(let seq, let context):
+            return "seq \(seq) is longer than the model's context \(context): the transformer attends over at most "
+                + "\(context) characters; lower `seq` to \(context) or less (or raise `context`, then `reset`)"
         case .parameterCountMismatch(let expected, let got):
             return "the model needs \(expected) parameter values; got \(got)"
         case .batchShapeMismatch(let sequences, let length):

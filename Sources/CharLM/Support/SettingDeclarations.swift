@@ -141,6 +141,17 @@ public enum Setting {
     public static let dropout = SettingDeclaration(
         name: "dropout", group: .model, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
         defaultText: "0", summary: "dropout between layers, training only")
+    // The transformer's own settings (Models/Transformer/). Declared here so that their ranges are stated once; the
+    // shell lists them once `set arch` exists (they are not in `all` yet).
+    public static let heads = SettingDeclaration(
+        name: "heads", group: .model, domain: .integer(1...256), defaultText: "4",
+        summary: "attention heads per transformer layer (must divide embed)")
+    public static let context = SettingDeclaration(
+        name: "context", group: .model, domain: .integer(1...10_000), defaultText: "256",
+        summary: "the transformer's context (block size): the most characters it attends over")
+    public static let bias = SettingDeclaration(
+        name: "bias", group: .model, domain: .flag, defaultText: "off",
+        summary: "biases in the transformer's linear layers and LayerNorms")
     public static let seq = SettingDeclaration(
         name: "seq", group: .training, domain: .integer(1...10_000), defaultText: "100",
         summary: "characters per training window T")

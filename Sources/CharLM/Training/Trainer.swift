@@ -119,6 +119,7 @@ public final class Trainer {
     public init(model: any TrainableLanguageModel, dataset: Dataset, settings: TrainingSettings, seed: UInt64,
                 context: ComputeContext = .machine) throws {
         try settings.validate()
+        try model.architecture.checkLength(settings.sequenceLength)
         try dataset.checkTrainable(length: settings.sequenceLength)
         try MemoryBudget.checkTraining(model.architecture, length: settings.sequenceLength, batch: settings.batch,
                                        withOptimizer: true)
@@ -237,6 +238,7 @@ public final class Trainer {
     /// Without `optimizer` (a file with only the model) Adam starts afresh.
     public func restore(training: TrainingState, optimizer saved: OptimizerState?) throws {
         try training.settings.validate()
+        try model.architecture.checkLength(training.settings.sequenceLength)
         try dataset.checkTrainable(length: training.settings.sequenceLength)
         if let saved {
             let count = model.parameters.count
@@ -264,6 +266,7 @@ public final class Trainer {
 
     /// A larger workspace when `settings` needs one (on the same compute context), if it fits in memory.
     private func resizeWorkspace(for settings: TrainingSettings) throws {
+        try model.architecture.checkLength(settings.sequenceLength)
         if !workspace.fits(length: settings.sequenceLength, batch: settings.batch) {
             try MemoryBudget.checkTraining(model.architecture, length: settings.sequenceLength, batch: settings.batch,
                                            withOptimizer: false)

@@ -90,3 +90,62 @@ def fixture_training(args):
     clipped = sum(step["grad_norm"] > args.clip for step in steps)
     print(f"wrote {args.out}: {len(steps)} steps ({clipped} clipped at {args.clip:g}), "
           f"final loss {steps[-1]['loss']:.6f}")
+
+
+def transformer_arguments(parser):
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=12)
+
+
+def fixture_transformer(args):
+    """Writes a JSON fixture of nanoGPT's GPT (nanogpt.py) at a tiny size (E 8, 2 layers, 2 heads, block 8), with bias
+    off and on: the state_dict's names, the parameters by name (flattened; the tied head under transformer.wte.weight), one batch
+    with the logits (B, T, V), loss and gradients PyTorch computes, and a dozen AdamW steps in nanoGPT's groups
+    (betas 0.9 and 0.99, weight decay 0.1, gradients clipped at norm 1), each batch's loss and the final parameters.
+    The parameters are drawn wider than nanoGPT's initialisation (matrices N(0, 0.3), biases N(0, 0.1), LayerNorm
+    weights 1 + N(0, 0.2)) so that the attention is far from uniform."""
+    from ..nanogpt import GPT, GPTConfig
+    torch.manual_seed(args.seed)
+    vocab, ids = tokenize("It is a truth universally acknowledged, that a single man in possession of a good "
+                          "fortune, must be in want of a wife.\n")
+    V, E, L, NH, C, T, B, lr, clip, wd = len(vocab), 8, 2, 2, 8, 8, 3, 1e-2, 1.0, 0.1
+    named = lambda model, values: {name: [float(v) for v in values(p).reshape(-1).tolist()]
+                                   for name, p in model.named_parameters()}
+    cases = []
+    for bias in (False, True):
+        model = GPT(GPTConfig(block_size=C, vocab_size=V, n_layer=L, n_head=NH, n_embd=E, dropout=0.0, bias=bias))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.dim() >= 2:
+                    p.normal_(0, 0.3)
+                elif ".ln_" in name and name.endswith(".weight"):
+                    p.normal_(1, 0.2)
+                else:
+                    p.normal_(0, 0.1)
+        case = {"bias": bias, "state_dict_keys": list(model.state_dict().keys()),
+                "parameters": named(model, lambda p: p.detach())}
+        x, y = random_windows(ids, T, B)
+        logits, loss = model(x, y)
+        loss.backward()
+        case.update({"inputs": x.tolist(), "targets": y.tolist(), "logits": logits.detach().tolist(),
+                     "loss": loss.item(), "gradients": named(model, lambda p: p.grad)})
+        optimizer = model.configure_optimizers(wd, lr, (0.9, 0.99))
+        steps = []
+        for _ in range(args.steps):
+            x, y = random_windows(ids, T, B)
+            _, loss = model(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            steps.append({"inputs": x.tolist(), "targets": y.tolist(), "loss": loss.item(), "grad_norm": norm.item()})
+        case.update({"steps": steps, "final_parameters": named(model, lambda p: p.detach())})
+        cases.append(case)
+    fixture = {"made_by": "python3 scripts/torch_reference.py " + shlex.join(args.argv) + ", torch " + torch.__version__,
+               "config": {"vocab": V, "embed": E, "layers": L, "heads": NH, "context": C, "seq": T, "batch": B,
+                          "lr": lr, "clip": clip, "weight_decay": wd, "beta1": 0.9, "beta2": 0.99},
+               "cases": cases}
+    with open(args.out, "w") as f:
+        json.dump(fixture, f)
+    print(f"wrote {args.out}: bias off and on, {args.steps} AdamW steps each")

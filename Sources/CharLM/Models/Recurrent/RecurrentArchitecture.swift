@@ -78,19 +78,10 @@ extension RecurrentConfig: ModelArchitecture {
 
     public func isEqual(to other: any ModelArchitecture) -> Bool { (other as? RecurrentConfig) == self }
 
-    /// The recurrent architecture of a checkpoint's config. Every config is this family's today (one without a
-    /// family key is an LSTM or names its module through its tensors).
+    /// The recurrent architecture of a checkpoint's config: every config the transformer's reader leaves (one without
+    /// a cell is an LSTM or names its module through its tensors).
     static func read(_ config: CheckpointConfig) throws -> (any ModelArchitecture)? {
         let json = config.json
-        func integer(_ key: String) throws -> Int {
-            guard let value = json[key]?.integer else { throw CheckpointProblem("config `\(key)` is missing or not an integer") }
-            return value
-        }
-        var dropout: Float = 0
-        if let value = json["dropout"] {
-            guard let number = value.double else { throw CheckpointProblem("config `dropout` is not a number") }
-            dropout = Float(number)
-        }
         let layerKind: LayerKind
         let knownCells = LayerKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
         if let value = json["cell"] {
@@ -109,8 +100,9 @@ extension RecurrentConfig: ModelArchitecture {
             layerKind = present.first ?? .lstm
         }
         let architecture = RecurrentConfig(
-            vocabularySize: config.vocabularySize, embeddingSize: try integer("embed"), hiddenSize: try integer("hidden"),
-            layerCount: try integer("layers"), dropout: dropout, layerKind: layerKind)
+            vocabularySize: config.vocabularySize, embeddingSize: try config.integer("embed"),
+            hiddenSize: try config.integer("hidden"), layerCount: try config.integer("layers"), dropout: try config.dropout(),
+            layerKind: layerKind)
         do { try architecture.validate() } catch { throw CheckpointProblem("its config is unusable: \(error)") }
         return architecture
     }

@@ -127,14 +127,7 @@ public final class RecurrentModel {
         try MemoryBudget.checkModel(config)
         self.config = config
         layout = RecurrentLayout(config: config)
-        if let values {
-            guard values.count == layout.totalCount else {
-                throw CharLMError.parameterCountMismatch(expected: layout.totalCount, got: values.count)
-            }
-            parameters = FloatBuffer(values)
-        } else {
-            parameters = FloatBuffer(count: layout.totalCount)
-        }
+        parameters = try layout.table.makeBuffer(values)
         gradients = FloatBuffer(count: layout.totalCount)
         layers = layout.layers.map(makeRecurrentLayer)
     }
@@ -189,11 +182,7 @@ public final class RecurrentModel {
                 let dropped = workspace.droppedOutputs[l].pointer
                 let count = rows * H
                 if mode == .training {
-                    let keep = 1 - config.dropout
-                    let scale = 1 / keep
-                    for index in 0..<count {
-                        mask[index] = generator.nextFloat(in: 0, 1) < keep ? scale : 0
-                    }
+                    drawDropoutMask(mask, count: count, dropout: config.dropout, generator: &generator)
                 } else {
                     mask.update(repeating: 1, count: count)
                 }
