@@ -10,7 +10,7 @@ extension Session {
     /// name. Returns the path and size.
     @discardableResult
     public func save(to requested: String?) throws -> (String, Int) {
-        guard let model, let vocabulary else { throw ShellError.needs(.modelToSave) }
+        guard let model, vocabulary != nil else { throw ShellError.needs(.modelToSave) }
         try checkFinite(model, nothing: "nothing was saved: the file could not be loaded again")
         let path = try saves.savePath(requested: requested)
         let bytes = sessionCheckpoint(parameters: model.parameters.array).serialized()
