@@ -382,3 +382,29 @@ private func problem(_ bytes: [UInt8]) -> String {
                                 tensors: []).serialized()
     #expect(problem(bytes) == "its vocabulary is unusable: the vocabulary has 70000 entries; charlm supports at most 65,535")
 }
+
+@Test func aHeaderOfManyTensorsIsRefusedAndReadingItStopsWhenAsked() throws {
+    // Past the cap: refused by count, before any tensor is read.
+    let count = SafeTensorsFile.maximumTensorCount + 1
+    let entries = (0..<count).map { "\"t\($0)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\(4 * $0),\(4 * $0 + 4)]}" }
+    let many = file(header: "{" + entries.joined(separator: ",") + "}", data: [UInt8](repeating: 0, count: 4 * count))
+    #expect(problem(many) == "its header describes \(count) tensors; a charlm checkpoint has at most \(SafeTensorsFile.maximumTensorCount)")
+    // Far past it: refused by a count of its objects, before the header is parsed.
+    let far = 2 * SafeTensorsFile.maximumTensorCount + 1
+    let manyMore = file(header: "{\"m\":[" + Array(repeating: "{}", count: far).joined(separator: ",") + "]}", data: [])
+    #expect(problem(manyMore) == "its header opens \(far + 1) JSON objects; a charlm checkpoint describes at most "
+            + "\(SafeTensorsFile.maximumTensorCount) tensors, one object each")
+
+    // A stop asked while the header is read ends the read as cancelled, not as a damaged file.
+    let asks = Counter()
+    let stopAtOnce = Cancellation { asks.increment() >= 1 }
+    #expect(throws: CharLMError.cancelled) { try SafeTensorsFile.parse(many, path: "x", cancellation: stopAtOnce) }
+    #expect(asks.value >= 1)
+    #expect(throws: CharLMError.cancelled) { try JSONValue.parse("[" + String(repeating: "0,", count: 70_000) + "0]", cancellation: stopAtOnce) }
+}
+
+/// Counts how often a cancellation was asked (from one thread at a time).
+private final class Counter: @unchecked Sendable {
+    private(set) var value = 0
+    func increment() -> Int { value += 1; return value }
+}

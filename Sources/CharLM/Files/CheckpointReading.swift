@@ -6,15 +6,16 @@ import Foundation
 
 extension Checkpoint {
     /// Reads and checks a checkpoint file. Nothing in memory changes if this throws.
-    public static func load(from path: String) throws -> Checkpoint {
-        try parse(readFileBytes(at: path), path: path)
+    public static func load(from path: String, cancellation: Cancellation = .never) throws -> Checkpoint {
+        try parse(readFileBytes(at: path), path: path, cancellation: cancellation)
     }
 
     /// Parses and checks checkpoint bytes; errors name `path` and the problem. `families` read the config (every
-    /// family charlm has, unless a test brings its own).
-    public static func parse(_ bytes: [UInt8], path: String,
-                             families: [ModelFamilies.Reader] = ModelFamilies.readers) throws -> Checkpoint {
-        let reader = try CheckpointReader(file: SafeTensorsFile.parse(bytes, path: path), path: path, families: families)
+    /// family charlm has, unless a test brings its own); `cancellation` stops reading a large header.
+    public static func parse(_ bytes: [UInt8], path: String, families: [ModelFamilies.Reader] = ModelFamilies.readers,
+                             cancellation: Cancellation = .never) throws -> Checkpoint {
+        let file = try SafeTensorsFile.parse(bytes, path: path, cancellation: cancellation)
+        let reader = CheckpointReader(file: file, path: path, families: families)
         // The minimal contract: vocab and config, and every model tensor.
         let vocabulary = try reader.vocabulary()
         let architecture = try reader.architecture(vocabulary: vocabulary)

@@ -40,9 +40,10 @@ public indirect enum JSONValue: Equatable, Sendable {
     public var integer: Int? { if case .number(_, let i) = self { return i } else { return nil } }
     public var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 
-    /// Parses `text`; the error message says what was wrong and at which byte.
-    public static func parse(_ text: String, maximumDepth: Int = 64) throws -> JSONValue {
-        var parser = JSONParser(bytes: Array(text.utf8), maximumDepth: maximumDepth)
+    /// Parses `text`; the error message says what was wrong and at which byte. A long text (a checkpoint's header
+    /// can be 100 MB) stops with `CharLMError.cancelled` when `cancellation` asks.
+    public static func parse(_ text: String, maximumDepth: Int = 64, cancellation: Cancellation = .never) throws -> JSONValue {
+        var parser = JSONParser(bytes: Array(text.utf8), maximumDepth: maximumDepth, cancellation: cancellation)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -59,11 +60,15 @@ public struct JSONError: Error, CustomStringConvertible {
 private struct JSONParser {
     let bytes: [UInt8]
     let maximumDepth: Int
+    let cancellation: Cancellation
     var position = 0
+    /// Values read so far; every 65,536th asks `cancellation`.
+    var valueCount = 0
 
-    init(bytes: [UInt8], maximumDepth: Int) {
+    init(bytes: [UInt8], maximumDepth: Int, cancellation: Cancellation) {
         self.bytes = bytes
         self.maximumDepth = maximumDepth
+        self.cancellation = cancellation
     }
 
     func error(_ message: String) -> JSONError { JSONError(description: "\(message) at byte \(position)") }
@@ -84,6 +89,8 @@ private struct JSONParser {
     mutating func value(depth: Int) throws -> JSONValue {
         guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
         guard position < bytes.count else { throw error("unexpected end of text") }
+        valueCount += 1
+        if valueCount & 0xFFFF == 0 { try cancellation.check() }
         switch bytes[position] {
         case UInt8(ascii: "{"): return try object(depth: depth)
         case UInt8(ascii: "["): return try array(depth: depth)

@@ -53,6 +53,10 @@ public struct SafeTensorsFile: Equatable, Sendable {
     /// The largest header accepted (the reference implementation's limit).
     public static let maximumHeaderLength = 100_000_000
 
+    /// The most tensors a file may hold. charlm's largest model (16 transformer layers with biases) has about 200,
+    /// three times that with its optimizer state; a file with a million tiny tensors is an attack, not a model.
+    public static let maximumTensorCount = 10_000
+
     /// Bytes per element of every dtype the format defines; nil for names it does not define.
     static func elementSize(of dtype: String) -> Int? {
         switch dtype {
@@ -98,8 +102,9 @@ public struct SafeTensorsFile: Equatable, Sendable {
 
     // MARK: Reading
 
-    /// Parses and checks a whole file. Errors name `path` and the first problem found.
-    public static func parse(_ bytes: [UInt8], path: String) throws -> SafeTensorsFile {
+    /// Parses and checks a whole file. Errors name `path` and the first problem found; `cancellation` stops it
+    /// (a hostile header takes seconds to read).
+    public static func parse(_ bytes: [UInt8], path: String, cancellation: Cancellation = .never) throws -> SafeTensorsFile {
         func bad(_ problem: String) -> CharLMError { .badCheckpoint(path: path, problem: problem) }
         guard bytes.count >= 8 else {
             throw bad("it is \(bytes.count) bytes long; a safetensors file starts with an 8-byte header length")
@@ -119,16 +124,26 @@ public struct SafeTensorsFile: Equatable, Sendable {
         // A pathological header (millions of tiny arrays or keys) takes some 40 times its size while parsed.
         try MemoryBudget.check(40 * Double(headerLength), for: "parsing a \(headerLength)-byte checkpoint header",
                                hint: "this file's header is unusually large")
+        // Every tensor takes one JSON object: a header opening far more is refused before it is parsed (seconds).
+        let objects = bytes[8..<headerEnd].reduce(0) { $0 + ($1 == UInt8(ascii: "{") ? 1 : 0) }
+        guard objects <= 2 * maximumTensorCount else {
+            throw bad("its header opens \(objects) JSON objects; a charlm checkpoint describes at most "
+                      + "\(maximumTensorCount) tensors, one object each")
+        }
         guard let headerText = String(validating: bytes[8..<headerEnd], as: UTF8.self) else {
             throw bad("its header is not valid UTF-8")
         }
         let header: JSONValue
         do {
-            header = try JSONValue.parse(headerText)
-        } catch {
+            header = try JSONValue.parse(headerText, cancellation: cancellation)
+        } catch let error as JSONError {
             throw bad("its header is not valid JSON (\(error))")
         }
         guard case .object(let pairs) = header else { throw bad("its header is not a JSON object") }
+        let tensorCount = pairs.count { $0.key != "__metadata__" }
+        guard tensorCount <= maximumTensorCount else {
+            throw bad("its header describes \(tensorCount) tensors; a charlm checkpoint has at most \(maximumTensorCount)")
+        }
 
         var metadata: [String: String] = [:]
         struct Entry { let name: String, dtype: String, shape: [Int], begin: Int, end: Int }

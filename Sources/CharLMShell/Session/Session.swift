@@ -206,7 +206,7 @@ public final class Session {
     }
 
     private func loadCheckpoint(_ bytes: [UInt8], path: String) throws {
-        let checkpoint = try Checkpoint.parse(bytes, path: path)
+        let checkpoint = try Checkpoint.parse(bytes, path: path, cancellation: cancellation)
         guard confirmDiscardingUnsavedWork(again: "`load` it again to discard them") else { return }
         let loadedModel = try checkpoint.architecture.makeModel(parameters: checkpoint.parameters)
         // Everything checked: now replace the session's model and settings.
