@@ -408,3 +408,25 @@ private final class Counter: @unchecked Sendable {
     private(set) var value = 0
     func increment() -> Int { value += 1; return value }
 }
+
+@Test func whatAFileSaysIsQuotedInBoundedMessagesAndNotes() throws {
+    let valid = try SafeTensorsFile.parse(validFileBytes(), path: "x")
+    // A hundred tensors charlm does not use: the note names eight and counts the rest; long names are cut.
+    var extra = valid
+    let longName = String(repeating: "n", count: 100_000)
+    extra.tensors += (0..<100).map { NamedTensor(name: String(format: "extra.%03d", $0), shape: [1], values: [0]) }
+    extra.tensors.append(NamedTensor(name: longName, shape: [1], values: [0]))
+    let notes = try Checkpoint.parse(extra.serialized(), path: "x").notes
+    let ignored = try #require(notes.first { $0.hasPrefix("ignored tensors") })
+    #expect(ignored.hasPrefix("ignored tensors charlm does not use: extra.000, extra.001,"))
+    #expect(ignored.hasSuffix(" and 93 more"))
+    #expect(ignored.count < 200)
+    // A problem naming a huge tensor name is said in a few lines, its start and end kept.
+    let header = "{\"\(longName)\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}"
+    let damaged = file(header: header, data: [0, 0, 0, 0])
+    #expect(problem(damaged).count > 100_000)
+    let message = CharLMError.badCheckpoint(path: "f", problem: problem(damaged)).description
+    #expect(message.count <= 450)
+    #expect(message.hasPrefix("'f' is not a usable checkpoint: tensor 'nnnn"))
+    #expect(message.hasSuffix("nnn' has unknown dtype 'F33'"))
+}

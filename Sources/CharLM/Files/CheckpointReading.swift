@@ -157,7 +157,7 @@ private struct CheckpointReader {
         let names = architecture.parameters.views.flatMap { [$0.name] + $0.aliases }
         let known = Set(names.flatMap { [$0, "optim.exp_avg." + $0, "optim.exp_avg_sq." + $0] })
         let ignored = file.tensors.map(\.name).filter { !known.contains($0) }.sorted()
-        return ignored.isEmpty ? nil : "ignored tensors charlm does not use: " + ignored.joined(separator: ", ")
+        return ignored.isEmpty ? nil : "ignored tensors charlm does not use: " + listed(ignored)
     }
 
     // MARK: format

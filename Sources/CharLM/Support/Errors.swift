@@ -98,7 +98,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
             return "training stopped at step \(step): the loss became \(loss.isNaN ? "NaN" : "infinite"). Parameters and optimizer state "
                 + "are as they were before that step: lower `lr` or `clip`, or `reset`"
         case .badCheckpoint(let path, let problem):
-            return "'\(path)' is not a usable checkpoint: \(problem)"
+            // The problem quotes what the file holds (names, numbers): a hostile file does not get a page of it.
+            return "'\(path)' is not a usable checkpoint: \(abbreviated(problem, limit: 400))"
         case .saveFailed(let path, let reason):
             return "could not save '\(path)': \(reason)"
         case .appendFailed(let path, let reason):
@@ -146,4 +147,10 @@ public func grouped(_ value: Int) -> String {
 public func abbreviated(_ text: String, limit: Int = 40) -> String {
     guard text.count > limit else { return text }
     return String(text.prefix(limit / 2)) + "…" + String(text.suffix(limit / 2 - 1))
+}
+
+/// Names for a message or note, each abbreviated and at most `limit` of them: "a, b, c and 1,231 more".
+public func listed(_ names: [String], limit: Int = 8, nameLimit: Int = 40) -> String {
+    let shown = names.prefix(limit).map { abbreviated($0, limit: nameLimit) }.joined(separator: ", ")
+    return names.count > limit ? shown + " and \(grouped(names.count - limit)) more" : shown
 }

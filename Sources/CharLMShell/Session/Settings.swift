@@ -147,11 +147,11 @@ public struct Settings: Equatable, Sendable {
         let own = Set(checkpointSettings.keys)
         for (name, value) in checkpoint.settings.sorted(by: { $0.key < $1.key }) {
             guard own.contains(name), let key = Self.key(named: name), (try? key.set(&restored, value)) != nil else {
-                leftOut.append(abbreviated(name, limit: 20))
+                leftOut.append(name)
                 continue
             }
         }
-        var notes = leftOut.isEmpty ? [] : ["left out stored settings this charlm does not take from a file: " + leftOut.joined(separator: ", ")]
+        var notes = leftOut.isEmpty ? [] : ["left out stored settings this charlm does not take from a file: " + listed(leftOut, nameLimit: 20)]
         notes += defaulted.map { "the file holds " + $0 }
         return (restored, notes)
     }
