@@ -21,6 +21,34 @@ import Testing
     #expect(wrap(String(repeating: "x", count: 25), width: 10).split(separator: "\n").map(\.count) == [10, 10, 5])
 }
 
+@Test func wideCharactersTakeTwoColumnsWhenWrapping() {
+    #expect(displayWidth("abc") == 3 && displayWidth("日本語") == 6 && displayWidth("e\u{301}") == 1 && displayWidth("한글") == 4)
+    let text = String(repeating: "春眠不覚暁 ", count: 20) + String(repeating: "字", count: 50)
+    for width in [20, 40, 79] {
+        let lines = wrap(text, width: width, indent: 2).split(separator: "\n")
+        #expect(lines.allSatisfy { displayWidth($0) <= width }, "width \(width)")
+        #expect(lines.count >= displayWidth(text) / width, "width \(width): lines are filled, not halved")
+    }
+}
+
+@Test func theLossChartFitsEveryWidthWhateverTheLosses() {
+    let kinds: [(String, [Double], [ValidationPoint])] = [
+        ("small", [4.2, 3.1, 2.5, 2.0], [ValidationPoint(step: 4, loss: 2.1)]),
+        ("thousands", [1234.5, 999.9, 12.0], [ValidationPoint(step: 2, loss: 1500)]),
+        ("enormous", [1e300, 2.0, -1e300], [ValidationPoint(step: 3, loss: 1e200)]),
+        ("a billion steps", [3.0, 2.0], [ValidationPoint(step: 1_000_000_000, loss: 2.5)]),
+    ]
+    for (name, training, validation) in kinds {
+        for width in [20, 40, 80, 132] {
+            let chart = brailleChart(training: training, validation: validation, width: width, height: 12)
+            let widest = chart.split(separator: "\n").map { displayWidth($0) }.max() ?? 0
+            #expect(widest <= width, "\(name) at \(width) columns: \(widest)\n\(chart)")
+        }
+    }
+    #expect(axisLabel(2.3456) == "  2.346" && axisLabel(1234.5678) == "1234.57" && axisLabel(123_456) == " 123456" && axisLabel(12_345_678) == "1.2e+07")
+    #expect(axisLabel(-1e300) == "-1e+300")
+}
+
 @Test func theLiveTrainingLineNeverWrapsAndKeepsStepAndLoss() {
     let progress = TrainingProgress(step: 1234, lastStep: 100_000, epoch: 12.34, recentLosses: [2.5, 2.4, 2.3, 2.2][...],
                                     validation: 2.1, tokensPerSecond: 123_456, remaining: 3725)

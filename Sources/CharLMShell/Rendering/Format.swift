@@ -40,52 +40,84 @@ func describeChanges(_ report: NormalizationReport) -> [String] {
     ].compactMap { $0 }
 }
 
-/// `text` wrapped at word boundaries to lines of at most `width` columns (one column per character, as for the
-/// ASCII, block and braille characters charlm prints). Lines after the first of each paragraph start with `indent`
-/// spaces (a hanging indent); a word longer than a line is cut. Existing line breaks are kept.
+/// The columns `character` takes at a terminal: 2 for East Asian wide and fullwidth characters (CJK ideographs,
+/// kana, Hangul, fullwidth forms, most emoji), 0 for combining marks and zero-width joiners, 1 for the rest. An
+/// approximation of Unicode's East Asian Width (UAX #11) by its main blocks, as terminals render them.
+func displayWidth(of character: Character) -> Int {
+    guard let scalar = character.unicodeScalars.first else { return 0 }
+    if scalar.value < 0x300 { return 1 }
+    switch scalar.properties.generalCategory {
+    case .nonspacingMark, .enclosingMark, .format: return 0
+    default: break
+    }
+    switch scalar.value {
+    case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+         0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6,
+         0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x2FFFD, 0x30000...0x3FFFD:
+        return 2
+    default:
+        return 1
+    }
+}
+
+/// The columns `text` takes at a terminal (`displayWidth(of:)` summed).
+func displayWidth<S: StringProtocol>(_ text: S) -> Int { text.reduce(0) { $0 + displayWidth(of: $1) } }
+
+/// `text` wrapped at word boundaries to lines of at most `width` terminal columns (a CJK character takes two, see
+/// `displayWidth`). Lines after the first of each paragraph start with `indent` spaces (a hanging indent); a word
+/// longer than a line is cut. Existing line breaks are kept.
 func wrap(_ text: String, width: Int, indent: Int = 0) -> String {
     let width = max(width, indent + 10)
     var output: [String] = []
     for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
         // A line that fits is left exactly as it is (its spacing may line up columns).
-        if paragraph.count <= width {
+        if paragraph.count <= width / 2 || displayWidth(paragraph) <= width {
             output.append(String(paragraph))
             continue
         }
         var line = ""
+        var lineWidth = 0
         var lineStart = true
         func finish() {
             output.append(line)
             line = String(repeating: " ", count: indent)
+            lineWidth = indent
             lineStart = true
         }
         // Leading spaces of a paragraph (a table's indent) are kept.
         let leading = paragraph.prefix { $0 == " " }
         line = String(leading)
+        lineWidth = leading.count
         for word in paragraph.dropFirst(leading.count).split(separator: " ", omittingEmptySubsequences: true) {
-            // Counted once: a word of a million characters is cut in one pass (`count` walks a Substring).
+            // Measured once: a word of a million characters is cut in one pass.
             let characters = Array(word)
-            let separator = lineStart ? "" : " "
-            var lineCount = line.count
-            if lineCount + separator.count + characters.count <= width {
-                line += separator + word
+            let widths = characters.map(displayWidth(of:))
+            var remaining = widths.reduce(0, +)
+            let separator = lineStart ? 0 : 1
+            if lineWidth + separator + remaining <= width {
+                line += (lineStart ? "" : " ") + word
+                lineWidth += separator + remaining
                 lineStart = false
                 continue
             }
-            if !lineStart {
-                finish()
-                lineCount = indent
-            }
+            if !lineStart { finish() }
             // A word too long for any line: cut it across lines.
             var start = 0
-            while lineCount + (characters.count - start) > width {
-                let room = width - lineCount
-                line += String(characters[start..<(start + room)])
-                start += room
+            while lineWidth + remaining > width {
+                var end = start
+                var taken = 0
+                while end < characters.count, lineWidth + taken + widths[end] <= width {
+                    taken += widths[end]
+                    end += 1
+                }
+                if end == start { end += 1; taken = widths[start] }  // cannot happen: a line holds 10 columns
+                line += String(characters[start..<end])
+                remaining -= taken
+                start = end
                 finish()
-                lineCount = indent
             }
             line += String(characters[start...])
+            lineWidth += remaining
             lineStart = start == characters.count
         }
         output.append(line)

@@ -117,6 +117,13 @@ func validationList(_ validation: [ValidationPoint]) -> String {
 }
 
 
+/// A loss as a 7-column axis label: 2.345, 1234.57, 123456, 1.2e+07, 1e+300 (as many digits as fit).
+func axisLabel(_ value: Double) -> String {
+    let formats = ["%.3f", "%.2f", "%.1f", "%.0f", "%.1e", "%.0e"]
+    let text = formats.lazy.map { String(format: $0, value) }.first { $0.count <= 7 } ?? String(format: "%.0e", value)
+    return String(repeating: " ", count: max(0, 7 - text.count)) + text
+}
+
 /// Training loss (a line) and validation loss (◆ marks) against steps, in braille dots: each character is a 2 x 4 grid,
 /// so `width` columns hold 2 * width points across. Axes labelled with loss values and step numbers.
 func brailleChart(training: [Double], validation: [ValidationPoint], width: Int, height: Int) -> String {
@@ -156,12 +163,12 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
         let column = min(columns - 1, max(0, (point.step - 1) * dotsAcross / max(lastStep, 1) / 2))
         grid[dotRow(point.loss) / 4][column] = "◆"
     }
-    var lines = ["loss (⠉ training, averaged per column; ◆ validation)"]
+    var lines = [wrap("loss (⠉ training, averaged per column; ◆ validation)", width: width - 1, indent: 2)]
     for (row, characters) in grid.enumerated() {
         let label: String
-        if row == 0 { label = String(format: "%7.3f", high) }
-        else if row == height - 1 { label = String(format: "%7.3f", low) }
-        else if row == height / 2 { label = String(format: "%7.3f", between(low, high, 1 - Double(row * 4 + 2) / Double(dotsDown - 1))) }
+        if row == 0 { label = axisLabel(high) }
+        else if row == height - 1 { label = axisLabel(low) }
+        else if row == height / 2 { label = axisLabel(between(low, high, 1 - Double(row * 4 + 2) / Double(dotsDown - 1))) }
         else { label = String(repeating: " ", count: 7) }
         lines.append(label + " ┤" + String(characters))
     }
@@ -170,6 +177,7 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
     let middle = "step \((lastStep + 1) / 2)"
     var axis = [Character](repeating: " ", count: columns + 1)
     func place(_ text: String, at position: Int) {
+        guard text.count <= axis.count else { return }  // a step number wider than the whole axis is left out
         let start = max(0, min(axis.count - text.count, position))
         for (offset, character) in text.enumerated() { axis[start + offset] = character }
     }
