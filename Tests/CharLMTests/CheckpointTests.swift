@@ -144,6 +144,11 @@ private func minimalFile(from trainer: Trainer, corpus: Corpus, dtype: String = 
     // And a save that works replaces it whole.
     try writeFileAtomically(newer, to: path)
     #expect(try readFileBytes(at: path) == newer)
+    // A name as long as a file name may be (255 bytes) saves too: its temporary is named within the limit.
+    let longest = folder.appendingPathComponent(String(repeating: "é", count: 120) + ".safetensors").path
+    try writeFileAtomically(newer, to: longest)
+    #expect(try readFileBytes(at: longest) == newer)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).count == 2)
 }
 
 @Test func savingWhereNoFileCanBeWrittenIsExplained() throws {

@@ -135,7 +135,17 @@ public func resolvedSaveTarget(_ path: String) -> String {
 }
 
 /// The hidden temporary a save to `target` writes first: `.NAME.tmp-charlm-PID-RANDOM` beside it.
-private func temporaryPrefix(for target: URL) -> String { "." + target.lastPathComponent + ".tmp-charlm-" }
+/// The start of a temporary's name for saves to `target`: ".NAME.tmp-charlm-". A long NAME (a file name may have 255
+/// bytes) is cut and tagged with a hash of the whole, so the temporary's own name stays within that limit.
+private func temporaryPrefix(for target: URL) -> String {
+    let name = target.lastPathComponent
+    guard name.utf8.count > 160 else { return "." + name + ".tmp-charlm-" }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+    for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    var cut = ""
+    for character in name where cut.utf8.count + character.utf8.count <= 120 { cut.append(character) }
+    return "." + cut + "~" + String(hash, radix: 16) + ".tmp-charlm-"
+}
 
 /// Removes temporaries of saves to `target` whose process no longer runs (killed mid-save). Also those of the
 /// naming used before (`.NAME.tmp-PID-RANDOM`).
@@ -158,7 +168,7 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
         throw CharLMError.saveFailed(path: requested, reason: "that is not a file name: name the file to write")
     }
     let path = resolvedSaveTarget(requested)
-    let shown = path == requested ? requested : "\(requested)' (a link to '\(path))"
+    let shown = path == requested ? requested : "\(requested)', a link to '\(path)"
     switch try fileKind(path) {
     case .directory: throw CharLMError.saveFailed(path: shown, reason: "it is a directory")
     case .special(let kind):
