@@ -106,6 +106,11 @@ private func backticked(_ text: String) -> [String] {
     #expect("\(error)".contains("in a folder that does not exist ('no/such/folder')"), "\(error)")
     #expect(session.settings.keepbest == nil)
     #expect(thrownError(runner, "set log missing/x.csv") != nil && session.settings.log == nil)
+    // A folder named as the file: refused for both, with what to do.
+    let aFolder = try temporaryFolder().path
+    #expect("\(try #require(thrownError(runner, "set log \(aFolder)")))" == "log names '\(aFolder)', which is a folder: name a file inside it")
+    #expect("\(try #require(thrownError(runner, "set keepbest \(aFolder)")))".contains("which is a folder: name a file inside it"))
+    #expect(session.settings.log == nil && session.settings.keepbest == nil)
     // autosave where a file this session did not write stands: said at `set` (in a folder of its own, so a child).
     let folder = try temporaryFolder()
     FileManager.default.createFile(atPath: folder.appendingPathComponent("charlm.safetensors").path, contents: Data([1]))
@@ -149,6 +154,38 @@ private func backticked(_ text: String) -> [String] {
     try runner.execute("load \(text); reset; set seq 10000; set batch 4096")
     let refusal = "\(try #require(thrownError(runner, "eval")))"
     #expect(refusal.contains("evaluating with seq 10000 and batch 4096") && !refusal.contains("training with"), "\(refusal)")
+}
+
+@Test func messagesCountAndExplainAsPeopleWrite() throws {
+    let folder = try temporaryFolder()
+    let (session, runner, console) = makeShell()
+    // One character, not "1 characters"; thousands grouped.
+    let one = folder.appendingPathComponent("one.txt").path
+    try "x".write(toFile: one, atomically: true, encoding: .utf8)
+    try runner.execute("set val 0; load \(one)")
+    #expect(unwrapped(console.stdout).contains("loaded \(one): 1 character, 1 distinct;"), "\(console.stdout)")
+    #expect(quantity(1, "character") == "1 character" && quantity(29_999, "character") == "29,999 characters")
+    // A validation share that leaves no training text is said at load, with what to do.
+    let text = folder.appendingPathComponent("text.txt").path
+    try String(repeating: "the cat sat on the mat. ", count: 100).write(toFile: text, atomically: true, encoding: .utf8)
+    console.clear()
+    try runner.execute("set val 0.99999999; set seq 20; load \(text)")
+    #expect(unwrapped(console.stderr).contains("note: the training split is too short for seq 20 (val 0.99999999 holds the rest out): `set val 0.1`"))
+    #expect("\(try #require(thrownError(runner, "train 1 steps")))".contains("lower `val` (the share held out)"))
+    // Another text with as many characters as the model's: what differs is counted, not "37 differ from 37".
+    try runner.execute("set val 0.1; set hidden 8; load \(text); train 1 steps")
+    let other = folder.appendingPathComponent("other.txt").path
+    try String(repeating: "THE CAT SAT ON THE MAT. ", count: 100).write(toFile: other, atomically: true, encoding: .utf8)
+    console.clear()
+    try runner.execute("set lowercase off; load \(other)")
+    #expect(unwrapped(console.stderr).contains("this text's characters differ from the model's (9 characters the model does not know, 9 of the model's not in it)"),
+            "\(console.stderr)")
+    // A temperature too small for a float32 says so, not "must be from 0 to 100".
+    #expect("\(try #require(thrownError(runner, "set temp 1e-50")))".contains("and a 32-bit float (at least 1.2e-38, or 0); got '1e-50'"))
+    #expect(session.settings.temp == 1)
+    // Sizes that round alike are said in bytes.
+    #expect(CharLMError.fileTooLarge(path: "p", bytes: 10_000_001, maximum: 10_000_000, limit: "a prompt file").description
+            == "'p' is 10,000,001 bytes or more; the most for a prompt file is 10,000,000 bytes")
 }
 
 @Test func afterRestoreBestTheTablesNameTheRestoredStep() throws {

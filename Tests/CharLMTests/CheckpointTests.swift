@@ -251,7 +251,7 @@ private func problem(_ bytes: [UInt8]) -> String {
     }
     #expect(problem(edited(withCell("\"GRU\""))).hasPrefix("config `cell` is \"GRU\"; charlm knows \"lstm\", \"gru\", \"rnn\""))
     #expect(problem(edited(withCell("5"))).hasPrefix("config `cell` is not a string"))
-    #expect(problem(edited(withCell("\"gru\""))).contains("the config says cell gru but the tensors are a lstm's (lstm.*)"))
+    #expect(problem(edited(withCell("\"gru\""))).contains("the config says cell gru but the tensors are those of cell lstm (lstm.*)"))
     #expect(problem(edited(withCell(nil))) == "loaded", "no cell key and LSTM tensors: an LSTM")
     let renamed = edited { file in
         withCell(nil)(&file)

@@ -92,7 +92,7 @@ func theSameSeedGivesBitIdenticalLosses(dropout: Float) throws {
     let error = try #require(throws: CharLMError.self) {
         try makeTrainer(text: String(repeating: "abcd", count: 10), length: 100)
     }
-    #expect(error.description == "the training split has 36 characters; it needs at least seq+1 = 101 (seq is 100): lower `seq` or load more text")
+    #expect(error.description == "the training split has 36 characters; it needs at least seq+1 = 101 (seq is 100): lower `val` (the share held out), lower `seq` or load more text")
 }
 
 @Test func evaluationOnAnEmptyValidationSplitIsExplained() throws {

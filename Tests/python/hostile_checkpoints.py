@@ -310,7 +310,7 @@ def cases(folder):
     add("cell named with a control character", valid.edited(config_edit("cell", "gru\n\x1b[2J")),
         says='config `cell` is "gruU+AU+1B[2J"')
     add("cell gru over an LSTM's tensors", valid.edited(config_edit("cell", "gru")),
-        says="the config says cell gru but the tensors are a lstm's (lstm.*)")
+        says="the config says cell gru but the tensors are those of cell lstm (lstm.*)")
     add("valid: no cell key and an LSTM's tensors", valid.edited(config_edit("cell", remove=True)), expect="valid")
 
     def moments_renamed(file):
@@ -326,9 +326,9 @@ def cases(folder):
     add("no cell key and two cells' tensors", valid.edited(two_cells),
         says="it holds the tensors of several cells (lstm.*, gru.*)")
     add("a GRU's tensors under an LSTM's config", gru.edited(config_edit("cell", "lstm")),
-        says="the config says cell lstm but the tensors are a gru's (gru.*)")
+        says="the config says cell lstm but the tensors are those of cell gru (gru.*)")
     add("an RNN named a GRU", read_file(os.path.join(FIXTURES, "torch-rnn-tiny.safetensors")).edited(
-        config_edit("cell", "gru")), says="the tensors are a rnn's (rnn.*)")
+        config_edit("cell", "gru")), says="the tensors are those of cell rnn (rnn.*)")
 
     # charlm's aConfigFarLargerThanItsTensors...: 69 GB of model in a few hundred bytes, refused before allocating.
     tiny_tensor = Tensor("embedding.weight", "F32", [2, 4], f32([0.5] * 8))

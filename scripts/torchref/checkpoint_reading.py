@@ -331,7 +331,7 @@ class _Reader:
     def hint(self, cell):
         """What to add when a model tensor is missing: the file holds another cell's tensors."""
         other = next((c for c in CELLS if c != cell and f"{c}.weight_ih_l0" in self.entries), None)
-        return f"; the config says cell {cell} but the tensors are a {other}'s ({other}.*)" if other else ""
+        return f"; the config says cell {cell} but the tensors are those of cell {other} ({other}.*)" if other else ""
 
     def values(self, shapes, prefix, non_negative=False):
         """The tensors of `shapes` under `prefix` (checked present) by name without it, float32, each finite (and

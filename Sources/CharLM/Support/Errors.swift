@@ -55,7 +55,10 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
         case .notARegularFile(let path, let kind):
             return "'\(path)' is \(kind), not a regular file: name a file"
         case .fileTooLarge(let path, let bytes, let maximum, let limit):
-            return "'\(path)' is over \(formatBytes(maximum)) (\(formatBytes(bytes)) or more), the most for \(limit)"
+            // Rounded sizes that read alike ("10 MB ... 10 MB") are said in bytes.
+            let (size, most) = formatBytes(bytes) == formatBytes(maximum)
+                ? ("\(grouped(bytes)) bytes", "\(grouped(maximum)) bytes") : (formatBytes(bytes), formatBytes(maximum))
+            return "'\(path)' is \(size) or more; the most for \(limit) is \(most)"
         case .notEnoughMemory(let what, let bytes, let available, let hint):
             return "\(what) needs about \(formatBytes(bytes)) of memory; the machine has \(formatBytes(available)) available: \(hint)"
         case .tooLarge(let what, let value, let maximum):
@@ -76,7 +79,8 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
                 + "turn `ascii` on or clean the text"
         case .corpusTooShort(let split, let tokens, let needed, let seq):
             return "the \(split) split has \(tokens) character\(tokens == 1 ? "" : "s"); it needs at least seq+1 = \(needed) "
-                + "(seq is \(seq)): " + (seq > 1 ? "lower `seq` or load more text" : "load more text")
+                + "(seq is \(seq)): " + (split == "training" ? "lower `val` (the share held out), " : "")
+                + (seq > 1 ? "lower `seq` or load more text" : "load more text")
         case .outOfRange(let setting, let rule, let got):
             return "\(setting) must be \(rule); got '\(abbreviated(got))'"
         case .sequenceLongerThanContext(let seq, let context):
@@ -153,4 +157,9 @@ public func abbreviated(_ text: String, limit: Int = 40) -> String {
 public func listed(_ names: [String], limit: Int = 8, nameLimit: Int = 40) -> String {
     let shown = names.prefix(limit).map { abbreviated($0, limit: nameLimit) }.joined(separator: ", ")
     return names.count > limit ? shown + " and \(grouped(names.count - limit)) more" : shown
+}
+
+/// A count and its noun, the noun plural unless the count is one: "1 character", "1,234 characters".
+public func quantity(_ count: Int, _ noun: String, plural: String? = nil) -> String {
+    "\(grouped(count)) " + (count == 1 ? noun : plural ?? noun + "s")
 }

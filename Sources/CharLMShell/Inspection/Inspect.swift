@@ -75,7 +75,7 @@ public struct Inspector {
         let counts = corpus.flatMap { $0.vocabulary == vocabulary ? $0.counts : nil }
         let countsNote = counts != nil ? "count in the text)"
             : corpus == nil ? "no counts: no text is loaded)" : "no counts: the loaded text is not the model's)"
-        var lines = ["\(vocabulary.count) characters (index, character, " + countsNote]
+        var lines = [quantity(vocabulary.count, "character") + " (index, character, " + countsNote]
         let entries = (0..<vocabulary.count).map { index -> String in
             let shown = visible(vocabulary.scalars[index]).padding(toLength: 8, withPad: " ", startingAt: 0)
             let count = counts.map { grouped($0[index]).leftPadded(to: 9) } ?? ""
@@ -341,7 +341,7 @@ public struct Inspector {
         let width = console.width - 1
         output += wrap("words found in the training text: \(grouped(result.knownWords)) of \(grouped(result.words)) (\(percent(result.knownWords, result.words)))", width: width, indent: 2) + "\n"
         output += wrap("character 8-grams found in the training text: \(grouped(result.knownGrams)) of \(grouped(result.grams)) (\(percent(result.knownGrams, result.grams)))", width: width, indent: 2) + "\n"
-        output += wrap("longest run copied verbatim: \(length) characters" + (color == .none ? ", marked [[ ]]" : ", highlighted")
+        output += wrap("longest run copied verbatim: " + quantity(length, "character") + (color == .none ? ", marked [[ ]]" : ", highlighted")
             + ": \"" + copied.replacingOccurrences(of: "\n", with: "\\n") + "\"", width: width, indent: 2) + "\n"
         return output
     }

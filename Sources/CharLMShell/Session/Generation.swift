@@ -59,7 +59,7 @@ extension Session {
             }
         }
         console.out("\n")
-        try endGeneration("\(grouped(generated)) characters", characters: generated,
+        try endGeneration(quantity(generated, "character"), characters: generated,
                           seconds: Date().timeIntervalSince(start), stopped: stopped,
                           stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s")", command: command)
     }
@@ -121,7 +121,7 @@ extension Session {
             console.out("--- sample \(k + 1) of \(K) ---\n")
             console.out(shown(promptText + tokens.map { vocabulary.character(Int($0)) }.joined()) + "\n")
         }
-        try endGeneration("\(K) samples x \(grouped(generated)) characters", characters: generated * K,
+        try endGeneration("\(K) samples x " + quantity(generated, "character"), characters: generated * K,
                           seconds: seconds, stopped: stopped,
                           stoppedAfter: "\(grouped(generated)) character\(generated == 1 ? "" : "s") per sample")
     }

@@ -61,10 +61,15 @@ struct SaveTargets {
         }
     }
 
-    /// Throws when the folder `path` names is not there (or is not a folder), naming the setting.
+    /// Throws when `path` is a folder itself, or the folder it names is not there (or is not a folder), naming the
+    /// setting.
     func checkFolder(of path: String, for setting: String) throws {
         // Up to the last slash, by hand: Foundation's deletingLastPathComponent traps on ".".
         let full = expandingTilde(path)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) && isDirectory.boolValue {
+            throw ShellError.badArgument("\(setting) names '\(path)', which is a folder: name a file inside it")
+        }
         let folder = full.lastIndex(of: "/").map { $0 == full.startIndex ? "/" : String(full[..<$0]) } ?? ""
         var isFolder: ObjCBool = false
         guard folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) else {

@@ -178,10 +178,14 @@ public final class Session {
         let split = try Dataset(tokens: loaded.tokens, validationFraction: settings.val)
         let report = loaded.report
         let changes = describeChanges(report)
-        console.report("loaded \(name): \(grouped(report.characters)) characters, \(loaded.vocabulary.count) distinct; "
+        console.report("loaded \(name): " + quantity(report.characters, "character") + ", \(grouped(loaded.vocabulary.count)) distinct; "
                        + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
         console.report("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
                        + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
+        if split.trainRange.count < settings.seq + 1 && loaded.tokens.count >= 2 * (settings.seq + 1) {
+            console.note("note: the training split is too short for seq \(settings.seq) (val \(formatSettingNumber(settings.val)) holds "
+                         + "the rest out): `set val 0.1` and load again, or lower `seq`\n")
+        }
         // Keep the trainer's progress across a reload of the same text. Validation losses on another text are not
         // comparable with those kept: the best starts afresh.
         setTrainerAside()
@@ -195,7 +199,12 @@ public final class Session {
                 console.note("note: the untrained model is rebuilt for this text's characters\n")
                 try makeFreshModel(vocabulary: loaded.vocabulary)
             } else if vocabulary != loaded.vocabulary {
-                console.note("warning: this text's characters (\(loaded.vocabulary.count)) differ from the model's (\(model.vocabularySize)); "
+                let (text, own) = (Set(loaded.vocabulary.scalars), Set(vocabulary.scalars))
+                let (unknown, unused) = (text.subtracting(own).count, own.subtracting(text).count)
+                let difference = unknown + unused == 0
+                    ? "the same characters in another order or read with other lowercase/ascii settings"
+                    : quantity(unknown, "character") + " the model does not know, \(grouped(unused)) of the model's not in it"
+                console.note("warning: this text's characters differ from the model's (\(difference)); "
                              + "`reset` starts a new model on this text, or load text with the model's characters\n")
             } else if let checkpointCorpus, checkpointCorpus != loaded.fingerprint {
                 console.note("note: this is not the text the model was trained on; training continues from step \(step) on it\n")

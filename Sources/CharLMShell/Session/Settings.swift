@@ -204,9 +204,10 @@ struct SettingStorage: Sendable {
     static func float(_ path: WritableKeyPath<Settings, Float> & Sendable) -> SettingStorage {
         SettingStorage(get: { formatNumber($0[keyPath: path]) }) { settings, text, declaration in
             // In range as typed, and still in range (and not rounded to 0) as the float32 it is stored as.
-            guard let number = decimalNumber(text), declaration.domain.contains(number),
-                  declaration.domain.contains(Double(Float(number))), Float(number) != 0 || number == 0 else {
-                throw declaration.outOfRange(text)
+            guard let number = decimalNumber(text), declaration.domain.contains(number) else { throw declaration.outOfRange(text) }
+            guard declaration.domain.contains(Double(Float(number))), Float(number).isNormal || number == 0 else {
+                throw CharLMError.outOfRange(setting: declaration.name, rule: declaration.domain.rule
+                    + ", and a 32-bit float (at least 1.2e-38, or 0)", got: text)
             }
             settings[keyPath: path] = Float(number) + 0  // -0 becomes 0
         }

@@ -15,7 +15,7 @@ extension Session {
         guard let model, let vocabulary else { throw ShellError.needs(command == "train" ? .modelFromText : .model) }
         guard let corpus, let dataset else {
             let trainedOn = checkpointCorpus.map { fingerprint in
-                (fingerprint.name.map { "'\($0)', " } ?? "") + "\(grouped(fingerprint.characters)) characters"
+                (fingerprint.name.map { "'\($0)', " } ?? "") + quantity(fingerprint.characters, "character")
             }
             throw ShellError.needs(command == "train" ? .textToTrainOn(trainedOn: trainedOn) : .text(command: command))
         }

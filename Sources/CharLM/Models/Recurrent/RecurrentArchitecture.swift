@@ -111,7 +111,7 @@ extension RecurrentConfig: ModelArchitecture {
     /// says so.
     public func missingTensorHint(tensorNames: Set<String>) -> String? {
         LayerKind.allCases.first { $0 != layerKind && tensorNames.contains($0.moduleName + ".weight_ih_l0") }.map {
-            "; the config says cell \(layerKind.rawValue) but the tensors are a \($0.rawValue)'s (\($0.moduleName).*)"
+            "; the config says cell \(layerKind.rawValue) but the tensors are those of cell \($0.rawValue) (\($0.moduleName).*)"
         }
     }
 }
