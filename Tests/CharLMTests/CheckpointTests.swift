@@ -236,6 +236,8 @@ private func problem(_ bytes: [UInt8]) -> String {
     #expect(problem(edited { $0.tensors[3].values[2] = .nan }) == "tensor '\(valid.tensors[3].name)' has NaN at element 2")
     #expect(problem(edited { $0.tensors[0].values[0] = -.infinity }) == "tensor 'embedding.weight' has an infinite value at element 0")
     #expect(problem(edited { $0.tensors.removeAll { $0.name == "optim.exp_avg.fc.bias" } }) == "tensor 'optim.exp_avg.fc.bias' is missing")
+    #expect(problem(edited { $0.metadata["optimizer"] = $0.metadata["optimizer"]!.replacingOccurrences(of: "\"adam", with: "\"sgd") })
+            == "optimizer `type` is not adam or adamw: charlm's moments are Adam's")
     #expect(problem(edited { $0.metadata["format_version"] = "9" }) == "it is charlm format version 9; this charlm reads version 1")
     #expect(problem(edited { _ in }) == "loaded")
 

@@ -353,6 +353,7 @@ def cases(folder):
             ("optimizer", "eps", 0, "its optimizer settings are unusable"),
             ("optimizer", "beta2", 1e300, "optimizer `beta2` is not a number"),
             ("optimizer", "lr", "fast", "optimizer `lr` is not a number"),
+            ("optimizer", "type", "sgd", "optimizer `type` is not adam or adamw: charlm's moments are Adam's"),
             ("training", "loss_history", {"a": 1}, "training `loss_history` is not a list"),
             ("training", "loss_history", [1.0] * 5, "training `loss_history` has 5 losses for 3 steps"),
             ("training", "loss_history", ["a"], "training `loss_history` holds something other than a finite number"),

@@ -388,6 +388,8 @@ class _Reader:
             raise self.bad("it has optimizer tensors but no valid `optimizer` metadata with a step count")
         if step > MAXIMUM_STEP:
             raise self.bad(f"optimizer `step` is {step}; charlm counts to at most {MAXIMUM_STEP}")
+        if "type" in meta and meta["type"] not in ("adam", "adamw"):
+            raise self.bad("optimizer `type` is not adam or adamw: charlm's moments are Adam's")
         # Adam's settings as charlm holds them, float32; absent keys keep charlm's defaults.
         settings = {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
         for key in settings:

@@ -180,6 +180,10 @@ private struct CheckpointReader {
         guard step <= Checkpoint.maximumStep else {
             throw bad("optimizer `step` is \(step); charlm counts to at most \(Checkpoint.maximumStep)")
         }
+        // Moments under Adam's names from another optimizer would mean something else.
+        if let type = json["type"], type != .string("adam") && type != .string("adamw") {
+            throw bad("optimizer `type` is not adam or adamw: charlm's moments are Adam's")
+        }
         var settings = AdamSettings()
         for (key, path) in [("lr", \AdamSettings.learningRate), ("beta1", \.beta1), ("beta2", \.beta2), ("eps", \.epsilon),
                             ("weight_decay", \.weightDecay)] {
