@@ -54,6 +54,7 @@ struct CharLMCommand: ParsableCommand {
         Interrupts.install()
         session.interruptRequested = { Interrupts.pending }
         session.clearInterrupt = { Interrupts.clear() }
+        session.interruptionName = { Interrupts.terminationSignal.map { $0 == SIGHUP ? "SIGHUP" : "SIGTERM" } ?? "Ctrl-C" }
         console.pagingEnabled = { [unowned session] in session.settings.pager }
         if isTerminal(.input) && isTerminal(.error) {
             session.waitForEnter = { _ = readLineUnbuffered() }

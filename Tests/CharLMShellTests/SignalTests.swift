@@ -69,3 +69,20 @@ func aTerminationDuringTrainingAutosavesAndLeavesWithItsCode(signal: Int32, name
     let said = program.stderr.components(separatedBy: "cannot write to standard output (Broken pipe)").count - 1
     #expect(said == 1, "\(program.stderr)")
 }
+
+/// A script stopped by SIGTERM during a command that is not `train` names SIGTERM, not Ctrl-C, in every message.
+@Test func aTerminationDuringAnotherCommandIsNamedAsSuch() throws {
+    let folder = try temporaryFolder()
+    let corpus = folder.appendingPathComponent("long.txt").path
+    try String(repeating: "It is a truth universally acknowledged, that a single man in possession. ", count: 20_000)
+        .write(toFile: corpus, atomically: true, encoding: .utf8)
+    let program = try RunningProgram(["-c", "set hidden 256", "-c", "set val 0.5", "-c", "load \(corpus)", "-c", "eval",
+                                      "-c", "echo after"], in: folder)
+    #expect(waitUntil { program.stdout.contains("new model") || program.stderr.contains("new model") }, "\(program.stderr)")
+    usleep(300_000)
+    kill(program.pid, SIGTERM)
+    #expect(program.waitForExit(), "still running after SIGTERM")
+    #expect(program.process.terminationStatus == 143, "\(program.stderr)")
+    #expect(program.stderr.contains("SIGTERM") && !program.stderr.contains("Ctrl-C"), "\(program.stderr)")
+    #expect(!program.stdout.contains("after"))
+}

@@ -188,6 +188,23 @@ private func backticked(_ text: String) -> [String] {
             == "'p' is 10,000,001 bytes or more; the most for a prompt file is 10,000,000 bytes")
 }
 
+@Test func aScriptWhoseTrainingCouldNotWriteAFileEndsFailed() throws {
+    let folder = try temporaryFolder()
+    let saved = folder.appendingPathComponent("m.safetensors").path
+    let (_, runner, console) = try makeShell(running: [
+        "set hidden 8", "set seq 20", "set batch 4", "set eval 0", "load \(fixture("tiny.txt"))", "save \(saved)"])
+    // Autosave writes where `save` last wrote; a read-only file there makes it fail at the end of the run.
+    try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: saved)
+    runner.interactive = false
+    let status = runner.run(ArrayLineSource(["set autosave 1h", "train 2 steps", "echo after"]), name: "s.clm")
+    #expect(unwrapped(console.stderr).contains("warning: autosave failed:"), "\(console.stderr)")
+    #expect(console.stdout.contains("after"), "the script goes on")
+    #expect(status == .failed)
+    // Without the failure the same script succeeds.
+    try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: saved)
+    #expect(runner.run(ArrayLineSource(["train 2 steps"]), name: "s.clm") == .success)
+}
+
 @Test func afterRestoreBestTheTablesNameTheRestoredStep() throws {
     // A small model that overfits tiny.txt (LongRunTests' settings): its best is not its last step.
     let (session, runner, console) = try makeShell(running: [

@@ -93,16 +93,20 @@ public final class Runner {
                 if interactive {
                     session.clearInterrupt()
                 } else {
-                    session.console.error("interrupted by Ctrl-C before this command", location: location)
+                    session.console.error("interrupted by \(session.interruptionName()) before this command", location: location)
                     return .interrupted
                 }
             }
             defer { afterEachLine() }
             do {
+                session.fileNotWritten = false
                 try execute(line)
+                // Training went on, but a file it was asked to write was not (the warning said which): the script
+                // carries on and fails at its end.
+                if !interactive && session.fileNotWritten { failed = true }
                 if !interactive && session.interruptRequested() {
                     let verb = (try? lex(line))?.first?.text ?? "the command"
-                    session.console.error("interrupted by Ctrl-C; `\(verb)` had finished", location: location)
+                    session.console.error("interrupted by \(session.interruptionName()); `\(verb)` had finished", location: location)
                     return .interrupted
                 }
             } catch is AlreadyReported {
@@ -117,7 +121,7 @@ public final class Runner {
                 session.clearInterrupt()
                 let verb = (try? lex(line))?.first?.text ?? "the command"
                 if !interactive {
-                    session.console.error("`\(verb)` interrupted by Ctrl-C; nothing was changed", location: location)
+                    session.console.error("`\(verb)` interrupted by \(session.interruptionName()); nothing was changed", location: location)
                     return .interrupted
                 }
                 // At a terminal the `^C` was echoed where the cursor stood: the note starts on a line of its own.

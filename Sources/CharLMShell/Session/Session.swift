@@ -18,6 +18,8 @@ public final class Session {
     public var interruptRequested: @Sendable () -> Bool = { false }
     /// Clears the Ctrl-C flag.
     public var clearInterrupt: @Sendable () -> Void = {}
+    /// What asked the stop, as messages name it: "Ctrl-C", or "SIGTERM" / "SIGHUP" when one ends the program.
+    public var interruptionName: @Sendable () -> String = { "Ctrl-C" }
     /// Ctrl-C, as the engine's long work asks it.
     var cancellation: Cancellation { Cancellation(interruptRequested) }
     /// Waits for Enter (`pause`); nil, so `pause` goes straight on, unless the executable runs at a terminal.
@@ -57,6 +59,9 @@ public final class Session {
     var trainingSeconds = 0.0
     /// The step whose parameters `restore best` put back, until training changes them again (`model` says so).
     public internal(set) var restoredFrom: Int?
+    /// A file `train` was asked to write (autosave, keepbest, the metrics log) was not written, while training went
+    /// on: a script then ends with status 1 (`Runner` reads and clears it).
+    var fileNotWritten = false
     /// Tokens per second of the last `train` (validations included), for `compare`.
     public internal(set) var lastTrainingRate: Double?
     /// The n-gram models `ngram` counted, and the rows `compare` prints (Compare.swift).

@@ -85,6 +85,8 @@ extension Session {
                 case .interrupted(let snapshot, _), .finished(let snapshot, _):
                     if snapshot.stepsDone > 0 { lastTrainingRate = snapshot.tokensPerSecond }
                     if case .interrupted = event { clearInterrupt() }
+                case .autosaveFailed, .keepbestFailed, .logStopped:
+                    fileNotWritten = true
                 default: break
                 }
                 renderer.render(event)
