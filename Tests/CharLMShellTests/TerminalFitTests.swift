@@ -182,6 +182,10 @@ import Testing
     console.clear()
     try runner.execute("echo hi; echo there")
     #expect(console.stderr.split(separator: "\n").filter { $0.hasPrefix("time: ") && $0.hasSuffix(" s") }.count == 2)
+    // A command that failed has its error, not a time.
+    console.clear()
+    #expect(thrownError(runner, "load no-such-file") != nil)
+    #expect(!console.stderr.contains("time: "), "\(console.stderr)")
     try runner.execute("set timing off")
     // At the prompt (the executable sets the guard at a terminal), leaving with unsaved training is refused once.
     session.guardsUnsavedWork = true

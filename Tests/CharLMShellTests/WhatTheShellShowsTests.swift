@@ -183,6 +183,12 @@ private func backticked(_ text: String) -> [String] {
     // A temperature too small for a float32 says so, not "must be from 0 to 100".
     #expect("\(try #require(thrownError(runner, "set temp 1e-50")))".contains("and a 32-bit float (at least 1.2e-38, or 0); got '1e-50'"))
     #expect(session.settings.temp == 1)
+    // A checkpoint that changes how text is read says so.
+    let checkpoint = folder.appendingPathComponent("lc.safetensors").path
+    try runner.execute("reset; save \(checkpoint); set lowercase on")
+    console.clear()
+    try runner.execute("load \(checkpoint)")
+    #expect(unwrapped(console.stderr).contains("note: lowercase is now off, as the model was trained"), "\(console.stderr)")
     // Sizes that round alike are said in bytes.
     #expect(CharLMError.fileTooLarge(path: "p", bytes: 10_000_001, maximum: 10_000_000, limit: "a prompt file").description
             == "'p' is 10,000,001 bytes or more; the most for a prompt file is 10,000,000 bytes")

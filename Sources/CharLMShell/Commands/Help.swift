@@ -37,10 +37,12 @@ func settingHelp(_ key: SettingKey, width: Int) -> String {
                 width: width, indent: 2) + "\n"
 }
 
-/// Every setting with its value (or default) and meaning, in two columns.
-func settingsList(_ settings: Settings = Settings(), width: Int = 80) -> String {
+/// Every setting with its value (`show`) or default (`help set`, `valueHeading` "default") and meaning, in two
+/// columns under a heading.
+func settingsList(_ settings: Settings = Settings(), width: Int = 80, valueHeading: String = "default") -> String {
     let nameWidth = Settings.keys.map(\.name.count).max()! + 2
-    let rows = Settings.keys.map { key in (key.name.rightPadded(to: nameWidth) + key.get(settings), key.summary) }
+    let heading = ("setting".rightPadded(to: nameWidth) + valueHeading, "meaning")
+    let rows = [heading] + Settings.keys.map { key in (key.name.rightPadded(to: nameWidth) + key.get(settings), key.summary) }
     return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 8, indent: 0) + "\n"
 }
 
@@ -54,6 +56,6 @@ func runShow(_ context: CommandContext, _ words: [Word]) throws {
         }
         session.console.info("\(key.name) \(key.get(session.settings))\n")
     } else {
-        session.console.info(settingsList(session.settings, width: session.console.width))
+        session.console.info(settingsList(session.settings, width: session.console.width, valueHeading: "value"))
     }
 }

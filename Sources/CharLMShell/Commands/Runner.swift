@@ -137,19 +137,17 @@ public final class Runner {
     }
 
     /// Runs one command line: its commands (separated by `;`) one after another, stopping at the first that fails.
-    /// With `timing` on, says how long each took.
+    /// With `timing` on, says how long each that succeeded took (a failed one has its error instead, as psql does).
     public func execute(_ line: String) throws {
         for (command, offset) in splitCommands(line) {
             let start = Date()
-            defer {
-                if session.settings.timing && !command.trimmingCharacters(in: .whitespaces).isEmpty {
-                    session.console.progress(String(format: "time: %.3f s\n", Date().timeIntervalSince(start)))
-                }
-            }
             do {
                 try executeCommand(command)
             } catch ShellError.syntax(let error) {
                 throw ShellError.syntax(LexError(message: error.message, column: error.column + offset))
+            }
+            if session.settings.timing && !command.trimmingCharacters(in: .whitespaces).isEmpty {
+                session.console.progress(String(format: "time: %.3f s\n", Date().timeIntervalSince(start)))
             }
             if quitRequested { return }
         }

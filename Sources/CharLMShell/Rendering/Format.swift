@@ -40,24 +40,10 @@ func describeChanges(_ report: NormalizationReport) -> [String] {
     ].compactMap { $0 }
 }
 
-/// The columns `character` takes at a terminal: 2 for East Asian wide and fullwidth characters (CJK ideographs,
-/// kana, Hangul, fullwidth forms, most emoji), 0 for combining marks and zero-width joiners, 1 for the rest. An
-/// approximation of Unicode's East Asian Width (UAX #11) by its main blocks, as terminals render them.
+/// The columns `character` takes at a terminal (its first scalar's `columns`: 2 for CJK and most emoji).
 func displayWidth(of character: Character) -> Int {
     guard let scalar = character.unicodeScalars.first else { return 0 }
-    if scalar.value < 0x300 { return 1 }
-    switch scalar.properties.generalCategory {
-    case .nonspacingMark, .enclosingMark, .format: return 0
-    default: break
-    }
-    switch scalar.value {
-    case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
-         0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6,
-         0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x2FFFD, 0x30000...0x3FFFD:
-        return 2
-    default:
-        return 1
-    }
+    return scalar.value < 0x300 ? 1 : columns(scalar)
 }
 
 /// The columns `text` takes at a terminal (`displayWidth(of:)` summed).
@@ -170,25 +156,30 @@ func decimalNumber(_ text: String) -> Double? {
     return Double(text)
 }
 
-/// The candidate nearest to `word` within two edits (Levenshtein distance), for "did you mean"; nil when none is.
+/// The candidate nearest to `word` within two edits (one for words under five letters), for "did you mean"; nil
+/// when none is.
 func nearest(to word: String, among candidates: [String]) -> String? {
+    /// Edits from a to b: insertions, deletions, substitutions and swaps of neighbours ("tmep" is one from "temp").
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
+        var table = [[Int]](repeating: Array(0...b.count), count: a.count + 1)
+        for i in 0...a.count { table[i][0] = i }
         for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
             for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    table[i][j] = min(table[i][j], table[i - 2][j - 2] + 1)
+                }
             }
-            previous = current
         }
-        return previous[b.count]
+        return table[a.count][b.count]
     }
     // Words far longer than any name cannot be within two edits; skip the quadratic work for them.
     guard word.count <= 64 else { return nil }
     let scored = candidates.map { ($0, distance(Array(word.lowercased()), Array($0))) }.min { $0.1 < $1.1 }
-    guard let (best, score) = scored, score <= 2 else { return nil }
+    // Two edits for names of five letters or more; one for shorter words ('foo' is not 'log').
+    guard let (best, score) = scored, score <= (word.count >= 5 ? 2 : 1) else { return nil }
     return best
 }
 

@@ -152,6 +152,10 @@ public struct Settings: Equatable, Sendable {
             }
         }
         var notes = leftOut.isEmpty ? [] : ["left out stored settings this charlm does not take from a file: " + listed(leftOut, nameLimit: 20)]
+        // The model reads text as it was trained to: texts loaded from now on are normalised its way.
+        for (name, was, now) in [("lowercase", lowercase, restored.lowercase), ("ascii", ascii, restored.ascii)] where was != now {
+            notes.append("\(name) is now \(now ? "on" : "off"), as the model was trained; text loaded next is read that way")
+        }
         notes += defaulted.map { "the file holds " + $0 }
         return (restored, notes)
     }
