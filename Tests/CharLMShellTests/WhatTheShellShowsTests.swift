@@ -189,6 +189,10 @@ private func backticked(_ text: String) -> [String] {
     console.clear()
     try runner.execute("load \(checkpoint)")
     #expect(unwrapped(console.stderr).contains("note: lowercase is now off, as the model was trained"), "\(console.stderr)")
+    // A missing file named like the built-in dataset points to it.
+    #expect("\(try #require(thrownError(runner, "load shakespeare")))" == "no such file 'shakespeare'; did you mean the built-in dataset: `load tinyshakespeare`?")
+    #expect("\(try #require(thrownError(runner, "load tinyshakespear")))".hasSuffix("`load tinyshakespeare`?"))
+    #expect("\(try #require(thrownError(runner, "load novel.txt")))" == "no such file 'novel.txt': check the path")
     // Sizes that round alike are said in bytes.
     #expect(CharLMError.fileTooLarge(path: "p", bytes: 10_000_001, maximum: 10_000_000, limit: "a prompt file").description
             == "'p' is 10,000,001 bytes or more; the most for a prompt file is 10,000,000 bytes")

@@ -38,6 +38,13 @@ public struct Downloads: Sendable {
             sha256: "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
     ]
 
+    /// The built-in dataset a missing file's name probably meant ("shakespeare", "tinyshakespear"), or nil.
+    static func builtInMeant(by source: String) -> String? {
+        guard !source.contains("/"), source.count >= 4 else { return nil }
+        let word = source.lowercased()
+        return builtIn.keys.sorted().first { $0.contains(word) } ?? nearest(to: word, among: builtIn.keys.sorted())
+    }
+
     /// The file `load SOURCE` reads: a built-in dataset's or a URL's cached copy (downloaded the first time), else
     /// SOURCE itself as a path.
     public func localPath(for source: String, console: Console, cancellation: Cancellation = .never) throws -> String {

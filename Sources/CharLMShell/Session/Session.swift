@@ -168,8 +168,14 @@ public final class Session {
         var downloads = downloads
         downloads.maximumBytes = maximumBytes
         let path = try downloads.localPath(for: expandingTilde(source), console: console, cancellation: cancellation)
-        let bytes = try readFileBytes(at: path, maximumBytes: maximumBytes,
+        let bytes: [UInt8]
+        do {
+            bytes = try readFileBytes(at: path, maximumBytes: maximumBytes,
                                       limit: "what this machine can load now (a text or checkpoint takes about 5 times its size)")
+        } catch CharLMError.fileNotFound(let missing) where Downloads.builtInMeant(by: missing) != nil {
+            throw ShellError.badArgument("no such file '\(missing)'; did you mean the built-in dataset: "
+                                         + "`load \(Downloads.builtInMeant(by: missing)!)`?")
+        }
         try cancellation.check()
         if SafeTensorsFile.looksLikeSafeTensors(bytes) {
             try loadCheckpoint(bytes, path: path)
