@@ -189,6 +189,14 @@ private func backticked(_ text: String) -> [String] {
     console.clear()
     try runner.execute("load \(checkpoint)")
     #expect(unwrapped(console.stderr).contains("note: lowercase is now off, as the model was trained"), "\(console.stderr)")
+    // `eval` shows its progress at a terminal, and clears it at the end.
+    console.isTerminal = true
+    console.clear()
+    try runner.execute("eval")
+    console.isTerminal = false
+    #expect(console.stderr.contains("evaluating 100% of 240 characters"),
+            "\(console.stderr)")
+    #expect(console.stderr.hasSuffix("\r\u{1B}[K"), "the status line is cleared")
     // A missing file named like the built-in dataset points to it.
     #expect("\(try #require(thrownError(runner, "load shakespeare")))" == "no such file 'shakespeare'; did you mean the built-in dataset: `load tinyshakespeare`?")
     #expect("\(try #require(thrownError(runner, "load tinyshakespear")))".hasSuffix("`load tinyshakespeare`?"))

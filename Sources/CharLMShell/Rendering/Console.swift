@@ -193,7 +193,8 @@ public final class StandardConsole: Console {
 public final class BufferConsole: Console {
     public private(set) var stdout = ""
     public private(set) var stderr = ""
-    public let isTerminal = false
+    /// Tests set it to see the live status lines a terminal gets.
+    public var isTerminal = false
     /// Tests set it to see what a terminal would be shown.
     public var outputIsTerminal = false
     public let useColor = false

@@ -97,10 +97,19 @@ extension Session {
         }
     }
 
-    /// Validation loss of the current model on the current text. Ctrl-C stops it.
+    /// Validation loss of the current model on the current text, its progress on the live status line at a
+    /// terminal. Ctrl-C stops it.
     public func evaluate() throws -> Evaluation {
         if let model { try checkFinite(model) }
-        return try readyTrainer(for: "eval").evaluate(cancellation: cancellation)
+        let trainer = try readyTrainer(for: "eval")
+        defer { console.endStatus() }
+        var shown = -1
+        return try trainer.evaluate(cancellation: cancellation) { done in
+            let percent = Int(done * 100)
+            guard percent != shown else { return }
+            shown = percent
+            console.status("evaluating \(percent)% of \(grouped(dataset?.validationRange.count ?? 0)) characters")
+        }
     }
 
 }
