@@ -64,8 +64,9 @@ private func attempt(_ runner: Runner, _ line: String) -> String? {
     #expect(console.stdout == "temp 0.8\n")
     console.clear()
     #expect(attempt(runner, "show") == nil)
-    // One line per setting (a long meaning continues on indented lines).
-    #expect(console.stdout.split(separator: "\n").filter { !$0.hasPrefix(" ") }.count == Settings.keys.count)
+    // A heading, then one line per setting (a long meaning continues on indented lines).
+    #expect(console.stdout.hasPrefix("setting    value  meaning\n"))
+    #expect(console.stdout.split(separator: "\n").filter { !$0.hasPrefix(" ") }.count == Settings.keys.count + 1)
     #expect(console.stdout.contains("length     123    characters `gen` writes by default\n"))
     #expect(console.stdout.split(separator: "\n").allSatisfy { $0.count < 80 })
 }

@@ -32,6 +32,8 @@ private func randomText(_ characters: Int) throws -> URL {
         let text = message(runner, "train \(amount)")
         #expect(text?.contains("charlm counts to at most \(limit) more steps") == true, "train \(amount): \(text ?? "ran")")
     }
+    #expect(message(runner, "train 1e30 steps") == "the number of steps is 9.2e+18 or more; charlm counts to at most \(limit) more steps (the model is at step 0)")
+    #expect(message(runner, "train 2000000000000 steps") == "the number of steps is 2,000,000,000,000; charlm counts to at most \(limit) more steps (the model is at step 0)")
     #expect(message(runner, "train 1e300s")?.contains("at most 31536000 seconds (a year)") == true)
     #expect(message(runner, "train 1e300h")?.contains("at most 31536000 seconds (a year)") == true)
     #expect(message(runner, "train inf") == "train needs a number of epochs, `N steps` or a duration like 90s, 5m or 2h; got 'inf'")

@@ -49,6 +49,17 @@ import Testing
     #expect(axisLabel(-1e300) == "-1e+300")
 }
 
+@Test func aStatusLineIsCutToTheWidth() {
+    let console = BufferConsole()
+    console.isTerminal = true
+    console.status("generating 16 samples: " + String(repeating: "9", count: 200))
+    let shown = console.stderr.replacingOccurrences(of: "\r\u{1B}[K", with: "")
+    #expect(shown.count == console.width - 1 && shown.hasSuffix("…"), "\(shown)")
+    console.clear()
+    console.status("short")
+    #expect(console.stderr.hasSuffix("short"))
+}
+
 @Test func theLiveTrainingLineNeverWrapsAndKeepsStepAndLoss() {
     let progress = TrainingProgress(step: 1234, lastStep: 100_000, epoch: 12.34, recentLosses: [2.5, 2.4, 2.3, 2.2][...],
                                     validation: 2.1, tokensPerSecond: 123_456, remaining: 3725)

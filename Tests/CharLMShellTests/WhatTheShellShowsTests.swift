@@ -223,6 +223,17 @@ private func backticked(_ text: String) -> [String] {
     #expect(runner.run(ArrayLineSource(["train 2 steps"]), name: "s.clm") == .success)
 }
 
+@Test func compareRowsOfSeveralSeqKeepTheirSeqWhenTheLabelIsCut() throws {
+    let (_, runner, console) = try makeShell(running: [
+        "set hidden 8", "set seq 20", "set batch 4", "set eval 0", "load \(fixture("tiny.txt"))", "ngram 5", "set seq 10", "ngram 5"])
+    console.clear()
+    try runner.execute("compare")
+    let rows = console.stdout.split(separator: "\n").filter { $0.hasPrefix("5-gram") }
+    #expect(rows.count == 2, "\(console.stdout)")
+    #expect(rows.contains { $0.contains(" seq 20 ") } && rows.contains { $0.contains(" seq 10 ") }, "\(console.stdout)")
+    #expect(console.stdout.split(separator: "\n").allSatisfy { $0.count <= 80 })
+}
+
 @Test func afterRestoreBestTheTablesNameTheRestoredStep() throws {
     // A small model that overfits tiny.txt (LongRunTests' settings): its best is not its last step.
     let (session, runner, console) = try makeShell(running: [

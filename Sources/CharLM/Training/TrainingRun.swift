@@ -133,7 +133,13 @@ public final class TrainingRun {
         var patience: Int? = nil
         switch amount {
         case .epochs(let epochs): total = try steps(epochs * Double(trainer.stepsPerEpoch), "\(formatSettingNumber(epochs)) epochs")
-        case .steps(let count): total = try steps(Double(count), "\(count) steps")
+        case .steps(let count):
+            guard count <= stepsLeft else {
+                // (A count past Int's range arrives as Int.max.)
+                throw CharLMError.tooLarge(what: "the number of steps", value: count == .max ? "9.2e+18 or more" : grouped(count),
+                                           maximum: "\(grouped(stepsLeft)) more steps (the model is at step \(grouped(firstStep)))")
+            }
+            total = max(1, count)
         case .seconds(let seconds):
             guard seconds <= Self.longestTraining else {
                 throw CharLMError.tooLarge(what: "train for \(formatSettingNumber(seconds)) seconds", value: "longer than a year",

@@ -143,9 +143,9 @@ extension Session {
         let windows = Set(rows.map(\.seq))
         var lines = ["model                    parameters     steps  tokens/s  val loss  bits/char"]
         for row in rows {
-            // With rows of several `seq`, each label says its own.
-            let label = windows.count > 1 ? row.label + " (seq \(row.seq))" : row.label
-            lines.append(tableLabel(label, width: 22) + " " + grouped(row.parameters).leftPadded(to: 11)
+            // With rows of several `seq`, each label says its own, kept whole when a long label is cut.
+            let seq = windows.count > 1 ? " seq \(row.seq)".leftPadded(to: 9) : ""
+            lines.append(tableLabel(row.label, width: 22 - seq.count) + seq + " " + grouped(row.parameters).leftPadded(to: 11)
                          + " " + (row.steps.map(grouped) ?? "-").leftPadded(to: 9)
                          + " " + (row.tokensPerSecond.map { grouped(Int($0.rounded())) } ?? "-").leftPadded(to: 9)
                          + String(format: "  %8.4f  %9.4f", row.validation, row.validation / log(2)))

@@ -76,11 +76,13 @@ extension Console {
     /// A line of secondary detail on stderr (a timing after `gen`): dim on a colour terminal; silent with `-q`.
     public func detail(_ text: String) { progress(useColor ? "\u{1B}[2m" + text + "\u{1B}[0m\n" : text + "\n") }
 
-    /// Replaces the live status line on stderr with `text` (a terminal only; elsewhere nothing is written).
+    /// Replaces the live status line on stderr with `text`, cut to the width so it never wraps (a terminal only;
+    /// elsewhere nothing is written).
     public func status(_ text: String) {
         if isTerminal && !quiet {
-            err(clearStatus() + text)
-            statusShown(columns: text.count)
+            let fitted = text.count < width ? text : String(text.prefix(max(1, width - 2))) + "…"
+            err(clearStatus() + fitted)
+            statusShown(columns: fitted.count)
         }
     }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
