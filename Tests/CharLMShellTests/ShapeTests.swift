@@ -53,7 +53,10 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     let settings = Settings()
     #expect(TrainingSettings() == settings.training)
     #expect(SamplingSettings() == settings.sampling)
-    #expect(RecurrentConfig(vocabularySize: 5) == settings.architecture(vocabularySize: 5))
+    #expect(RecurrentConfig(vocabularySize: 5) == settings.architecture(vocabularySize: 5) as? RecurrentConfig)
+    var transformer = settings
+    transformer.arch = .transformer
+    #expect(TransformerConfig(vocabularySize: 5) == transformer.architecture(vocabularySize: 5) as? TransformerConfig)
     #expect(NormalizationOptions() == settings.normalization)
     #expect(AdamSettings().learningRate == settings.lr && AdamSettings().weightDecay == settings.wd)
     #expect(settings.training.learningRate == 2e-3 && settings.training.sequenceLength == 100 && settings.sampling.temperature == 1)

@@ -98,6 +98,7 @@ public final class Session {
         }
         var changed = settings
         try key.set(&changed, value)
+        try changed.checkAgreement(afterSetting: key.name, model: model?.architecture)
         let before = settings
         settings = changed
         switch key.name {
@@ -121,8 +122,8 @@ public final class Session {
                 console.note("note: autosave writes where a bare `save` does, and '\(SaveTargets.defaultPath)' already exists and "
                              + "this session did not write it: `save PATH` once before training to choose the file\n")
             }
-        case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.cell.rawValue) != LayerKind.lstm.rawValue:
-            let kind = (model?.architecture.kindName ?? settings.cell.rawValue).uppercased()
+        case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.arch.rawValue) != LayerKind.lstm.rawValue:
+            let kind = (model?.architecture.kindName ?? settings.arch.rawValue).uppercased()
             console.note("note: bf16 speeds up the LSTM's generation only; this \(kind) generates in float32 whatever it says\n")
         case "threads" where settings.threads != context.threadCount:
             context = ComputeContext(threads: settings.threads)
@@ -137,10 +138,11 @@ public final class Session {
         if key.group == .model, let model {
             let V = model.vocabularySize
             let asked = settings.architecture(vocabularySize: V)
-            if !asked.isEqual(to: model.architecture) && before.architecture(vocabularySize: V) != asked {
+            if !asked.isEqual(to: model.architecture) && !before.architecture(vocabularySize: V).isEqual(to: asked) {
                 console.note("note: the current model keeps its architecture; `reset` builds a new model with \(key.name) \(key.get(settings))\n")
             }
         }
+        if let note = settings.unusedSettingNote(key.name) { console.note(note + "\n") }
         if key.group == .data && corpus != nil {
             console.note("note: \(key.name) applies when text is next loaded\n")
         }
