@@ -192,6 +192,21 @@ public enum Commands {
                     if previous.last == "--svg" { return completePath(prefix) }
                     return prefix.hasPrefix("-") ? ["--svg"].filter { $0.hasPrefix(prefix) } : []
                 }, run: runGates),
+        Command("attn", usage: "attn \"TEXT\" [LAYER] [HEAD] [--html FILE]", summary: "where a transformer's heads look in a text",
+                details: """
+                Feeds TEXT to the transformer and draws one head's attention as a heatmap: a row per character as it \
+                reads (the query), a column per character so far (the key), shaded by the weight (· below 0.1 ... █ \
+                0.8 and above). Without HEAD, the most distinctive head (the most concentrated: lowest mean entropy of \
+                its weights) of LAYER, or of every layer; then a line per head: mean distance looked back, the shares \
+                on the previous character, the first, itself, spaces and newlines, its spread (0 one character, 1 all \
+                alike) and what it mostly looks at. --html FILE: every layer and head on one page, weights on hover. \
+                TEXT may be @FILE, at most the model's context. For a recurrent network, see `cells` and `gates`.
+                Example: attn "to be or not to be" 0
+                """,
+                complete: { _, previous, prefix in
+                    if previous.last == "--html" { return completePath(prefix) }
+                    return prefix.hasPrefix("-") ? ["--html"].filter { $0.hasPrefix(prefix) } : []
+                }, run: runAttn),
         Command("ngram", usage: "ngram [N | N1 N2 ...] | ngram gen [\"PROMPT\"] [N]", summary: "count-based n-gram baselines: what counting alone predicts",
                 details: """
                 Counts the character n-grams of the loaded text's training split and reports each order's validation \
