@@ -17,7 +17,7 @@ private func badValues(_ declaration: SettingDeclaration) -> [String] {
     case .unsigned: return ["abc", "-1", "18446744073709551616"]
     case .flag: return ["maybe", "2"]
     case .file: return ["folder/"]
-    case .choice: return ["transformer", "1", "lstm2"]
+    case .choice: return ["gpt", "1", "lstm2"]
     case .interval(let range):
         return ["abc", "10", "-1m", formatSettingNumber(range.lowerBound / 2) + "s", formatSettingNumber(range.upperBound + 1) + "s"]
     case .number(let lower, let lowerIncluded, let upper, let upperIncluded):

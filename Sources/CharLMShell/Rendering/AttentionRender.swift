@@ -44,7 +44,7 @@ func attentionHeatmap(scalars: [Unicode.Scalar], weights: AttentionWeights, laye
     lines.append(wrap(legend, width: width - 1, indent: 2))
     if shown < T {
         lines.append(wrap("(the first \(shown) of \(T) characters drawn, as many as the width holds; the lines below cover all "
-                          + "\(T))", width: width - 1, indent: 1))
+                          + "\(T))", width: width - 1, indent: 2))
     }
     return lines.joined(separator: "\n") + "\n"
 }
