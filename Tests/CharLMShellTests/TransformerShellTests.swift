@@ -148,6 +148,23 @@ private let smallTransformer = ["set arch transformer", "set embed 16", "set hea
     #expect(other.step == 6, "training resumes from the file's step")
 }
 
+@Test func ctrlCStopsATransformersGenerationKeepingWhatItWrote() throws {
+    let (session, runner, console) = try makeShell(running: smallTransformer + ["load \(fixture("tiny.txt"))", "train 2 steps"])
+    // 100 characters after a 5-character prompt: past the context of 32, where each character recomputes a window.
+    try runner.execute("seed 3")
+    let whole = try output(runner, console, "gen \"First\" 100")
+    #expect(whole.count == 5 + 100 + 1)
+    final class Counter: @unchecked Sendable { var asked = 0 }
+    let counter = Counter()
+    session.interruptRequested = { counter.asked += 1; return counter.asked >= 40 }
+    try runner.execute("seed 3")
+    console.clear()
+    _ = thrownError(runner, "gen \"First\" 100")
+    let cut = console.stdout.trimmingCharacters(in: .newlines)
+    #expect(cut.count > 5 && cut.count <= 5 + 40, "stopped by the 40th question: \(cut)")
+    #expect(whole.hasPrefix(cut), "what was written is kept, and is what the uninterrupted run wrote")
+}
+
 @Test func cellsAndGatesPointATransformerToAttn() throws {
     let (_, runner, _) = try makeShell(running: smallTransformer + ["load \(fixture("tiny.txt"))"])
     for line in ["cells \"to be\"", "cells top \"to be\"", "gates \"to be\"", "gates \"to be\" 0"] {
@@ -210,8 +227,7 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
     let text = "abcab cab\nbca"
     let (session, runner, console) = try handBuiltAttention(text: text, context: 16, folder: folder)
     let report = try output(runner, console, "attn \"abcab cab\\nbca\"")
-    #expect(unwrapped(report).hasPrefix("layer 0 head 0, the most distinctive head (the most concentrated: spread 0.00): "
-                                        + "looks at the previous character"), "\(report)")
+    #expect(report.hasPrefix("layer 0 head 0, most distinctive (spread 0.00): the previous character (100%)\n"), "\(report)")
     // The heatmap: the text's characters across (newline and space spelled), one row per character, the weight on the
     // character before it full.
     let lines = Array(report.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -248,7 +264,7 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
     #expect(abs(share - even) < 1e-5, "a head of zero queries attends to everything alike")
     // HEAD named: the first-character head is drawn, its weight on character 0 at least 0.8 on every row.
     let first = try output(runner, console, "attn \"abcab cab\\nbca\" 0 1").split(separator: "\n").map(String.init)
-    #expect(first[0].hasPrefix("layer 0 head 1, spread 0.") && first[0].hasSuffix("looks at the first character"), "\(first[0])")
+    #expect(first[0].hasPrefix("layer 0 head 1 (spread 0.") && first[0].hasSuffix("): the first character (95%)"), "\(first[0])")
     for t in 0..<13 { #expect(first[2 + t].dropFirst(5).first == "█", "row \(t): \(first[2 + t])") }
 }
 

@@ -28,14 +28,16 @@ public struct HeadSummary: Equatable, Sendable {
     public let spread: Double
 
     /// What the head looks at, in words that follow "looks at": the one of the previous character, the first, itself
-    /// and spaces/newlines that holds more than half its weight; else "everything alike" for a spread above 0.85;
-    /// else how far back it looks.
-    public var pattern: String {
-        let shares: [(String, Double)] = [("the previous character", previous), ("the first character", first),
-                                          ("itself", itself), ("spaces and newlines", spaceOrNewline ?? 0)]
-        if let best = shares.max(by: { $0.1 < $1.1 }), best.1 >= 0.5 { return best.0 }
-        if spread > 0.85 { return "everything alike" }
-        return String(format: "a mix, %.1f back on average", distance)
+    /// and spaces/newlines that holds the most of its weight, when that is at least 40%; else "everything alike" for
+    /// a spread above 0.85; else how far back it looks on average.
+    public var pattern: String { namedShare?.name ?? (spread > 0.85 ? "everything alike" : String(format: "a mix, %.1f back on average", distance)) }
+
+    /// The largest of the four named shares, when it is at least 40% of the head's weight.
+    var namedShare: (name: String, share: Double)? {
+        let shares: [(name: String, share: Double)] = [("the previous character", previous), ("the first character", first),
+                                                       ("itself", itself), ("spaces and newlines", spaceOrNewline ?? 0)]
+        let best = shares.max { $0.share < $1.share }!
+        return best.share >= 0.4 ? best : nil
     }
 
     /// Measures head `head` of block `layer` over a text whose characters are `scalars`.
@@ -118,9 +120,10 @@ extension Inspector {
         let chosen = head.map { head in considered.first { $0.head == head }! }
             ?? considered.mostDistinctive!
         let width = console.width - 1
-        let why = head == nil ? "the most distinctive " + (layer == nil ? "head" : "head of layer \(chosen.layer)")
-            + String(format: " (the most concentrated: spread %.2f)", chosen.spread) : String(format: "spread %.2f", chosen.spread)
-        var output = wrap("layer \(chosen.layer) head \(chosen.head), \(why): looks at \(chosen.pattern)", width: width, indent: 2) + "\n"
+        let why = String(format: head == nil ? ", most distinctive (spread %.2f):" : " (spread %.2f):", chosen.spread)
+        let share = chosen.namedShare.map { String(format: " (%.0f%%)", $0.share * 100) } ?? ""
+        var output = wrap("layer \(chosen.layer) head \(chosen.head)\(why) \(chosen.pattern)\(share)", width: width,
+                          indent: 2) + "\n"
         output += attentionHeatmap(scalars: scalars, weights: weights, layer: chosen.layer, head: chosen.head, width: width + 1)
         output += headSummaryTable(considered, chosen: chosen, width: width)
         return output
@@ -154,8 +157,8 @@ extension Inspector {
                 + String(format: "    %4.2f", summary.spread) + (summary == chosen ? " *" : "  ") + summary.pattern
             lines.append(line.count > width ? String(line.prefix(width - 1)) + "…" : line)
         }
-        lines.append(wrap("back: mean distance looked back; prev, first, self, sp/nl: mean share on the previous character, "
-                          + "the first, itself, spaces and newlines; spread: 0 one character, 1 all alike; * drawn above",
+        lines.append(wrap("back: mean distance; mean share on the previous character, the first, itself, spaces and "
+                          + "newlines; spread: 0 one character, 1 all alike; * drawn above",
                           width: width, indent: 2))
         return lines.joined(separator: "\n") + "\n"
     }
