@@ -157,9 +157,7 @@ extension Inspector {
                 + String(format: "    %4.2f", summary.spread) + (summary == chosen ? " *" : "  ") + summary.pattern
             lines.append(line.count > width ? String(line.prefix(width - 1)) + "…" : line)
         }
-        lines.append(wrap("back: mean distance; mean share on the previous character, the first, itself, spaces and "
-                          + "newlines; spread: 0 one character, 1 all alike; * drawn above",
-                          width: width, indent: 2))
+        lines.append(wrap("back: mean distance; spread: 0 one character, 1 all alike; * drawn above", width: width, indent: 2))
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -61,6 +61,9 @@ public final class Session {
     public internal(set) var lastTrainingRate: Double?
     /// The n-gram models `ngram` counted, and the rows `compare` prints (Compare.swift).
     var baselines = Baselines()
+    /// The model the note "the current model keeps its architecture" was last given for (weak: a new model at the
+    /// same address is another model).
+    private weak var architectureNoted: AnyObject?
     /// The units `cells find` found, by layer and feature, for `cells "TEXT" LAYER FEATURE`.
     var foundUnits: [Int: [TextFeature: Int]] = [:]
 
@@ -138,7 +141,10 @@ public final class Session {
         if key.group == .model, let model {
             let V = model.vocabularySize
             let asked = settings.architecture(vocabularySize: V)
-            if !asked.isEqual(to: model.architecture) && !before.architecture(vocabularySize: V).isEqual(to: asked) {
+            // Said once per model: the settings that follow it (`set layers 1` after `set arch transformer`) go without.
+            if !asked.isEqual(to: model.architecture) && !before.architecture(vocabularySize: V).isEqual(to: asked)
+                && architectureNoted !== model {
+                architectureNoted = model
                 console.note("note: the current model keeps its architecture; `reset` builds a new model with \(key.name) \(key.get(settings))\n")
             }
         }
