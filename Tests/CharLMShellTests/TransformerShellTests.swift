@@ -271,6 +271,8 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
 @Test func attnRefusesWhatItCannotShowAndWritesEveryHeadAsAPage() throws {
     let folder = try temporaryFolder()
     let (_, runner, console) = try handBuiltAttention(text: "abc <ab>&\nca", context: 16, folder: folder)
+    // The file holds no training settings: seq is back to its default, 100, which this model cannot train with.
+    #expect(unwrapped(console.stderr).contains("note: seq 100 is longer than this model's context 16: `set seq 16` (or less) before training"))
     #expect(refusal(runner, "attn \"abcabcabcabcabcabc\"")
             == "the text has 18 characters, more than the model's context 16: it never attends over more than 16 at once; give at most 16 characters")
     #expect(refusal(runner, "attn \"abc\" 1") == "layer must be from 0 to 0; got 1")

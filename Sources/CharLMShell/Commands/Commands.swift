@@ -223,7 +223,7 @@ public enum Commands {
                 details: """
                 compare add ["LABEL"] measures the current network (validation loss, as `eval`) and adds a row with \
                 its parameters, steps and the tokens/s of its last `train`; `ngram` adds its orders. compare prints \
-                the table; compare clear empties it. scripts/compare.clm uses it to race the model families.
+                the table; compare clear empties it. scripts/compare.clm uses it to race networks against the n-grams.
                 Example: compare add "GRU, 10 minutes"
                 """,
                 complete: { _, previous, prefix in previous.isEmpty ? ["add", "clear"].filter { $0.hasPrefix(prefix) } : [] },

@@ -151,6 +151,10 @@ public struct Settings: Equatable, Sendable {
         }
         var notes = leftOut.isEmpty ? [] : ["left out stored settings this charlm does not take from a file: " + leftOut.joined(separator: ", ")]
         notes += defaulted.map { "the file holds " + $0 }
+        if let config = checkpoint.architecture as? TransformerConfig, restored.seq > config.context {
+            notes.append("seq \(restored.seq) is longer than this model's context \(config.context): `set seq \(config.context)` "
+                         + "(or less) before training")
+        }
         return (restored, notes)
     }
 }
