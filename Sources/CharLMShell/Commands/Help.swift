@@ -37,11 +37,11 @@ func settingHelp(_ key: SettingKey, width: Int) -> String {
                 width: width, indent: 2) + "\n"
 }
 
-/// Every setting with its value (or default) and meaning, in two columns.
+/// Every setting with its value (or default) and meaning, in two columns (the value's column holds `transformer`).
 func settingsList(_ settings: Settings = Settings(), width: Int = 80) -> String {
     let nameWidth = Settings.keys.map(\.name.count).max()! + 2
     let rows = Settings.keys.map { key in (key.name.rightPadded(to: nameWidth) + key.get(settings), key.summary) }
-    return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 8, indent: 0) + "\n"
+    return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 11, indent: 0) + "\n"
 }
 
 /// `show [KEY]`: one setting's value, or every setting with its value and meaning.
