@@ -314,3 +314,18 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
     #expect(lines[1] == " 0 a █" && lines[2] == " 1 b █·" && lines[34] == "33 b █" + String(repeating: "·", count: 33))
     #expect(unwrapped(map).contains("(the first 34 of 50 characters drawn, as many as the width holds; the lines below cover all 50)"))
 }
+
+@Test func trainRefusesASeqBeyondTheContextOfAModelLoadedWithoutOne() throws {
+    // A file without training settings: seq is back to 100, beyond the model's context; `train` names both.
+    let folder = try temporaryFolder()
+    let text = String(repeating: "abc <ab>&\nca", count: 40)
+    let (session, runner, _) = try handBuiltAttention(text: text, context: 16, folder: folder)
+    let textPath = folder.appendingPathComponent("text.txt").path
+    try Data(text.utf8).write(to: URL(fileURLWithPath: textPath))
+    try runner.execute("load \(textPath)")
+    #expect(refusal(runner, "train 1 steps")
+            == "seq 100 is longer than the model's context 16: the transformer attends over at most 16 characters; lower `seq` to 16 or less (or raise `context`, then `reset`)")
+    #expect(session.step == 0)
+    try runner.execute("set seq 16; train 1 steps")
+    #expect(session.step == 1)
+}
