@@ -193,9 +193,9 @@ private func rawVocabulary(of text: String) -> Vocabulary {
                                                              "load \(fixture("tiny.txt"))", "set cell rnn", "reset", "train 3 steps",
                                                              "save \(path)"])
     #expect(try output(runner, console, "model").hasPrefix("model: RNN, E 4, H 12, L 2"))
-    #expect(try output(runner, console, "show").contains("cell"))
+    #expect(try output(runner, console, "show").contains("arch       rnn"))
     let (other, otherRunner, _) = try makeShell(running: ["load \(fixture("tiny.txt"))", "load \(path)"])
-    #expect(other.settings.cell == .rnn && other.model?.config.layerKind == .rnn)
+    #expect(other.settings.arch == .rnn && other.model?.config.layerKind == .rnn)
     #expect(other.model?.parameters.array == session.model?.parameters.array)
     #expect(other.model?.layout.view(named: "rnn.weight_hh_l1") != nil)
     try otherRunner.execute("train 2 steps")

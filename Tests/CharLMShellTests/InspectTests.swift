@@ -193,7 +193,7 @@ private func shellWithTrainedModel() throws -> (Session, Runner, BufferConsole) 
 }
 
 /// Elements by name, with their attributes, from a well-formed XML document (parse failure fails the test).
-private final class XMLCollector: NSObject, XMLParserDelegate {
+final class XMLCollector: NSObject, XMLParserDelegate {
     var elements: [(name: String, attributes: [String: String])] = []
     var text = ""
     func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,

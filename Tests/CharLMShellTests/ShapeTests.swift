@@ -17,7 +17,7 @@ private func badValues(_ declaration: SettingDeclaration) -> [String] {
     case .unsigned: return ["abc", "-1", "18446744073709551616"]
     case .flag: return ["maybe", "2"]
     case .file: return ["folder/"]
-    case .choice: return ["transformer", "1", "lstm2"]
+    case .choice: return ["gpt", "1", "lstm2"]
     case .interval(let range):
         return ["abc", "10", "-1m", formatSettingNumber(range.lowerBound / 2) + "s", formatSettingNumber(range.upperBound + 1) + "s"]
     case .number(let lower, let lowerIncluded, let upper, let upperIncluded):
@@ -53,7 +53,10 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     let settings = Settings()
     #expect(TrainingSettings() == settings.training)
     #expect(SamplingSettings() == settings.sampling)
-    #expect(RecurrentConfig(vocabularySize: 5) == settings.architecture(vocabularySize: 5))
+    #expect(RecurrentConfig(vocabularySize: 5) == settings.architecture(vocabularySize: 5) as? RecurrentConfig)
+    var transformer = settings
+    transformer.arch = .transformer
+    #expect(TransformerConfig(vocabularySize: 5) == transformer.architecture(vocabularySize: 5) as? TransformerConfig)
     #expect(NormalizationOptions() == settings.normalization)
     #expect(AdamSettings().learningRate == settings.lr && AdamSettings().weightDecay == settings.wd)
     #expect(settings.training.learningRate == 2e-3 && settings.training.sequenceLength == 100 && settings.sampling.temperature == 1)

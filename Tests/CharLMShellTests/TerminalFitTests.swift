@@ -153,9 +153,11 @@ import Testing
     // A small trained model on a small text, as a learner would have after a minute; each example in a process of
     // its own, in a folder holding the files the examples name.
     let setup = "set hidden 16; set embed 8; set seq 20; set batch 4; set eval 0; load input.txt; train 2 steps"
+    // `attn` looks inside a transformer: its example runs on a small one.
+    let transformer = "set arch transformer; set seq 20; set context 32; " + setup
     for command in Commands.table {
         let example = String(command.details.split(separator: "\n").last!.dropFirst("Example: ".count))
-        let result = try runCharLM(["-c", setup, "-c", example], in: folder)
+        let result = try runCharLM(["-c", command.name == "attn" ? transformer : setup, "-c", example], in: folder)
         #expect(result.status == 0, "`\(example)` (help \(command.name)): \(result.stderr)")
     }
 }

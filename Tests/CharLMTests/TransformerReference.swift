@@ -64,7 +64,10 @@ struct NaiveTransformer: DoubleReference {
     func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
 
     /// Logits [b][t][v] of B sequences (`inputs[b][t]`), and the mean cross-entropy when targets are given.
-    func run(inputs: [[Int]], targets: [[Int]]? = nil, masks: TransformerMasks? = nil) -> (logits: [[[Double]]], loss: Double?) {
+    /// `attended`, when given, is told every softmax row: sequence b, block l, head h, query t, and the weights over
+    /// keys 0 ... t.
+    func run(inputs: [[Int]], targets: [[Int]]? = nil, masks: TransformerMasks? = nil,
+             attended: ((_ b: Int, _ l: Int, _ h: Int, _ t: Int, _ weights: [Double]) -> Void)? = nil) -> (logits: [[[Double]]], loss: Double?) {
         let (E, NH, HS, V) = (config.embeddingSize, config.headCount, config.headSize, config.vocabularySize)
         let (B, T) = (inputs.count, inputs[0].count)
         var logits: [[[Double]]] = []
@@ -92,6 +95,7 @@ struct NaiveTransformer: DoubleReference {
                         let maximum = scores.max()!
                         let exps = scores.map { exp($0 - maximum) }
                         let sum = exps.reduce(0, +)
+                        attended?(b, l, h, t, exps.map { $0 / sum })
                         for s in 0...t {
                             var weight = exps[s] / sum
                             if let mask = masks?.weights[l] { weight *= Double(mask[((b * NH + h) * T + t) * T + s]) }

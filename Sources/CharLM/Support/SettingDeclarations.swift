@@ -129,20 +129,27 @@ public struct SettingDeclaration: Sendable, Equatable {
 
 /// The declarations, in the order `show` lists them.
 public enum Setting {
+    public static let arch = SettingDeclaration(
+        name: "arch", group: .model, domain: .choice(LayerKind.allCases.map(\.rawValue) + ["transformer"]),
+        defaultText: "lstm", summary: "the model: lstm, gru, rnn (vanilla, tanh) or transformer")
+    /// The recurrent three of `arch` under their old name: `set cell gru` is `set arch gru` (not in `all`: `show`
+    /// lists `arch`).
     public static let cell = SettingDeclaration(
         name: "cell", group: .model, domain: .choice(LayerKind.allCases.map(\.rawValue)), defaultText: "lstm",
-        summary: "recurrent cell: lstm, gru or rnn (vanilla, tanh)")
+        summary: "recurrent cell: lstm, gru or rnn (vanilla, tanh); `arch` says the same and also names the transformer")
     public static let embed = SettingDeclaration(
         name: "embed", group: .model, domain: .integer(1...8192), defaultText: "64", summary: "embedding width E")
     public static let hidden = SettingDeclaration(
-        name: "hidden", group: .model, domain: .integer(1...8192), defaultText: "256", summary: "hidden width H of each layer")
+        name: "hidden", group: .model, domain: .integer(1...8192), defaultText: "256",
+        summary: "hidden width H of each recurrent layer")
     public static let layers = SettingDeclaration(
-        name: "layers", group: .model, domain: .integer(1...16), defaultText: "2", summary: "number of recurrent layers L")
+        name: "layers", group: .model, domain: .integer(1...16), defaultText: "2",
+        summary: "number of layers L: recurrent layers, or transformer blocks")
     public static let dropout = SettingDeclaration(
         name: "dropout", group: .model, domain: .number(lower: 0, lowerIncluded: true, upper: 1, upperIncluded: false),
-        defaultText: "0", summary: "dropout between layers, training only")
-    // The transformer's own settings (Models/Transformer/). Declared here so that their ranges are stated once; the
-    // shell lists them once `set arch` exists (they are not in `all` yet).
+        defaultText: "0",
+        summary: "dropout while training: between recurrent layers, or in the transformer")
+    // The transformer's own settings (Models/Transformer/).
     public static let heads = SettingDeclaration(
         name: "heads", group: .model, domain: .integer(1...256), defaultText: "4",
         summary: "attention heads per transformer layer (must divide embed)")
@@ -225,7 +232,7 @@ public enum Setting {
 
     /// Every declaration, in the order `show` lists them.
     public static let all: [SettingDeclaration] = [
-        cell, embed, hidden, layers, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
+        arch, embed, hidden, layers, heads, context, bias, dropout, seq, batch, lr, clip, warmup, decay, wd, val, lowercase, ascii, seed, temp, topk,
         topp, length, samples, bf16, eval, keepbest, autosave, log, timing, pager, threads,
     ]
 }

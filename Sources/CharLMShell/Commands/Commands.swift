@@ -97,7 +97,7 @@ public enum Commands {
                 details: "Architecture, parameter count, corpus, step, epoch, last training and validation loss, memory, and what computes (threads, the products' kernel and vector width, the BLAS and its kernel family).\nExample: model",
                 run: runModel),
         Command("reset", usage: "reset", summary: "start a fresh model from the current settings",
-                details: "Builds a new, untrained model with the current embed, hidden, layers and dropout on the loaded text's characters; forgets the optimizer and histories. Change those settings first (`set hidden 128`), then reset.\nExample: reset") { context, words in
+                details: "Builds a new, untrained model from the current model settings (arch, embed, layers, dropout; hidden for a recurrent network; heads, context and bias for a transformer) on the loaded text's characters; forgets the optimizer and histories. Change those settings first (`set hidden 128`), then reset.\nExample: reset") { context, words in
             try expectArguments(words, 0, 0, "reset")
             try context.session.reset()
         },
@@ -123,7 +123,7 @@ public enum Commands {
             try context.session.train(parseTrainingAmount(words.map(\.text)))
         },
         Command("eval", usage: "eval", summary: "validation loss in nats/char, bits/char and perplexity",
-                details: "Mean cross-entropy over the validation split in windows of `seq` characters, each from a zero state.\nExample: eval",
+                details: "Mean cross-entropy over the validation split in windows of `seq` characters, each read from scratch (no memory or context carried over from the window before).\nExample: eval",
                 run: runEval),
         Command("gen", aliases: ["generate"], usage: "gen [\"PROMPT\"] [N]", summary: "generate N characters after a prompt",
                 details: """
@@ -192,6 +192,21 @@ public enum Commands {
                     if previous.last == "--svg" { return completePath(prefix) }
                     return prefix.hasPrefix("-") ? ["--svg"].filter { $0.hasPrefix(prefix) } : []
                 }, run: runGates),
+        Command("attn", usage: "attn \"TEXT\" [LAYER] [HEAD] [--html FILE]", summary: "where a transformer's heads look in a text",
+                details: """
+                Feeds TEXT to the transformer and draws one head's attention as a heatmap: a row per character as it \
+                reads (the query), a column per character so far (the key), shaded by the weight (· below 0.1 ... █ \
+                0.8 and above). Without HEAD, the most distinctive head (the most concentrated: lowest mean entropy of \
+                its weights) of LAYER, or of every layer; then a line per head: mean distance looked back, the shares \
+                on the previous character, the first, itself, spaces and newlines, its spread (0 one character, 1 all \
+                alike) and what it mostly looks at. --html FILE: every layer and head on one page, weights on hover. \
+                TEXT may be @FILE, at most the model's context. For a recurrent network, see `cells` and `gates`.
+                Example: attn "to be or not to be" 0
+                """,
+                complete: { _, previous, prefix in
+                    if previous.last == "--html" { return completePath(prefix) }
+                    return prefix.hasPrefix("-") ? ["--html"].filter { $0.hasPrefix(prefix) } : []
+                }, run: runAttn),
         Command("ngram", usage: "ngram [N | N1 N2 ...] | ngram gen [\"PROMPT\"] [N]", summary: "count-based n-gram baselines: what counting alone predicts",
                 details: """
                 Counts the character n-grams of the loaded text's training split and reports each order's validation \
@@ -208,7 +223,7 @@ public enum Commands {
                 details: """
                 compare add ["LABEL"] measures the current network (validation loss, as `eval`) and adds a row with \
                 its parameters, steps and the tokens/s of its last `train`; `ngram` adds its orders. compare prints \
-                the table; compare clear empties it. scripts/compare.clm uses it to race the three cells.
+                the table; compare clear empties it. scripts/compare.clm uses it to race networks against the n-grams.
                 Example: compare add "GRU, 10 minutes"
                 """,
                 complete: { _, previous, prefix in previous.isEmpty ? ["add", "clear"].filter { $0.hasPrefix(prefix) } : [] },

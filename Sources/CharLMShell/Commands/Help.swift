@@ -38,12 +38,12 @@ func settingHelp(_ key: SettingKey, width: Int) -> String {
 }
 
 /// Every setting with its value (`show`) or default (`help set`, `valueHeading` "default") and meaning, in two
-/// columns under a heading.
+/// columns under a heading (the value's column holds `transformer`).
 func settingsList(_ settings: Settings = Settings(), width: Int = 80, valueHeading: String = "default") -> String {
     let nameWidth = Settings.keys.map(\.name.count).max()! + 2
     let heading = ("setting".rightPadded(to: nameWidth) + valueHeading, "meaning")
     let rows = [heading] + Settings.keys.map { key in (key.name.rightPadded(to: nameWidth) + key.get(settings), key.summary) }
-    return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 8, indent: 0) + "\n"
+    return twoColumns(rows, width: width - 1, maximumLeft: nameWidth + 11, indent: 0) + "\n"
 }
 
 /// `show [KEY]`: one setting's value, or every setting with its value and meaning.

@@ -123,13 +123,21 @@ extension Session {
         let architecture = model.architecture
         let typed = label?.trimmingCharacters(in: .whitespaces) ?? ""
         let row = ComparisonRow(
-            label: !typed.isEmpty ? typed
-                : "\(architecture.kindName.uppercased()) \(architecture.sizeNames.short)",
+            label: !typed.isEmpty ? typed : defaultLabel(architecture),
             parameters: model.parameters.count, steps: restoredFrom ?? step, tokensPerSecond: lastTrainingRate,
             validation: evaluation.nats, seq: settings.seq, isNGram: false)
         baselines.rows.append(row)
         console.report("added " + tableLabel(row.label, width: 40).trimmingCharacters(in: .whitespaces)
                        + String(format: ": validation loss %.4f nats/char", row.validation))
+    }
+
+    /// A network's row label: its family and size, "LSTM H 256, L 2", "TRANSFORMER E 64, L 2" (the heads left out, to
+    /// fit the column; the parameters column tells the size).
+    private func defaultLabel(_ architecture: any ModelArchitecture) -> String {
+        if let config = architecture as? TransformerConfig {
+            return "\(architecture.kindName.uppercased()) E \(config.embeddingSize), L \(config.layerCount)"
+        }
+        return "\(architecture.kindName.uppercased()) \(architecture.sizeNames.short)"
     }
 
     /// `compare`: the table of rows added by `compare add` and `ngram`, networks first, each group by loss.

@@ -32,6 +32,11 @@ public struct Inspector {
     /// another family is refused with a message that names the command.
     func recurrentModel(for command: String) throws -> RecurrentModel {
         guard let model = network as? RecurrentModel else {
+            if network is TransformerModel {
+                throw ShellError.badArgument("`\(command)` is for recurrent models (LSTM, GRU, RNN), which carry a memory from "
+                                             + "character to character; a transformer keeps none and looks back over the text "
+                                             + "instead: `attn \"TEXT\"` shows where it looks")
+            }
             throw ShellError.badArgument("`\(command)` looks at a recurrent network's state (its cells and gates), and this model "
                                          + "(\(network.summary)) keeps none")
         }

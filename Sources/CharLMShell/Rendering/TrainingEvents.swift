@@ -68,7 +68,7 @@ struct TrainingEventRenderer {
                               + "-\(grouped(sign.validations[2].step))) while training loss fell "
                               + "(\(String(format: "%.4f -> %.4f", sign.trainingBefore, sign.trainingAfter))): the model is "
                               + "memorising its training text. Remedies: `restore best`\(bestText); more `dropout` or a smaller "
-                              + "`hidden`, then `reset`" + (stoppingEarly ? "" : "; `train until 3` stops by itself") + ".",
+                              + (settings.arch == .transformer ? "`embed`" : "`hidden`") + ", then `reset`" + (stoppingEarly ? "" : "; `train until 3` stops by itself") + ".",
                               width: width, indent: 2) + "\n")
         case .diverged(let loss, let V):
             let uniform = Foundation.log(Double(V))

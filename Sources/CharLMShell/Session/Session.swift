@@ -66,6 +66,9 @@ public final class Session {
     public internal(set) var lastTrainingRate: Double?
     /// The n-gram models `ngram` counted, and the rows `compare` prints (Compare.swift).
     var baselines = Baselines()
+    /// The model the note "the current model keeps its architecture" was last given for (weak: a new model at the
+    /// same address is another model).
+    private weak var architectureNoted: AnyObject?
     /// The units `cells find` found, by layer and feature, for `cells "TEXT" LAYER FEATURE`.
     var foundUnits: [Int: [TextFeature: Int]] = [:]
 
@@ -103,6 +106,7 @@ public final class Session {
         }
         var changed = settings
         try key.set(&changed, value)
+        try changed.checkAgreement(afterSetting: key.name, model: model?.architecture)
         let before = settings
         settings = changed
         switch key.name {
@@ -126,8 +130,8 @@ public final class Session {
                 console.note("note: autosave writes where a bare `save` does, and '\(SaveTargets.defaultPath)' already exists and "
                              + "this session did not write it: `save PATH` once before training to choose the file\n")
             }
-        case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.cell.rawValue) != LayerKind.lstm.rawValue:
-            let kind = (model?.architecture.kindName ?? settings.cell.rawValue).uppercased()
+        case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.arch.rawValue) != LayerKind.lstm.rawValue:
+            let kind = (model?.architecture.kindName ?? settings.arch.rawValue).uppercased()
             console.note("note: bf16 speeds up the LSTM's generation only; this \(kind) generates in float32 whatever it says\n")
         case "threads" where settings.threads != context.threadCount:
             context = ComputeContext(threads: settings.threads)
@@ -142,10 +146,14 @@ public final class Session {
         if key.group == .model, let model {
             let V = model.vocabularySize
             let asked = settings.architecture(vocabularySize: V)
-            if !asked.isEqual(to: model.architecture) && before.architecture(vocabularySize: V) != asked {
+            // Said once per model: the settings that follow it (`set layers 1` after `set arch transformer`) go without.
+            if !asked.isEqual(to: model.architecture) && !before.architecture(vocabularySize: V).isEqual(to: asked)
+                && architectureNoted !== model {
+                architectureNoted = model
                 console.note("note: the current model keeps its architecture; `reset` builds a new model with \(key.name) \(key.get(settings))\n")
             }
         }
+        if let note = settings.unusedSettingNote(key.name) { console.note(note + "\n") }
         if key.group == .data && corpus != nil {
             console.note("note: \(key.name) applies when text is next loaded\n")
         }

@@ -9,10 +9,14 @@ import Foundation
 
 /// All settings of a session, with their defaults.
 public struct Settings: Equatable, Sendable {
-    public var cell: LayerKind = Setting.cell.defaultChoice()
+    /// The model family, and for a recurrent network its cell (`set arch`; `set cell` for the recurrent three).
+    public var arch: Arch = Setting.arch.defaultChoice()
     public var embed = Setting.embed.defaultInteger
     public var hidden = Setting.hidden.defaultInteger
     public var layers = Setting.layers.defaultInteger
+    public var heads = Setting.heads.defaultInteger
+    public var context = Setting.context.defaultInteger
+    public var bias = Setting.bias.defaultFlag
     public var dropout = Setting.dropout.defaultFloat
     public var seq = Setting.seq.defaultInteger
     public var batch = Setting.batch.defaultInteger
@@ -64,15 +68,7 @@ public struct Settings: Equatable, Sendable {
         get { SamplingSettings(temperature: temp, topK: topk, topP: topp) }
         set { (temp, topk, topp) = (newValue.temperature, newValue.topK, newValue.topP) }
     }
-    public func architecture(vocabularySize: Int) -> RecurrentConfig {
-        RecurrentConfig(vocabularySize: vocabularySize, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
-                    layerKind: cell)
-    }
-    /// Takes the architecture of `config` (its V is the vocabulary's, not a setting).
-    mutating func adoptArchitecture(of config: RecurrentConfig) {
-        (cell, embed, hidden) = (config.layerKind, config.embeddingSize, config.hiddenSize)
-        (layers, dropout) = (config.layerCount, config.dropout)
-    }
+    // The architecture, both ways, and what the model settings must agree on: ArchitectureSettings.swift.
 
     // MARK: The table
 
@@ -88,7 +84,8 @@ public struct Settings: Equatable, Sendable {
     /// Which property holds each declared setting, by the declaration's name (a property cannot be found from its
     /// name at run time: this is the one place that pairs them).
     static let storage: [String: SettingStorage] = [
-        "cell": .cell(\.cell), "embed": .integer(\.embed), "hidden": .integer(\.hidden), "layers": .integer(\.layers),
+        "arch": .arch(\.arch), "embed": .integer(\.embed), "hidden": .integer(\.hidden), "layers": .integer(\.layers),
+        "heads": .integer(\.heads), "context": .integer(\.context), "bias": .flag(\.bias),
         "dropout": .float(\.dropout), "seq": .integer(\.seq), "batch": .integer(\.batch), "lr": .float(\.lr),
         "clip": .float(\.clip), "warmup": .integer(\.warmup), "decay": .integer(\.decay), "wd": .float(\.wd),
         "val": .double(\.val), "lowercase": .flag(\.lowercase), "ascii": .flag(\.ascii), "seed": .unsigned(\.seed),
@@ -97,8 +94,10 @@ public struct Settings: Equatable, Sendable {
         "autosave": .interval(\.autosave), "log": .file(\.log), "timing": .flag(\.timing), "pager": .flag(\.pager), "threads": .integer(\.threads),
     ]
 
-    /// The key called `name` (or one of the aliases `len`, `temperature`, `top_k`, `top_p`).
+    /// The key called `name` (or one of the aliases `len`, `temperature`, `top_k`, `top_p`; `cell`, the recurrent
+    /// three of `arch`, is a key of its own that `show` does not list).
     public static func key(named name: String) -> SettingKey? {
+        if name == Setting.cell.name { return cellKey }
         let canonical = ["len": "length", "temperature": "temp", "top_k": "topk", "top_p": "topp"][name] ?? name
         return keys.first { $0.name == canonical }
     }
@@ -121,8 +120,7 @@ public struct Settings: Equatable, Sendable {
     /// that is not one of them, or does not read, is left out and named in `notes`.
     public func restoring(_ checkpoint: Checkpoint) -> (settings: Settings, notes: [String]) {
         var restored = self
-        // The recurrent family's settings; a family with settings of its own maps them here too.
-        if let config = checkpoint.architecture as? RecurrentConfig { restored.adoptArchitecture(of: config) }
+        restored.adoptArchitecture(of: checkpoint.architecture)
         restored.normalization = checkpoint.vocabulary.normalization
         // What the file does not hold is back to its default, so nothing of the session before leaks into it.
         var defaulted: [String] = []
@@ -157,6 +155,10 @@ public struct Settings: Equatable, Sendable {
             notes.append("\(name) is now \(now ? "on" : "off"), as the model was trained; text loaded next is read that way")
         }
         notes += defaulted.map { "the file holds " + $0 }
+        if let config = checkpoint.architecture as? TransformerConfig, restored.seq > config.context {
+            notes.append("seq \(restored.seq) is longer than this model's context \(config.context): `set seq \(config.context)` "
+                         + "(or less) before training")
+        }
         return (restored, notes)
     }
 }
@@ -244,11 +246,11 @@ struct SettingStorage: Sendable {
         }
     }
 
-    /// One of the layer kinds, by name.
-    static func cell(_ path: WritableKeyPath<Settings, LayerKind> & Sendable) -> SettingStorage {
+    /// One of the architectures, by name.
+    static func arch(_ path: WritableKeyPath<Settings, Arch> & Sendable) -> SettingStorage {
         SettingStorage(get: { $0[keyPath: path].rawValue }) { settings, text, declaration in
-            guard let kind = LayerKind(rawValue: text.lowercased()) else { throw declaration.outOfRange(text) }
-            settings[keyPath: path] = kind
+            guard let arch = Arch(rawValue: text.lowercased()) else { throw declaration.outOfRange(text) }
+            settings[keyPath: path] = arch
         }
     }
 
