@@ -71,7 +71,7 @@ struct Quality: ParsableCommand {
         var initGenerator = SeededGenerator(seed: seed)
         let model = try RecurrentModel(config: config, generator: &initGenerator)
         let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: seed &+ 1, context: context)
-        printLine(String(format: "corpus %@: %d characters, V %d, train %d, validation %d (loaded in %.2f s)",
+        printLine(String(format: "corpus %@: %ld characters, V %ld, train %ld, validation %ld (loaded in %.2f s)",
                          self.corpus.corpus, corpus.tokens.count, corpus.vocabulary.count, dataset.trainRange.count,
                          dataset.validationRange.count, Date().timeIntervalSince(loadStart)))
         printLine("model E \(config.embeddingSize) H \(config.hiddenSize) L \(config.layerCount) dropout \(config.dropout), "
@@ -133,7 +133,7 @@ struct Eval: ParsableCommand {
         let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
         let start = Date()
         let evaluation = try evaluate(model: network, dataset: dataset, length: seq, batch: 64)
-        printLine(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f over %d characters (%.1f s)",
+        printLine(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %.3f over %ld characters (%.1f s)",
                          evaluation.nats, evaluation.bits, evaluation.perplexity, evaluation.characters,
                          Date().timeIntervalSince(start)))
     }

@@ -27,7 +27,7 @@ final class ReadlineLineSource: LineSource {
 
     init(session: Session) {
         historyPath = ProcessInfo.processInfo.environment["CHARLM_HISTORY"]
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".charlm_history")
+            ?? (homeFolder() as NSString).appendingPathComponent(".charlm_history")
         completionSession = session
         charlm_readline_configure(strdup("charlm")) { text, _, _ in
             let line = String(cString: charlm_readline_line())

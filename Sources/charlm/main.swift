@@ -92,8 +92,14 @@ struct CharLMCommand: ParsableCommand {
         let readsCommands = !ranScript && commands.isEmpty
         let stayInteractive = interactive || (readsCommands && stdinIsTerminal)
         let terminated = Interrupts.terminationSignal != nil
-        if stayInteractive && status != .interrupted && !runner.quitRequested && !terminated {
+        // With -i at a terminal, a script stopped by Ctrl-C leaves its session at the prompt (as `python -i` does).
+        let interruptedToPrompt = interactive && stdinIsTerminal && status == .interrupted
+        if stayInteractive && (status != .interrupted || interruptedToPrompt) && !runner.quitRequested && !terminated {
             runner.interactive = true
+            if interruptedToPrompt {
+                Interrupts.clear()
+                console.note("the script stopped there; the session is as it left it (`model` shows it)\n")
+            }
             if stdinIsTerminal {
                 console.note(session.model == nil
                     ? "charlm: a character-level language model. `help` lists the commands; `load tinyshakespeare` to start.\n"

@@ -403,3 +403,33 @@ func aTerminationAtThePromptEndsTheSessionWithoutRunningTheTypedLine() throws {
     downloads.maximumBytes = 5_000
     #expect(try downloads.fetch(url: "http://127.0.0.1:\(announced.port)/big.txt", console: console).hasPrefix(cache.path))
 }
+
+/// `charlm -i SCRIPT` (how `scripts/charlm` runs the demo): Ctrl-C during the script's `train` stops the script and
+/// leaves its session, trained steps and all, at the prompt; Ctrl-C at a `pause` says it stopped there.
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func ctrlCInAScriptRunWithDashILeavesItsSessionAtThePrompt() throws {
+    let folder = try temporaryFolder()
+    try FileManager.default.copyItem(atPath: fixture("tiny.txt"), toPath: folder.appendingPathComponent("tiny.txt").path)
+    try "set hidden 32\nset seq 20\nset batch 4\nset eval 0\nload tiny.txt\ntrain 1000000 steps\necho never\n"
+        .write(to: folder.appendingPathComponent("long.clm"), atomically: true, encoding: .utf8)
+    let terminal = try TerminalSession(width: 80, height: 24, folder: folder, arguments: "-i long.clm")
+    defer { terminal.end() }
+    #expect(terminal.waitFor("step "), "\(terminal.transcript())")
+    try terminal.send("C-c")
+    #expect(terminal.waitFor("charlm>"), "no prompt after Ctrl-C in the script: \(terminal.transcript())")
+    #expect(terminal.transcript().contains("the script stopped there; the session is as it left it"))
+    #expect(!terminal.transcript().contains("never"))
+    try terminal.send("model", "Enter")
+    #expect(terminal.waitUntil { $0.contains("\nstep ") && $0.contains("epoch") }, "\(terminal.transcript())")
+
+    try "echo first\npause\necho second\n".write(to: folder.appendingPathComponent("paused.clm"), atomically: true, encoding: .utf8)
+    // (With -i, so the terminal stays open to be read once the script has stopped.)
+    let paused = try TerminalSession(width: 80, height: 24, folder: folder, arguments: "-i paused.clm")
+    defer { paused.end() }
+    #expect(paused.waitFor("[press Enter to go on]"), "\(paused.transcript())")
+    usleep(500_000)  // the note is written just before the read starts
+    try paused.send("C-c")
+    #expect(paused.waitFor("stopped at the pause by Ctrl-C") && paused.waitFor("charlm>"), "\(paused.transcript())")
+    #expect(!paused.transcript().contains("had finished") && !paused.transcript().contains("second"))
+    #expect(!paused.transcript().contains("^Cpaused.clm"), "the message starts on its own line: \(paused.transcript())")
+}

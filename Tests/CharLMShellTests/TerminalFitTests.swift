@@ -47,6 +47,10 @@ import Testing
     }
     #expect(axisLabel(2.3456) == "  2.346" && axisLabel(1234.5678) == "1234.57" && axisLabel(123_456) == " 123456" && axisLabel(12_345_678) == "1.2e+07")
     #expect(axisLabel(-1e300) == "-1e+300")
+    // Steps past 2^31 and losses near the largest double are printed whole and short.
+    #expect(validationList([ValidationPoint(step: 1_000_000_000_000, loss: 1e308)]) == "validation loss: 1e+308 @1000000000000")
+    let far = brailleChart(training: [2.5], validation: [ValidationPoint(step: 3_000_000_000, loss: -1.7e308)], width: 80, height: 12)
+    #expect(unwrapped(far).contains("validation -1.7e+308 at step 3000000000"), "\(far)")
 }
 
 @Test func aStatusLineIsCutToTheWidth() {

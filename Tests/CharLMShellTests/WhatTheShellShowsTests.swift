@@ -111,6 +111,13 @@ private func backticked(_ text: String) -> [String] {
     #expect("\(try #require(thrownError(runner, "set log \(aFolder)")))" == "log names '\(aFolder)', which is a folder: name a file inside it")
     #expect("\(try #require(thrownError(runner, "set keepbest \(aFolder)")))".contains("which is a folder: name a file inside it"))
     #expect(session.settings.log == nil && session.settings.keepbest == nil)
+    // `on` is a switch, not a file name.
+    #expect("\(try #require(thrownError(runner, "set keepbest on")))" == "keepbest must be a file name (there is no `on`: name the file), or off; got 'on'")
+    #expect(thrownError(runner, "set log yes") != nil && session.settings.log == nil && session.settings.keepbest == nil)
+    // ~ is $HOME, as shells take it.
+    let home = try temporaryFolder()
+    let homeChild = try RunningProgram(["-c", "HOME=\(home.path) exec \"\(charlmBinary)\" -c 'load ~/nosuch.txt'"], program: "/bin/bash")
+    #expect(homeChild.waitForExit() && unwrapped(homeChild.stderr).contains("no such file '\(home.path)/nosuch.txt'"), "\(homeChild.stderr)")
     // autosave where a file this session did not write stands: said at `set` (in a folder of its own, so a child).
     let folder = try temporaryFolder()
     FileManager.default.createFile(atPath: folder.appendingPathComponent("charlm.safetensors").path, contents: Data([1]))

@@ -436,4 +436,15 @@ private final class Counter: @unchecked Sendable {
     #expect(message.count <= 450)
     #expect(message.hasPrefix("'f' is not a usable checkpoint: tensor 'nnnn"))
     #expect(message.hasSuffix("nnn' has unknown dtype 'F33'"))
+    // One character of a million combining marks is cut as well (by Unicode scalars, not characters).
+    let marks = "a" + String(repeating: "\u{301}", count: 100_000)
+    let marked = file(header: "{\"\(marks)\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", data: [0, 0, 0, 0])
+    #expect(CharLMError.badCheckpoint(path: "f", problem: problem(marked)).description.unicodeScalars.count <= 450)
+    // A shape of many dimensions is refused by its count; braces inside a string are not objects.
+    let dims = "[" + Array(repeating: "1", count: 9).joined(separator: ",") + "]"
+    #expect(problem(file(header: "{\"t\":{\"dtype\":\"F32\",\"shape\":\(dims),\"data_offsets\":[0,4]}}", data: [0, 0, 0, 0]))
+            == "tensor 't' has 9 dimensions; charlm reads at most 8")
+    var braces = valid
+    braces.metadata["note"] = String(repeating: "{", count: 2 * SafeTensorsFile.maximumTensorCount + 5) + "\\\"{"
+    #expect(problem(braces.serialized()) == "loaded")
 }

@@ -28,6 +28,8 @@ MAXIMUM_HEADER_LENGTH = 100_000_000
 #: parsing millions of tiny entries would take Python minutes, so a header opening more objects than twice this
 #: (braces inside metadata strings count too) is refused before it is parsed.
 MAXIMUM_TENSORS = 10_000
+#: The most dimensions a tensor may have (SafeTensorsFile.maximumDimensions).
+MAXIMUM_DIMENSIONS = 8
 OPTIMIZER_PREFIX = "optim."
 MOMENTS = ("exp_avg", "exp_avg_sq")
 _INT64_MAX = 2**63 - 1
@@ -102,7 +104,8 @@ def parse_header(data, path):
     # A pathological header (millions of tiny arrays or keys) takes some 40 times its size while parsed.
     memory.check(40 * length, f"parsing a {length}-byte checkpoint header", "this file's header is unusually large")
     raw = data[8:start]
-    objects = raw.count(b"{")
+    # Braces inside strings (a name may hold them) are not objects.
+    objects = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw).count(b"{")
     if objects > 2 * MAXIMUM_TENSORS:
         raise bad(f"its header opens {objects} JSON objects; a charlm checkpoint describes at most "
                   f"{MAXIMUM_TENSORS} tensors, one object each")
@@ -142,6 +145,8 @@ def parse_header(data, path):
         shape = _non_negative_integers(value.get("shape"))
         if shape is None:
             raise bad(f"tensor '{shown}' has no valid shape (a list of non-negative integers)")
+        if len(shape) > MAXIMUM_DIMENSIONS:
+            raise bad(f"tensor '{shown}' has {len(shape)} dimensions; charlm reads at most {MAXIMUM_DIMENSIONS}")
         offsets = _non_negative_integers(value.get("data_offsets"))
         if offsets is None or len(offsets) != 2 or offsets[0] > offsets[1]:
             raise bad(f"tensor '{shown}' has no valid data_offsets (two non-negative integers, begin <= end)")

@@ -57,6 +57,9 @@ public struct SafeTensorsFile: Equatable, Sendable {
     /// three times that with its optimizer state; a file with a million tiny tensors is an attack, not a model.
     public static let maximumTensorCount = 10_000
 
+    /// The most dimensions a tensor may have (charlm's have one or two; PyTorch's files rarely more than four).
+    public static let maximumDimensions = 8
+
     /// Bytes per element of every dtype the format defines; nil for names it does not define.
     static func elementSize(of dtype: String) -> Int? {
         switch dtype {
@@ -125,7 +128,18 @@ public struct SafeTensorsFile: Equatable, Sendable {
         try MemoryBudget.check(40 * Double(headerLength), for: "parsing a \(headerLength)-byte checkpoint header",
                                hint: "this file's header is unusually large")
         // Every tensor takes one JSON object: a header opening far more is refused before it is parsed (seconds).
-        let objects = bytes[8..<headerEnd].reduce(0) { $0 + ($1 == UInt8(ascii: "{") ? 1 : 0) }
+        // Braces inside strings (a name may hold them) are not objects.
+        var objects = 0
+        var inString = false, escaped = false
+        for byte in bytes[8..<headerEnd] {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: "{") {
+                objects += 1
+            }
+        }
         guard objects <= 2 * maximumTensorCount else {
             throw bad("its header opens \(objects) JSON objects; a charlm checkpoint describes at most "
                       + "\(maximumTensorCount) tensors, one object each")
@@ -162,6 +176,9 @@ public struct SafeTensorsFile: Equatable, Sendable {
             guard let size = elementSize(of: dtype) else { throw bad("tensor '\(name)' has unknown dtype '\(dtype)'") }
             guard let shape = nonNegativeIntegers(value["shape"]) else {
                 throw bad("tensor '\(name)' has no valid shape (a list of non-negative integers)")
+            }
+            guard shape.count <= maximumDimensions else {
+                throw bad("tensor '\(name)' has \(shape.count) dimensions; charlm reads at most \(maximumDimensions)")
             }
             guard let offsets = nonNegativeIntegers(value["data_offsets"]), offsets.count == 2, offsets[0] <= offsets[1] else {
                 throw bad("tensor '\(name)' has no valid data_offsets (two non-negative integers, begin <= end)")

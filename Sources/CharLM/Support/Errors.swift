@@ -147,10 +147,16 @@ public func grouped(_ value: Int) -> String {
     return (value < 0 ? "-" : "") + result
 }
 
-/// `text` cut to `limit` characters with "…" in the middle, so a message quoting what a user typed stays readable.
+/// `text` cut to `limit` Unicode scalars with "…" in the middle, so a message quoting what a user typed or a file
+/// holds stays readable. Scalars, not characters: one character may join millions of combining marks.
 public func abbreviated(_ text: String, limit: Int = 40) -> String {
-    guard text.count > limit else { return text }
-    return String(text.prefix(limit / 2)) + "…" + String(text.suffix(limit / 2 - 1))
+    let scalars = text.unicodeScalars
+    guard scalars.count > limit else { return text }
+    var cut = String.UnicodeScalarView()
+    cut.append(contentsOf: scalars.prefix(limit / 2))
+    cut.append("…")
+    cut.append(contentsOf: scalars.suffix(limit / 2 - 1))
+    return String(cut)
 }
 
 /// Names for a message or note, each abbreviated and at most `limit` of them: "a, b, c and 1,231 more".

@@ -25,6 +25,17 @@ enum FileKind: Equatable {
     case special(String)
 }
 
+/// `fileKind(path)` for a file about to be written: a name the system refuses (too long, a folder on the way not
+/// searchable) is a failure to write, said by `failure`, not a failure to read.
+func fileKindForWriting(_ path: String, failure: (String) -> CharLMError) throws(CharLMError) -> FileKind {
+    do { return try fileKind(path) } catch {
+        if case .unreadable(_, let reason) = error {
+            throw failure(errno == ENAMETOOLONG ? "the name is longer than the file system allows (255 bytes a name)" : reason)
+        }
+        throw error
+    }
+}
+
 /// What `path` names, following symbolic links; `errno`'s message when it cannot be asked (permission denied on a
 /// folder on the way, say).
 func fileKind(_ path: String) throws(CharLMError) -> FileKind {
@@ -169,7 +180,7 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     }
     let path = resolvedSaveTarget(requested)
     let shown = path == requested ? requested : "\(requested)', a link to '\(path)"
-    switch try fileKind(path) {
+    switch try fileKindForWriting(path, failure: { .saveFailed(path: shown, reason: $0) }) {
     case .directory: throw CharLMError.saveFailed(path: shown, reason: "it is a directory")
     case .special(let kind):
         throw CharLMError.saveFailed(path: shown, reason: "it is \(kind), not a regular file: save to a file name")
@@ -183,7 +194,7 @@ func writeFileAtomically(_ bytes: [UInt8], to requested: String, failAfterBytes:
     }
     let target = URL(fileURLWithPath: path)
     let folder = target.deletingLastPathComponent().path
-    switch try fileKind(folder) {
+    switch try fileKindForWriting(folder, failure: { .saveFailed(path: shown, reason: $0) }) {
     case .directory: break
     case .missing: throw CharLMError.saveFailed(path: shown, reason: "the folder '\(folder)' does not exist")
     default: throw CharLMError.saveFailed(path: shown, reason: "'\(folder)' is not a folder")
@@ -248,7 +259,7 @@ public final class AppendingFile {
         guard !path.isEmpty, !path.hasSuffix("/") else {
             throw CharLMError.appendFailed(path: path, reason: "that is not a file name: name the file to write")
         }
-        switch try fileKind(path) {
+        switch try fileKindForWriting(path, failure: { .appendFailed(path: path, reason: $0) }) {
         case .directory: throw CharLMError.appendFailed(path: path, reason: "it is a directory")
         case .special(let kind): throw CharLMError.appendFailed(path: path, reason: "it is \(kind), not a regular file")
         case .regular(let size): sizeWhenOpened = size

@@ -156,6 +156,21 @@ public struct Corpus: Sendable {
         return Corpus(vocabulary: vocabulary, tokens: .narrow(tokens), counts: frequencies, report: report)
     }
 
+    /// This text indexed by `other`, a vocabulary holding every character of this one (read with the same
+    /// normalisation): how a model goes on training on a text that uses only characters it knows. Nil otherwise.
+    public func reindexed(for other: Vocabulary) -> Corpus? {
+        guard other.normalization == vocabulary.normalization else { return nil }
+        var newIndex: [Int] = []
+        for scalar in vocabulary.scalars {
+            guard let index = other.index(of: scalar) else { return nil }
+            newIndex.append(index)
+        }
+        var newCounts = [Int](repeating: 0, count: other.count)
+        for (old, count) in counts.enumerated() { newCounts[newIndex[old]] = count }
+        let mapped = (0..<tokens.count).map { newIndex[tokens[$0]] }
+        return Corpus(vocabulary: other, tokens: TokenBuffer(mapped, vocabularySize: other.count), counts: newCounts, report: report)
+    }
+
     /// Length and FNV-1a 64-bit hash of the token indices (each as two little-endian bytes), for checkpoints.
     public var fingerprint: CorpusFingerprint {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325

@@ -72,5 +72,10 @@ func runPause(_ context: CommandContext, _ words: [Word]) throws {
     try expectArguments(words, 0, 1, "pause [\"MESSAGE\"]")
     guard let wait = context.session.waitForEnter else { return }
     context.session.console.note((words.first?.text ?? "") + (words.isEmpty ? "" : " ") + "[press Enter to go on]\n")
-    wait()
+    // Ctrl-C at the pause (or just before it) stops the script there: the pause did not finish, it was waiting.
+    if !context.session.interruptRequested() { wait() }
+    if context.session.interruptRequested() {
+        context.session.clearInterrupt()
+        throw Interrupted(description: "stopped at the pause by \(context.session.interruptionName())")
+    }
 }

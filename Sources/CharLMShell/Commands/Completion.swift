@@ -30,7 +30,7 @@ public func completions(line: String, cursor: Int, session: Session? = nil) -> [
 
 /// File names in the folder of `prefix` that start with it; folders end in "/".
 func completePath(_ prefix: String) -> [String] {
-    let expanded = prefix.hasPrefix("~/") ? NSHomeDirectory() + prefix.dropFirst(1) : prefix
+    let expanded = prefix.hasPrefix("~/") ? homeFolder() + prefix.dropFirst(1) : prefix
     let folder: String, partial: String, shown: String
     if let slash = expanded.lastIndex(of: "/") {
         folder = String(expanded[...slash])

@@ -114,6 +114,8 @@ public final class Runner {
                 if !keepGoing && !interactive { return .failed }
             } catch let interruption as Interrupted {
                 if !interactive {
+                    // At a terminal the `^C` was echoed where the cursor stood: the message starts on its own line.
+                    if session.console.isTerminal { session.console.err("\n") }
                     session.console.error(interruption.description, location: location)
                     return .interrupted
                 }
@@ -121,6 +123,7 @@ public final class Runner {
                 session.clearInterrupt()
                 let verb = (try? lex(line))?.first?.text ?? "the command"
                 if !interactive {
+                    if session.console.isTerminal { session.console.err("\n") }
                     session.console.error("`\(verb)` interrupted by \(session.interruptionName()); nothing was changed", location: location)
                     return .interrupted
                 }

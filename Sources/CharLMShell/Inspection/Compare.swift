@@ -52,7 +52,7 @@ extension Session {
                                    maximumBytes: max(0, MemoryBudget.usableBytes - kept), cancellation: cancellation)
         baselines.ngram = model
         baselines.ngramSource = source
-        console.note(String(format: "counted 1- to %d-grams of %@ training characters in %.1f s (%@ MB)\n", order,
+        console.note(String(format: "counted 1- to %ld-grams of %@ training characters in %.1f s (%@ MB)\n", order,
                             grouped(dataset.trainRange.count), Date().timeIntervalSince(start),
                             grouped(Int((Double(model.bytes) / 1_048_576).rounded(.up)))))
         return model

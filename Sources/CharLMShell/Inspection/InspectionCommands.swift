@@ -18,10 +18,10 @@ func runModel(_ context: CommandContext, _ words: [Word]) throws {
     var progress = "step \(grouped(session.step))" + (session.trainedElsewhere && session.step == 0 ? " here (the file holds no training history)" : "")
     if let perEpoch = session.stepsPerEpoch { progress += String(format: ", epoch %.2f", Double(session.step) / Double(perEpoch)) }
     lines.append(progress)
-    if let loss = session.lossHistory.last { lines.append(String(format: "last training loss %.4f", loss)) }
-    if let validation = session.validationHistory.last { lines.append(String(format: "last validation loss %.4f (step %d)", validation.loss, validation.step)) }
+    if let loss = session.lossHistory.last { lines.append("last training loss " + lossText(loss)) }
+    if let validation = session.validationHistory.last { lines.append("last validation loss \(lossText(validation.loss)) (step \(grouped(validation.step)))") }
     if let best = session.watch.best {
-        lines.append("best validation loss " + String(format: "%.4f", best.loss) + " at step \(grouped(best.step)) "
+        lines.append("best validation loss " + lossText(best.loss) + " at step \(grouped(best.step)) "
                      + (session.restoredFrom == best.step ? "(restored: these are the parameters in use)" : "(`restore best`)"))
     }
     let settings = session.settings

@@ -9,7 +9,7 @@ import Foundation
 func duration(_ seconds: Double) -> String {
     let total = seconds.isFinite ? Int(min(max(0, seconds), 1e12).rounded()) : 0
     let (hours, minutes, secs) = (total / 3600, (total % 3600) / 60, total % 60)
-    return hours > 0 ? String(format: "%d:%02d:%02d", hours, minutes, secs) : String(format: "%d:%02d", minutes, secs)
+    return hours > 0 ? String(format: "%ld:%02ld:%02ld", hours, minutes, secs) : String(format: "%ld:%02ld", minutes, secs)
 }
 
 /// A Float as people write it: 0.002, 5, 0.8.
@@ -135,12 +135,24 @@ func twoColumns(_ rows: [(String, String)], width: Int, maximumLeft: Int, indent
 
 /// `path` with a leading `~` (the home folder) or `~user` (that user's) expanded, as a shell does; any other path,
 /// or an unknown user, as it is.
+/// A loss as `model`, `plot` and the validation list print it: 1.2345, or 3.2e+38 for one that has diverged (a
+/// file may hold any finite number: %.4f of 1e308 is 309 digits).
+func lossText(_ loss: Double) -> String {
+    abs(loss) < 1e6 ? String(format: "%.4f", loss) : String(format: "%.4g", loss)
+}
+
+/// The user's home folder: $HOME when set (as shells, git and Python take it), else the account's.
+public func homeFolder() -> String {
+    if let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty { return home }
+    return NSHomeDirectory()
+}
+
 func expandingTilde(_ path: String) -> String {
     guard path.hasPrefix("~") else { return path }
     let rest = path.dropFirst()
     let slash = rest.firstIndex(of: "/") ?? rest.endIndex
     let user = String(rest[..<slash])
-    guard let home = user.isEmpty ? NSHomeDirectory() : FileManager.default.homeDirectory(forUser: user)?.path else {
+    guard let home = user.isEmpty ? homeFolder() : FileManager.default.homeDirectory(forUser: user)?.path else {
         return path
     }
     return home + rest[slash...]

@@ -85,7 +85,7 @@ struct TrainingProgress {
         if let validation { fields.append((String(format: "val %.4f", validation), 3)) }
         fields.append(("\(grouped(Int(min(tokensPerSecond, 1e15)))) tok/s", 4))
         if let remaining { fields.append(("ETA " + duration(remaining), 2)) }
-        if let validating { fields.append((String(format: "validating %d%%", Int(validating * 100)), 0)) }
+        if let validating { fields.append((String(format: "validating %ld%%", Int(validating * 100)), 0)) }
         func joined() -> String {
             // The sparkline follows its loss after one space; other fields are two apart.
             var text = ""
@@ -113,7 +113,7 @@ func validationList(_ validation: [ValidationPoint]) -> String {
     guard !validation.isEmpty else { return "validation loss: none yet" }
     let shown = validation.suffix(8)
     return "validation loss: " + (validation.count > shown.count ? "(\(validation.count - shown.count) earlier) " : "")
-        + shown.map { String(format: "%.4f @%d", $0.loss, $0.step) }.joined(separator: ", ")
+        + shown.map { lossText($0.loss) + " @\($0.step)" }.joined(separator: ", ")
 }
 
 
@@ -185,8 +185,9 @@ func brailleChart(training: [Double], validation: [ValidationPoint], width: Int,
     if columns > left.count + middle.count + right.count + 4 { place(middle, at: columns / 2 - middle.count / 2) }
     place(right, at: columns + 1 - right.count)
     lines.append(String(repeating: " ", count: labelWidth) + String(axis))
-    let latest = validation.last.map { String(format: "latest: training %.4f at step %d, validation %.4f at step %d", training.last!, steps, $0.loss, $0.step) }
-        ?? String(format: "latest: training %.4f at step %d (no validation yet)", training.last!, steps)
+    let latestValidation = validation.max { $0.step < $1.step }
+    let latest = "latest: training \(lossText(training.last!)) at step \(steps)"
+        + (latestValidation.map { ", validation \(lossText($0.loss)) at step \($0.step)" } ?? " (no validation yet)")
     lines.append(wrap(latest, width: width - 1, indent: 2))
     return lines.joined(separator: "\n") + "\n"
 }

@@ -54,7 +54,7 @@ struct TrainingEventRenderer {
         case .validated(let step, let evaluation, let best, let saved):
             console.endStatus()
             let mark = saved ? ", best (saved)" : best ? ", best" : ""
-            console.progress(wrap(String(format: "step %d: validation loss %.4f nats/char (%.4f bits/char)", step,
+            console.progress(wrap(String(format: "step %ld: validation loss %.4f nats/char (%.4f bits/char)", step,
                                          evaluation.nats, evaluation.bits) + mark, width: width, indent: 2) + "\n")
         case .keepbestFailed(let error):
             console.note("warning: the best model was not written to keepbest: \(error); training goes on "
@@ -72,8 +72,8 @@ struct TrainingEventRenderer {
                               width: width, indent: 2) + "\n")
         case .diverged(let loss, let V):
             let uniform = Foundation.log(Double(V))
-            console.note(wrap(String(format: "note: validation loss %.4f is worse than guessing all %d characters alike "
-                                     + "(ln %d = %.4f): training has diverged; ", loss, V, V, uniform)
+            console.note(wrap(String(format: "note: validation loss %.4f is worse than guessing all %ld characters alike "
+                                     + "(ln %ld = %.4f): training has diverged; ", loss, V, V, uniform)
                               + "lower `lr` (now \(formatNumber(settings.lr)))" + (settings.clip == 0 ? " or turn `clip` on" : "")
                               + ", then " + (watch.best != nil ? "`restore best` or " : "") + "`reset`",
                               width: width, indent: 2) + "\n")

@@ -26,7 +26,7 @@ public struct Downloads: Sendable {
     public init(cacheFolder: String? = nil) {
         let environment = ProcessInfo.processInfo.environment
         self.cacheFolder = cacheFolder ?? environment["CHARLM_CACHE"]
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/charlm")
+            ?? (homeFolder() as NSString).appendingPathComponent(".cache/charlm")
     }
 
     /// Built-in datasets by name. `CHARLM_TINYSHAKESPEARE_URL` overrides the address (tests use a local server).

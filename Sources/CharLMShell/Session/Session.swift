@@ -193,11 +193,20 @@ public final class Session {
     }
 
     private func loadText(_ bytes: [UInt8], name: String) throws {
-        let loaded = try Corpus.make(utf8: bytes, normalization: settings.normalization, name: name, cancellation: cancellation)
+        var loaded = try Corpus.make(utf8: bytes, normalization: settings.normalization, name: name, cancellation: cancellation)
+        let distinct = loaded.vocabulary.count
+        // A trained model goes on with a text whose characters it all knows, read with its vocabulary.
+        let modelIsTrained = step > 0 || pendingResume != nil || checkpointCorpus != nil
+        var readWithTheModels = false
+        if model != nil, modelIsTrained, let vocabulary, vocabulary != loaded.vocabulary, let within = loaded.reindexed(for: vocabulary) {
+            loaded = within
+            readWithTheModels = true
+        }
         let split = try Dataset(tokens: loaded.tokens, validationFraction: settings.val)
         let report = loaded.report
         let changes = describeChanges(report)
-        console.report("loaded \(name): " + quantity(report.characters, "character") + ", \(grouped(loaded.vocabulary.count)) distinct; "
+        console.report("loaded \(name): " + quantity(report.characters, "character") + ", \(grouped(distinct)) distinct"
+                       + (readWithTheModels ? " (all the model's: read with its \(loaded.vocabulary.count))" : "") + "; "
                        + "training \(grouped(split.trainRange.count)), validation \(grouped(split.validationRange.count))")
         console.report("  normalisation: lowercase \(settings.lowercase ? "on" : "off"), ascii \(settings.ascii ? "on" : "off")"
                        + (changes.isEmpty ? "; nothing changed" : "; " + changes.joined(separator: ", ")), indent: 4)
@@ -212,7 +221,7 @@ public final class Session {
         corpus = loaded
         corpusName = name
         dataset = split
-        if let model, let vocabulary {
+        if model != nil, let vocabulary {
             if vocabulary != loaded.vocabulary && step == 0 && pendingResume == nil && checkpointCorpus == nil {
                 // Never trained and not loaded: nothing to keep, so a model for this text's characters replaces it.
                 console.note("note: the untrained model is rebuilt for this text's characters\n")

@@ -230,6 +230,10 @@ struct SettingStorage: Sendable {
     static func file(_ path: WritableKeyPath<Settings, String?> & Sendable) -> SettingStorage {
         SettingStorage(get: { $0[keyPath: path] ?? "off" }) { settings, text, declaration in
             guard !text.isEmpty, !text.hasSuffix("/") else { throw declaration.outOfRange(text) }
+            // `on` (or yes, true) is a switch, not the name of a file to write.
+            guard !["on", "yes", "true"].contains(text.lowercased()) else {
+                throw CharLMError.outOfRange(setting: declaration.name, rule: "a file name (there is no `on`: name the file), or off", got: text)
+            }
             settings[keyPath: path] = text.lowercased() == "off" ? nil : text
         }
     }
