@@ -92,7 +92,8 @@ private let productCases: [ProductCase] = [
 ]
 
 /// The CPU classes this CPU can compute as: its own and every narrower one.
-private let runnableClasses = CPUClass.allCases.filter { $0.vectorBits <= CPUClass.detected.vectorBits }
+/// The CPU classes this machine can compute as (TimeLoopTests uses them too).
+let runnableClasses = CPUClass.allCases.filter { $0.vectorBits <= CPUClass.detected.vectorBits }
 
 @Test(arguments: productCases, PackedKernel.allCases)
 private func packedProductMatchesNaiveInEveryTranspose(_ product: ProductCase, kernel: PackedKernel) {

@@ -249,7 +249,7 @@ final class Stepper {
                         for u in groups {
                             lstmCellForward(gates: gates + b * columns + u * 64, cellPrevious: cellRow + u * 16,
                                             cell: cellRow + u * 16, hidden: hiddenRow + u * 16, batch: 1,
-                                            hiddenSize: 16)
+                                            hiddenSize: 16, units: 0..<16)
                         }
                     }
                 }
