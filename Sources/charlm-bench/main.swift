@@ -81,6 +81,9 @@ struct ComputeOptions: ParsableArguments {
         valueName: "bits"))
     var vectorBits: String?
 
+    @Option(help: "How the recurrent layers' time loops share a step between threads: fused (each thread its units' product and cell, one barrier per step) or split (product by columns, cell by rows, two barriers; the loop before). Same results.")
+    var timeLoop = TimeLoop.fused
+
     func validate() throws {
         try asUsageError { try Setting.threads.check(threads) }
         _ = try cpu()
@@ -94,10 +97,13 @@ struct ComputeOptions: ParsableArguments {
         }
     }
 
-    func makeContext() throws -> ComputeContext { ComputeContext(threads: threads, products: products, cpu: try cpu()) }
+    func makeContext() throws -> ComputeContext {
+        ComputeContext(threads: threads, products: products, cpu: try cpu(), timeLoop: timeLoop)
+    }
 }
 
 extension ProductKernel: ExpressibleByArgument {}
+extension TimeLoop: ExpressibleByArgument {}
 
 /// Runs a check (a setting's range check, SettingDeclarations.swift), its failure a usage error.
 @discardableResult

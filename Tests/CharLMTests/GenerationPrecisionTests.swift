@@ -60,6 +60,45 @@ func bfloat16RowProductMatchesTheNaiveProductOfTheRoundedWeights(shape: (K: Int,
     }
 }
 
+/// The bfloat16 stepper computes, in float32, with the weights it reads rounded to bfloat16 and nothing else changed:
+/// so for every cell it gives the float32 stepper's logits for a copy of the model whose W_hh, W_ih above layer 0
+/// and fc.weight are rounded to bfloat16 (layer 0's input table stays float32 in both), within the bound the float32
+/// stepper keeps to the training path (1e-5; the sums are in the same order, so in practice the same bits). The
+/// bound on a trained model's distributions is the test after this one.
+@Test(arguments: LayerKind.allCases)
+func bfloat16StepperComputesWithTheRoundedWeights(cell: LayerKind) throws {
+    let (V, H, L, T) = (13, 70, 2, 8)
+    let config = RecurrentConfig(vocabularySize: V, embeddingSize: 9, hiddenSize: H, layerCount: L, layerKind: cell)
+    var generator = SeededGenerator(seed: 51)
+    let model = try RecurrentModel(config: config, generator: &generator)
+    let rounded = try RecurrentModel(config: config, parameters: model.parameters.array)
+    let roundedViews = model.layout.layers.enumerated().flatMap { l, views in
+        l == 0 ? [views.weightHH] : [views.weightHH, views.weightIH]
+    } + [model.layout.fcWeight]
+    for view in roundedViews {
+        let p = rounded.parameters.pointer + view.offset
+        for i in 0..<view.count { p[i] = BFloat16Panels.float(bfloat16Bits: BFloat16Panels.bfloat16Bits(p[i])) }
+    }
+    #expect(rounded.parameters.array != model.parameters.array)
+    let context = ComputeContext(threads: 2)
+    let half = Stepper(config: config, batch: 1, weights: .bfloat16)
+    let float = Stepper(config: config, batch: 1, weights: .float32)
+    half.refresh(from: model, context: context)
+    float.refresh(from: rounded, context: context)
+    let zero = model.makeWorkspace(length: 1, batch: 1, context: context)
+    zero.resetState(batch: 1)
+    half.loadState(from: zero)
+    float.loadState(from: zero)
+    var worst: Float = 0
+    for t in 0..<T {
+        var token = Int32(t * 5 % V)
+        half.step(tokens: &token, context: context)
+        float.step(tokens: &token, context: context)
+        for v in 0..<V { worst = max(worst, abs(half.logits.pointer[v] - float.logits.pointer[v])) }
+    }
+    #expect(worst < 1e-5, "\(cell): largest logit difference \(worst)")
+}
+
 private let sharedModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../../../shared/models/tinyshakespeare-h256-pytorch.safetensors").standardizedFileURL.path
 private let sharedCorpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -175,9 +175,11 @@ func gradientsMatchFiniteDifferencesWithDropout(cell: LayerKind) throws {
     for v in 0..<9 { #expect(abs(Double(logits[v]) - reference[v]) < 1e-4) }
 }
 
-@Test func generationStepsMatchTheReferenceOnTheGrownSequence() throws {
-    // Greedy generation: each chosen token must be the argmax of the reference run over prompt + tokens so far.
-    let model = try makeModel(V: 8, E: 4, H: 10, L: 2, seed: 61)
+@Test(arguments: LayerKind.allCases)
+func generationStepsMatchTheReferenceOnTheGrownSequence(cell: LayerKind) throws {
+    // Greedy generation (on the stepper, Stepper.swift, for every cell): each chosen token must be the argmax of the
+    // reference run over prompt + tokens so far.
+    let model = try makeModel(V: 8, E: 4, H: 10, L: 2, seed: 61, cell: cell)
     let prompt = [1, 2, 3]
     var generator = SeededGenerator(seed: 1)
     let output = try TextGenerator(model: model).generate(

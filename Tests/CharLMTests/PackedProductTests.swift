@@ -248,8 +248,9 @@ private func processorNanoseconds(_ clock: clockid_t) -> UInt64 {
     #expect(sharesAgain())
 }
 
-/// Forward, loss and backward of `model` on a fresh workspace run on `context`: logits and gradients.
-private func pass(_ model: RecurrentModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
+/// Forward (training mode: dropout drawn from seed 1), loss and backward of `model` on a fresh workspace run on
+/// `context`: logits and gradients. TimeLoopTests uses it too.
+func pass(_ model: RecurrentModel, inputs: [[Int]], targets: [[Int]], context: ComputeContext) -> ([Float], [Float]) {
     let (B, T) = (inputs.count, inputs[0].count)
     let workspace = model.makeWorkspace(length: T, batch: B, context: context)
     load(inputs, into: workspace.inputs)

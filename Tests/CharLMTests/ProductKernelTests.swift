@@ -92,7 +92,8 @@ private let productCases: [ProductCase] = [
 ]
 
 /// The CPU classes this CPU can compute as: its own and every narrower one.
-private let runnableClasses = CPUClass.allCases.filter { $0.vectorBits <= CPUClass.detected.vectorBits }
+/// The CPU classes this machine can compute as (TimeLoopTests uses them too).
+let runnableClasses = CPUClass.allCases.filter { $0.vectorBits <= CPUClass.detected.vectorBits }
 
 @Test(arguments: productCases, PackedKernel.allCases)
 private func packedProductMatchesNaiveInEveryTranspose(_ product: ProductCase, kernel: PackedKernel) {
@@ -253,12 +254,15 @@ private func stepGradients(_ config: RecurrentConfig, length T: Int, batch B: In
 }
 
 /// The generation path (Stepper.swift: interleaved gate panels, fused cell, one job per step) against the training
-/// path's forward pass over the same sequences, step by step, for H a multiple of 16 and not, one to three layers,
+/// path's forward pass over the same sequences, step by step, for every cell, H a multiple of 16 and not (the GRU's
+/// and the RNN's groups of 64 units: one partial group, or a full one and a partial one at H 70), one to three layers,
 /// and one or several sequences at once.
-@Test(arguments: [(H: 32, L: 2, B: 1), (H: 20, L: 1, B: 3), (H: 48, L: 3, B: 7), (H: 70, L: 2, B: 16)])
-func stepperMatchesTheTrainingForwardPass(shape: (H: Int, L: Int, B: Int)) throws {
+@Test(arguments: [(H: 32, L: 2, B: 1), (H: 20, L: 1, B: 3), (H: 48, L: 3, B: 7), (H: 70, L: 2, B: 16)],
+      LayerKind.allCases)
+func stepperMatchesTheTrainingForwardPass(shape: (H: Int, L: Int, B: Int), cell: LayerKind) throws {
     let (V, T, B) = (13, 6, shape.B)
-    let config = RecurrentConfig(vocabularySize: V, embeddingSize: 9, hiddenSize: shape.H, layerCount: shape.L)
+    let config = RecurrentConfig(vocabularySize: V, embeddingSize: 9, hiddenSize: shape.H, layerCount: shape.L,
+                                 layerKind: cell)
     var generator = SeededGenerator(seed: 21)
     let model = try RecurrentModel(config: config, generator: &generator)
     for threads in [1, 2] {
@@ -279,6 +283,6 @@ func stepperMatchesTheTrainingForwardPass(shape: (H: Int, L: Int, B: Int)) throw
                 worst = max(worst, abs(stepper.logits.pointer[index] - workspace.logits.pointer[t * B * V + index]))
             }
         }
-        #expect(worst < 1e-5, "H \(shape.H) L \(shape.L) B \(B) threads \(threads): largest logit difference \(worst)")
+        #expect(worst < 1e-5, "\(cell) H \(shape.H) L \(shape.L) B \(B) threads \(threads): largest logit difference \(worst)")
     }
 }

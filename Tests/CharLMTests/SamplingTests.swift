@@ -133,10 +133,12 @@ func drawsFollowSoftmaxOfLogitsOverTemperature(temperature: Float) {
 }
 
 /// K samples generated together (one batched step per character) are, sample for sample, the texts that K single
-/// generations with the same generators write: the batched step computes each sequence as the single one does.
-@Test(arguments: [(hidden: 32, samples: 5), (hidden: 40, samples: 16)])
-func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int)) throws {
-    let config = RecurrentConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2)
+/// generations with the same generators write: the batched step computes each sequence as the single one does, for
+/// every cell.
+@Test(arguments: [(hidden: 32, samples: 5), (hidden: 40, samples: 16)], LayerKind.allCases)
+func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int), cell: LayerKind) throws {
+    let config = RecurrentConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2,
+                                 layerKind: cell)
     var initial = SeededGenerator(seed: 31)
     let model = try RecurrentModel(config: config, generator: &initial)
     let settings = SamplingSettings(temperature: 1.3, topK: 9)
@@ -154,7 +156,7 @@ func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, s
         var single = SeededGenerator(seed: seed)
         let alone = try TextGenerator(model: model).generate(prompt: [3, 1, 4], count: 40, settings: settings,
                                                              primer: 0, generator: &single)
-        #expect(batched[k] == alone, "sample \(k)")
+        #expect(batched[k] == alone, "\(cell) sample \(k)")
     }
     // and the samples differ from one another (each its own stream)
     #expect(Set(batched).count == shape.samples)

@@ -78,6 +78,17 @@ public enum CPUClass: String, Sendable, CaseIterable {
     }
 }
 
+/// How the recurrent layers' time loops share a step between the team's threads (Recurrence.swift). Both give the same
+/// results to the bit; they differ in speed only.
+public enum TimeLoop: String, Sendable, CaseIterable {
+    /// Each thread owns a group of hidden units: the recurrent product for its units' gates, then their cell, with no
+    /// wait between; one barrier per step (for h_t, or dLoss/d(product_t), to be complete).
+    case fused
+    /// The product split by columns, a barrier, the cell split by rows of the batch, a barrier: two per step (the
+    /// loop before the fused one, kept for the tests and the benchmark to compare against).
+    case split
+}
+
 /// The threads and kernels one owner computes with.
 public final class ComputeContext: @unchecked Sendable {
     /// Threads that run each shared job, the caller included (at least 1).
@@ -95,12 +106,15 @@ public final class ComputeContext: @unchecked Sendable {
     let packedKernel: PackedKernel
     /// Which code computes the large products of training and evaluation (Products.swift).
     public let productKernel: ProductKernel
+    /// How the time loops share a step between the threads.
+    public let timeLoop: TimeLoop
     /// The packed products' packing space.
     let productScratch = ScratchBuffer()
 
     /// A context with `threads` threads (clamped to at least 1) and the kernels that suit `cpu` (default: this CPU,
-    /// as `CHARLM_VECTOR_BITS` may narrow it), or the products' kernel given (benchmarks compare them).
-    public init(threads: Int, products: ProductKernel = .preferred, cpu: CPUClass = .current) {
+    /// as `CHARLM_VECTOR_BITS` may narrow it), or the products' kernel and time loop given (benchmarks compare them).
+    public init(threads: Int, products: ProductKernel = .preferred, cpu: CPUClass = .current,
+                timeLoop: TimeLoop = .fused) {
         // BLAS itself stays single-threaded: the team shares the products (see BLAS.swift).
         BLAS.setThreadCountOnce
         threadCount = max(1, threads)
@@ -110,11 +124,12 @@ public final class ComputeContext: @unchecked Sendable {
         self.cpu = cpu
         packedKernel = cpu.packedKernel
         productKernel = products
+        self.timeLoop = timeLoop
         BLAS.mapWorkBuffers(team: team)
     }
 
-    /// For tests: time loops on a team of `threads`, products cut as `other` cuts them.
-    init(threads: Int, productsAs other: ComputeContext) {
+    /// For tests: time loops on a team of `threads` (shared as `timeLoop` says), products cut as `other` cuts them.
+    init(threads: Int, productsAs other: ComputeContext, timeLoop: TimeLoop = .fused) {
         threadCount = max(1, threads)
         team = ThreadTeam(size: threadCount)
         productTeam = other.productTeam
@@ -122,6 +137,7 @@ public final class ComputeContext: @unchecked Sendable {
         cpu = other.cpu
         packedKernel = other.packedKernel
         productKernel = other.productKernel
+        self.timeLoop = timeLoop
     }
 
     deinit { team.shutDown() }

@@ -130,9 +130,10 @@ public final class Session {
                 console.note("note: autosave writes where a bare `save` does, and '\(SaveTargets.defaultPath)' already exists and "
                              + "this session did not write it: `save PATH` once before training to choose the file\n")
             }
-        case "bf16" where settings.bf16 && (model?.architecture.kindName ?? settings.arch.rawValue) != LayerKind.lstm.rawValue:
+        case "bf16" where settings.bf16 && LayerKind(rawValue: model?.architecture.kindName ?? settings.arch.rawValue) == nil:
             let kind = (model?.architecture.kindName ?? settings.arch.rawValue).uppercased()
-            console.note("note: bf16 speeds up the LSTM's generation only; this \(kind) generates in float32 whatever it says\n")
+            console.note("note: bf16 speeds up the LSTM's, GRU's and RNN's generation only; this \(kind) generates in "
+                         + "float32 whatever it says\n")
         case "threads" where settings.threads != context.threadCount:
             context = ComputeContext(threads: settings.threads)
             setTrainerAside()

@@ -42,13 +42,14 @@ struct GRULayer: TypedRecurrentLayer {
             weightHH: weights.weightHH, buffers: activations.loop,
             product: { activations.recurrent(at: $0, batch: B) }, accumulate: false, length: T, batch: B,
             refreshWeights: refreshWeights, context: context
-        ) { t, rows in
+        ) { t, rows, units in
             let (first, G) = (rows.lowerBound, 3 * H)
             gruCellForward(
                 gates: activations.projection(at: t, batch: B) + first * G,
                 recurrent: activations.recurrent(at: t, batch: B) + first * G, biasHN: biasHN,
                 hiddenPrevious: activations.loop.hidden(at: t, batch: B) + first * H,
-                hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H)
+                hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H,
+                units: units)
         }
     }
 
@@ -62,14 +63,14 @@ struct GRULayer: TypedRecurrentLayer {
         backwardThroughTime(
             weightHH: weights.weightHH, weightHHGradient: gradients.weightHH, buffers: activations.loop,
             productGradient: activations.recurrent.pointer, accumulate: true, length: T, batch: B, context: context
-        ) { t, rows in
+        ) { t, rows, units in
             let (G, offset) = (3 * H, rows.lowerBound * H)
             gruCellBackward(
                 gates: activations.projection(at: t, batch: B) + rows.lowerBound * G,
                 recurrent: activations.recurrent(at: t, batch: B) + rows.lowerBound * G,
                 hiddenPrevious: activations.loop.hidden(at: t, batch: B) + offset,
                 outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
-                batch: rows.count, hiddenSize: H)
+                batch: rows.count, hiddenSize: H, units: units)
         }
         // b_ih enters the projection unchanged, b_hh the recurrent product (b_hn inside the reset gate's product).
         let rows = T * B

@@ -3,7 +3,9 @@
 // units at a time. Matrix products are not here (they go to the packed kernel, PackedProduct.swift, and to BLAS,
 // BLAS.swift); the naive per-gate scalar twin of these kernels lives in the tests (NaiveReference.swift).
 //
-// Each kernel is a loop over the rows of the batch and, in a row, `forEachGroup` (VectorMath.swift) over its units.
+// Each kernel is a loop over the rows of the batch and, in a row, `forEachGroup` (VectorMath.swift) over a range of its
+// units: all H of them, or the units one thread owns in the fused time loop (Recurrence.swift), whose range starts at
+// a multiple of 16, so the groups are the same either way.
 // The loop's body is a local `@inline(always)` function that runs the cell on one group of `n` units (the private
 // `...Group...` functions): `n` is 16 for the full groups, so the compiler folds their loads and stores to whole
 // vectors, and the width of the last partial group once.
@@ -33,17 +35,19 @@
 ///   - cellPrevious: (B, H) c_{t-1} (may be `cell` itself: each unit is read before it is written).
 ///   - cell: (B, H) receives c_t.
 ///   - hidden: (B, H) receives h_t.
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func lstmCellForward(
     gates: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>,
-    cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+    cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int,
+    units: Range<Int>
 ) {
     for b in 0..<B {
-        let (a, row) = (gates + b * 4 * H, b * H)
+        let (a, row) = (gates + b * 4 * H + units.lowerBound, b * H + units.lowerBound)
         @inline(always) func group(_ j: Int, _ n: Int) {
             lstmGroupForward(a: a + j, cellPrevious: cellPrevious + row + j, cell: cell + row + j,
                              hidden: hidden + row + j, H: H, n: n)
         }
-        forEachGroup(H, group)
+        forEachGroup(units.count, group)
     }
 }
 
@@ -77,19 +81,20 @@ func lstmCellForward(
 ///   - outputGradient: (B, H) dLoss/dh_t from above.
 ///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1 (through W_hh).
 ///   - cellGradient: (B, H) dLoss/dc_t from step t+1 on entry; dLoss/dc_{t-1} on return.
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func lstmCellBackward(
     gates: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>, cell: UnsafePointer<Float>,
     outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafePointer<Float>,
-    cellGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+    cellGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int, units: Range<Int>
 ) {
     for b in 0..<B {
-        let (a, row) = (gates + b * 4 * H, b * H)
+        let (a, row) = (gates + b * 4 * H + units.lowerBound, b * H + units.lowerBound)
         @inline(always) func group(_ j: Int, _ n: Int) {
             lstmGroupBackward(a: a + j, cellPrevious: cellPrevious + row + j, cell: cell + row + j,
                               outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
                               cellGradient: cellGradient + row + j, H: H, n: n)
         }
-        forEachGroup(H, group)
+        forEachGroup(units.count, group)
     }
 }
 
@@ -120,17 +125,20 @@ func lstmCellBackward(
 ///   - biasHN: (H) b_hn, the n block of b_hh: inside the reset gate's product, so not in the projection.
 ///   - hiddenPrevious: (B, H) h_{t-1}.
 ///   - hidden: (B, H) receives h_t.
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func gruCellForward(
     gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
-    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int,
+    units: Range<Int>
 ) {
+    let first = units.lowerBound
     for b in 0..<B {
-        let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
+        let (a, u, row) = (gates + b * 3 * H + first, recurrent + b * 3 * H + first, b * H + first)
         @inline(always) func group(_ j: Int, _ n: Int) {
-            gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + j, hiddenPrevious: hiddenPrevious + row + j,
+            gruGroupForward(a: a + j, u: u + j, biasHN: biasHN + first + j, hiddenPrevious: hiddenPrevious + row + j,
                             hidden: hidden + row + j, H: H, n: n)
         }
-        forEachGroup(H, group)
+        forEachGroup(units.count, group)
     }
 }
 
@@ -162,22 +170,25 @@ func gruCellForward(
 ///   - outputGradient: (B, H) dLoss/dh_t from above.
 ///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1 on entry; on return the part of dLoss/dh_{t-1} that does not
 ///     flow through W_hh (z times dLoss/dh_t).
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func gruCellBackward(
     gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, hiddenPrevious: UnsafePointer<Float>,
-    outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+    outputGradient: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int,
+    units: Range<Int>
 ) {
+    let first = units.lowerBound
     for b in 0..<B {
-        let (a, u, row) = (gates + b * 3 * H, recurrent + b * 3 * H, b * H)
+        let (a, u, row) = (gates + b * 3 * H + first, recurrent + b * 3 * H + first, b * H + first)
         @inline(always) func group(_ j: Int, _ n: Int) {
             gruGroupBackward(a: a + j, u: u + j, hiddenPrevious: hiddenPrevious + row + j,
                              outputGradient: outputGradient + row + j, hiddenGradient: hiddenGradient + row + j,
                              H: H, n: n)
         }
-        forEachGroup(H, group)
+        forEachGroup(units.count, group)
     }
 }
 
-// MARK: - The vanilla RNN (no gate blocks: a step's B rows are one contiguous run of B*H units)
+// MARK: - The vanilla RNN (no gate blocks: a step's B rows of all H units are one contiguous run of B*H)
 
 /// One time step's vanilla RNN cell, forward (PyTorch's nn.RNN, tanh): h_t = tanh(a), a = x W_ih^T + b_ih +
 /// h_{t-1} W_hh^T + b_hh.
@@ -185,14 +196,18 @@ func gruCellBackward(
 /// - Parameters:
 ///   - preactivations: (B, H) a on entry; h_t on return.
 ///   - hidden: (B, H) receives h_t.
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func rnnCellForward(
-    preactivations: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int
+    preactivations: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, batch B: Int, hiddenSize H: Int,
+    units: Range<Int>
 ) {
-    @inline(always) func group(_ j: Int, _ n: Int) {
-        let h = tanh(load(preactivations + j, lanes: n))
-        store(h, preactivations + j, lanes: n); store(h, hidden + j, lanes: n)
+    forEachRun(batch: B, hiddenSize: H, units: units) { start, count in
+        @inline(always) func group(_ j: Int, _ n: Int) {
+            let h = tanh(load(preactivations + start + j, lanes: n))
+            store(h, preactivations + start + j, lanes: n); store(h, hidden + start + j, lanes: n)
+        }
+        forEachGroup(count, group)
     }
-    forEachGroup(B * H, group)
 }
 
 /// One time step's vanilla RNN cell, backward: da = (dLoss/dh_t from above + from step t+1) (1 - h_t^2).
@@ -201,14 +216,26 @@ func rnnCellForward(
 ///   - preactivations: (B, H) h_t on entry; dLoss/da on return.
 ///   - outputGradient: (B, H) dLoss/dh_t from above.
 ///   - hiddenGradient: (B, H) dLoss/dh_t from step t+1.
+///   - units: the units to compute (of 0..<H); the others are neither read nor written.
 func rnnCellBackward(
     preactivations: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
-    hiddenGradient: UnsafePointer<Float>, batch B: Int, hiddenSize H: Int
+    hiddenGradient: UnsafePointer<Float>, batch B: Int, hiddenSize H: Int, units: Range<Int>
 ) {
-    @inline(always) func group(_ j: Int, _ n: Int) {
-        let h = load(preactivations + j, lanes: n)
-        let dh = load(outputGradient + j, lanes: n) + load(hiddenGradient + j, lanes: n)
-        store(dh * (1 - h * h), preactivations + j, lanes: n)
+    forEachRun(batch: B, hiddenSize: H, units: units) { start, count in
+        @inline(always) func group(_ j: Int, _ n: Int) {
+            let index = start + j
+            let h = load(preactivations + index, lanes: n)
+            let dh = load(outputGradient + index, lanes: n) + load(hiddenGradient + index, lanes: n)
+            store(dh * (1 - h * h), preactivations + index, lanes: n)
+        }
+        forEachGroup(count, group)
     }
-    forEachGroup(B * H, group)
+}
+
+/// The RNN's element-wise runs in a (B, H) block: `units` of every row, as one run of B*H when they are all H units
+/// (short rows then fill whole vectors), else one run per row. `body(start, count)`.
+@inline(always) private func forEachRun(batch B: Int, hiddenSize H: Int, units: Range<Int>,
+                                        _ body: (_ start: Int, _ count: Int) -> Void) {
+    if units.count == H { return body(0, B * H) }
+    for b in 0..<B { body(b * H + units.lowerBound, units.count) }
 }

@@ -44,13 +44,14 @@ struct LSTMLayer: TypedRecurrentLayer {
             weightHH: weights.weightHH, buffers: activations.loop,
             product: { activations.projection(at: $0, batch: B) }, accumulate: true, length: T, batch: B,
             refreshWeights: refreshWeights, context: context
-        ) { t, rows in
+        ) { t, rows, units in
             let (first, G) = (rows.lowerBound, 4 * H)
             lstmCellForward(
                 gates: activations.projection(at: t, batch: B) + first * G,
                 cellPrevious: activations.cell(at: t, batch: B) + first * H,
                 cell: activations.cell(at: t + 1, batch: B) + first * H,
-                hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H)
+                hidden: activations.loop.hidden(at: t + 1, batch: B) + first * H, batch: rows.count, hiddenSize: H,
+                units: units)
         }
     }
 
@@ -66,7 +67,7 @@ struct LSTMLayer: TypedRecurrentLayer {
         backwardThroughTime(
             weightHH: weights.weightHH, weightHHGradient: gradients.weightHH, buffers: activations.loop,
             productGradient: activations.projection.pointer, accumulate: false, length: T, batch: B, context: context
-        ) { t, rows in
+        ) { t, rows, units in
             // gate activations of step t in, their pre-activation gradients out (same place)
             let (G, offset) = (4 * H, rows.lowerBound * H)
             lstmCellBackward(
@@ -74,7 +75,7 @@ struct LSTMLayer: TypedRecurrentLayer {
                 cellPrevious: activations.cell(at: t, batch: B) + offset,
                 cell: activations.cell(at: t + 1, batch: B) + offset,
                 outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
-                cellGradient: dCellNext + offset, batch: rows.count, hiddenSize: H)
+                cellGradient: dCellNext + offset, batch: rows.count, hiddenSize: H, units: units)
         }
         // Both biases enter the pre-activation unchanged, so each gets the column sums of dgates.
         addColumnSums(of: activations.projection.pointer, rows: T * B, buffers: activations.loop,

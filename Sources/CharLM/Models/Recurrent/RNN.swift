@@ -26,11 +26,11 @@ struct RNNLayer: TypedRecurrentLayer {
             weightHH: weights.weightHH, buffers: activations.loop,
             product: { activations.projection(at: $0, batch: B) }, accumulate: true, length: T, batch: B,
             refreshWeights: refreshWeights, context: context
-        ) { t, rows in
+        ) { t, rows, units in
             let offset = rows.lowerBound * H
             rnnCellForward(preactivations: activations.projection(at: t, batch: B) + offset,
                            hidden: activations.loop.hidden(at: t + 1, batch: B) + offset, batch: rows.count,
-                           hiddenSize: H)
+                           hiddenSize: H, units: units)
         }
     }
 
@@ -44,11 +44,11 @@ struct RNNLayer: TypedRecurrentLayer {
             weightHH: weights.weightHH, weightHHGradient: gradients.weightHH, buffers: activations.loop,
             productGradient: activations.projection.pointer, accumulate: false, length: T, batch: B,
             context: context
-        ) { t, rows in
+        ) { t, rows, units in
             let offset = rows.lowerBound * H
             rnnCellBackward(preactivations: activations.projection(at: t, batch: B) + offset,
                             outputGradient: outputGradient + t * B * H + offset, hiddenGradient: dHiddenNext + offset,
-                            batch: rows.count, hiddenSize: H)
+                            batch: rows.count, hiddenSize: H, units: units)
         }
         // Both biases enter the pre-activation unchanged, so each gets the column sums of da.
         addColumnSums(of: activations.projection.pointer, rows: T * B, buffers: activations.loop,

@@ -1,7 +1,7 @@
 // The recurrent family's decoder (Models/LanguageModel.swift): a prompt is fed through the training pass's code in
 // chunks of 256 characters (batch 1), carrying the state; then each step advances by one character per sequence,
-// on the stepper (Stepper.swift: the LSTM, fused product and cell, bf16, batched samples) where it runs the model,
-// else on a batch-1 forward pass per character (the GRU and the RNN).
+// on the stepper (Stepper.swift: fused product and cell, bf16, batched samples; every kind of layer), or, where the
+// stepper's copy of the weights would not fit in memory, on a batch-1 forward pass per character.
 
 /// Feeds a prompt, then one character per step, carrying the recurrent state.
 final class RecurrentDecoder: Decoder {
@@ -11,27 +11,24 @@ final class RecurrentDecoder: Decoder {
     private let chunk = 256
     /// Feeds prompts (many characters per pass), and steps where there is no stepper.
     private let workspace: ModelWorkspace
-    /// Steps, one character per sequence; nil where that path does not run the model, or its copy of the weights
-    /// would not fit in memory, and `workspace` steps instead (batch 1 only).
+    /// Steps, one character per sequence; nil where its copy of the weights would not fit in memory, and `workspace`
+    /// steps instead (batch 1 only).
     private let stepper: Stepper?
     /// (B, V) the prompt's scores, one copy per sequence, until the first step.
     private let promptLogits: FloatBuffer
     /// Where the latest scores are.
     private(set) var logits: UnsafePointer<Float>
 
-    /// Nil for a batch above 1 that only the stepper could run and does not (a GRU or RNN: the samples then run one
-    /// after another).
-    init?(model: RecurrentModel, batch B: Int, context: ComputeContext, weights: GenerationWeights) throws {
+    init(model: RecurrentModel, batch B: Int, context: ComputeContext, weights: GenerationWeights) throws {
         let config = model.config
         if B > 1 {
-            guard Stepper.supports(config) else { return nil }
             try MemoryBudget.check(Double(Stepper.bytes(config: config, batch: B)), for: "\(B) samples at once",
                                    hint: "lower `samples`")
             // made before the prompt is fed, while the budget just checked still holds
             stepper = Stepper(config: config, batch: B)
         } else {
             let fits = Double(Stepper.bytes(config: config, batch: 1)) < MemoryBudget.usableBytes / 2
-            stepper = Stepper.supports(config) && fits ? Stepper(config: config, batch: 1, weights: weights) : nil
+            stepper = fits ? Stepper(config: config, batch: 1, weights: weights) : nil
         }
         self.model = model
         batch = B
