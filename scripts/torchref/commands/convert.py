@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import stat
+import warnings
 
 import torch
 
@@ -105,8 +106,13 @@ def read_ckpt(path):
     memory.check(4 * size, f"reading the {memory.format_bytes(size)} file '{visible(path, limit=None)}'",
                  "it needs a machine with more memory")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a hostile pickle or zip fails in many ways, each said in one line
+        with warnings.catch_warnings():  # torch warns of pickle protocols it did not write; the outcome is said below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise _Problem(path, "nanoGPT checkpoint", "torch.load(weights_only=True) refused it: it holds objects other "
+                       "than tensors and plain data (what a pickle that runs code holds; nothing was run)") from None
+    except Exception as error:  # a damaged zip or pickle fails in many ways, each said in one line
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise _Problem(path, "nanoGPT checkpoint", f"torch.load(weights_only=True) refused it "
                        f"({visible(first, limit=120)})") from None
