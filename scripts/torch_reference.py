@@ -40,7 +40,9 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             Greedy (temperature 0) continuation.
   train-speed, generate-speed, load-speed
             The twins of `charlm-bench train-speed | generate-speed | load-speed` (same options; the first two also
-            take --cell); each prints one JSON line. `scripts/bench` runs them side by side with charlm's.
+            take --cell, or --arch transformer with --heads, --context, --bias); each prints one JSON line.
+            The transformer's generate-speed takes --generator nanogpt (nanoGPT's generate, recomputing the context
+            every character) or kvcache (scripts/torchref/kvcache.py). `scripts/bench` runs them beside charlm's.
   fixture-checkpoint, fixture-training
             The fixtures charlm's tests replay (Tests/CharLMTests/Fixtures), for any --cell.
   fixture-transformer --out FILE
