@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""The reference design in PyTorch: Embedding -> recurrent cell (batch_first=True) -> Linear, cross-entropy, Adam.
+"""The reference design in PyTorch: Embedding -> recurrent cell (batch_first=True) -> Linear, cross-entropy, Adam;
+and for the transformer nanoGPT's GPT (scripts/torchref/nanogpt.py, karpathy/nanoGPT model.py written anew).
 
 The cell is nn.LSTM (`lstm`, the default), nn.GRU (`gru`: gates r, z, n; b_hn inside the reset product) or nn.RNN
 with tanh (`rnn`); its tensors are named after it: lstm.weight_ih_l0, gru.weight_ih_l0 or rnn.weight_ih_l0, ...
-Commands that make a model take `--cell lstm|gru|rnn`; commands that read a file take the cell from its config
-("cell"; absent: lstm).
+Commands that make a model take `--cell lstm|gru|rnn` or `--arch lstm|gru|rnn|transformer`; commands that read a
+file take the model from its config ("arch": "transformer"; else "cell"; absent: lstm). A transformer's tensors are
+nanoGPT's state_dict (transformer.wte.weight, ..., lm_head.weight, the tied head under both names), its AdamW groups
+nanoGPT's (every tensor of 2+ dimensions decayed, embeddings included; biases and LayerNorm weights not), and its
+generation recomputes the cropped context for every token, as nanoGPT's generate does.
 
 A tool for side-by-side checks with charlm; never a dependency of the Swift build or of `swift test`.
 
@@ -13,6 +17,7 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
                 [--seed 1337] [--embed 64] [--hidden 256] [--layers 2] [--dropout 0] [--seq 100] [--batch 64]
                 [--lr 2e-3] [--clip 5] [--warmup 0] [--decay 0] [--wd 0] [--lowercase] [--ascii]
                 [--device cpu|cuda] [--threads N] [--init-from FILE] [--save FILE]
+                [--arch transformer [--heads 4] [--context 256] [--bias]] [--beta2 0.999]
             --init-from continues a charlm checkpoint: its weights, Adam's moments and step count, the step, the
             learning-rate schedule, cell, dropout, normalisation and histories (the command line's cell, sizes, lr,
             clip, schedule and normalisation are then ignored; --steps counts the steps added). --save writes a
@@ -20,6 +25,13 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             Several GPUs (or CPU processes): torchrun --nproc_per_node=N scripts/torch_reference.py train ...
             (DistributedDataParallel; --batch is the global batch, split evenly between the processes, so a step
             means what it means in charlm; each process draws its own windows; rank 0 validates and saves).
+  convert-nanogpt
+            python3 scripts/torch_reference.py convert-nanogpt CKPT.pt META.pkl OUT.safetensors
+            A checkpoint of nanoGPT's train.py (model_args, the state_dict, a compiled model's `_orig_mod.` prefix
+            stripped, the AdamW state in configure_optimizers' two groups, iter_num, config) and its dataset's
+            character meta.pkl (itos, stoi) as a charlm transformer file. Nothing in either file is trusted: ckpt.pt
+            is read by torch.load(weights_only=True), meta.pkl by an unpickler that makes no object of any class, and
+            every value is checked as charlm checks its files.
   logits    python3 scripts/torch_reference.py logits --model FILE --prompt TEXT
             The logits after the prompt, as JSON. (logits, eval, generate: any cell, as the file's config says.)
   eval      python3 scripts/torch_reference.py eval --model FILE --corpus FILE [--seq 100]
@@ -28,7 +40,9 @@ A tool for side-by-side checks with charlm; never a dependency of the Swift buil
             Greedy (temperature 0) continuation.
   train-speed, generate-speed, load-speed
             The twins of `charlm-bench train-speed | generate-speed | load-speed` (same options; the first two also
-            take --cell); each prints one JSON line. `scripts/bench` runs them side by side with charlm's.
+            take --cell, or --arch transformer with --heads, --context, --bias); each prints one JSON line.
+            The transformer's generate-speed takes --generator nanogpt (nanoGPT's generate, recomputing the context
+            every character) or kvcache (scripts/torchref/kvcache.py). `scripts/bench` runs them beside charlm's.
   fixture-checkpoint, fixture-training
             The fixtures charlm's tests replay (Tests/CharLMTests/Fixtures), for any --cell.
   fixture-transformer --out FILE

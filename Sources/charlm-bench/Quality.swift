@@ -3,7 +3,7 @@
 //
 //   charlm-bench quality [--corpus PATH] [--steps N] [--seconds S] [--eval-every N] [--seed N] [--embed E] [--hidden H]
 //                        [--layers L] [--dropout P] [--seq T] [--batch B] [--lr X] [--clip X] [--warmup N] [--decay N]
-//                        [--threads N]
+//                        [--threads N] [--wd X] [--beta2 X] [--arch transformer --heads NH --context C [--bias]]
 //   charlm-bench eval --model FILE [--corpus PATH] [--seq T]
 
 import ArgumentParser
@@ -47,10 +47,17 @@ struct Quality: ParsableCommand {
     @Option(help: "The step at which a cosine decay brings lr down to lr/10; 0 keeps lr constant.")
     var decay = Setting.decay.defaultInteger
 
+    @Option(help: "AdamW's weight decay on the decayed tensors (the family's table says which).")
+    var wd = Setting.wd.defaultFloat
+
+    @Option(help: "Adam's beta2 (nanoGPT's Shakespeare recipe: 0.99).")
+    var beta2: Float = AdamSettings().beta2
+
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
         if let steps { try requireAtLeast(1, steps, "steps") }
+        guard (0..<1).contains(beta2) else { throw ValidationError("--beta2 must be from 0 up to but not including 1; got \(beta2)") }
         try requireAtLeast(1, evalEvery, "eval-every")
     }
 
@@ -61,23 +68,23 @@ struct Quality: ParsableCommand {
         let totalSteps = steps ?? (timeBudget.isFinite ? Int.max - 1 : 1000)
         let settings = TrainingSettings(
             sequenceLength: window.seq, batch: window.batch, learningRate: lr, clip: clip, warmupSteps: warmup,
-            decaySteps: decay)
+            decaySteps: decay, weightDecay: wd)
         let context = try compute.makeContext()
 
         let loadStart = Date()
         let corpus = try Corpus.load(path: self.corpus.corpus, normalization: .raw)
         let dataset = try Dataset(tokens: corpus.tokens, validationFraction: 0.1)
-        let config = model.config(vocabularySize: corpus.vocabulary.count, dropout: dropout)
+        let config = model.architecture(vocabularySize: corpus.vocabulary.count, dropout: dropout)
         var initGenerator = SeededGenerator(seed: seed)
-        let model = try RecurrentModel(config: config, generator: &initGenerator)
-        let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: seed &+ 1, context: context)
+        let network = try config.makeModel(generator: &initGenerator)
+        let trainer = try Trainer(model: network, dataset: dataset, settings: settings, seed: seed &+ 1, context: context)
+        trainer.optimizer.settings.beta2 = beta2
         printLine(String(format: "corpus %@: %ld characters, V %ld, train %ld, validation %ld (loaded in %.2f s)",
                          self.corpus.corpus, corpus.tokens.count, corpus.vocabulary.count, dataset.trainRange.count,
                          dataset.validationRange.count, Date().timeIntervalSince(loadStart)))
-        printLine("model E \(config.embeddingSize) H \(config.hiddenSize) L \(config.layerCount) dropout \(config.dropout), "
-                  + "\(model.layout.totalCount) parameters; T \(settings.sequenceLength) B \(settings.batch) "
+        printLine("model \(config.summary); T \(settings.sequenceLength) B \(settings.batch) "
                   + "lr \(settings.learningRate) clip \(settings.clip) warmup \(settings.warmupSteps) "
-                  + "decay \(settings.decaySteps); threads \(context.threadCount)")
+                  + "decay \(settings.decaySteps) wd \(settings.weightDecay) beta2 \(beta2); threads \(context.threadCount)")
         printLine("step  train_loss  val_loss  val_bpc  elapsed_s  train_tokens_per_s")
         var trainingSeconds = 0.0
         var recentLoss = 0.0

@@ -3,9 +3,9 @@
 // table.
 //
 //   charlm-bench train-speed [--embed E] [--hidden H] [--layers L] [--seq T] [--batch B] [--steps N] [--warmup N]
-//                            [--corpus PATH] [--threads N]
+//                            [--corpus PATH] [--threads N] [--arch transformer --heads NH --context C [--bias]]
 //   charlm-bench generate-speed [--embed E] [--hidden H] [--layers L] [--length N] [--warmup N] [--corpus PATH]
-//                               [--threads N]
+//                               [--threads N] [--arch transformer --heads NH --context C [--bias]]
 //   charlm-bench load-speed --corpus PATH
 //   charlm-bench train-profile [--embed E] [--hidden H] [--layers L] [--seq T] [--batch B] [--steps N]
 //                              [--corpus PATH] [--threads N]
@@ -51,13 +51,13 @@ struct BenchmarkCorpus: ParsableArguments {
 /// The trainer both training figures measure: the benchmark corpus, a model initialised from seed 1, batches from
 /// seed 2, on the threads `compute` asks for.
 private func benchmarkTrainer(model shape: ModelShape, window: WindowShape, corpus: BenchmarkCorpus,
-                              compute: ComputeOptions) throws -> (Trainer, RecurrentConfig, TrainingSettings) {
+                              compute: ComputeOptions) throws -> (Trainer, any ModelArchitecture, TrainingSettings) {
     let text = try corpus.load()
     let dataset = try Dataset(tokens: text.tokens, validationFraction: 0.1)
-    let config = shape.config(vocabularySize: text.vocabulary.count)
+    let config = shape.architecture(vocabularySize: text.vocabulary.count)
     let settings = TrainingSettings(sequenceLength: window.seq, batch: window.batch)
     var generator = SeededGenerator(seed: 1)
-    let model = try RecurrentModel(config: config, generator: &generator)
+    let model = try config.makeModel(generator: &generator)
     let trainer = try Trainer(model: model, dataset: dataset, settings: settings, seed: 2, context: try compute.makeContext())
     return (trainer, config, settings)
 }
@@ -94,17 +94,40 @@ struct TrainSpeed: ParsableCommand {
         var lastLoss = 0.0
         for _ in 0..<steps { lastLoss = try trainer.trainStep() }
         let seconds = Date().timeIntervalSince(start)
-        printJSON([("impl", "charlm"), ("figure", "train"), ("hidden", config.hiddenSize), ("seq", settings.sequenceLength),
-                   ("batch", settings.batch), ("steps", steps), ("seconds", seconds),
-                   ("tokens_per_s", Double(steps * settings.sequenceLength * settings.batch) / seconds),
+        let (T, B) = (settings.sequenceLength, settings.batch)
+        let shape: [(String, Any)]
+        switch config {
+        case let transformer as TransformerConfig:
+            shape = [("gflop_per_step", trainingStepFlops(transformer, length: T, batch: B) / 1e9),
+                     ("vocabulary", transformer.vocabularySize), ("embed", transformer.embeddingSize),
+                     ("layers", transformer.layerCount), ("heads", transformer.headCount),
+                     ("context", transformer.context), ("arch", "transformer")]
+        case let recurrent as RecurrentConfig:
+            shape = [("hidden", recurrent.hiddenSize), ("gflop_per_step", trainingStepFlops(recurrent, length: T, batch: B) / 1e9),
+                     ("vocabulary", recurrent.vocabularySize), ("embed", recurrent.embeddingSize),
+                     ("layers", recurrent.layerCount), ("cell", recurrent.layerKind.rawValue)]
+        default:
+            shape = []
+        }
+        printJSON([("impl", "charlm"), ("figure", "train"), ("seq", T), ("batch", B), ("steps", steps),
+                   ("seconds", seconds), ("tokens_per_s", Double(steps * T * B) / seconds),
                    ("last_loss", lastLoss), ("peak_rss_mb", peakResidentMegabytes()),
                    ("threads", trainer.context.threadCount), ("openblas_core", BLAS.coreName),
-                   ("products", trainer.context.productKernel.rawValue), ("vector_bits", trainer.context.cpu.vectorBits),
-                   ("gflop_per_step",
-                    trainingStepFlops(config, length: settings.sequenceLength, batch: settings.batch) / 1e9),
-                   ("vocabulary", config.vocabularySize), ("embed", config.embeddingSize), ("layers", config.layerCount),
-                   ("cell", config.layerKind.rawValue)])
+                   ("products", trainer.context.productKernel.rawValue), ("vector_bits", trainer.context.cpu.vectorBits)]
+                  + shape)
     }
+}
+
+/// Floating-point operations of one transformer training step's matrix products (2 per multiply-add), with N = T*B
+/// rows: per block the forward's c_attn (N*E*3E), c_proj (N*E*E), c_fc and the MLP's c_proj (2*N*E*4E), and the
+/// attention's scores and weighted sum over every (query, key) pair, the causal half included (2*B*T*T*E); the
+/// head (N*E*V). The backward does twice the forward's. nanoGPT's CPU recipe (V 65, E 128, L 4, T 64, B 12):
+/// 4.0 GFLOP.
+func trainingStepFlops(_ config: TransformerConfig, length T: Int, batch B: Int) -> Double {
+    let (V, E, L) = (Double(config.vocabularySize), Double(config.embeddingSize), Double(config.layerCount))
+    let N = Double(T * B)
+    let forward = L * (12 * N * E * E + 2 * Double(B) * Double(T) * Double(T) * E) + N * E * V
+    return 2 * 3 * forward
 }
 
 /// Floating-point operations of one training step's matrix products (2 per multiply-add), the work a step cannot
@@ -155,6 +178,7 @@ struct GenerateSpeed: ParsableCommand {
     }
 
     func run() throws {
+        if model.isTransformer { return try runTransformer() }
         let context = try compute.makeContext()
         let corpus = try self.corpus.load()
         let config = model.config(vocabularySize: corpus.vocabulary.count)
@@ -185,6 +209,35 @@ struct GenerateSpeed: ParsableCommand {
                    ("characters", steps * samples), ("seconds", seconds),
                    ("chars_per_s", Double(steps * samples) / seconds),
                    ("weight_gb_per_s", weightBytes * Double(steps) / seconds / 1e9),
+                   ("peak_rss_mb", peakResidentMegabytes()), ("threads", context.threadCount)])
+    }
+
+    /// The transformer's figure, within its context, where the KV cache serves: windows of one prompt character (the
+    /// corpus's next) and C - 1 generated ones, again until --length characters are made. (Past the context, every
+    /// character costs a whole window's forward pass, as in nanoGPT's `generate`.)
+    private func runTransformer() throws {
+        let context = try compute.makeContext()
+        let corpus = try self.corpus.load()
+        let config = model.transformerConfig(vocabularySize: corpus.vocabulary.count)
+        var generator = SeededGenerator(seed: 1)
+        let network = try config.makeModel(generator: &generator)
+        let textGenerator = TextGenerator(model: network, context: context)
+        let settings = SamplingSettings(temperature: 0.8)
+        let window = config.context - 1
+        _ = try textGenerator.generate(prompt: [corpus.tokens[0]], count: min(10, window), settings: settings,
+                                       primer: corpus.primer, generator: &generator)
+        let start = Date()
+        var made = 0, windows = 0
+        while made < length {
+            let prompt = [corpus.tokens[windows % corpus.tokens.count]]
+            made += try textGenerator.stream(prompt: prompt, count: min(window, length - made), settings: settings,
+                                             primer: corpus.primer, generator: &generator) { _ in true }
+            windows += 1
+        }
+        let seconds = Date().timeIntervalSince(start)
+        printJSON([("impl", "charlm"), ("figure", "generate"), ("arch", "transformer"), ("embed", config.embeddingSize),
+                   ("layers", config.layerCount), ("context", config.context), ("characters", made),
+                   ("windows", windows), ("seconds", seconds), ("chars_per_s", Double(made) / seconds),
                    ("peak_rss_mb", peakResidentMegabytes()), ("threads", context.threadCount)])
     }
 }

@@ -32,24 +32,58 @@ struct BenchError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// E, H, L and the cell: the architecture. Every default in this target is the shell's setting's, read from its
-/// declaration (SettingDeclarations.swift).
+/// The model family `--arch` names: a recurrent cell, or the transformer.
+enum Arch: String, ExpressibleByArgument, CaseIterable {
+    case lstm, gru, rnn, transformer
+}
+
+/// The architecture: E, H, L and the cell of a recurrent model, or E, L, heads, context and bias of a transformer
+/// (`--arch transformer`). Every default in this target is the shell's setting's, read from its declaration
+/// (SettingDeclarations.swift).
 struct ModelShape: ParsableArguments {
-    @Option(help: "E: embedding width.")
+    @Option(help: "E: embedding width (the transformer's n_embd).")
     var embed = Setting.embed.defaultInteger
 
-    @Option(help: "H: hidden width of every layer.")
+    @Option(help: "H: hidden width of every layer (recurrent).")
     var hidden = Setting.hidden.defaultInteger
 
-    @Option(help: "L: stacked recurrent layers.")
+    @Option(help: "L: stacked recurrent layers, or transformer blocks.")
     var layers = Setting.layers.defaultInteger
 
     @Option(help: "The recurrent cell: lstm, gru or rnn.")
     var cell: LayerKind = Setting.cell.defaultChoice()
 
+    @Option(help: "The model: lstm, gru or rnn (as --cell) or transformer (default: the cell's).")
+    var arch: Arch?
+
+    @Option(help: "The transformer's attention heads (divide --embed).")
+    var heads = Setting.heads.defaultInteger
+
+    @Option(help: "The transformer's context (block size).")
+    var context = Setting.context.defaultInteger
+
+    @Flag(help: "Biases in the transformer's linear layers and LayerNorms.")
+    var bias = Setting.bias.defaultFlag
+
+    /// Whether --arch names the transformer.
+    var isTransformer: Bool { arch == .transformer }
+
+    /// The recurrent model's config (--arch, when it names a cell, overrides --cell).
     func config(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> RecurrentConfig {
-        RecurrentConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers, dropout: dropout,
-                    layerKind: cell)
+        let kind = arch.flatMap { LayerKind(rawValue: $0.rawValue) } ?? cell
+        return RecurrentConfig(vocabularySize: V, embeddingSize: embed, hiddenSize: hidden, layerCount: layers,
+                               dropout: dropout, layerKind: kind)
+    }
+
+    /// The transformer's config.
+    func transformerConfig(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> TransformerConfig {
+        TransformerConfig(vocabularySize: V, embeddingSize: embed, layerCount: layers, headCount: heads,
+                          context: context, bias: bias, dropout: dropout)
+    }
+
+    /// The architecture --arch names.
+    func architecture(vocabularySize V: Int, dropout: Float = Setting.dropout.defaultFloat) -> any ModelArchitecture {
+        isTransformer ? transformerConfig(vocabularySize: V, dropout: dropout) : config(vocabularySize: V, dropout: dropout)
     }
 }
 

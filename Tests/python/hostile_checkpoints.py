@@ -158,6 +158,51 @@ def checkpoint(cell="lstm", E=6, H=12, L=2, vocab=None, seed=1, full=True):
     return File(metadata, tensors)
 
 
+def transformer_shapes(V, E, L, C, bias):
+    """nanoGPT's GPT in state_dict order as charlm names it (the tied head is added by transformer_checkpoint)."""
+    table = [("transformer.wte.weight", [V, E]), ("transformer.wpe.weight", [C, E])]
+
+    def add(name, weight):
+        table.append((name + ".weight", weight))
+        if bias:
+            table.append((name + ".bias", weight[:1]))
+    for i in range(L):
+        for name, weight in (("ln_1", [E]), ("attn.c_attn", [3 * E, E]), ("attn.c_proj", [E, E]), ("ln_2", [E]),
+                             ("mlp.c_fc", [4 * E, E]), ("mlp.c_proj", [E, 4 * E])):
+            add(f"transformer.h.{i}.{name}", weight)
+    add("transformer.ln_f", [E])
+    return table
+
+
+def transformer_checkpoint(E=8, L=2, NH=2, C=12, bias=False, heads_names=("transformer.wte.weight", "lm_head.weight"),
+                           full=True, seed=3):
+    """A valid charlm transformer file as charlm writes one: the tied head under each of `heads_names` (equal), and
+    with `full` Adam's moments (the head's under the same names) and the metadata of checkpoint()."""
+    vocab = sorted(set(TEXT))
+    generator = random.Random(seed)
+    table = transformer_shapes(len(vocab), E, L, C, bias)
+    head = table[0][1]
+
+    def tensors(prefix, low, high):
+        out = []
+        for name, shape in table:
+            data = f32([generator.uniform(low, high) for _ in range(math.prod(shape))])
+            names = heads_names if name == "transformer.wte.weight" else (name,)
+            out += [Tensor(prefix + alias, "F32", list(shape), data) for alias in names]
+        return out
+    file = checkpoint("lstm", full=full)
+    config = {"arch": "transformer", "vocab_size": len(vocab), "embed": E, "layers": L, "heads": NH, "context": C,
+              "bias": bias, "dropout": 0.0, "lowercase": False, "ascii": False}
+    file.metadata["config"] = json.dumps(config)
+    file.tensors = tensors("", -0.3, 0.3)
+    if full:
+        file.tensors += tensors("optim.exp_avg.", -0.01, 0.01) + tensors("optim.exp_avg_sq.", 0.0, 0.01)
+        file.metadata["optimizer"] = json.dumps({"type": "adamw", "step": 3, "lr": 0.002, "beta1": 0.9,
+                                                 "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.1})
+    assert head == [len(vocab), E]
+    return file
+
+
 def config_edit(key, value=None, remove=False, raw=None):
     """An edit of the config: `key` set to `value` (or removed), or the config's text replaced by `raw`."""
     def change(file):
@@ -205,12 +250,15 @@ class Case:
     says: str = None                # a part of the one-line message, in charlm's words
     check: object = None            # for valid runs: a function (command, stdout) -> problem or None
     path: str = None                # where the file was written (set when written)
+    meta: bytes = None              # convert-nanogpt's meta.pkl (the file is then its ckpt.pt)
 
 
 COMMANDS = ("logits", "eval", "generate", "train")
+#: A file a hostile pickle would make in the folder the runs start in, were its code ever run.
+PWNED = "PWNED"
 
 
-def cases(folder):
+def cases(folder, python):
     """Every hostile and valid case, with the corpora they go with (written into `folder`)."""
     text = os.path.join(folder, "text.txt")
     with open(text, "w") as f:
@@ -538,6 +586,9 @@ def cases(folder):
     add("seq 10,000 over a 3,400-character corpus", valid.edited(json_edit("training", "seq", 10_000)),
         commands=("train",), says="it needs at least seq+1 = 10001")
 
+    transformer_cases(add)
+    nanogpt_cases(add, folder, python)
+
     # Truncations and random edits (charlm's everyTruncationAndThousandsOfRandomEdits..., a sample of each).
     small = checkpoint("lstm", H=3).serialized()
     length = struct.unpack("<Q", small[:8])[0]
@@ -556,6 +607,139 @@ def cases(folder):
         edited[generator.choice(digits)] = 0x30 + generator.randrange(10)
         add(f"header digit edit {index + 1}", bytes(edited), expect="either")
     return out
+
+
+def transformer_cases(add):
+    """The transformer's files (charlm's TransformerConfig.read and the tied head), valid and damaged."""
+    valid = transformer_checkpoint()
+    add("valid: a full transformer checkpoint as charlm writes one", valid, commands=COMMANDS, expect="valid")
+    add("valid: a transformer with bias, its head under lm_head.weight only",
+        transformer_checkpoint(bias=True, heads_names=("lm_head.weight",)), commands=COMMANDS, expect="valid")
+    add("valid: a transformer model only, its head under transformer.wte.weight only",
+        transformer_checkpoint(heads_names=("transformer.wte.weight",), full=False), commands=("logits", "train"),
+        expect="valid")
+
+    def differ(file):
+        set_f32(file.tensor("lm_head.weight"), 5, 0.25)
+    add("a transformer whose tied head differs from its embedding", valid.edited(differ),
+        says="tensors 'transformer.wte.weight' and 'lm_head.weight' are one tied tensor but differ", commands=COMMANDS)
+    add("a transformer whose tied moments differ", valid.edited(
+        lambda f: set_f32(f.tensor("optim.exp_avg.lm_head.weight"), 0, 0.5)),
+        says="tensors 'optim.exp_avg.transformer.wte.weight' and 'optim.exp_avg.lm_head.weight' are one tied tensor")
+    add("a transformer without its head", valid.edited(lambda f: [f.tensors.remove(f.tensor(n)) for n in (
+        "transformer.wte.weight", "lm_head.weight")]), says="tensor 'transformer.wte.weight' is missing")
+    add("a transformer with NaN in wpe", valid.edited(lambda f: set_f32(f.tensor("transformer.wpe.weight"), 3, math.nan)),
+        says="tensor 'transformer.wpe.weight' has NaN at element 3")
+    for key, value, says in (
+            ("arch", "Transformer", 'config `arch` is "Transformer"; charlm knows "transformer", "lstm", "gru", "rnn"'),
+            ("arch", 7, "config `arch` is not a string"),
+            ("heads", 3, "heads must be a divisor of embed (8), as each head takes an equal share of the embedding; "
+                         "got '3'"),
+            ("heads", 0, "heads must be a whole number from 1 to 256; got '0'"),
+            ("context", 10_001, "context must be a whole number from 1 to 10000; got '10001'"),
+            ("context", 20, "tensor 'transformer.wpe.weight' has shape [12, 8]; config and vocab say [20, 8]"),
+            ("embed", 8192, "has shape [23, 8]; config and vocab say [23, 8192]"),
+            ("layers", 16, "tensor 'transformer.h.2.ln_1.weight' is missing"),
+            ("bias", True, "the config says bias on but the file has no biases (was it trained with bias off?)"),
+            ("bias", "off", "config `bias` is missing or not true/false"),
+            ("context", 12.5, "config `context` is missing or not an integer")):
+        add(f"transformer config {key} {json.dumps(value)}", valid.edited(config_edit(key, value)), says=says)
+    add("transformer config without heads", valid.edited(config_edit("heads", remove=True)),
+        says="config `heads` is missing or not an integer")
+    add("transformer training seq 20 over context 12", valid.edited(json_edit("training", "seq", 20)),
+        commands=("train",), says="seq 20 is longer than the model's context 12")
+
+
+#: Run with the python that has torch: nanoGPT checkpoints with one thing wrong each (convert-nanogpt's cases).
+#: argv: FOLDER. Writes FOLDER/ckpt-KIND.pt for each kind, from a valid ckpt.pt made by nanogpt_interop.py.
+NANOGPT_VARIANTS = r"""
+import copy, math, os, sys, torch
+folder = sys.argv[1]
+base = torch.load(os.path.join(folder, "ckpt.pt"), weights_only=True)
+def variant(kind, change):
+    ckpt = copy.deepcopy(base)
+    change(ckpt)
+    torch.save(ckpt, os.path.join(folder, f"ckpt-{kind}.pt"))
+model = lambda c: c["model"]
+variant("huge-embed", lambda c: c["model_args"].update(n_embd=100_000))
+variant("layers-3", lambda c: c["model_args"].update(n_layer=3))
+variant("heads-3", lambda c: c["model_args"].update(n_head=3))
+variant("no-model-args", lambda c: c.pop("model_args"))
+variant("nan", lambda c: c["model"]["_orig_mod.transformer.h.1.mlp.c_fc.weight"].view(-1).__setitem__(4, math.nan))
+variant("wrong-shape", lambda c: c["model"].__setitem__("_orig_mod.transformer.wpe.weight", torch.zeros(30, 16)))
+variant("untied", lambda c: c["model"].__setitem__("_orig_mod.lm_head.weight", torch.zeros(30, 16)))
+variant("vocab-31", lambda c: c["model_args"].update(vocab_size=31))
+variant("no-optimizer", lambda c: c.pop("optimizer"))
+variant("three-groups", lambda c: c["optimizer"]["param_groups"].append(
+    dict(c["optimizer"]["param_groups"][1], params=[])))
+variant("negative-moment", lambda c: c["optimizer"]["state"][0]["exp_avg_sq"].view(-1).__setitem__(0, -1.0))
+variant("beta2-1", lambda c: [g.update(betas=(0.9, 1.0)) for g in c["optimizer"]["param_groups"]])
+variant("uncompiled", lambda c: c.update(model={k[len("_orig_mod."):]: v for k, v in c["model"].items()}))
+torch.save(torch.zeros(3), os.path.join(folder, "ckpt-tensor.pt"))
+"""
+
+
+def nanogpt_cases(add, folder, python):
+    """convert-nanogpt's inputs: nanoGPT's ckpt.pt and meta.pkl made by Tests/python/nanogpt_interop.py, and
+    variants each with one thing wrong; pickles that would run code (neither may: no PWNED file may appear)."""
+    import pickle
+    made = os.path.join(folder, "nanogpt")
+    os.makedirs(made, exist_ok=True)
+    interop = os.path.join(ROOT, "Tests", "python", "nanogpt_interop.py")
+    for argv in ([interop, "make-ckpt", made], ["-c", NANOGPT_VARIANTS, made]):
+        subprocess.run([python, *argv], check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+    def read(name):
+        with open(os.path.join(made, name), "rb") as f:
+            return f.read()
+    ckpt, meta = read("ckpt.pt"), read("meta.pkl")
+    itos = pickle.loads(meta)["itos"]
+
+    def convert(kind, ckpt_bytes, meta_bytes, **options):
+        add(kind, ckpt_bytes, meta=meta_bytes, commands=("convert",), **options)
+    convert("valid: nanoGPT's ckpt.pt and meta.pkl", ckpt, meta, expect="valid")
+    convert("valid: an uncompiled model's ckpt.pt", read("ckpt-uncompiled.pt"), meta, expect="valid")
+    convert("valid: a ckpt.pt without optimizer", read("ckpt-no-optimizer.pt"), meta, expect="valid")
+    convert("valid: an optimizer in three groups (left out)", read("ckpt-three-groups.pt"), meta, expect="valid")
+
+    class Payload:  # a pickle that, were it unpickled blindly, would make the PWNED file
+        def __init__(self, name):
+            self.name = name
+
+        def __reduce__(self):
+            return (os.system, (f"touch {PWNED}-{self.name}",))
+    convert("a ckpt.pt that is a pickle running a command", pickle.dumps({"model": Payload("ckpt")}), meta,
+            says="torch.load(weights_only=True) refused it")
+    convert("a meta.pkl running a command", ckpt, pickle.dumps({"itos": Payload("meta")}),
+            says="it cannot be unpickled as plain data")
+    convert("a ckpt.pt cut in half", ckpt[:len(ckpt) // 2], meta, says="torch.load(weights_only=True) refused it")
+    convert("a ckpt.pt of random bytes", bytes(random.Random(5).randrange(256) for _ in range(5000)), meta,
+            says="is not a usable nanoGPT checkpoint")
+    convert("a ckpt.pt holding a tensor", read("ckpt-tensor.pt"), meta, says="it holds a Tensor, not the dict")
+    convert("a meta.pkl of GPT-2's tokens (no itos)", ckpt, pickle.dumps({"vocab_size": 50257}),
+            says="it has no `itos` dict")
+    convert("a meta.pkl listing a character twice", ckpt, pickle.dumps({"itos": {**itos, 1: itos[0]}}),
+            says="`itos` lists a character twice")
+    convert("a meta.pkl with a gap in itos", ckpt, pickle.dumps({"itos": {i + 1: c for i, c in itos.items()}}),
+            says="`itos` is not keyed by the indices 0 to")
+    convert("a meta.pkl of 31 characters for a 30-character model", ckpt,
+            pickle.dumps({"itos": {**itos, 30: "é"}}), says="model_args vocab_size is 30 but the meta.pkl has 31")
+    convert("a meta.pkl whose stoi disagrees", ckpt, pickle.dumps({"itos": itos, "stoi": {"a": 0}}),
+            says="`stoi` is not the inverse of `itos`")
+    convert("a meta.pkl that is not a pickle", ckpt, b"\x80\x05garbage", says="it cannot be unpickled as plain data")
+    for kind, says in (("huge-embed", "charlm cannot hold its model: embed must be a whole number from 1 to 8192"),
+                       ("layers-3", "tensor 'transformer.h.2.ln_1.weight' is missing from its state_dict"),
+                       ("heads-3", "model_args n_head 3 does not divide n_embd 16"),
+                       ("no-model-args", "it has no `model_args` dict"),
+                       ("nan", "tensor 'transformer.h.1.mlp.c_fc.weight' has a non-finite value at element 4"),
+                       ("wrong-shape", "tensor 'transformer.wpe.weight' has shape [30, 16]; model_args and meta.pkl "
+                                       "say [24, 16]"),
+                       ("untied", "tensors 'transformer.wte.weight' and 'lm_head.weight' are one tied tensor but "
+                                  "differ"),
+                       ("vocab-31", "model_args vocab_size is 31 but the meta.pkl has 30"),
+                       ("negative-moment", "exp_avg_sq of transformer.wte.weight' has a non-finite or negative value"),
+                       ("beta2-1", "its optimizer settings are unusable")):
+        convert(f"a ckpt.pt with {kind}", read(f"ckpt-{kind}.pt"), meta, says=says)
 
 
 def fixture_check(expected):
@@ -582,6 +766,8 @@ def arguments(command, case, folder):
         return ["eval", *model, "--corpus", case.corpus, "--seq", "10", "--batch", "4"]
     if command == "generate":
         return ["generate", *model, "--prompt", PROMPT, "--length", "40"]
+    if command == "convert":
+        return ["convert-nanogpt", case.path, case.path + ".meta.pkl", case.path + ".out.safetensors"]
     return ["train", "--corpus", case.corpus, "--init-from", case.path, "--steps", "1", "--eval-every", "1",
             "--seq", "10", "--batch", "4", "--threads", "1", "--save", case.path + ".trained"]
 
@@ -662,13 +848,17 @@ def main():
     folder = args.keep or tempfile.mkdtemp(prefix="charlm-hostile-")
     os.makedirs(folder, exist_ok=True)
     try:
-        chosen = [case for case in cases(folder) if not args.only or args.only in case.kind]
+        chosen = [case for case in cases(folder, args.python) if not args.only or args.only in case.kind]
         runs = []
         for index, case in enumerate(chosen):
-            case.path = os.path.join(folder, f"case-{index:03d}.safetensors")
+            # convert-nanogpt's ckpt.pt must be named .pt: torch.load reads a .safetensors name as safetensors.
+            case.path = os.path.join(folder, f"case-{index:03d}" + (".pt" if case.meta else ".safetensors"))
             with open(case.path, "wb") as f:
                 f.write(case.data)
-            case.data = None
+            if case.meta is not None:
+                with open(case.path + ".meta.pkl", "wb") as f:
+                    f.write(case.meta)
+            case.data = case.meta = None
             runs += [(case, command) for command in (case.commands or (COMMANDS[index % len(COMMANDS)],))]
         files = len(chosen)
         began = time.monotonic()
@@ -677,6 +867,7 @@ def main():
         problems = [f"{o.case.kind} [{o.command}]: {p}" for o in outcomes for p in o.problems]
         without_torch = missing_torch_runs(args.python, folder) if not args.only else []
         problems += without_torch or []
+        problems += [f"a pickle ran code: {name} appeared" for name in os.listdir(folder) if name.startswith(PWNED)]
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kilobytes
         if peak > MAXIMUM_RSS_BYTES:
             problems.append(f"a run reached {peak / 1e9:.1f} GB of memory (at most {MAXIMUM_RSS_BYTES / 1e9:.0f} GB)")

@@ -6,7 +6,9 @@ is made, and the memory the model needs is asked for then; values are finite; Ad
 training, sampling, corpus and settings metadata are what charlm would resume from. The first problem found is a
 CheckpointError naming the file; a file that is missing or too large for the memory is a CommandError.
 
-Only the recurrent family (lstm, gru, rnn) is read: it is the one the reference has. Tensors that are neither the
+Both families are read: the recurrent (lstm, gru, rnn; charlm's RecurrentConfig.read) and the transformer (config
+"arch": "transformer"; TransformerConfig.read), whose tied head may be in the file as `transformer.wte.weight`, as
+`lm_head.weight` or as both (equal), for the model and for each of Adam's moments. Tensors that are neither the
 model's nor its moments are ignored with a note, as charlm ignores them. Writing files is checkpoint.py's."""
 import math
 import os
@@ -19,8 +21,8 @@ import torch
 
 from . import memory, strict_json
 from .errors import CheckpointError, CommandError, abbreviated, visible
-from .settings import (CELLS, GATES, MAXIMUM_STEP, MAXIMUM_VOCABULARY, float32, is_integer, is_number, problem,
-                       shown, training_problem)
+from .settings import (CELLS, GATES, MAXIMUM_STEP, MAXIMUM_VOCABULARY, TRANSFORMER, float32, is_integer, is_number,
+                       problem, shown, training_problem)
 
 #: The largest header accepted (the reference implementation's limit, and charlm's).
 MAXIMUM_HEADER_LENGTH = 100_000_000
@@ -32,6 +34,8 @@ MAXIMUM_TENSORS = 10_000
 MAXIMUM_DIMENSIONS = 8
 OPTIMIZER_PREFIX = "optim."
 MOMENTS = ("exp_avg", "exp_avg_sq")
+#: A tied tensor's other names: nanoGPT's head is its token embedding, and its state_dict holds it under both.
+TIED = {"transformer.wte.weight": ("lm_head.weight",)}
 _INT64_MAX = 2**63 - 1
 
 #: Bytes per element of every dtype the format defines.
@@ -48,9 +52,11 @@ Entry.__doc__ = "One tensor a header describes: dtype, shape, and its bytes [beg
 class Checkpoint:
     """A checked charlm file, every part of it usable as it is."""
     vocab: list          # one-character strings, in index order
-    config: dict         # the file's config: embed, hidden, layers, lowercase, ascii (and dropout, cell, vocab_size)
-    cell: str            # lstm, gru or rnn: the config's "cell"; absent, the tensors' module name; else lstm
-    model: dict          # the model's tensors by state_dict name, float32
+    config: dict         # the file's config: embed, hidden, layers, lowercase, ascii (and dropout, cell, vocab_size);
+                         # a transformer's: arch, embed, layers, heads, context, bias, lowercase, ascii (and dropout, ...)
+    cell: str            # lstm, gru or rnn: the config's "cell"; absent, the tensors' module name; else lstm;
+                         # "transformer" for a transformer
+    model: dict          # the model's tensors by state_dict name, float32 (a tied tensor once, under its own name)
     exp_avg: dict        # Adam's moments by model tensor name; empty when the file has none
     exp_avg_sq: dict
     optimizer: dict      # the `optimizer` metadata (step, lr, beta1, beta2, eps, weight_decay); None without moments
@@ -207,6 +213,34 @@ def model_shapes(cell, V, E, H, L):
     return shapes
 
 
+def transformer_shapes(V, E, L, C, bias):
+    """nanoGPT's GPT in state_dict order, name -> shape (charlm's TransformerLayout table): transformer.wte.weight
+    (V, E), the head tied to it (TIED); transformer.wpe.weight (C, E); per block i transformer.h.{i}.ln_1 (E),
+    attn.c_attn (3E, E), attn.c_proj (E, E), ln_2 (E), mlp.c_fc (4E, E), mlp.c_proj (E, 4E); transformer.ln_f (E);
+    each `.bias` only with `bias` (LayerNorms (E), linears their rows)."""
+    shapes = {"transformer.wte.weight": [V, E], "transformer.wpe.weight": [C, E]}
+
+    def add(name, weight):
+        shapes[name + ".weight"] = weight
+        if bias:
+            shapes[name + ".bias"] = weight[:1]
+    for i in range(L):
+        block = f"transformer.h.{i}."
+        add(block + "ln_1", [E])
+        add(block + "attn.c_attn", [3 * E, E])
+        add(block + "attn.c_proj", [E, E])
+        add(block + "ln_2", [E])
+        add(block + "mlp.c_fc", [4 * E, E])
+        add(block + "mlp.c_proj", [E, 4 * E])
+    add("transformer.ln_f", [E])
+    return shapes
+
+
+def names_of(name):
+    """The names a tensor may have in a file: its own, then its tied aliases."""
+    return (name,) + TIED.get(name, ())
+
+
 def _character(c):
     """A vocabulary character as charlm quotes it: 'a', '\\n', "'", 'U+7'."""
     named = {"\n": "'\\n'", "\t": "'\\t'", "\r": "'\\r'", "'": "\"'\""}
@@ -231,11 +265,19 @@ class _Reader:
     def checkpoint(self):
         vocab = self.vocabulary()
         config = self.config()
-        cell, E, H, L = self.architecture(len(vocab))
-        shapes = model_shapes(cell, len(vocab), E, H, L)
-        self.check_present(shapes, "", cell)
-        memory.check(memory.model_bytes(cell, len(vocab), E, H, L), f"a model of E {E}, H {H}, L {L}, V {len(vocab)}",
-                     "it needs a machine with more memory")
+        if self.is_transformer():
+            cell = TRANSFORMER
+            E, L, NH, C, bias = self.transformer_architecture(len(vocab))
+            shapes = transformer_shapes(len(vocab), E, L, C, bias)
+            self.check_present(shapes, "", cell)
+            memory.check(memory.transformer_model_bytes(len(vocab), E, L, C, bias),
+                         f"a transformer of E {E}, L {L}, context {C}, V {len(vocab)}", "it needs a machine with more memory")
+        else:
+            cell, E, H, L = self.architecture(len(vocab))
+            shapes = model_shapes(cell, len(vocab), E, H, L)
+            self.check_present(shapes, "", cell)
+            memory.check(memory.model_bytes(cell, len(vocab), E, H, L), f"a model of E {E}, H {H}, L {L}, V {len(vocab)}",
+                         "it needs a machine with more memory")
         model = self.values(shapes, "")
         self.check_format_version()
         optimizer, exp_avg, exp_avg_sq = self.optimizer(shapes)
@@ -292,6 +334,43 @@ class _Reader:
                            "entries")
         return vocab
 
+    def is_transformer(self):
+        """Whether the config's `arch` names the transformer; an `arch` that names neither family is refused (a cell's
+        name as `arch` is the recurrent family's)."""
+        config = self.config()
+        if "arch" not in config:
+            return False
+        arch = config["arch"]
+        if isinstance(arch, str) and arch in CELLS:
+            return False
+        if arch != TRANSFORMER:
+            found = f'"{visible(arch, 20)}"' if isinstance(arch, str) else "not a string"
+            known = ", ".join(f'"{name}"' for name in (TRANSFORMER,) + CELLS)
+            raise self.bad(f"config `arch` is {found}; charlm knows {known}")
+        return True
+
+    def transformer_architecture(self, vocabulary_size):
+        """E, L, NH, C and bias of a transformer's config (TransformerConfig.read, its order and words), each within
+        its setting's range and the heads dividing embed."""
+        config = self.config()
+        if not isinstance(config.get("bias"), bool):
+            raise self.bad("config `bias` is missing or not true/false")
+        for key in ("embed", "layers", "heads", "context"):
+            if not is_integer(config.get(key)):
+                raise self.bad(f"config `{key}` is missing or not an integer")
+        if "dropout" in config and not is_number(config["dropout"]):
+            raise self.bad("config `dropout` is not a number")
+        for key in ("embed", "layers", "heads", "context", "dropout"):
+            value = float32(config.get(key, 0)) if key == "dropout" else config[key]
+            found = problem(key, value, shown(value))
+            if found:
+                raise self.bad(f"its config is unusable: {found}")
+        E, NH = config["embed"], config["heads"]
+        if E % NH:
+            raise self.bad(f"its config is unusable: heads must be a divisor of embed ({E}), as each head takes an "
+                           f"equal share of the embedding; got '{NH}'")
+        return E, config["layers"], NH, config["context"], config["bias"]
+
     def architecture(self, vocabulary_size):
         """The cell and the sizes E, H, L of the config (RecurrentConfig.read), each within its setting's range."""
         config = self.config()
@@ -326,15 +405,26 @@ class _Reader:
         """Every tensor of `shapes` under `prefix` is in the file with its shape: checked before any is made, so what
         is made is no larger than the data the file holds, whatever its config claims."""
         for name, shape in shapes.items():
-            entry = self.entries.get(prefix + name)
-            if entry is None:
+            entries = self.present(name, prefix)
+            if not entries:
                 raise self.bad(f"tensor '{visible(prefix + name)}' is missing" + ("" if prefix else self.hint(cell)))
+            # A tied alias of another shape is a tensor that differs (values() says so), as in charlm.
+            entry = entries[0]
             if entry.shape != shape:
                 raise self.bad(f"tensor '{visible(entry.name)}' has shape {_shape_text(entry.shape)}; config and "
                                f"vocab say {_shape_text(shape)}")
 
+    def present(self, name, prefix):
+        """The entries under `prefix` of tensor `name` and of its tied aliases that the file holds."""
+        return [self.entries[prefix + n] for n in names_of(name) if prefix + n in self.entries]
+
     def hint(self, cell):
-        """What to add when a model tensor is missing: the file holds another cell's tensors."""
+        """What to add when a model tensor is missing: the file holds another cell's tensors, or a transformer
+        with bias on has no biases."""
+        if cell == TRANSFORMER:
+            if self.config().get("bias") is True and "transformer.ln_f.bias" not in self.entries:
+                return "; the config says bias on but the file has no biases (was it trained with bias off?)"
+            return ""
         other = next((c for c in CELLS if c != cell and f"{c}.weight_ih_l0" in self.entries), None)
         return f"; the config says cell {cell} but the tensors are those of cell {other} ({other}.*)" if other else ""
 
@@ -343,8 +433,12 @@ class _Reader:
         not negative, for Adam's second moment)."""
         tensors = {}
         for name in shapes:
-            entry = self.entries[prefix + name]
+            entry, *tied = self.present(name, prefix)
             tensor = self.tensor(entry)
+            for other in tied:
+                if other.shape != entry.shape or not torch.equal(self.tensor(other), tensor):
+                    raise self.bad(f"tensors '{visible(entry.name)}' and '{visible(other.name)}' are one tied tensor "
+                                   "but differ")
             flat = tensor.reshape(-1)
             wrong = ~torch.isfinite(flat)
             if non_negative:
@@ -366,7 +460,8 @@ class _Reader:
         return torch.frombuffer(raw, dtype=READABLE[entry.dtype]).reshape(entry.shape).float()
 
     def note_ignored_tensors(self, shapes):
-        known = set(shapes) | {f"{OPTIMIZER_PREFIX}{moment}.{name}" for moment in MOMENTS for name in shapes}
+        names = {alias for name in shapes for alias in names_of(name)}
+        known = names | {f"{OPTIMIZER_PREFIX}{moment}.{name}" for moment in MOMENTS for name in names}
         ignored = sorted(name for name in self.entries if name not in known)
         if ignored:
             listed = ", ".join(visible(name) for name in ignored[:5]) + (f" and {len(ignored) - 5} more"

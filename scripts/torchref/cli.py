@@ -5,7 +5,7 @@ import argparse
 import sys
 from collections import namedtuple
 
-from .commands import fixtures, inference, speed, train
+from .commands import convert, fixtures, inference, speed, train
 from .errors import PROGRAM, CommandError, missing_module, visible
 
 Command = namedtuple("Command", "name help arguments run")
@@ -18,6 +18,8 @@ COMMANDS = (
             inference.logits),
     Command("eval", "validation loss of a charlm file on a corpus", inference.eval_arguments, inference.evaluation),
     Command("generate", "greedy continuation of a prompt", inference.generate_arguments, inference.generate),
+    Command("convert-nanogpt", "a nanoGPT ckpt.pt and its meta.pkl as a charlm file", convert.arguments,
+            convert.convert_nanogpt),
     Command("fixture-checkpoint", "write charlm's tiny PyTorch model fixture (any --cell)",
             fixtures.checkpoint_arguments, fixtures.fixture_checkpoint),
     Command("train-speed", "speed benchmark (one JSON line)", speed.arguments(warmup=3), speed.train_speed),

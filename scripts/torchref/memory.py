@@ -1,8 +1,8 @@
 """What the machine can hold, asked before anything is allocated from a size that a file or the command line gave, as
 charlm's MemoryBudget does (Sources/CharLM/Support/Resources.swift, System.swift): one request may take 80% of the
-memory available now (MemAvailable, within an address-space or cgroup limit). The recurrent model's figures are
-charlm's (RecurrentArchitecture.swift), computed in floats so no hostile size can overflow them; PyTorch's own
-buffers differ in detail, not in size. No torch here."""
+memory available now (MemAvailable, within an address-space or cgroup limit). The models' figures are charlm's
+(RecurrentArchitecture.swift, TransformerArchitecture.swift), computed in floats so no hostile size can overflow them;
+PyTorch's own buffers differ in detail, not in size. No torch here."""
 import os
 import resource
 
@@ -89,3 +89,27 @@ def training_bytes(cell, V, E, H, L, T, B, dropout):
     kept = {"lstm": rows * P + (T + 1) * B * H + B * H, "gru": 2 * rows * P, "rnn": rows * P}[cell]
     floats = 2 * V * P + L * (loop + kept) + (2 * (L - 1) * rows * H if dropout > 0 else 0) + rows * V + 2 * rows * H
     return model_bytes(cell, V, E, H, L) + 2 * 4 * parameter_count(cell, V, E, H, L) + 4 * floats + 8 * rows
+
+
+def transformer_parameter_count(V, E, L, C, bias):
+    """Parameters of a transformer (charlm's TransformerConfig.parameterCount; the head is the token embedding)."""
+    V, E, L, C, b = float(V), float(E), float(L), float(C), 1.0 if bias else 0.0
+    block = 2 * E * (1 + b) + (3 * E * E + 3 * E * b) + (E * E + E * b) + (4 * E * E + 4 * E * b) + (4 * E * E + E * b)
+    return V * E + C * E + L * block + E * (1 + b)
+
+
+def transformer_model_bytes(V, E, L, C, bias):
+    """The transformer's parameters and their gradients, float32."""
+    return 2 * 4 * transformer_parameter_count(V, E, L, C, bias)
+
+
+def transformer_training_bytes(V, E, L, NH, C, bias, T, B, dropout):
+    """A transformer's training run of T steps of B windows: the model and its gradients, Adam's two moments, and
+    the pass's activations as charlm counts them (TransformerConfig.passBytes), the attention's (B, NH, T, T) weights
+    per block among them."""
+    V, E, L, NH, T, B = float(V), float(E), float(L), float(NH), float(T), float(B)
+    rows, attention = T * B, B * NH * T * T
+    masks = 1.0 if dropout > 0 else 0.0
+    block = rows * (16 * E + 4) + attention + masks * (attention + 2 * rows * E)
+    shared = rows * (2 * E + 2 + V + E + 7 * E) + attention + masks * rows * E
+    return 2 * transformer_model_bytes(V, E, L, C, bias) + 4 * (L * block + shared) + 8 * rows

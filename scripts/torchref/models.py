@@ -1,10 +1,12 @@
-"""The model: Embedding -> recurrent cell (batch_first=True) -> Linear, with the tensor names charlm uses, and what it
-computes after a prompt (the last logits, a continuation). Shapes: V vocabulary, E embedding, H hidden, L layers,
-B batch, T steps. Training, files and text live in their own modules."""
+"""The models: the recurrent one (Embedding -> recurrent cell (batch_first=True) -> Linear) with the tensor names
+charlm uses, nanoGPT's GPT for the transformer (nanogpt.py), which of the two a config makes, and what either computes
+(every position's logits from a fresh start, the last logits after a prompt, a continuation). Shapes: V vocabulary,
+E embedding, H hidden, L layers, B batch, T steps. Training, files and text live in their own modules."""
 import torch
 import torch.nn as nn
 
-from .settings import CELLS
+from .nanogpt import GPT, GPTConfig
+from .settings import CELLS, TRANSFORMER
 
 
 class CharRNN(nn.Module):
@@ -42,6 +44,35 @@ class CharRNN(nn.Module):
 CharLSTM = CharRNN  # the former name
 
 
+def make_model(cell, vocab_size, config):
+    """The model of a config: nanoGPT's GPT when `cell` is "transformer" (its config's embed, layers, heads, context,
+    bias, dropout as n_embd, n_layer, n_head, block_size, bias, dropout; nanoGPT's initialisation), else CharRNN of
+    that cell (PyTorch's initialisation). Drawn from torch's global generator."""
+    dropout = config.get("dropout", 0.0)
+    if cell == TRANSFORMER:
+        return GPT(GPTConfig(block_size=config["context"], vocab_size=vocab_size, n_layer=config["layers"],
+                             n_head=config["heads"], n_embd=config["embed"], dropout=dropout, bias=config["bias"]))
+    return CharRNN(vocab_size, config["embed"], config["hidden"], config["layers"], dropout, cell=cell)
+
+
+def family(model):
+    """"transformer" for nanoGPT's GPT, else the recurrent model's cell; a DistributedDataParallel wrapper is seen
+    through."""
+    core = getattr(model, "module", model)
+    return TRANSFORMER if isinstance(core, GPT) else core.cell
+
+
+def sequence_logits(model, x):
+    """(B, T) token ids -> (B, T, V) logits of every position, from a zero state (the transformer: positions from 0)."""
+    if family(model) == TRANSFORMER:
+        # nanoGPT's forward gives every position's logits only when it is given targets (it then also computes a
+        # loss, which is not used here).
+        logits, _ = model(x, x)
+        return logits
+    logits, _ = model(x)
+    return logits
+
+
 def with_cell(config, cell):
     """`config` naming `cell`: "cell" is written for gru and rnn; an LSTM config keeps the form it had (no key unless
     it came with one), so LSTM files stay as they were and readers that predate cells still read them."""
@@ -53,7 +84,11 @@ def with_cell(config, cell):
 
 @torch.no_grad()
 def logits_after(model, ids):
-    """The (V,) logits after the token ids `ids`, from a zero state."""
+    """The (V,) logits after the token ids `ids`, from a zero state; the transformer sees the last `context` of
+    them, as nanoGPT's generate crops."""
+    if family(model) == TRANSFORMER:
+        logits, _ = model(torch.tensor([ids[-model.config.block_size:]]))
+        return logits[0, -1]
     logits, _ = model(torch.tensor([ids]))
     return logits[0, -1]
 
@@ -61,7 +96,14 @@ def logits_after(model, ids):
 @torch.no_grad()
 def continuation(model, prompt, length, pick):
     """`length` token ids after `prompt` ((1, T) token ids), each chosen by `pick` from the last (V,) logits and fed
-    back in."""
+    back in. The transformer recomputes its cropped context for every token, as nanoGPT's generate does."""
+    if family(model) == TRANSFORMER:
+        ids = prompt[0].tolist()
+        out = []
+        for _ in range(length):
+            out.append(pick(logits_after(model, ids)))
+            ids.append(out[-1])
+        return out
     logits, state = model(prompt)
     out = []
     for _ in range(length):

@@ -9,6 +9,8 @@ from .errors import abbreviated
 
 
 CELLS = ("lstm", "gru", "rnn")
+#: The transformer family's `arch` (a config naming a cell as its arch is the recurrent family's).
+TRANSFORMER = "transformer"
 #: Gate blocks per layer: a layer's weights and biases have GATES[cell] * H rows.
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 #: The most characters a vocabulary may have (Vocabulary.swift).
@@ -30,6 +32,7 @@ def _number(low, high, low_included=True, high_included=True):
 #: Each setting's values, by charlm's name for it (a file's `weight_decay` is `wd`, its `val_fraction` is `val`).
 DOMAINS = {
     "embed": _whole(1, 8192), "hidden": _whole(1, 8192), "layers": _whole(1, 16),
+    "heads": _whole(1, 256), "context": _whole(1, 10_000),
     "dropout": _number(0, 1, high_included=False),
     "seq": _whole(1, 10_000), "batch": _whole(1, 4096), "lr": _number(0, 1, low_included=False),
     "clip": _number(0, 1e6), "warmup": _whole(0, 10_000_000), "decay": _whole(0, 10_000_000), "wd": _number(0, 10),

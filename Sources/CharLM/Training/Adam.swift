@@ -1,6 +1,7 @@
 // Gradient clipping and the Adam optimizer, each a single loop over the flat buffers. Semantics follow PyTorch's
 // `torch.nn.utils.clip_grad_norm_`, `torch.optim.Adam` and, with a weight decay, `torch.optim.AdamW` (decoupled
-// decay on the weight matrices only, as nanoGPT groups them). No amsgrad.
+// decay on the ranges the family's parameter table flags: the transformer's every tensor of 2+ dimensions, embeddings
+// included, as nanoGPT groups them; the recurrent families' weight matrices, not their embedding). No amsgrad.
 
 import Foundation
 

@@ -1,5 +1,8 @@
 """The speed commands, twins of `charlm-bench train-speed | generate-speed | load-speed` (same options): each prints
-one JSON line that `scripts/bench` sets beside charlm's. Timings start after a warm-up."""
+one JSON line that `scripts/bench` sets beside charlm's. Timings start after a warm-up. With `--arch transformer` the
+model is nanoGPT's GPT (nanogpt.py), trained with AdamW in nanoGPT's groups, and generation runs in windows of the
+context as charlm's does (one prompt character, C - 1 generated), by nanoGPT's `generate` (recomputing the context
+every token) or, with `--generator kvcache`, by kvcache.py's loop."""
 import json
 import os
 import resource
@@ -7,9 +10,11 @@ import time
 
 import torch
 
-from ..models import CELLS, CharRNN, continuation
+from ..kvcache import generate_cached
+from ..models import CELLS, continuation, make_model
+from ..settings import TRANSFORMER
 from ..text import load_corpus
-from ..training import random_windows, training_step
+from ..training import make_optimizer, random_windows, training_step
 
 
 def arguments(warmup):
@@ -26,6 +31,12 @@ def arguments(warmup):
         parser.add_argument("--warmup", type=int, default=warmup)
         parser.add_argument("--length", type=int, default=2000)
         parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument("--arch", choices=CELLS + (TRANSFORMER,), help="the model (default: --cell's)")
+        parser.add_argument("--heads", type=int, default=4)
+        parser.add_argument("--context", type=int, default=256)
+        parser.add_argument("--bias", action="store_true")
+        parser.add_argument("--generator", choices=("nanogpt", "kvcache"), default="nanogpt",
+                            help="the transformer's generation: nanoGPT's generate (recompute) or a KV cache")
     return add
 
 
@@ -55,14 +66,27 @@ def speed_model(args):
     torch.manual_seed(1)
     torch.set_num_threads(args.threads)
     vocab, ids = speed_corpus(args.corpus)
-    return CharRNN(len(vocab), args.embed, args.hidden, args.layers, cell=args.cell), vocab, ids
+    kind = args.arch or args.cell
+    config = {"embed": args.embed, "hidden": args.hidden, "layers": args.layers, "heads": args.heads,
+              "context": args.context, "bias": args.bias}
+    return make_model(kind, len(vocab), config), vocab, ids
+
+
+def shape_fields(args):
+    """The JSON fields naming the model measured."""
+    if args.arch == TRANSFORMER:
+        return {"arch": TRANSFORMER, "embed": args.embed, "layers": args.layers, "heads": args.heads,
+                "context": args.context}
+    return {"cell": args.arch or args.cell, "hidden": args.hidden}
 
 
 def train_speed(args):
     """Tokens per second of full training steps (batch, forward, loss, backward, clipping, Adam) after warm-up."""
     model, vocab, ids = speed_model(args)
     train_ids = ids[:int(0.9 * len(ids))]
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    # The transformer: AdamW in nanoGPT's two groups (with weight decay 0 it costs what Adam costs).
+    optimizer = (make_optimizer(model, 2e-3, 0.0) if args.arch == TRANSFORMER
+                 else torch.optim.Adam(model.parameters(), lr=2e-3))
 
     def step():
         x, y = random_windows(train_ids, args.seq, args.batch)
@@ -75,7 +99,7 @@ def train_speed(args):
     for _ in range(args.steps):
         last = step()
     seconds = time.perf_counter() - start
-    report("train", {"cell": args.cell, "hidden": args.hidden, "seq": args.seq, "batch": args.batch,
+    report("train", {**shape_fields(args), "seq": args.seq, "batch": args.batch,
                      "steps": args.steps, "seconds": seconds,
                      "tokens_per_s": args.steps * args.seq * args.batch / seconds, "last_loss": last,
                      "peak_rss_mb": peak_rss_mb(), "threads": torch.get_num_threads()})
@@ -86,6 +110,8 @@ def generate_speed(args):
     """Characters per second generated at batch 1 with temperature sampling, after a warm-up prompt."""
     model, _, ids = speed_model(args)
     model.eval()
+    if args.arch == TRANSFORMER:
+        return generate_transformer_speed(args, model, ids)
 
     def sample(logits):
         return int(torch.multinomial(torch.softmax(logits / 0.8, dim=-1), 1))
@@ -97,8 +123,32 @@ def generate_speed(args):
     start = time.perf_counter()
     out = run(args.length)
     seconds = time.perf_counter() - start
-    report("generate", {"cell": args.cell, "hidden": args.hidden, "characters": len(out), "seconds": seconds,
+    report("generate", {**shape_fields(args), "characters": len(out), "seconds": seconds,
                         "chars_per_s": len(out) / seconds, "peak_rss_mb": peak_rss_mb(),
+                        "threads": torch.get_num_threads()})
+
+
+def generate_transformer_speed(args, model, ids):
+    """Characters per second in windows of the context (one prompt character, the corpus's next, then C - 1
+    generated, at temperature 0.8), until --length are made: nanoGPT's generate, or the KV-cache loop."""
+    window = args.context - 1
+    generate = model.generate if args.generator == "nanogpt" else lambda idx, n, temperature: generate_cached(
+        model, idx, n, temperature)
+
+    def run(length):
+        made = windows = 0
+        while made < length:
+            count = min(window, length - made)
+            generate(ids[windows % len(ids)].reshape(1, 1), count, temperature=0.8)
+            made, windows = made + count, windows + 1
+        return made, windows
+
+    run(min(10, window))
+    start = time.perf_counter()
+    made, windows = run(args.length)
+    seconds = time.perf_counter() - start
+    report("generate", {**shape_fields(args), "generator": args.generator, "characters": made, "windows": windows,
+                        "seconds": seconds, "chars_per_s": made / seconds, "peak_rss_mb": peak_rss_mb(),
                         "threads": torch.get_num_threads()})
 
 

@@ -13,9 +13,10 @@ import torch
 import torch.distributed as dist
 
 from .. import memory
-from ..checkpoint import read_checkpoint, save_charlm_checkpoint, writer
+from ..checkpoint import read_checkpoint, save_charlm_checkpoint, with_aliases, writer
 from ..errors import CommandError
-from ..models import CELLS, CharRNN, with_cell
+from ..models import CELLS, make_model, with_cell
+from ..settings import TRANSFORMER, problem
 from ..text import fnv1a64, load_corpus
 from ..training import check_settings, evaluate, learning_rate, make_optimizer, random_windows, training_step
 
@@ -29,6 +30,13 @@ def arguments(t):
                    help="stop after this much wall-clock time, validations included (as charlm's `train 45m`)")
     t.add_argument("--cell", choices=CELLS, help="recurrent cell: lstm (default), gru (as nn.GRU) or rnn (nn.RNN, "
                    "tanh); with --init-from the checkpoint's")
+    t.add_argument("--arch", choices=CELLS + (TRANSFORMER,),
+                   help="the model: a recurrent cell (as --cell) or transformer (nanoGPT's GPT: --embed, --layers, "
+                   "--heads, --context, --bias, --dropout); with --init-from the checkpoint's")
+    t.add_argument("--heads", type=int, default=4, help="the transformer's attention heads (divide --embed)")
+    t.add_argument("--context", type=int, default=256, help="the transformer's context (block size), at least --seq")
+    t.add_argument("--bias", action="store_true", help="biases in the transformer's linear layers and LayerNorms")
+    t.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2 (nanoGPT's Shakespeare recipe: 0.99)")
     t.add_argument("--seed", type=int, default=1337)
     t.add_argument("--embed", type=int, default=64)
     t.add_argument("--hidden", type=int, default=256)
@@ -52,8 +60,9 @@ def arguments(t):
 @dataclass
 class Start:
     """What a run starts from: the command line's model and settings, or a checkpoint's."""
-    cell: str
-    config: dict            # embed, hidden, layers, lowercase, ascii, dropout (and "cell" as with_cell writes it)
+    cell: str               # lstm, gru, rnn or transformer
+    config: dict            # embed, hidden, layers, lowercase, ascii, dropout (and "cell" as with_cell writes it);
+                            # a transformer's: arch, embed, layers, heads, context, bias, dropout, lowercase, ascii
     settings: dict          # seq, batch, lr, clip, warmup, decay, weight_decay, val_fraction
     vocab: list = None      # the checkpoint's characters; None: the corpus's
     step: int = 0
@@ -73,12 +82,27 @@ def command_line_settings(args):
 
 def fresh_start(args):
     """A new model and settings, all from the command line."""
-    cell = args.cell or "lstm"
-    config = with_cell({"embed": args.embed, "hidden": args.hidden, "layers": args.layers,
-                        "lowercase": args.lowercase, "ascii": args.ascii, "dropout": args.dropout}, cell)
+    cell = args.arch or args.cell or "lstm"
+    if args.arch and args.cell and args.cell != args.arch:
+        raise CommandError(f"--arch {args.arch} and --cell {args.cell} disagree: give one of them")
+    if cell == TRANSFORMER:
+        config = {"arch": TRANSFORMER, "embed": args.embed, "layers": args.layers, "heads": args.heads,
+                  "context": args.context, "bias": args.bias, "dropout": args.dropout, "lowercase": args.lowercase,
+                  "ascii": args.ascii}
+        found = next(filter(None, (problem(key, config[key]) for key in ("embed", "layers", "heads", "context",
+                                                                           "dropout"))), None)
+        if not found and args.embed % args.heads:
+            found = f"--heads {args.heads} does not divide --embed {args.embed}: each head takes an equal share"
+        if found:
+            raise CommandError(f"the command line: {found}")
+    else:
+        config = with_cell({"embed": args.embed, "hidden": args.hidden, "layers": args.layers,
+                            "lowercase": args.lowercase, "ascii": args.ascii, "dropout": args.dropout}, cell)
     settings = dict(command_line_settings(args), val_fraction=0.1)
     check_settings(settings, "the command line")
-    return Start(cell, config, settings)
+    if not 0 <= args.beta2 < 1:
+        raise CommandError(f"the command line: --beta2 must be from 0 up to but not including 1; got {args.beta2}")
+    return Start(cell, config, settings, optim_meta={"beta2": args.beta2})
 
 
 def continued_start(args, rank):
@@ -87,8 +111,9 @@ def continued_start(args, rank):
     checkpoint = read_checkpoint(args.init_from)
     cell = checkpoint.cell
     if rank == 0:
-        if args.cell is not None and args.cell != cell:
-            print(f"note: {args.init_from} is a {cell} model: --cell {args.cell} is ignored")
+        for option, given in (("--cell", args.cell), ("--arch", args.arch)):
+            if given is not None and given != cell:
+                print(f"note: {args.init_from} is a {cell} model: {option} {given} is ignored")
         for note in checkpoint.notes:
             print(f"note: {args.init_from}: {note}")
     saved, exp_avg = checkpoint.training, checkpoint.exp_avg
@@ -112,7 +137,7 @@ def continued_start(args, rank):
 def restore(model, optimizer, start, device, source, rank):
     """The checkpoint's weights into `model`, and Adam's moments and step count, tensor by tensor, into the
     optimizer's own state."""
-    model.load_state_dict(start.state)
+    model.load_state_dict(with_aliases(start.state))
     if start.optim_meta and start.exp_avg:
         for name, p in model.named_parameters():
             optimizer.state[p] = {"step": torch.tensor(float(start.optim_meta["step"])),
@@ -131,10 +156,20 @@ def check_room(args, start, vocab_size, split, local_batch):
         if args.steps > 0 and count < seq + 1:
             raise CommandError(f"the {name} split of {args.corpus} has {count} characters; it needs at least seq+1 = "
                                f"{seq + 1}: lower {lower_seq} or use more text")
-    needed = memory.training_bytes(start.cell, vocab_size, config["embed"], config["hidden"], config["layers"], seq,
-                                   local_batch, config.get("dropout", 0.0))
-    memory.check(needed, f"training with seq {seq} and batch {local_batch} per process ({start.cell}, H "
-                 f"{config['hidden']}, L {config['layers']}, V {vocab_size})",
+    if start.cell == TRANSFORMER:
+        if seq > config["context"]:
+            raise CommandError(f"seq {seq} is longer than the model's context {config['context']}: the transformer "
+                               f"attends over at most {config['context']} characters; lower {lower_seq}"
+                               + ("" if args.init_from else " or raise --context"))
+        needed = memory.transformer_training_bytes(vocab_size, config["embed"], config["layers"], config["heads"],
+                                                   config["context"], config["bias"], seq, local_batch,
+                                                   config.get("dropout", 0.0))
+        shape = f"transformer, E {config['embed']}, L {config['layers']}, heads {config['heads']}"
+    else:
+        needed = memory.training_bytes(start.cell, vocab_size, config["embed"], config["hidden"], config["layers"],
+                                       seq, local_batch, config.get("dropout", 0.0))
+        shape = f"{start.cell}, H {config['hidden']}, L {config['layers']}"
+    memory.check(needed, f"training with seq {seq} and batch {local_batch} per process ({shape}, V {vocab_size})",
                  "lower the checkpoint's seq or batch in charlm" if args.init_from else "lower --seq or --batch")
 
 
@@ -173,8 +208,7 @@ def train(args):
     check_room(args, start, len(vocab), (("training", len(train_ids)), ("validation", len(val_ids))), local_batch)
 
     torch.manual_seed(args.seed)  # the same initial model in every process
-    model = CharRNN(len(vocab), config["embed"], config["hidden"], config["layers"], config.get("dropout", 0.0),
-                    cell=start.cell).to(device)
+    model = make_model(start.cell, len(vocab), config).to(device)
     optim_meta = start.optim_meta
     betas = (optim_meta.get("beta1", 0.9), optim_meta.get("beta2", 0.999))
     optimizer = make_optimizer(model, settings["lr"], settings["weight_decay"], betas, optim_meta.get("eps", 1e-8))
