@@ -181,6 +181,14 @@ private func backticked(_ text: String) -> [String] {
     #expect("\(try #require(thrownError(runner, "train 1 steps")))".contains("lower `val` (the share held out)"))
     // Another text with as many characters as the model's: what differs is counted, not "37 differ from 37".
     try runner.execute("set val 0.1; set hidden 8; load \(text); train 1 steps")
+    // A text using only characters the trained model knows is read with its vocabulary, and training goes on.
+    let subset = folder.appendingPathComponent("subset.txt").path
+    try String(repeating: "the cat sat. ", count: 100).write(toFile: subset, atomically: true, encoding: .utf8)
+    console.clear()
+    try runner.execute("load \(subset); train 1 steps")
+    #expect(unwrapped(console.stdout).contains("8 distinct (all the model's: read with its 11)"), "\(console.stdout)")
+    #expect(session.step == 2 && !console.stderr.contains("warning"), "\(console.stderr)")
+    try runner.execute("load \(text)")
     let other = folder.appendingPathComponent("other.txt").path
     try String(repeating: "THE CAT SAT ON THE MAT. ", count: 100).write(toFile: other, atomically: true, encoding: .utf8)
     console.clear()
