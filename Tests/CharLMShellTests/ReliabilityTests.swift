@@ -40,7 +40,7 @@ private func randomText(_ characters: Int) throws -> URL {
     #expect(message(runner, "train 0x10") == "train needs a number of epochs, `N steps` or a duration like 90s, 5m or 2h; got '0x10'")
     #expect(message(runner, "train 0s") == "train: a duration must be above 0; got '0s'")
     #expect(message(runner, "train 0 steps") == "train N steps: N must be a whole number above 0; got '0'")
-    #expect(message(runner, "train 3 apples") == "train N UNIT: the unit is steps or epochs; got 'apples'")
+    #expect(message(runner, "train 3 apples") == "train N UNIT: the unit is steps or epochs (a time is one word: 90s, 5m, 2h); got 'apples'")
     #expect(message(runner, "train 1 steps extra") == "usage: train [N | N epochs | N steps | 90s | 5m | 2h | until N]")
     #expect(session.step == 0, "nothing trained")
     for count in ["1000000000", "9223372036854775807", "-1", "1e3"] {
@@ -142,7 +142,7 @@ private func randomText(_ characters: Int) throws -> URL {
     try FileManager.default.copyItem(atPath: target, toPath: fresh.appendingPathComponent("charlm.safetensors").path)
     let bare = try runCharLM(["-c", "load charlm.safetensors", "-c", "save"], in: fresh)
     #expect(bare.status == 1)
-    #expect(unwrapped(bare.stderr).contains("'charlm.safetensors' already exists and this session did not write it: `save charlm.safetensors` to replace it, or `save` to another name"))
+    #expect(unwrapped(bare.stderr).contains("'charlm.safetensors' already exists and this session did not write it: `save charlm.safetensors` to replace it, or `save PATH` to another name"))
     let named = try runCharLM(["-c", "load charlm.safetensors", "-c", "save charlm.safetensors", "-c", "save"], in: fresh)
     #expect(named.status == 0, "after saving there, a bare save writes there again: \(named.stderr)")
     // After a load, a bare `save` does not replace the file this session saved the model before in, and says so

@@ -212,6 +212,8 @@ private func backticked(_ text: String) -> [String] {
     #expect(console.stderr.contains("evaluating 100% of 240 characters"),
             "\(console.stderr)")
     #expect(console.stderr.hasSuffix("\r\u{1B}[K"), "the status line is cleared")
+    // A checkpoint given to `source` is named for what it is.
+    #expect("\(try #require(thrownError(runner, "source \(checkpoint)")))" == "'\(checkpoint)' is a checkpoint, not a script: `load \(checkpoint)` reads it")
     // A missing file named like the built-in dataset points to it.
     #expect("\(try #require(thrownError(runner, "load shakespeare")))" == "no such file 'shakespeare'; did you mean the built-in dataset: `load tinyshakespeare`?")
     #expect("\(try #require(thrownError(runner, "load tinyshakespear")))".hasSuffix("`load tinyshakespeare`?"))

@@ -148,7 +148,7 @@ public final class ComputeContext: @unchecked Sendable {
     /// some kinds of product to BLAS, it names them ("weight gradients on BLAS").
     public var summary: String {
         let threads = "\(threadCount) thread\(threadCount == 1 ? "" : "s")"
-        let blas = BLAS.libraryName + (BLAS.libraryName == "OpenBLAS" ? ", core \(BLAS.coreName)" : "")
+        let blas = blasSummary
         let forced = cpu == CPUClass.detected ? "" : ", forced; the CPU has \(CPUClass.detected.vectorBits)"
         let packed = "charlm's packed kernel (\(PackedMatrix.blockRows) x \(packedKernel.panelWidth) blocks, "
             + "\(cpu.vectorBits)-bit vectors\(forced))"
@@ -160,6 +160,9 @@ public final class ComputeContext: @unchecked Sendable {
         return "\(threads); products on \(packed)\(exceptions); BLAS: \(blas), for products under 6 rows or 2^18 "
             + "multiply-adds"
     }
+
+    /// The BLAS library, and OpenBLAS's kernel family ("OpenBLAS, core Cooperlake").
+    public var blasSummary: String { BLAS.libraryName + (BLAS.libraryName == "OpenBLAS" ? ", core \(BLAS.coreName)" : "") }
 
     /// One thread per core. The default where a caller does not choose (tools, tests); never changed.
     public static let machine = ComputeContext(threads: ProcessInfo.processInfo.activeProcessorCount)

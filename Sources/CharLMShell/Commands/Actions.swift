@@ -45,11 +45,13 @@ func runHistory(_ context: CommandContext, _ words: [Word]) throws {
     let lines = context.runner.historyProvider?() ?? context.runner.executedLines
     let first = max(0, lines.count - count)
     let numberWidth = String(lines.count).count
-    for (offset, line) in lines[first...].enumerated() {
+    let width = context.session.console.width - 1
+    // One piece of output, so a history taller than the screen is paged as `help` is.
+    let entries = lines[first...].enumerated().map { offset, line in
         let entry = String(first + offset + 1).leftPadded(to: numberWidth + 2) + "  " + line
-        let width = context.session.console.width - 1
-        context.session.console.info((entry.count <= width ? entry : wrap(entry, width: width, indent: numberWidth + 4)) + "\n")
+        return (entry.count <= width ? entry : wrap(entry, width: width, indent: numberWidth + 4)) + "\n"
     }
+    if !entries.isEmpty { context.session.console.info(entries.joined()) }
 }
 
 /// `echo TEXT`: its words, prose wrapped to the width.

@@ -115,7 +115,7 @@ func parseTrainingAmount(_ words: [String]) throws -> Session.TrainingAmount {
         case "epochs", "epoch":
             return .epochs(try positive(words[0], "the number of epochs", shown: words[0]))
         default:
-            throw ShellError.badArgument("train N UNIT: the unit is steps or epochs; got '\(abbreviated(words[1]))'")
+            throw ShellError.badArgument("train N UNIT: the unit is steps or epochs (a time is one word: 90s, 5m, 2h); got '\(abbreviated(words[1]))'")
         }
     default:
         throw ShellError.usage(usage)

@@ -178,8 +178,11 @@ public final class Runner {
         }
         let path = expandingTilde(path)
         let resolved = path.hasPrefix("/") || scriptFolders.isEmpty ? path : scriptFolders.last! + "/" + path
-        let bytes: [UInt8]
-        bytes = try readFileBytes(at: resolved)
+        let bytes = try readFileBytes(at: resolved)
+        // A checkpoint is not a script: say what it is and what reads it.
+        if SafeTensorsFile.looksLikeSafeTensors(Array(bytes.prefix(16))) {
+            throw ShellError.badArgument("'\(path)' is a checkpoint, not a script: `load \(path)` reads it")
+        }
         // Lines end at \n, with or without a \r before it (split as bytes: Swift's strings take "\r\n" as one
         // character, which a split on "\n" would not cut).
         var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in

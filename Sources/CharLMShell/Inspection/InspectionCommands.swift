@@ -28,7 +28,11 @@ func runModel(_ context: CommandContext, _ words: [Word]) throws {
     let training = MemoryModel.trainingBytes(model.architecture, length: settings.seq, batch: settings.batch)
     lines.append("memory: the model \(formatBytes(Int(MemoryModel.modelBytes(model.architecture)))); training at seq \(settings.seq) "
                  + "x batch \(settings.batch) about \(formatBytes(Int(min(training, 9e18)))) (\(formatBytes(availableMemoryBytes())) available)")
-    lines.append("compute: " + session.context.summary)
+    // The transformer's products all go to BLAS (Models/Transformer/TransformerKernels.swift).
+    let threads = session.context.threadCount
+    lines.append("compute: " + (session.model?.architecture.kindName == "transformer"
+        ? "\(threads) thread\(threads == 1 ? "" : "s"); products on BLAS: \(session.context.blasSummary)"
+        : session.context.summary))
     session.console.infoWrapped(lines.joined(separator: "\n"))
 }
 

@@ -17,6 +17,8 @@ struct TrainingEventRenderer {
     let watch: RunWatch
     /// When the last plain progress line was written (output that is not a terminal).
     private var lastPlainLine = Date()
+    /// When the live line was last redrawn (a terminal).
+    private var lastStatusLine = Date.distantPast
 
     init(console: Console, settings: Settings, stoppingEarly: Bool, watch: RunWatch) {
         self.console = console
@@ -42,7 +44,11 @@ struct TrainingEventRenderer {
             console.note("note: no validation while training: the validation split (val \(formatSettingNumber(settings.val))) "
                          + "holds no window of seq \(settings.seq) characters\n")
         case .stepped(let snapshot):
+            // At most ten redraws a second (as tqdm): a small model takes thousands of steps a second, and a terminal
+            // being resized meanwhile could reflow a line between two of them.
             if console.isTerminal {
+                guard Date().timeIntervalSince(lastStatusLine) >= 0.1 else { return }
+                lastStatusLine = Date()
                 console.status(progress(snapshot))
             } else if Date().timeIntervalSince(lastPlainLine) >= 10 {
                 console.progress(progress(snapshot) + "\n")

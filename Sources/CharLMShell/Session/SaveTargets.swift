@@ -30,7 +30,7 @@ struct SaveTargets {
             let whose = writtenPaths.contains(path)
                 ? "holds the model this session saved before the current one was loaded or made"
                 : "already exists and this session did not write it"
-            throw ShellError.badArgument("'\(path)' \(whose): `save \(path)` to replace it, or `save` to another name")
+            throw ShellError.badArgument("'\(path)' \(whose): `save \(path)` to replace it, or `save PATH` to another name")
         }
         return path
     }
