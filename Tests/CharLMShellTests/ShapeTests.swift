@@ -67,7 +67,7 @@ func everySettingsRangeMessageComesFromItsDeclaration(name: String) throws {
     let (_, runner, _) = makeShell()
     func shellMessage(_ line: String) -> String? { (error(runner, line) as? CustomStringConvertible)?.description }
     func engineMessage(_ body: () throws -> Void) -> String? {
-        do { try body(); return nil } catch { return (error as? CustomStringConvertible)?.description }
+        do { try body(); return nil } catch { return "\(error)" }
     }
     #expect(engineMessage { try TrainingSettings(sequenceLength: 0).validate() } == shellMessage("set seq 0"))
     #expect(engineMessage { try TrainingSettings(batch: 5000).validate() } == shellMessage("set batch 5000"))

@@ -120,7 +120,7 @@ private func backticked(_ text: String) -> [String] {
     #expect(homeChild.waitForExit() && unwrapped(homeChild.stderr).contains("no such file '\(home.path)/nosuch.txt'"), "\(homeChild.stderr)")
     // autosave where a file this session did not write stands: said at `set` (in a folder of its own, so a child).
     let folder = try temporaryFolder()
-    FileManager.default.createFile(atPath: folder.appendingPathComponent("charlm.safetensors").path, contents: Data([1]))
+    #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("charlm.safetensors").path, contents: Data([1])))
     let child = try RunningProgram(["-c", "set autosave 5s"], in: folder)
     #expect(child.waitForExit() && child.process.terminationStatus == 0)
     #expect(unwrapped(child.stderr).contains("note: autosave writes where a bare `save` does, and 'charlm.safetensors' already exists"))
@@ -148,7 +148,7 @@ private func backticked(_ text: String) -> [String] {
     let (_, runner, _) = try makeShell(running: ["set hidden 8", "load \(fixture("tiny.txt"))"])
     // A binary file as a prompt is refused as `load` refuses it.
     let binary = folder.appendingPathComponent("program").path
-    FileManager.default.createFile(atPath: binary, contents: Data([0x7F, 0x45, 0x4C, 0x46, 0, 1, 2]))
+    #expect(FileManager.default.createFile(atPath: binary, contents: Data([0x7F, 0x45, 0x4C, 0x46, 0, 1, 2])))
     #expect("\(try #require(thrownError(runner, "gen @\(binary) 5")))".contains("NUL byte at offset 4"))
     #expect("\(try #require(thrownError(runner, "load \(binary)")))".contains("NUL byte at offset 4"))
     // An inline prompt has the @FILE prompt's cap.
