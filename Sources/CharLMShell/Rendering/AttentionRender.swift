@@ -64,16 +64,7 @@ func attentionPage(scalars: [Unicode.Scalar], weights: AttentionWeights, summari
     let characters = scalars.map { xmlEscaped(attentionLabel($0)) }
     let spelled = scalars.map { xmlEscaped(visible($0)) }
     let chosen = summaries.mostDistinctive
-    var html = """
-    <!DOCTYPE html>
-    <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
-    <head>
-    <meta charset="utf-8"/>
-    <title>\(xmlEscaped(title))</title>
-    <style>\(style)</style>
-    </head>
-    <body>
-    <h1 style="font-size:18px">\(xmlEscaped(title))</h1>
+    var html = htmlPageHead(title: title, style: style) + """
     <p>Each table is one head: a row per character as it reads (the query), a column per character it may look at (the key: \
     only those so far), coloured by the weight from white (0) to red (1). Hover a square for its weight. \(T) characters; \
     ↵ is a newline, ␣ a space. Spread: the mean entropy of a row as a share of attending evenly (0 one character, 1 all \

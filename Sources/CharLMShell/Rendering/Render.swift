@@ -117,6 +117,23 @@ func validationList(_ validation: [ValidationPoint]) -> String {
 }
 
 
+/// The start of a self-contained XHTML page (`cells --html`, `attn --html`): its head with `title` and `style`, and
+/// the title as a heading.
+func htmlPageHead(title: String, style: String) -> String {
+    """
+    <!DOCTYPE html>
+    <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+    <head>
+    <meta charset="utf-8"/>
+    <title>\(xmlEscaped(title))</title>
+    <style>\(style)</style>
+    </head>
+    <body>
+    <h1 style="font-size:18px">\(xmlEscaped(title))</h1>
+
+    """
+}
+
 /// A loss as a 7-column axis label: 2.345, 1234.57, 123456, 1.2e+07, 1e+300 (as many digits as fit).
 func axisLabel(_ value: Double) -> String {
     let formats = ["%.3f", "%.2f", "%.1f", "%.0f", "%.1e", "%.0e"]
@@ -290,16 +307,7 @@ func cellsPage(characters: [String], values: [[Float]], layer: Int, title: Strin
         let (r, g, b) = divergingColor(Float(bucket - 10) / 10)
         style += ".v\(bucket){background:rgb(\(r),\(g),\(b))}"
     }
-    var html = """
-    <!DOCTYPE html>
-    <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
-    <head>
-    <meta charset="utf-8"/>
-    <title>\(xmlEscaped(title))</title>
-    <style>\(style)</style>
-    </head>
-    <body>
-    <h1 style="font-size:18px">\(xmlEscaped(title))</h1>
+    var html = htmlPageHead(title: title, style: style) + """
     <p>Each line is one unit of the layer's memory; each character is coloured by \(xmlEscaped(activation)) after reading it, from blue (-1) through white (0) to red (+1). Hover a character for its value. \(characters.count) characters, \(H) cells.</p>
     <div id="cells">
 
