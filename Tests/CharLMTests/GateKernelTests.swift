@@ -1,5 +1,6 @@
-// The vectorised nonlinearities of the gate kernels against Foundation's double-precision functions. (The kernels as
-// a whole are checked against the naive per-gate model in ModelTests.)
+// The vectorised nonlinearities of the gate kernels and the transformer's (erf for GELU, the attention's softmax)
+// against Foundation's double-precision functions. (The kernels as a whole are checked against the naive per-gate
+// model in ModelTests, and the transformer's against finite differences and PyTorch in TransformerTests.)
 
 @testable import CharLM
 import Foundation
@@ -46,6 +47,36 @@ private let inputs: [Float] = (-6400...6400).map { Float($0) / 64 } + [1e-8, -1e
     #expect(worstTanh < 3e-7, "tanh: worst absolute error \(worstTanh)")
     // Odd symmetry is exact: tanh takes the sign of its argument.
     #expect(zip(inputs, tanhs).allSatisfy { x, y in x == 0 || (x < 0) == (y < 0) || y == 0 })
+}
+
+@Test func errorFunctionHasSmallAbsoluteError() {
+    let outputs = lanewise(inputs, errorFunction)
+    var worst = 0.0
+    for (x, y) in zip(inputs, outputs) {
+        worst = max(worst, abs(Double(y) - Foundation.erf(Double(x))))
+        #expect(y >= -1 && y <= 1)
+    }
+    #expect(worst < 3e-7, "worst absolute error \(worst)")
+    // erf is odd, and exactly so here: the same magnitude with the argument's sign.
+    #expect(zip(inputs, outputs).allSatisfy { x, y in x == 0 || (x < 0) == (y < 0) })
+}
+
+/// The attention's softmax on 16 lanes against a double-precision one, at every count across the partial groups;
+/// a NaN score gives NaN weights (not a weight of e^88, as the exponential's clamp alone would).
+@Test func vectorisedSoftmaxMatchesDoublePrecisionAndKeepsNaN() {
+    var generator = SeededGenerator(seed: 7)
+    for count in 1...50 {
+        let scores = (0..<count).map { _ in Float.random(in: -30...30, using: &generator) }
+        var weights = scores
+        weights.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, count: count) }
+        let largest = Double(scores.max()!)
+        let exact = scores.map { Foundation.exp(Double($0) - largest) }
+        let total = exact.reduce(0, +)
+        for (weight, value) in zip(weights, exact) { #expect(abs(Double(weight) - value / total) < 1e-6) }
+    }
+    var scores: [Float] = [0.5, .nan, 1.5, -2]
+    scores.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, count: 4) }
+    #expect(scores.contains { $0.isNaN })
 }
 
 /// A model whose scores hold a NaN or an infinity has no finite loss: the cross-entropy says NaN (so `eval` and

@@ -9,7 +9,9 @@
 // guarantee for direct calls.
 //
 // e^x uses a Cephes-style range reduction and degree-6 polynomial: relative error below 3e-7 (GateKernelTests
-// checks it, and sigmoid and tanh, against Foundation's double-precision functions over [-100, 100]).
+// checks it, and sigmoid and tanh, against Foundation's double-precision functions over [-100, 100]). erf, for the
+// transformer's GELU, is Eigen's single-precision rational approximation (same tests). `sum` and `masked` serve the
+// row reductions of LayerNorm and the softmax.
 
 /// 16 single-precision lanes: one AVX-512 register, or two AVX ones.
 typealias Lanes = SIMD16<Float>
@@ -114,3 +116,39 @@ typealias Lanes = SIMD16<Float>
     return unsafeBitCast(unsafeBitCast(result, to: SIMD16<UInt32>.self) | sign, to: Lanes.self)
 }
 
+
+/// erf(x) lane-wise, as Eigen's single-precision rational approximation (also XLA's): x P(x^2) / Q(x^2) with x
+/// clamped to [-4, 4], where erf is already +-1 to single precision, and the result to [-1, 1] (near the ends the
+/// ratio passes 1 by an ulp). Absolute error below 3e-7.
+@inline(always) func errorFunction(_ x: Lanes) -> Lanes {
+    let (upper, lower) = (Lanes(repeating: 4), Lanes(repeating: -4))
+    let belowUpper = upper.replacing(with: x, where: x .<= upper)
+    let clamped = lower.replacing(with: belowUpper, where: belowUpper .> lower)
+    let square = clamped * clamped
+    // the numerator's odd coefficients, highest first
+    var p = Lanes(repeating: -2.726_142_258_013_06e-10)
+    p = p * square + 2.770_681_424_959_02e-08
+    p = p * square - 2.101_024_020_825_08e-06
+    p = p * square - 5.692_506_394_623_46e-05
+    p = p * square - 7.349_906_303_268_55e-04
+    p = p * square - 2.954_599_808_540_25e-03
+    p = p * square - 1.609_603_332_624_15e-02
+    // the denominator's even coefficients, highest first
+    var q = Lanes(repeating: -1.456_607_184_649_96e-05)
+    q = q * square - 2.133_740_552_789_05e-04
+    q = q * square - 1.682_826_974_382_03e-03
+    q = q * square - 7.373_329_167_204_68e-03
+    q = q * square - 1.426_473_905_141_89e-02
+    let ratio = clamped * p / q
+    let (one, minusOne) = (Lanes(repeating: 1), Lanes(repeating: -1))
+    let belowOne = one.replacing(with: ratio, where: ratio .<= one)
+    return minusOne.replacing(with: belowOne, where: belowOne .>= minusOne)
+}
+
+/// The lanes at or past `lanes` (< 16: a last partial group) set to `filler`, so a row's partial group adds nothing
+/// to a sum (filler 0) or a maximum (filler -infinity); all 16 kept when `lanes` is 16.
+@inline(always) func masked(_ value: Lanes, lanes: Int, filler: Float = 0) -> Lanes {
+    if lanes == Lanes.scalarCount { return value }
+    let laneIndex = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    return value.replacing(with: filler, where: laneIndex .>= Int32(lanes))
+}

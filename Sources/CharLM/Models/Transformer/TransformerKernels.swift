@@ -55,6 +55,9 @@ func addColumnSums(of matrix: UnsafePointer<Float>, rows: Int, columns: Int, int
 }
 
 /// LayerNorm over the last dimension, PyTorch's F.layer_norm: biased variance, eps 1e-5.
+///
+/// Each row's sums run on 16 lanes (VectorMath.swift) and are added up at the end: an order of additions other than
+/// one by one, within float32 rounding of it.
 enum LayerNorm {
     static let epsilon: Float = 1e-5
 
@@ -66,13 +69,23 @@ enum LayerNorm {
         context.team.runParts(work: N * E * 4) { member in
             for r in member.share(of: N) {
                 let x = input + r * E, y = output + r * E
-                var sum: Float = 0
-                for i in 0..<E { sum += x[i] }
-                let m = sum / Float(E)
-                var squares: Float = 0
-                for i in 0..<E { squares += (x[i] - m) * (x[i] - m) }
-                let s = 1 / (squares / Float(E) + epsilon).squareRoot()
-                for i in 0..<E { y[i] = (x[i] - m) * s * weight[i] + (bias?[i] ?? 0) }
+                var sum = Lanes()
+                @inline(always) func addUp(_ i: Int, _ n: Int) { sum += load(x + i, lanes: n) }
+                forEachGroup(E, addUp)
+                let m = sum.sum() / Float(E)
+                var squares = Lanes()
+                @inline(always) func addSquares(_ i: Int, _ n: Int) {
+                    let centred = masked(load(x + i, lanes: n) - m, lanes: n)
+                    squares += centred * centred
+                }
+                forEachGroup(E, addSquares)
+                let s = 1 / (squares.sum() / Float(E) + epsilon).squareRoot()
+                @inline(always) func normalise(_ i: Int, _ n: Int) {
+                    var value = (load(x + i, lanes: n) - m) * s * load(weight + i, lanes: n)
+                    if let bias { value += load(bias + i, lanes: n) }
+                    store(value, y + i, lanes: n)
+                }
+                forEachGroup(E, normalise)
                 mean[r] = m
                 rstd[r] = s
             }
@@ -92,18 +105,20 @@ enum LayerNorm {
             for r in member.share(of: N) {
                 let x = input + r * E, dy = outputGradient + r * E, dx = inputGradient + r * E
                 let (m, s) = (mean[r], rstd[r])
-                var meanDxHat: Float = 0, meanDxHatXHat: Float = 0
-                for i in 0..<E {
-                    let dxHat = dy[i] * weight[i]
-                    meanDxHat += dxHat
-                    meanDxHatXHat += dxHat * (x[i] - m) * s
+                var sumDxHat = Lanes(), sumDxHatXHat = Lanes()
+                @inline(always) func addUp(_ i: Int, _ n: Int) {
+                    let dxHat = load(dy + i, lanes: n) * load(weight + i, lanes: n)
+                    sumDxHat += dxHat
+                    sumDxHatXHat += dxHat * masked((load(x + i, lanes: n) - m) * s, lanes: n)
                 }
-                meanDxHat /= Float(E)
-                meanDxHatXHat /= Float(E)
-                for i in 0..<E {
-                    let xHat = (x[i] - m) * s
-                    dx[i] += s * (dy[i] * weight[i] - meanDxHat - xHat * meanDxHatXHat)
+                forEachGroup(E, addUp)
+                let (meanDxHat, meanDxHatXHat) = (sumDxHat.sum() / Float(E), sumDxHatXHat.sum() / Float(E))
+                @inline(always) func propagate(_ i: Int, _ n: Int) {
+                    let xHat = (load(x + i, lanes: n) - m) * s
+                    let dxHat = load(dy + i, lanes: n) * load(weight + i, lanes: n)
+                    store(load(dx + i, lanes: n) + s * (dxHat - meanDxHat - xHat * meanDxHatXHat), dx + i, lanes: n)
                 }
+                forEachGroup(E, propagate)
             }
         }
         // through the scale and shift, to weight and bias: columns split among the threads
@@ -113,40 +128,51 @@ enum LayerNorm {
             for r in 0..<N {
                 let x = input + r * E, dy = outputGradient + r * E
                 let (m, s) = (mean[r], rstd[r])
-                for i in columns {
-                    weightGradient[i] += dy[i] * (x[i] - m) * s
-                    biasGradient?[i] += dy[i]
+                @inline(always) func accumulate(_ offset: Int, _ n: Int) {
+                    let i = columns.lowerBound + offset
+                    let dyLanes = load(dy + i, lanes: n)
+                    store(load(weightGradient + i, lanes: n) + dyLanes * (load(x + i, lanes: n) - m) * s,
+                          weightGradient + i, lanes: n)
+                    if let biasGradient { store(load(biasGradient + i, lanes: n) + dyLanes, biasGradient + i, lanes: n) }
                 }
+                forEachGroup(columns.count, accumulate)
             }
         }
     }
 }
 
-/// GELU as PyTorch's nn.GELU() computes it by default: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, exactly (not the tanh
-/// approximation).
+/// GELU as PyTorch's nn.GELU() computes it by default: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 (not the tanh
+/// approximation), with erf on 16 lanes (`errorFunction`, VectorMath.swift: absolute error below 2e-7).
 enum GELU {
     /// output(count) = gelu(input).
     static func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
                         context: ComputeContext) {
+        let rootHalf = Float(0.5).squareRoot()
         context.team.runParts(work: count * 16) { member in
-            for i in member.share(of: count) {
-                let x = input[i]
-                output[i] = 0.5 * x * (1 + erf(x * Float(0.5).squareRoot()))
+            let share = member.share(of: count)
+            let (x, y) = (input + share.lowerBound, output + share.lowerBound)
+            @inline(always) func group(_ i: Int, _ n: Int) {
+                let value = load(x + i, lanes: n)
+                store(0.5 * value * (1 + errorFunction(value * rootHalf)), y + i, lanes: n)
             }
+            forEachGroup(share.count, group)
         }
     }
 
     /// Backward, in place: gradient(count) *= gelu'(input) = Phi(x) + x phi(x), phi the standard normal density.
     static func backward(input: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int,
                          context: ComputeContext) {
-        let inverseRootTwoPi = 1 / Float(2 * Double.pi).squareRoot()
+        let (rootHalf, inverseRootTwoPi) = (Float(0.5).squareRoot(), 1 / Float(2 * Double.pi).squareRoot())
         context.team.runParts(work: count * 16) { member in
-            for i in member.share(of: count) {
-                let x = input[i]
-                let cdf = 0.5 * (1 + erf(x * Float(0.5).squareRoot()))
-                let density = inverseRootTwoPi * exp(-0.5 * x * x)
-                gradient[i] *= cdf + x * density
+            let share = member.share(of: count)
+            let (x, dx) = (input + share.lowerBound, gradient + share.lowerBound)
+            @inline(always) func group(_ i: Int, _ n: Int) {
+                let value = load(x + i, lanes: n)
+                let cdf = 0.5 * (1 + errorFunction(value * rootHalf))
+                let density = inverseRootTwoPi * exponential(-0.5 * value * value)
+                store(load(dx + i, lanes: n) * (cdf + value * density), dx + i, lanes: n)
             }
+            forEachGroup(share.count, group)
         }
     }
 }
@@ -231,11 +257,8 @@ struct CausalAttention {
                 if let m { for index in 0..<(T * T) { d[index] *= m[index] } }
                 // through the softmax, row by row: dscores_s = P_s (dP_s - sum_s' P_s' dP_s'), zero above the diagonal
                 for t in 0..<T {
-                    let (row, dRow) = (p + t * T, d + t * T)
-                    var dot: Float = 0
-                    for s in 0...t { dot += row[s] * dRow[s] }
-                    for s in 0...t { dRow[s] = row[s] * (dRow[s] - dot) }
-                    for s in (t + 1)..<T { dRow[s] = 0 }
+                    softmaxBackward(weights: p + t * T, gradient: d + t * T, count: t + 1)
+                    (d + t * T + t + 1).update(repeating: 0, count: T - t - 1)
                 }
                 // through scores = Q K^T / sqrt(HS): dQ(T, HS) = dscores K / sqrt(HS); dK(T, HS) = dscores^T Q / sqrt(HS)
                 BLAS.gemm(.none, .none, m: T, n: HS, k: T, alpha: scale, a: d, lda: T, b: k, ldb: rowStride, beta: 0,
@@ -247,17 +270,41 @@ struct CausalAttention {
     }
 }
 
-/// scores(count) = softmax(scores), in place: one query's weights over the keys it sees.
+/// scores(count) = softmax(scores), in place: one query's weights over the keys it sees. On 16 lanes, with
+/// `exponential` (VectorMath.swift), whose clamp at -87 leaves a weight of at least 1.6e-38 where e^x is smaller; a
+/// NaN score stays NaN (the clamp alone would make it e^88).
 func softmax(_ scores: UnsafeMutablePointer<Float>, count: Int) {
-    var maximum = -Float.infinity
-    for s in 0..<count { maximum = max(maximum, scores[s]) }
-    var sum: Float = 0
-    for s in 0..<count {
-        scores[s] = exp(scores[s] - maximum)
-        sum += scores[s]
+    var maximum = Lanes(repeating: -.infinity)
+    @inline(always) func findMaximum(_ s: Int, _ n: Int) {
+        let value = masked(load(scores + s, lanes: n), lanes: n, filler: -.infinity)
+        maximum = maximum.replacing(with: value, where: value .> maximum)
     }
-    let inverse = 1 / sum
-    for s in 0..<count { scores[s] *= inverse }
+    forEachGroup(count, findMaximum)
+    let largest = maximum.max()
+    var sum = Lanes()
+    @inline(always) func exponentiate(_ s: Int, _ n: Int) {
+        let score = load(scores + s, lanes: n)
+        let value = masked(exponential(score - largest), lanes: n).replacing(with: score, where: score .!= score)
+        store(value, scores + s, lanes: n)
+        sum += value
+    }
+    forEachGroup(count, exponentiate)
+    let inverse = 1 / sum.sum()
+    @inline(always) func normalise(_ s: Int, _ n: Int) { store(load(scores + s, lanes: n) * inverse, scores + s, lanes: n) }
+    forEachGroup(count, normalise)
+}
+
+/// Backward through one query's softmax, in place: dscores_s = P_s (dP_s - sum_s' P_s' dP_s') over s < count, from
+/// the weights P (count) and their gradient dP (count), which becomes dscores.
+func softmaxBackward(weights: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>, count: Int) {
+    var dot = Lanes()
+    @inline(always) func addUp(_ s: Int, _ n: Int) { dot += load(weights + s, lanes: n) * load(gradient + s, lanes: n) }
+    forEachGroup(count, addUp)
+    let total = dot.sum()
+    @inline(always) func propagate(_ s: Int, _ n: Int) {
+        store(load(weights + s, lanes: n) * (load(gradient + s, lanes: n) - total), gradient + s, lanes: n)
+    }
+    forEachGroup(count, propagate)
 }
 
 /// A residual connection with dropout on the branch: stream(count) = input + branch * mask (mask nil: no dropout).
