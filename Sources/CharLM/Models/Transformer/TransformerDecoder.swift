@@ -39,6 +39,9 @@ final class TransformerDecoder: Decoder {
     var logits: UnsafePointer<Float> { UnsafePointer(stepLogits.pointer) }
     private let context: ComputeContext
 
+    /// Multiply-adds of a step's largest product (c_fc's, B x 4E x E) below which the step runs on one thread.
+    static let smallestSharedStep = 1 << 20
+
     /// Floats a decoder of B sequences holds besides its pass (see the buffers above).
     static func floatCount(config: TransformerConfig, batch B: Int) -> Double {
         let (E, L, C, NH, V) = (Double(config.embeddingSize), Double(config.layerCount), Double(config.context),
@@ -57,7 +60,11 @@ final class TransformerDecoder: Decoder {
         self.model = model
         batch = B
         contextLength = C
-        self.context = context
+        // A step of few rows runs on one thread: its two dozen products and row loops are each too small to share
+        // (waking the other threads costs more than they save). The prompt's pass may be long: it keeps the threads.
+        self.context = B * 4 * E * E < Self.smallestSharedStep
+            ? ComputeContext(threads: 1, products: context.productKernel, cpu: context.cpu, timeLoop: context.timeLoop)
+            : context
         pass = model.makeTransformerPass(length: C, batch: 1, context: context)
         keys = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         values = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
