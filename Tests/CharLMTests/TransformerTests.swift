@@ -160,13 +160,15 @@ private func recomputedLogits(_ model: TransformerModel, _ tokens: [Int]) -> [Fl
 
 // The cached decoder's scores equal a full forward pass over the text so far at every step, while the context fits
 // and past it (where it crops and recomputes, as nanoGPT's generate does); each of K sequences advanced together
-// equals its own recomputation.
-@Test(arguments: [1, 3], [false, true])
-func transformerDecoderEqualsFullRecomputation(batch K: Int, bias: Bool) throws {
+// equals its own recomputation. A step is one job on the team, each thread owning a share of every product's
+// columns: 1, 2 and 3 threads (shares of 7 scores, 16, 48 and 64 columns, 4 or 12 heads that do not split evenly).
+@Test(arguments: [(1, false, 1), (1, true, 2), (1, false, 3), (3, false, 2), (3, true, 3), (3, true, 1)])
+func transformerDecoderEqualsFullRecomputation(batch K: Int, bias: Bool, threads: Int) throws {
     let config = TransformerConfig(vocabularySize: 7, embeddingSize: 16, layerCount: 2, headCount: 4, context: 8,
                                    bias: bias)
     let model = try makeTransformer(config, seed: 5)
-    let decoder = try #require(try model.makeDecoder(batch: K, context: .machine, weights: .float32))
+    let context = ComputeContext(threads: threads)
+    let decoder = try #require(try model.makeDecoder(batch: K, context: context, weights: .float32))
     let V = config.vocabularySize
     let prompt = [1, 4, 2]
     try decoder.start(prompt: prompt, cancellation: .never)

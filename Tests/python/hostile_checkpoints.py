@@ -20,12 +20,12 @@ import json
 import math
 import os
 import random
-import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -780,6 +780,37 @@ class Outcome:
     seconds: float = 0.0
     refused: bool = False
     said: str = ""          # the last line on stderr
+    peak_bytes: int = 0     # the run's largest resident memory
+
+
+def run_measured(argv, time_limit, **options):
+    """Runs argv to the end and returns (status, stdout, stderr, peak resident bytes); raises
+    subprocess.TimeoutExpired after killing it when it takes longer than time_limit. The peak is this child's own
+    (os.wait4's rusage), where getrusage(RUSAGE_CHILDREN) gives only the largest of all children so far."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    output = {}
+    readers = [threading.Thread(target=lambda name=name, pipe=pipe: output.__setitem__(name, pipe.read()))
+               for name, pipe in (("stdout", process.stdout), ("stderr", process.stderr))]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + time_limit
+    timed_out = False
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if not timed_out and time.monotonic() > deadline:
+            process.kill()
+            timed_out = True
+        time.sleep(0.02)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    for reader in readers:
+        reader.join()
+    process.stdout.close()
+    process.stderr.close()
+    if timed_out:
+        raise subprocess.TimeoutExpired(argv, time_limit)
+    return process.returncode, output.get("stdout", b""), output.get("stderr", b""), usage.ru_maxrss * 1024
 
 
 def run(python, case, command, folder, time_limit):
@@ -787,15 +818,20 @@ def run(python, case, command, folder, time_limit):
     outcome = Outcome(case, command)
     began = time.monotonic()
     try:
-        result = subprocess.run([python, SCRIPT, *arguments(command, case, folder)], capture_output=True,
-                                timeout=time_limit, cwd=folder, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        status, stdout, stderr, outcome.peak_bytes = run_measured(
+            [python, SCRIPT, *arguments(command, case, folder)], time_limit, cwd=folder,
+            env=dict(os.environ, OMP_NUM_THREADS="1"))
     except subprocess.TimeoutExpired:
         outcome.problems.append(f"did not finish within {time_limit} s")
         return outcome
     finally:
         outcome.seconds = time.monotonic() - began
-    stdout = result.stdout.decode("utf-8", "replace")
-    stderr = result.stderr.decode("utf-8", "replace")
+    if outcome.peak_bytes > MAXIMUM_RSS_BYTES:
+        outcome.problems.append(f"reached {outcome.peak_bytes / 1e9:.2f} GB of memory "
+                                f"(at most {MAXIMUM_RSS_BYTES / 1e9:.0f} GB)")
+    result = subprocess.CompletedProcess([], status)
+    stdout = stdout.decode("utf-8", "replace")
+    stderr = stderr.decode("utf-8", "replace")
     if "Traceback" in stdout + stderr:
         outcome.problems.append("printed a traceback: " + (stderr.strip().splitlines() or [""])[-1][:200])
     refused = result.returncode == 1 and stderr.startswith(ERROR)
@@ -868,9 +904,8 @@ def main():
         without_torch = missing_torch_runs(args.python, folder) if not args.only else []
         problems += without_torch or []
         problems += [f"a pickle ran code: {name} appeared" for name in os.listdir(folder) if name.startswith(PWNED)]
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: kilobytes
-        if peak > MAXIMUM_RSS_BYTES:
-            problems.append(f"a run reached {peak / 1e9:.1f} GB of memory (at most {MAXIMUM_RSS_BYTES / 1e9:.0f} GB)")
+        largest = max(outcomes, key=lambda o: o.peak_bytes)
+        peak = largest.peak_bytes
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -880,12 +915,13 @@ def main():
     slowest = max(outcomes, key=lambda o: o.seconds)
     if args.verbose:
         for o in outcomes:
-            print(f"{'FAIL' if o.problems else 'ok  '} {o.seconds:5.1f}s {o.case.kind} [{o.command}]: {o.said[:160]}")
+            print(f"{'FAIL' if o.problems else 'ok  '} {o.seconds:5.1f}s {o.peak_bytes / 1e6:5.0f} MB {o.case.kind} "
+                  f"[{o.command}]: {o.said[:160]}")
     for problem in problems:
         print("FAILED " + problem)
     print(f"{files} files, {len(outcomes)} runs in {time.monotonic() - began:.0f} s: {refused} refused in one line, "
           f"{len(outcomes) - refused} ran; slowest {slowest.seconds:.1f} s ({slowest.case.kind} [{slowest.command}]); "
-          f"largest run {peak / 1e6:.0f} MB; without torch: "
+          f"largest run {peak / 1e6:.0f} MB ({largest.case.kind} [{largest.command}]); without torch: "
           + ("not checked (--only)" if args.only else "skipped (torch imports even with -I -S)" if without_torch is None
              else "one line, as it should"))
     extra = len(problems) - sum(len(o.problems) for o in outcomes)

@@ -3,6 +3,14 @@
 // values; each step then computes one new row per sequence, attending over the cached keys and values, at a cost
 // linear in the positions so far.
 //
+// Threads. A step is a few matrix-vector products per block (one row per sequence), so what costs is reading the
+// weights (3.2 MB per character at nanoGPT's CPU recipe) and meeting between threads. The whole step is one job on
+// the context's team, as the recurrent family's Stepper does: each thread owns the same share of every product's
+// columns from one step to the next (so its share of the weights stays in its core's cache), applies GELU and the
+// residual additions to its own columns, and computes the LayerNorms of all the rows into a copy of its own; the
+// attention's (sequence, head) pairs are shared among the threads. The threads meet five times per block: after
+// qkv, after the attention, after each branch's projection into the residual stream, and after c_fc.
+//
 // Past the context. The position embeddings are learned and absolute: a sequence longer than C cannot slide its cache
 // (every cached key was computed at a position that has moved). So once a sequence holds C characters, each further
 // step does what nanoGPT's `generate` does every step: a full forward pass over the last C characters, at positions 0
@@ -28,8 +36,9 @@ final class TransformerDecoder: Decoder {
     /// the context, where the cache is no longer used.
     private var historyCount = 0
     private var cached = 0
-    /// One step's rows, (B, width): the residual stream (E), a LayerNorm's output (E) and statistics (1 each), qkv
-    /// (3E), the heads' outputs (E), a branch's output (E), c_fc's output and its GELU (4E each).
+    /// One step's rows, (B, width): the residual stream (E), qkv (3E), the heads' outputs (E), a branch's output (E),
+    /// c_fc's output and its GELU (4E each). Per thread of the team, (threads, B, width): a LayerNorm's output (E)
+    /// and statistics (1 each).
     private let stream: FloatBuffer, normalized: FloatBuffer, mean: FloatBuffer, rstd: FloatBuffer, qkv: FloatBuffer
     private let attended: FloatBuffer, branch: FloatBuffer, expanded: FloatBuffer, activated: FloatBuffer
     /// (B, NH, C) attention weights of the step's queries over the cached positions.
@@ -39,41 +48,35 @@ final class TransformerDecoder: Decoder {
     var logits: UnsafePointer<Float> { UnsafePointer(stepLogits.pointer) }
     private let context: ComputeContext
 
-    /// Multiply-adds of a step's largest product (c_fc's, B x 4E x E) below which the step runs on one thread.
-    static let smallestSharedStep = 1 << 20
-
     /// Floats a decoder of B sequences holds besides its pass (see the buffers above).
-    static func floatCount(config: TransformerConfig, batch B: Int) -> Double {
+    static func floatCount(config: TransformerConfig, batch B: Int, threads: Int) -> Double {
         let (E, L, C, NH, V) = (Double(config.embeddingSize), Double(config.layerCount), Double(config.context),
                                 Double(config.headCount), Double(config.vocabularySize))
-        let b = Double(B)
-        return 2 * L * b * C * E + b * (E + E + 2 + 3 * E + E + E + 8 * E) + b * NH * C + b * V + b * C
+        let (b, n) = (Double(B), Double(threads))
+        return 2 * L * b * C * E + b * (E + 3 * E + E + E + 8 * E) + n * b * (E + 2) + b * NH * C + b * V + b * C
     }
 
     init(model: TransformerModel, batch B: Int, context: ComputeContext) throws {
         let config = model.config
         let (E, L, C, NH, V) = (config.embeddingSize, config.layerCount, config.context, config.headCount,
                                 config.vocabularySize)
-        let bytes = 4 * Self.floatCount(config: config, batch: B) + config.passBytes(length: C, batch: 1)
+        let threads = context.threadCount
+        let bytes = 4 * Self.floatCount(config: config, batch: B, threads: threads) + config.passBytes(length: C, batch: 1)
         try MemoryBudget.check(bytes, for: "generating \(B) sample\(B == 1 ? "" : "s") with context \(C)",
                                hint: B > 1 ? "lower `samples`" : "lower context, embed or layers")
         self.model = model
         batch = B
         contextLength = C
-        // A step of few rows runs on one thread: its two dozen products and row loops are each too small to share
-        // (waking the other threads costs more than they save). The prompt's pass may be long: it keeps the threads.
-        self.context = B * 4 * E * E < Self.smallestSharedStep
-            ? ComputeContext(threads: 1, products: context.productKernel, cpu: context.cpu, timeLoop: context.timeLoop)
-            : context
+        self.context = context
         pass = model.makeTransformerPass(length: C, batch: 1, context: context)
         keys = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         values = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         history = .allocate(capacity: B * C)
         history.initialize(repeating: 0, count: B * C)
         stream = FloatBuffer(count: B * E)
-        normalized = FloatBuffer(count: B * E)
-        mean = FloatBuffer(count: B)
-        rstd = FloatBuffer(count: B)
+        normalized = FloatBuffer(count: threads * B * E)
+        mean = FloatBuffer(count: threads * B)
+        rstd = FloatBuffer(count: threads * B)
         qkv = FloatBuffer(count: B * 3 * E)
         attended = FloatBuffer(count: B * E)
         branch = FloatBuffer(count: B * E)
@@ -140,69 +143,94 @@ final class TransformerDecoder: Decoder {
     }
 
     /// One new row per sequence at `position` (below C): the model's forward pass for that row alone, its keys and
-    /// values added to the cache and its queries attending over the cache.
+    /// values added to the cache and its queries attending over the cache. One job on the team (see the top).
     private func step(tokens: UnsafePointer<Int32>, position p: Int) {
         let config = model.config
         let layout = model.layout
         let (E, V, B, C, NH, HS) = (config.embeddingSize, config.vocabularySize, batch, contextLength, config.headCount,
                                     config.headSize)
         let weight = model.weight
-        let x = stream.pointer
-        // x(B, E) = wte[token] + wpe[p]
-        let (wte, wpe) = (weight(layout.tokenEmbedding)!, weight(layout.positionEmbedding)! + p * E)
-        for b in 0..<B {
-            let token = wte + Int(tokens[b]) * E
-            for i in 0..<E { x[b * E + i] = token[i] + wpe[i] }
-        }
+        let (x, qkv, attended, branch) = (stream.pointer, self.qkv.pointer, self.attended.pointer, self.branch.pointer)
+        let (expanded, activated) = (self.expanded.pointer, self.activated.pointer)
         let scale = 1 / Float(HS).squareRoot()
-        for (l, views) in layout.blocks.enumerated() {
-            // attention branch
-            LayerNorm.forward(input: x, weight: weight(views.ln1Weight)!, bias: weight(views.ln1Bias),
-                              output: normalized.pointer, mean: mean.pointer, rstd: rstd.pointer, rows: B, width: E,
-                              context: context)
-            Linear.forward(input: normalized.pointer, weight: weight(views.attentionWeight)!,
-                           bias: weight(views.attentionBias), output: qkv.pointer, rows: B, inputs: E, outputs: 3 * E,
-                           context: context)
-            let (keyCache, valueCache) = (keys[l].pointer, values[l].pointer)
-            for b in 0..<B {
-                (keyCache + (b * C + p) * E).update(from: qkv.pointer + b * 3 * E + E, count: E)
-                (valueCache + (b * C + p) * E).update(from: qkv.pointer + b * 3 * E + 2 * E, count: E)
+        context.team.run { member in
+            // this thread's LayerNorm output and statistics
+            let (normalized, mean, rstd) = (self.normalized.pointer + member.index * B * E,
+                                            self.mean.pointer + member.index * B, self.rstd.pointer + member.index * B)
+            /// The LayerNorm of every row of x, into this thread's copy.
+            func layerNorm(weight lnWeight: UnsafePointer<Float>, bias lnBias: UnsafePointer<Float>?) {
+                LayerNorm.forward(rows: 0..<B, input: x, weight: lnWeight, bias: lnBias, output: normalized, mean: mean,
+                                  rstd: rstd, width: E)
             }
-            context.team.runParts(work: B * NH * (p + 1) * HS * 2) { member in
-                for pair in member.share(of: B * NH) {
-                    let (b, h) = (pair / NH, pair % NH)
-                    let query = qkv.pointer + b * 3 * E + h * HS
-                    let (keysBH, valuesBH) = (keyCache + b * C * E + h * HS, valueCache + b * C * E + h * HS)
-                    let weights = scores.pointer + pair * C
-                    // scores(p+1) = K(p+1, HS) q(HS) / sqrt(HS), then the softmax over them
-                    BLAS.gemv(.none, rows: p + 1, cols: HS, alpha: scale, a: keysBH, lda: E, x: query, beta: 0,
-                              y: weights, context: context)
-                    softmax(weights, count: p + 1)
-                    // y(HS) = V^T(HS, p+1) P(p+1)
-                    BLAS.gemv(.transposed, rows: p + 1, cols: HS, a: valuesBH, lda: E, x: weights, beta: 0,
-                              y: attended.pointer + b * E + h * HS, context: context)
+            /// This thread's columns of output(B, outputs) = input(B, inputs) weight^T + bias.
+            func linear(_ input: UnsafePointer<Float>, _ linearWeight: UnsafePointer<Float>,
+                        _ linearBias: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>, inputs: Int,
+                        outputs: Int) -> Range<Int> {
+                let columns = member.share(of: outputs)
+                Linear.forwardColumns(columns, input: input, weight: linearWeight, bias: linearBias, output: output,
+                                      rows: B, inputs: inputs, outputs: outputs)
+                return columns
+            }
+            /// x += branch on this thread's columns of E.
+            func addBranch(_ columns: Range<Int>) {
+                for b in 0..<B {
+                    let offset = b * E + columns.lowerBound
+                    Residual.forward(input: x + offset, branch: branch + offset, mask: nil, output: x + offset,
+                                     count: columns.count)
                 }
             }
-            Linear.forward(input: attended.pointer, weight: weight(views.attentionProjectionWeight)!,
-                           bias: weight(views.attentionProjectionBias), output: branch.pointer, rows: B, inputs: E,
-                           outputs: E, context: context)
-            Residual.forward(input: x, branch: branch.pointer, mask: nil, output: x, count: B * E)
-            // MLP branch
-            LayerNorm.forward(input: x, weight: weight(views.ln2Weight)!, bias: weight(views.ln2Bias),
-                              output: normalized.pointer, mean: mean.pointer, rstd: rstd.pointer, rows: B, width: E,
-                              context: context)
-            Linear.forward(input: normalized.pointer, weight: weight(views.mlpWeight)!, bias: weight(views.mlpBias),
-                           output: expanded.pointer, rows: B, inputs: E, outputs: 4 * E, context: context)
-            GELU.forward(input: expanded.pointer, output: activated.pointer, count: B * 4 * E, context: context)
-            Linear.forward(input: activated.pointer, weight: weight(views.mlpProjectionWeight)!,
-                           bias: weight(views.mlpProjectionBias), output: branch.pointer, rows: B, inputs: 4 * E,
-                           outputs: E, context: context)
-            Residual.forward(input: x, branch: branch.pointer, mask: nil, output: x, count: B * E)
+            // x(B, E) = wte[token] + wpe[p], this thread's columns
+            let embeddingColumns = member.share(of: E)
+            let (wte, wpe) = (weight(layout.tokenEmbedding)!, weight(layout.positionEmbedding)! + p * E)
+            for b in 0..<B {
+                let token = wte + Int(tokens[b]) * E
+                for i in embeddingColumns { x[b * E + i] = token[i] + wpe[i] }
+            }
+            member.barrier()
+            for (l, views) in layout.blocks.enumerated() {
+                // attention branch: qkv = ln_1(x) c_attn^T
+                layerNorm(weight: weight(views.ln1Weight)!, bias: weight(views.ln1Bias))
+                _ = linear(normalized, weight(views.attentionWeight)!, weight(views.attentionBias), qkv, inputs: E,
+                           outputs: 3 * E)
+                member.barrier()
+                let (keyCache, valueCache) = (keys[l].pointer, values[l].pointer)
+                for pair in member.share(of: B * NH) {
+                    let (b, h) = (pair / NH, pair % NH)
+                    let query = qkv + b * 3 * E + h * HS
+                    let (keysBH, valuesBH) = (keyCache + b * C * E + h * HS, valueCache + b * C * E + h * HS)
+                    // this head's key and value at position p, into the cache
+                    (keysBH + p * E).update(from: query + E, count: HS)
+                    (valuesBH + p * E).update(from: query + 2 * E, count: HS)
+                    let weights = scores.pointer + pair * C
+                    // scores(p+1) = K(p+1, HS) q(HS) / sqrt(HS), then the softmax over them
+                    BLAS.gemmOnThisThread(.none, .transposed, m: 1, n: p + 1, k: HS, alpha: scale, a: query, lda: HS,
+                                          b: keysBH, ldb: E, beta: 0, c: weights, ldc: p + 1)
+                    softmax(weights, count: p + 1)
+                    // y(HS) = P(p+1) V(p+1, HS)
+                    BLAS.gemmOnThisThread(.none, .none, m: 1, n: HS, k: p + 1, alpha: 1, a: weights, lda: p + 1,
+                                          b: valuesBH, ldb: E, beta: 0, c: attended + b * E + h * HS, ldc: HS)
+                }
+                member.barrier()
+                // x += attended c_proj^T
+                addBranch(linear(attended, weight(views.attentionProjectionWeight)!,
+                                 weight(views.attentionProjectionBias), branch, inputs: E, outputs: E))
+                member.barrier()
+                // MLP branch: x += gelu(ln_2(x) c_fc^T) c_proj^T
+                layerNorm(weight: weight(views.ln2Weight)!, bias: weight(views.ln2Bias))
+                let wide = linear(normalized, weight(views.mlpWeight)!, weight(views.mlpBias), expanded, inputs: E,
+                                  outputs: 4 * E)
+                for b in 0..<B {
+                    let offset = b * 4 * E + wide.lowerBound
+                    GELU.forward(input: expanded + offset, output: activated + offset, count: wide.count)
+                }
+                member.barrier()
+                addBranch(linear(activated, weight(views.mlpProjectionWeight)!, weight(views.mlpProjectionBias),
+                                 branch, inputs: 4 * E, outputs: E))
+                member.barrier()
+            }
+            // logits(B, V) = ln_f(x) wte^T
+            layerNorm(weight: weight(layout.lnFinalWeight)!, bias: weight(layout.lnFinalBias))
+            _ = linear(normalized, weight(layout.tokenEmbedding)!, nil, stepLogits.pointer, inputs: E, outputs: V)
         }
-        LayerNorm.forward(input: x, weight: weight(layout.lnFinalWeight)!, bias: weight(layout.lnFinalBias),
-                          output: normalized.pointer, mean: mean.pointer, rstd: rstd.pointer, rows: B, width: E,
-                          context: context)
-        Linear.forward(input: normalized.pointer, weight: weight(layout.tokenEmbedding)!, bias: nil,
-                       output: stepLogits.pointer, rows: B, inputs: E, outputs: V, context: context)
     }
 }

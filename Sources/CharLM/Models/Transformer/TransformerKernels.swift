@@ -24,6 +24,19 @@ enum Linear {
                   beta: bias == nil ? 0 : 1, c: output, ldc: outputs, context: context)
     }
 
+    /// Columns `columns` of output(N, out) = input(N, in) weight^T + bias, on the calling thread: rows `columns` of
+    /// the weight. The decoder's threads each own a fixed share of every product's columns (TransformerDecoder.swift).
+    static func forwardColumns(_ columns: Range<Int>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, rows N: Int,
+                               inputs: Int, outputs: Int) {
+        if columns.isEmpty { return }
+        let first = columns.lowerBound
+        if let bias { for r in 0..<N { (output + r * outputs + first).update(from: bias + first, count: columns.count) } }
+        BLAS.gemmOnThisThread(.none, .transposed, m: N, n: columns.count, k: inputs, alpha: 1, a: input, lda: inputs,
+                              b: weight + first * inputs, ldb: inputs, beta: bias == nil ? 0 : 1, c: output + first,
+                              ldc: outputs)
+    }
+
     /// Backward: dweight(out, in) += doutput^T input; dbias(out) += column sums of doutput; dinput(N, in) =
     /// doutput weight (overwritten, or added to when `accumulateInput`).
     static func backward(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -67,28 +80,36 @@ enum LayerNorm {
                         output: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, rows N: Int, width E: Int, context: ComputeContext) {
         context.team.runParts(work: N * E * 4) { member in
-            for r in member.share(of: N) {
-                let x = input + r * E, y = output + r * E
-                var sum = Lanes()
-                @inline(always) func addUp(_ i: Int, _ n: Int) { sum += load(x + i, lanes: n) }
-                forEachGroup(E, addUp)
-                let m = sum.sum() / Float(E)
-                var squares = Lanes()
-                @inline(always) func addSquares(_ i: Int, _ n: Int) {
-                    let centred = masked(load(x + i, lanes: n) - m, lanes: n)
-                    squares += centred * centred
-                }
-                forEachGroup(E, addSquares)
-                let s = 1 / (squares.sum() / Float(E) + epsilon).squareRoot()
-                @inline(always) func normalise(_ i: Int, _ n: Int) {
-                    var value = (load(x + i, lanes: n) - m) * s * load(weight + i, lanes: n)
-                    if let bias { value += load(bias + i, lanes: n) }
-                    store(value, y + i, lanes: n)
-                }
-                forEachGroup(E, normalise)
-                mean[r] = m
-                rstd[r] = s
+            forward(rows: member.share(of: N), input: input, weight: weight, bias: bias, output: output, mean: mean,
+                    rstd: rstd, width: E)
+        }
+    }
+
+    /// `forward` of the rows `rows` on the calling thread.
+    static func forward(rows: Range<Int>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                        mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, width E: Int) {
+        for r in rows {
+            let x = input + r * E, y = output + r * E
+            var sum = Lanes()
+            @inline(always) func addUp(_ i: Int, _ n: Int) { sum += load(x + i, lanes: n) }
+            forEachGroup(E, addUp)
+            let m = sum.sum() / Float(E)
+            var squares = Lanes()
+            @inline(always) func addSquares(_ i: Int, _ n: Int) {
+                let centred = masked(load(x + i, lanes: n) - m, lanes: n)
+                squares += centred * centred
             }
+            forEachGroup(E, addSquares)
+            let s = 1 / (squares.sum() / Float(E) + epsilon).squareRoot()
+            @inline(always) func normalise(_ i: Int, _ n: Int) {
+                var value = (load(x + i, lanes: n) - m) * s * load(weight + i, lanes: n)
+                if let bias { value += load(bias + i, lanes: n) }
+                store(value, y + i, lanes: n)
+            }
+            forEachGroup(E, normalise)
+            mean[r] = m
+            rstd[r] = s
         }
     }
 
@@ -147,16 +168,20 @@ enum GELU {
     /// output(count) = gelu(input).
     static func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
                         context: ComputeContext) {
-        let rootHalf = Float(0.5).squareRoot()
         context.team.runParts(work: count * 16) { member in
             let share = member.share(of: count)
-            let (x, y) = (input + share.lowerBound, output + share.lowerBound)
-            @inline(always) func group(_ i: Int, _ n: Int) {
-                let value = load(x + i, lanes: n)
-                store(0.5 * value * (1 + errorFunction(value * rootHalf)), y + i, lanes: n)
-            }
-            forEachGroup(share.count, group)
+            forward(input: input + share.lowerBound, output: output + share.lowerBound, count: share.count)
         }
+    }
+
+    /// output(count) = gelu(input), on the calling thread.
+    static func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
+        let rootHalf = Float(0.5).squareRoot()
+        @inline(always) func group(_ i: Int, _ n: Int) {
+            let value = load(input + i, lanes: n)
+            store(0.5 * value * (1 + errorFunction(value * rootHalf)), output + i, lanes: n)
+        }
+        forEachGroup(count, group)
     }
 
     /// Backward, in place: gradient(count) *= gelu'(input) = Phi(x) + x phi(x), phi the standard normal density.
