@@ -552,6 +552,8 @@ def cases(folder, python):
         return raw_file("{" + entries + "}", bytes(4 * count))
     add("1,200,000 tiny tensors", many(1_200_000), says="its header opens 1200001 JSON objects", commands=COMMANDS)
     add("15,000 tiny tensors", many(15_000), says="its header describes 15000 tensors")
+    add("valid: 20,005 braces inside a metadata string are not objects",
+        checkpoint().edited(metadata_edit("note", "{" * 20_005 + '\\"{')), commands=("logits",), expect="valid")
 
     # Tensor values and dtypes.
     def with_dtype(name, dtype, pack):

@@ -109,14 +109,17 @@ def parse_header(data, path):
         raise bad("its header does not start with '{'")
     # A pathological header (millions of tiny arrays or keys) takes some 40 times its size while parsed.
     memory.check(40 * length, f"parsing a {length}-byte checkpoint header", "this file's header is unusually large")
-    raw = data[8:start]
-    # Braces inside strings (a name may hold them) are not objects.
-    objects = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw).count(b"{")
+    raw = memoryview(data)[8:start]
+    # Braces inside strings (a name may hold them) are not objects: they are taken off, one string at a time, only
+    # when the braces alone pass the limit (re.sub's copy of a header of 1.2 million objects took 1.2 GB).
+    objects = data.count(b"{", 8, start)
+    if objects > 2 * MAXIMUM_TENSORS:
+        objects -= sum(match.group().count(b"{") for match in re.finditer(rb'"(?:[^"\\]|\\.)*"', raw))
     if objects > 2 * MAXIMUM_TENSORS:
         raise bad(f"its header opens {objects} JSON objects; a charlm checkpoint describes at most "
                   f"{MAXIMUM_TENSORS} tensors, one object each")
     try:
-        text = raw.decode("utf-8")
+        text = str(raw, "utf-8")
     except UnicodeDecodeError:
         raise bad("its header is not valid UTF-8") from None
     try:
