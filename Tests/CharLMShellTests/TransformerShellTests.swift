@@ -298,6 +298,40 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
                     "layer 0 head 3: looks at everything alike"] {
         #expect(document.text.contains(heading))
     }
+    // The page it wrote is replaced; a file of another kind (a text, a checkpoint) is refused and left as it was.
+    #expect(refusal(runner, "attn \"ab\" --html \(page)") == nil)
+    let notes = folder.appendingPathComponent("notes.txt").path
+    try Data("keep me\n".utf8).write(to: URL(fileURLWithPath: notes))
+    let checkpoint = folder.appendingPathComponent("model.safetensors").path
+    try runner.execute("save \(checkpoint)")
+    let saved = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+    for other in [notes, checkpoint] {
+        #expect(refusal(runner, "attn \"ab\" --html \(other)") == "'\(other)' exists and is not an HTML page, so "
+                + "`attn --html` will not replace it: name a new file, or remove that one first")
+    }
+    #expect(try String(contentsOfFile: notes, encoding: .utf8) == "keep me\n")
+    #expect(try Data(contentsOf: URL(fileURLWithPath: checkpoint)) == saved)
+}
+
+// `save` and `save best` replace a checkpoint, never a file of another kind: the text just loaded, an HTML page.
+@Test func saveReplacesCheckpointsAndRefusesEveryOtherFile() throws {
+    let folder = try temporaryFolder()
+    let corpus = folder.appendingPathComponent("corpus.txt").path
+    try FileManager.default.copyItem(atPath: fixture("tiny.txt"), toPath: corpus)
+    let text = try Data(contentsOf: URL(fileURLWithPath: corpus))
+    let (_, runner, _) = makeShell()
+    try runner.execute("set hidden 8; set embed 4; set layers 1; set seq 8; set batch 2; set eval 0; load \(corpus); train 2 steps")
+    for command in ["save", "save best"] {
+        #expect(refusal(runner, "\(command) \(corpus)") == "'\(corpus)' exists and is not a safetensors checkpoint, so "
+                + "`\(command)` will not replace it: name a new file, or remove that one first")
+    }
+    #expect(try Data(contentsOf: URL(fileURLWithPath: corpus)) == text, "the corpus is left as it was")
+    let model = folder.appendingPathComponent("m.safetensors").path
+    #expect(refusal(runner, "save \(model)") == nil)
+    #expect(refusal(runner, "save \(model)") == nil, "a checkpoint is replaced")
+    let empty = folder.appendingPathComponent("empty.safetensors").path
+    FileManager.default.createFile(atPath: empty, contents: Data())
+    #expect(refusal(runner, "save \(empty)") == nil, "an empty file holds nothing to lose")
 }
 
 @Test func theHeatmapFitsTheWidthDrawingTheFirstCharacters() throws {

@@ -142,6 +142,7 @@ extension Inspector {
         let (_, scalars, weights, summaries) = try attention(text: text)
         let page = attentionPage(scalars: scalars, weights: weights, summaries: summaries,
                                  title: "charlm: attention of \(model.summary)")
+        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`attn --html`")
         try writeFileAtomically(Array(page.utf8), to: path)
         return (weights.layerCount, weights.headCount)
     }

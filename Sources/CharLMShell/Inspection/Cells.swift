@@ -130,6 +130,7 @@ extension Inspector {
         let page = cellsPage(characters: tokens.map { vocabulary.character($0) }, values: values, layer: layer,
                              title: "charlm: layer \(layer) memory cells",
                              activation: model.config.layerKind == .lstm ? "tanh of the LSTM cell's state c" : "the \(model.config.layerKind.rawValue.uppercased()) unit's hidden state h")
+        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`cells --html`")
         try writeFileAtomically(Array(page.utf8), to: path)
     }
 }

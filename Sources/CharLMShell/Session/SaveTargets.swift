@@ -96,3 +96,42 @@ struct SaveTargets {
         return path
     }
 }
+
+/// The kinds of file charlm replaces when told to write over them: a file of another kind at the path (the corpus
+/// just loaded, a text, someone's notes) is refused, never overwritten.
+enum ReplaceableKind {
+    /// A safetensors file (`save`, `save best`): an 8-byte header length, then the header's '{'.
+    case checkpoint
+    /// An HTML page (`cells --html`, `attn --html`).
+    case htmlPage
+
+    /// Whether a file starting with `start` (its first 16 bytes or fewer) and `size` bytes long is of this kind.
+    func matches(start: [UInt8], size: Int) -> Bool {
+        switch self {
+        case .checkpoint:
+            guard start.count >= 9 else { return false }
+            let length = start.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            return start[8] == UInt8(ascii: "{") && length <= UInt64(size - 8)
+        case .htmlPage:
+            let text = String(decoding: start, as: UTF8.self).lowercased()
+            return text.hasPrefix("<!doctype html") || text.hasPrefix("<html")
+        }
+    }
+
+    var description: String { self == .checkpoint ? "a safetensors checkpoint" : "an HTML page" }
+
+    /// Refuses when `path` (or the file a link there points to) is a non-empty regular file of another kind.
+    func checkReplaceable(_ path: String, by command: String) throws {
+        let target = resolvedSaveTarget(path)
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
+              attributes[.type] as? FileAttributeType == .typeRegular,
+              let size = (attributes[.size] as? NSNumber)?.intValue, size > 0 else { return }
+        guard let handle = FileHandle(forReadingAtPath: target) else { return }
+        defer { try? handle.close() }
+        let start = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
+        if !matches(start: start, size: size) {
+            throw ShellError.badArgument("'\(path)' exists and is not \(description), so \(command) will not replace it: "
+                                         + "name a new file, or remove that one first")
+        }
+    }
+}

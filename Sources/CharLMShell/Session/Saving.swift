@@ -13,6 +13,7 @@ extension Session {
         guard let model, vocabulary != nil else { throw ShellError.needs(.modelToSave) }
         try checkFinite(model, nothing: "nothing was saved: the file could not be loaded again")
         let path = try saves.savePath(requested: requested)
+        try ReplaceableKind.checkpoint.checkReplaceable(path, by: "`save`")
         let bytes = sessionCheckpoint(parameters: model.parameters.array).serialized()
         try Checkpoint.write(bytes, to: path)
         saves.lastSavePath = path
@@ -55,6 +56,7 @@ extension Session {
     public func saveBest(to requested: String) throws -> (String, Int) {
         guard model != nil else { throw ShellError.needs(.modelToSave) }
         let path = expandingTilde(requested)
+        try ReplaceableKind.checkpoint.checkReplaceable(path, by: "`save best`")
         let bytes = try bestCheckpoint().serialized()
         try Checkpoint.write(bytes, to: path)
         saves.wrote(path)

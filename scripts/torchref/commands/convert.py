@@ -45,9 +45,30 @@ class _Problem(CommandError):
         super().__init__(f"'{visible(path, limit=None)}' is not a usable {kind}: {problem}")
 
 
+def check_replaceable(out, inputs):
+    """Refuses an output that is one of the inputs, or an existing non-empty file that is not a safetensors file:
+    the conversion replaces only a checkpoint (never the nanoGPT checkpoint itself, a text, anything else)."""
+    shown = visible(out, limit=None)
+    if os.path.isdir(out):
+        raise CommandError(f"'{shown}' is a directory: name the file to write")
+    if not os.path.exists(out):
+        return
+    for path in inputs:
+        if os.path.exists(path) and os.path.samefile(out, path):
+            raise CommandError(f"'{shown}' is one of the files being converted: name a new file to write")
+    try:
+        with open(out, "rb") as f:
+            start = f.read(9)
+        size = os.path.getsize(out)
+    except OSError:
+        return  # what cannot be read is said when it is written
+    if size > 0 and not (len(start) == 9 and start[8:9] == b"{" and int.from_bytes(start[:8], "little") <= size - 8):
+        raise CommandError(f"'{shown}' exists and is not a safetensors checkpoint, so it is not replaced: name a new "
+                           f"file, or remove that one first")
+
+
 def convert_nanogpt(args):
-    if os.path.isdir(args.out):
-        raise CommandError(f"'{visible(args.out, limit=None)}' is a directory: name the file to write")
+    check_replaceable(args.out, (args.ckpt, args.meta))
     save_file = writer()  # a missing safetensors is said before the work
     vocab = read_meta(args.meta)
     checkpoint = read_ckpt(args.ckpt)
