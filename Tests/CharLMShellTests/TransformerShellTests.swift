@@ -332,6 +332,9 @@ private func handBuiltAttention(text: String, context C: Int, folder: URL) throw
     let empty = folder.appendingPathComponent("empty.safetensors").path
     FileManager.default.createFile(atPath: empty, contents: Data())
     #expect(refusal(runner, "save \(empty)") == nil, "an empty file holds nothing to lose")
+    let damaged = folder.appendingPathComponent("damaged.safetensors").path
+    try Data([9, 9]).write(to: URL(fileURLWithPath: damaged))
+    #expect(refusal(runner, "save \(damaged)") == nil, "a damaged checkpoint (by its name) may be saved over")
 }
 
 @Test func theHeatmapFitsTheWidthDrawingTheFirstCharacters() throws {

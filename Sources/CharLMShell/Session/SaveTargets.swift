@@ -120,9 +120,11 @@ enum ReplaceableKind {
 
     var description: String { self == .checkpoint ? "a safetensors checkpoint" : "an HTML page" }
 
-    /// Refuses when `path` (or the file a link there points to) is a non-empty regular file of another kind.
+    /// Refuses when `path` (or the file a link there points to) is a non-empty regular file of another kind. A name
+    /// ending in .safetensors is a checkpoint's whatever it holds: a damaged one may be saved over.
     func checkReplaceable(_ path: String, by command: String) throws {
         let target = resolvedSaveTarget(path)
+        if self == .checkpoint && target.lowercased().hasSuffix(".safetensors") { return }
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
               attributes[.type] as? FileAttributeType == .typeRegular,
               let size = (attributes[.size] as? NSNumber)?.intValue, size > 0 else { return }
