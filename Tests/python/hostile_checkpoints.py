@@ -701,6 +701,10 @@ def nanogpt_cases(add, folder, python):
         add(kind, ckpt_bytes, meta=meta_bytes, commands=("convert",), **options)
     convert("valid: nanoGPT's ckpt.pt and meta.pkl", ckpt, meta, expect="valid")
     convert("valid: an uncompiled model's ckpt.pt", read("ckpt-uncompiled.pt"), meta, expect="valid")
+    add("an output naming the ckpt.pt itself", ckpt, meta=meta, commands=("convert over its ckpt.pt",),
+        says="is one of the files being converted: name a new file to write")
+    add("an output naming an existing text", ckpt, meta=meta, commands=("convert over a text",),
+        says="exists and is not a safetensors checkpoint, so it is not replaced")
     convert("valid: a ckpt.pt without optimizer", read("ckpt-no-optimizer.pt"), meta, expect="valid")
     convert("valid: an optimizer in three groups (left out)", read("ckpt-three-groups.pt"), meta, expect="valid")
 
@@ -770,6 +774,13 @@ def arguments(command, case, folder):
         return ["generate", *model, "--prompt", PROMPT, "--length", "40"]
     if command == "convert":
         return ["convert-nanogpt", case.path, case.path + ".meta.pkl", case.path + ".out.safetensors"]
+    if command == "convert over its ckpt.pt":  # refused, or the nanoGPT checkpoint would be lost
+        return ["convert-nanogpt", case.path, case.path + ".meta.pkl", case.path]
+    if command == "convert over a text":  # refused, or the text would be lost
+        notes = case.path + ".notes.txt"
+        with open(notes, "w") as f:
+            f.write("keep me\n")
+        return ["convert-nanogpt", case.path, case.path + ".meta.pkl", notes]
     return ["train", "--corpus", case.corpus, "--init-from", case.path, "--steps", "1", "--eval-every", "1",
             "--seq", "10", "--batch", "4", "--threads", "1", "--save", case.path + ".trained"]
 
