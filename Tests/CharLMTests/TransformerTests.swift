@@ -257,6 +257,12 @@ func transformerPassBytesCountWhatAPassAllocates(bias: Bool, dropout: Float) thr
     let model = try TransformerModel(config: config, parameters: nil)
     let pass = model.makeTransformerPass(length: 9, batch: 4)
     #expect(config.passBytes(length: 9, batch: 4) == Double(4 * pass.floatCount + 2 * 4 * 9 * 4))
+    // Generation's pass for inference: the blocks share one (B, NH, T, T) buffer; no masks, no gradients.
+    let inference = model.makeTransformerPass(length: 9, batch: 4, forInference: true)
+    #expect(config.inferencePassBytes(length: 9, batch: 4) == Double(4 * inference.floatCount + 2 * 4 * 9 * 4))
+    let attention = 4.0 * 4 * 3 * 9 * 9
+    #expect(config.passBytes(length: 9, batch: 4) - config.inferencePassBytes(length: 9, batch: 4)
+            >= (dropout > 0 ? 2 * 3 : 3) * attention, "at least the other blocks' weights, the scratch and the masks")
     #expect(config.modelBytes == Double(2 * 4 * model.parameters.count))
     // Attention's T^2 term: doubling T more than doubles the pass.
     #expect(config.passBytes(length: 8, batch: 4) > 2 * config.passBytes(length: 4, batch: 4))

@@ -50,6 +50,14 @@ extension TransformerConfig: ModelArchitecture {
         return 4 * (L * block + shared) + 2 * 4 * rows  // float32, plus the Int32 inputs and targets
     }
 
+    /// What a pass for inference only holds (TransformerPass `forInference`): the blocks' activations, one shared
+    /// (B, NH, T, T) buffer of attention weights, no masks and no gradients.
+    public func inferencePassBytes(length T: Int, batch B: Int) -> Double {
+        let (V, E, L, NH) = (Double(vocabularySize), Double(embeddingSize), Double(layerCount), Double(headCount))
+        let (rows, attention) = (Double(T) * Double(B), Double(B) * NH * Double(T) * Double(T))
+        return 4 * (L * rows * (16 * E + 4) + attention + rows * (3 * E + 2 + V)) + 2 * 4 * rows
+    }
+
     public var sizeNames: ModelSizeNames {
         ModelSizeNames(full: "E \(embeddingSize), L \(layerCount), heads \(headCount), context \(context), V \(vocabularySize)",
                        short: "E \(embeddingSize), L \(layerCount), heads \(headCount)",

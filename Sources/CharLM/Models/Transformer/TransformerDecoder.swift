@@ -61,14 +61,14 @@ final class TransformerDecoder: Decoder {
         let (E, L, C, NH, V) = (config.embeddingSize, config.layerCount, config.context, config.headCount,
                                 config.vocabularySize)
         let threads = context.threadCount
-        let bytes = 4 * Self.floatCount(config: config, batch: B, threads: threads) + config.passBytes(length: C, batch: 1)
+        let bytes = 4 * Self.floatCount(config: config, batch: B, threads: threads) + config.inferencePassBytes(length: C, batch: 1)
         try MemoryBudget.check(bytes, for: "generating \(B) sample\(B == 1 ? "" : "s") with context \(C)",
                                hint: B > 1 ? "lower `samples`" : "lower context, embed or layers")
         self.model = model
         batch = B
         contextLength = C
         self.context = context
-        pass = model.makeTransformerPass(length: C, batch: 1, context: context)
+        pass = model.makeTransformerPass(length: C, batch: 1, context: context, forInference: true)
         keys = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         values = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         history = .allocate(capacity: B * C)

@@ -36,15 +36,18 @@ final class TransformerBlockActivations {
     /// (N, E) dropout mask on the MLP branch's output; empty without dropout.
     let mlpMask: FloatBuffer
 
-    init(config: TransformerConfig, length T: Int, batch B: Int) {
+    /// The buffers of one block; `attentionWeights` (B, NH, T, T), when given, is shared with other blocks (a pass
+    /// for inference only: no backward reads a block's weights again); `masks` for dropout in training.
+    init(config: TransformerConfig, length T: Int, batch B: Int, attentionWeights: FloatBuffer? = nil,
+         masks wantsMasks: Bool = true) {
         let (E, N, NH) = (config.embeddingSize, T * B, config.headCount)
-        let masks = config.dropout > 0
+        let masks = wantsMasks && config.dropout > 0
         input = FloatBuffer(count: N * E)
         normalized1 = FloatBuffer(count: N * E)
         mean1 = FloatBuffer(count: N)
         rstd1 = FloatBuffer(count: N)
         qkv = FloatBuffer(count: N * 3 * E)
-        weights = FloatBuffer(count: B * NH * T * T)
+        weights = attentionWeights ?? FloatBuffer(count: B * NH * T * T)
         weightsMask = FloatBuffer(count: masks ? B * NH * T * T : 0)
         attended = FloatBuffer(count: N * E)
         attentionMask = FloatBuffer(count: masks ? N * E : 0)
@@ -96,8 +99,12 @@ public final class TransformerPass: ModelPass {
     let wideGradient: FloatBuffer
     /// Whether the last forward pass drew dropout masks (training mode with dropout above zero).
     private(set) var dropping = false
+    /// A pass for inference only (generation's prompt and its recomputed windows): its blocks share one (B, NH, T, T)
+    /// buffer of attention weights, and it holds no dropout masks and no gradients, so its memory grows with T^2
+    /// once, not once per block.
+    let forInference: Bool
 
-    init(model: TransformerModel, length T: Int, batch B: Int, context: ComputeContext) {
+    init(model: TransformerModel, length T: Int, batch B: Int, context: ComputeContext, forInference: Bool = false) {
         let config = model.config
         precondition(T <= config.context, "a pass of T=\(T) in a context of \(config.context)")
         let (E, V, NH, N) = (config.embeddingSize, config.vocabularySize, config.headCount, T * B)
@@ -105,23 +112,29 @@ public final class TransformerPass: ModelPass {
         maxLength = T
         maxBatch = B
         self.context = context
+        self.forInference = forInference
+        let (training, gradientRows) = (!forInference, forInference ? 0 : N)
         inputs = .allocate(capacity: N)
         inputs.initialize(repeating: 0, count: N)
         targets = .allocate(capacity: N)
         targets.initialize(repeating: 0, count: N)
-        embeddingMask = FloatBuffer(count: config.dropout > 0 ? N * E : 0)
-        blocks = (0..<config.layerCount).map { _ in TransformerBlockActivations(config: config, length: T, batch: B) }
+        embeddingMask = FloatBuffer(count: training && config.dropout > 0 ? N * E : 0)
+        let sharedWeights = forInference ? FloatBuffer(count: B * NH * T * T) : nil
+        blocks = (0..<config.layerCount).map { _ in
+            TransformerBlockActivations(config: config, length: T, batch: B, attentionWeights: sharedWeights,
+                                        masks: training)
+        }
         final = FloatBuffer(count: N * E)
         normalizedFinal = FloatBuffer(count: N * E)
         meanFinal = FloatBuffer(count: N)
         rstdFinal = FloatBuffer(count: N)
         logits = FloatBuffer(count: N * V)
         branch = FloatBuffer(count: N * E)
-        attentionScratch = FloatBuffer(count: B * NH * T * T)
-        streamGradient = FloatBuffer(count: N * E)
-        normalizedGradient = FloatBuffer(count: N * E)
-        attendedGradient = FloatBuffer(count: N * E)
-        wideGradient = FloatBuffer(count: N * 4 * E)
+        attentionScratch = FloatBuffer(count: training ? B * NH * T * T : 0)
+        streamGradient = FloatBuffer(count: gradientRows * E)
+        normalizedGradient = FloatBuffer(count: gradientRows * E)
+        attendedGradient = FloatBuffer(count: gradientRows * E)
+        wideGradient = FloatBuffer(count: gradientRows * 4 * E)
     }
 
     deinit {
@@ -133,7 +146,8 @@ public final class TransformerPass: ModelPass {
     var floatCount: Int {
         let own = [embeddingMask, final, normalizedFinal, meanFinal, rstdFinal, logits, branch, attentionScratch,
                    streamGradient, normalizedGradient, attendedGradient, wideGradient]
-        return (own + blocks.flatMap(\.buffers)).reduce(0) { $0 + $1.count }
+        var counted = Set<ObjectIdentifier>()  // the blocks of an inference pass share their attention weights
+        return (own + blocks.flatMap(\.buffers)).reduce(0) { counted.insert(ObjectIdentifier($1)).inserted ? $0 + $1.count : $0 }
     }
 
     /// The attention of T steps over B sequences, as laid out in this pass.
@@ -143,11 +157,13 @@ public final class TransformerPass: ModelPass {
 
     public func forward(length T: Int, batch B: Int, mode: ForwardMode, generator: inout SeededGenerator) {
         precondition(fits(length: T, batch: B), "pass too small for T=\(T), B=\(B)")
+        precondition(!forInference || mode == .inference, "a pass for inference only cannot train")
         dropping = mode == .training && model.config.dropout > 0
         model.forward(length: T, batch: B, pass: self, generator: &generator)
     }
 
     public func backward(length T: Int, batch B: Int) {
+        precondition(!forInference, "a pass for inference only holds no gradients")
         model.backward(length: T, batch: B, pass: self)
     }
 
@@ -196,8 +212,9 @@ public final class TransformerModel {
     }
 
     /// Buffers for passes of up to T (at most the context) steps over B sequences.
-    public func makeTransformerPass(length T: Int, batch B: Int, context: ComputeContext = .machine) -> TransformerPass {
-        TransformerPass(model: self, length: T, batch: B, context: context)
+    public func makeTransformerPass(length T: Int, batch B: Int, context: ComputeContext = .machine,
+                                    forInference: Bool = false) -> TransformerPass {
+        TransformerPass(model: self, length: T, batch: B, context: context, forInference: forInference)
     }
 
     /// The parameter `view` in the flat buffer (nil for an absent bias).
