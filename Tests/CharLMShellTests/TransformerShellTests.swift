@@ -125,7 +125,7 @@ private let smallTransformer = ["set arch transformer", "set embed 16", "set hea
     #expect(try output(runner, console, "trace \"First\" 3").contains("text: "))
     #expect(try output(runner, console, "novelty 50").contains("words found in the training text"))
     try runner.execute("compare add; ngram 2")
-    #expect(try output(runner, console, "compare").contains("TRANSFORMER E 16"))
+    #expect(try output(runner, console, "compare").contains("Transformer E 16"))
     // gen: one stream, and several samples generated together.
     try runner.execute("seed 9")
     let one = try output(runner, console, "gen \"First\" 40")

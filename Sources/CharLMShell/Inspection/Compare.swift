@@ -131,11 +131,11 @@ extension Session {
                        + String(format: ": validation loss %.4f nats/char", row.validation))
     }
 
-    /// A network's row label: its family and size, "LSTM H 256, L 2", "TRANSFORMER E 64, L 2" (the heads left out, to
-    /// fit the column; the parameters column tells the size).
+    /// A network's row label: its family and size, "LSTM H 256, L 2", "Transformer E 64, L 2" (not an acronym, so
+    /// not in capitals; the heads left out, to fit the column; the parameters column tells the size).
     private func defaultLabel(_ architecture: any ModelArchitecture) -> String {
         if let config = architecture as? TransformerConfig {
-            return "\(architecture.kindName.uppercased()) E \(config.embeddingSize), L \(config.layerCount)"
+            return "Transformer E \(config.embeddingSize), L \(config.layerCount)"
         }
         return "\(architecture.kindName.uppercased()) \(architecture.sizeNames.short)"
     }
