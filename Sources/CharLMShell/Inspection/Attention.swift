@@ -158,7 +158,8 @@ extension Inspector {
                 + String(format: "    %4.2f", summary.spread) + (summary == chosen ? " *" : "  ") + summary.pattern
             lines.append(line.count > width ? String(line.prefix(width - 1)) + "…" : line)
         }
-        lines.append(wrap("back: mean distance; spread: 0 one character, 1 all alike; * drawn above", width: width, indent: 2))
+        lines.append(wrap("back: mean distance; prev, first, self, sp/nl: mean weight on such keys (a key can be two, "
+                          + "so they overlap); spread: 0 one character, 1 all alike; * drawn above", width: width, indent: 2))
         return lines.joined(separator: "\n") + "\n"
     }
 }
