@@ -10,8 +10,8 @@
 //
 // e^x uses a Cephes-style range reduction and degree-6 polynomial: relative error below 3e-7 (GateKernelTests
 // checks it, and sigmoid and tanh, against Foundation's double-precision functions over [-100, 100]). erf, for the
-// transformer's GELU, is Eigen's single-precision rational approximation (same tests). `sum` and `masked` serve the
-// row reductions of LayerNorm and the softmax.
+// transformer's GELU, is Eigen's single-precision rational approximation (same tests). `masked` serves the row
+// reductions of LayerNorm and the softmax.
 
 /// 16 single-precision lanes: one AVX-512 register, or two AVX ones.
 typealias Lanes = SIMD16<Float>

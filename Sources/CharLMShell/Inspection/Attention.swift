@@ -139,10 +139,10 @@ extension Inspector {
             throw ShellError.badArgument("the page would hold \(grouped(Int(cells))) weights; at most \(grouped(Self.maximumPageCells)) "
                                          + "in all: give a shorter text")
         }
+        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`attn --html`")
         let (_, scalars, weights, summaries) = try attention(text: text)
         let page = attentionPage(scalars: scalars, weights: weights, summaries: summaries,
                                  title: "charlm: attention of \(model.summary)")
-        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`attn --html`")
         try writeFileAtomically(Array(page.utf8), to: path)
         return (weights.layerCount, weights.headCount)
     }

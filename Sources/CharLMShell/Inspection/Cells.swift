@@ -126,11 +126,11 @@ extension Inspector {
             throw ShellError.badArgument("the page would hold \(grouped(characters)) characters x \(grouped(H)) cells; at most "
                                          + "\(grouped(Self.maximumPageCells)) in all: give a shorter text")
         }
+        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`cells --html`")
         let (tokens, values) = try cellActivations(text: text, layer: layer)
         let page = cellsPage(characters: tokens.map { vocabulary.character($0) }, values: values, layer: layer,
                              title: "charlm: layer \(layer) memory cells",
                              activation: model.config.layerKind == .lstm ? "tanh of the LSTM cell's state c" : "the \(model.config.layerKind.rawValue.uppercased()) unit's hidden state h")
-        try ReplaceableKind.htmlPage.checkReplaceable(path, by: "`cells --html`")
         try writeFileAtomically(Array(page.utf8), to: path)
     }
 }
