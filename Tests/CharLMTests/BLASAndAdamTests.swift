@@ -82,3 +82,33 @@ func gemvMatchesNaiveLoop(transposed: Bool) {
     clipGradientNorm(unclipped, maxNorm: 10)
     #expect(unclipped.array == [3, 4])
 }
+
+@Test func clipAndAdamGiveTheSameBitsOnOneThreadAsOnThree() {
+    // 70,001 parameters: many clip blocks and 16-lane groups, a partial last of each; half of them decayed.
+    let count = 70_001
+    let initial = randomFloats(count, seed: 11)
+    let gradientValues = randomFloats(count, seed: 12).map { $0 * 3 }
+    var settings = AdamSettings(learningRate: 0.01, weightDecay: 0.1)
+    settings.beta2 = 0.99
+    func run(_ context: ComputeContext?) -> (norm: Double, parameters: [Float], moments: [Float]) {
+        let parameters = FloatBuffer(initial)
+        let adam = Adam(parameterCount: count, settings: settings, decayedRanges: [5..<35_000, 40_000..<count])
+        var norm = 0.0
+        for _ in 0..<3 {
+            let gradients = FloatBuffer(gradientValues)
+            norm = clipGradientNorm(gradients, maxNorm: 1, context: context)
+            adam.update(parameters: parameters, gradients: gradients, context: context)
+        }
+        return (norm, parameters.array, adam.firstMoment.array + adam.secondMoment.array)
+    }
+    let alone = run(nil)
+    let shared = run(ComputeContext(threads: 3))
+    #expect(alone.norm == shared.norm)
+    #expect(alone.parameters == shared.parameters)
+    #expect(alone.moments == shared.moments)
+    // the norm against a double-precision sum in order
+    let exact = gradientValues.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+    #expect(abs(alone.norm - exact) <= 1e-12 * exact)
+    // and the update did something: every decayed parameter moved
+    #expect(alone.parameters[10] != initial[10])
+}

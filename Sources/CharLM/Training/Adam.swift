@@ -7,21 +7,51 @@ import Foundation
 
 /// Scales `gradients` so their global L2 norm is at most `maxNorm` (PyTorch: coefficient maxNorm / (norm + 1e-6),
 /// applied only when below 1). Returns the norm before clipping. `maxNorm` <= 0 disables clipping.
+///
+/// The sum of squares is in double precision, in blocks of `clipBlock` gradients (each on 8 double lanes), the
+/// blocks' sums added in order: the same bits whatever the size of `context`'s team, which shares the blocks out
+/// (nil: the calling thread alone).
 @discardableResult
-public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float) -> Double {
+public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Float, context: ComputeContext? = nil) -> Double {
+    let team = context?.team ?? .solo
     let g = gradients.pointer
-    var sumOfSquares = 0.0
-    for index in 0..<gradients.count { sumOfSquares += Double(g[index]) * Double(g[index]) }
-    let norm = sumOfSquares.squareRoot()
+    let count = gradients.count
+    let blocks = (count + clipBlock - 1) / clipBlock
+    var blockSums = [Double](repeating: 0, count: blocks)
+    blockSums.withUnsafeMutableBufferPointer { sums in
+        team.runParts(work: count) { member in
+            for block in member.share(of: blocks) {
+                let start = block * clipBlock
+                var squares = SIMD8<Double>()
+                forEachGroup(min(clipBlock, count - start)) { offset, lanes in
+                    let values = load(g + start + offset, lanes: lanes)
+                    let (low, high) = (SIMD8<Double>(values.lowHalf), SIMD8<Double>(values.highHalf))
+                    squares += low * low + high * high
+                }
+                sums[block] = squares.sum()
+            }
+        }
+    }
+    let norm = blockSums.reduce(0, +).squareRoot()
     if maxNorm > 0 && norm.isFinite {
         let coefficient = Double(maxNorm) / (norm + 1e-6)
         if coefficient < 1 {
             let scale = Float(coefficient)
-            for index in 0..<gradients.count { g[index] *= scale }
+            team.runParts(work: count) { member in
+                let part = member.share(of: blocks)
+                let range = min(count, part.lowerBound * clipBlock)..<min(count, part.upperBound * clipBlock)
+                forEachGroup(range.count) { offset, lanes in
+                    let pointer = g + range.lowerBound + offset
+                    store(load(pointer, lanes: lanes) * scale, pointer, lanes: lanes)
+                }
+            }
         }
     }
     return norm
 }
+
+/// Gradients per block of `clipGradientNorm`'s sum (a multiple of 16).
+let clipBlock = 4096
 
 /// Adam's hyper-parameters.
 public struct AdamSettings: Equatable, Sendable {
@@ -62,8 +92,10 @@ public final class Adam {
         secondMoment = FloatBuffer(count: parameterCount)
     }
 
-    /// One update of `parameters` from `gradients`.
-    public func update(parameters: FloatBuffer, gradients: FloatBuffer) {
+    /// One update of `parameters` from `gradients`. The team of `context` (nil: the calling thread alone) shares the
+    /// parameters out in groups of 16; each parameter's update is its own, so the bits are the same whatever its size.
+    public func update(parameters: FloatBuffer, gradients: FloatBuffer, context: ComputeContext? = nil) {
+        let team = context?.team ?? .solo
         precondition(parameters.count == firstMoment.count && gradients.count == firstMoment.count)
         stepCount += 1
         let (beta1, beta2, epsilon) = (settings.beta1, settings.beta2, settings.epsilon)
@@ -73,28 +105,34 @@ public final class Adam {
         let rootCorrection2 = Float(correction2.squareRoot())
         let p = parameters.pointer, g = gradients.pointer
         let m = firstMoment.pointer, v = secondMoment.pointer
-        // AdamW: the decay is decoupled from the gradient (it never enters m or v), applied first as PyTorch does.
-        if settings.weightDecay > 0 {
-            let keep = 1 - settings.learningRate * settings.weightDecay
-            for range in decayedRanges { for index in range { p[index] *= keep } }
-        }
-        // 16 parameters at a time (VectorMath.swift), the last partial group on zero-padded copies.
-        func update(_ gradient: Lanes, _ moment: Lanes, _ squares: Lanes, _ parameter: Lanes) -> (Lanes, Lanes, Lanes) {
-            let newMoment = beta1 * moment + (1 - beta1) * gradient
-            let newSquares = beta2 * squares + (1 - beta2) * gradient * gradient
-            let denominator = newSquares.squareRoot() / rootCorrection2 + epsilon
-            return (newMoment, newSquares, parameter - stepSize * newMoment / denominator)
-        }
-        let (full, tailStart, tail) = groups(parameters.count)
-        for index in full {
-            let (newM, newV, newP) = update(load(g + index), load(m + index), load(v + index), load(p + index))
-            store(newM, m + index); store(newV, v + index); store(newP, p + index)
-        }
-        if tail > 0 {
-            let index = tailStart
-            let (newM, newV, newP) = update(loadPartial(g + index, tail), loadPartial(m + index, tail),
-                                            loadPartial(v + index, tail), loadPartial(p + index, tail))
-            storePartial(newM, m + index, tail); storePartial(newV, v + index, tail); storePartial(newP, p + index, tail)
+        let keep = settings.weightDecay > 0 ? 1 - settings.learningRate * settings.weightDecay : 1
+        let count = parameters.count
+        let groupCount = (count + Lanes.scalarCount - 1) / Lanes.scalarCount
+        team.runParts(work: count * 4) { member in
+            let groups = member.share(of: groupCount)
+            let part = min(count, groups.lowerBound * Lanes.scalarCount)..<min(count, groups.upperBound * Lanes.scalarCount)
+            if part.isEmpty { return }
+            // AdamW: the decay is decoupled from the gradient (it never enters m or v), applied first as PyTorch does.
+            if keep != 1 {
+                for range in decayedRanges {
+                    let decayed = range.clamped(to: part)
+                    forEachGroup(decayed.count) { offset, lanes in
+                        let pointer = p + decayed.lowerBound + offset
+                        store(load(pointer, lanes: lanes) * keep, pointer, lanes: lanes)
+                    }
+                }
+            }
+            // 16 parameters at a time (VectorMath.swift), a last partial group on zero-padded lanes.
+            forEachGroup(part.count) { offset, lanes in
+                let index = part.lowerBound + offset
+                let gradient = load(g + index, lanes: lanes)
+                let moment = beta1 * load(m + index, lanes: lanes) + (1 - beta1) * gradient
+                let squares = beta2 * load(v + index, lanes: lanes) + (1 - beta2) * gradient * gradient
+                let denominator = squares.squareRoot() / rootCorrection2 + epsilon
+                store(moment, m + index, lanes: lanes)
+                store(squares, v + index, lanes: lanes)
+                store(load(p + index, lanes: lanes) - stepSize * moment / denominator, p + index, lanes: lanes)
+            }
         }
     }
 

@@ -191,13 +191,13 @@ public final class Trainer {
         model.gradients.zero()
         workspace.backward(length: T, batch: B)
         onPhase?(.backward)
-        lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip)
+        lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip, context: context)
         guard lastGradientNorm.isFinite else { throw CharLMError.nonFiniteGradient(step: step + 1) }
         onPhase?(.clip)
         // Nothing has changed the parameters or the optimizer until here.
         optimizer.settings.learningRate = settings.learningRate(atStep: step + 1)
         optimizer.settings.weightDecay = settings.weightDecay
-        optimizer.update(parameters: model.parameters, gradients: model.gradients)
+        optimizer.update(parameters: model.parameters, gradients: model.gradients, context: context)
         // Finite gradients can still make an infinite parameter (an optimizer state from a damaged file, say): stop
         // here rather than train, evaluate and save a broken model.
         if let index = model.parameters.firstNonFinite() { throw CharLMError.nonFiniteParameters(step: step + 1, index: index) }

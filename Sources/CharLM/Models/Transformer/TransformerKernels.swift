@@ -221,34 +221,36 @@ struct CausalAttention {
     }
 
     /// Fills `weights` with P and, where `mask` is given (the dropout mask, (B, NH, T, T)), `dropped` with P * mask;
-    /// y = (P or P * mask) V.
+    /// y = (P or P * mask) V. The products skip what the causal mask hides (CausalProducts.swift).
     func forward(qkv: UnsafePointer<Float>, weights: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?,
                  dropped: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let (T, B, HS, E) = (length, batch, headSize, embedding)
         let rowStride = B * 3 * E
-        context.team.runParts(work: B * heads * T * T * HS * 2) { member in
-            for pair in member.share(of: B * heads) {
-                let (b, h) = (pair / heads, pair % heads)
-                let q = qkv + b * 3 * E + h * HS, k = q + E, v = q + 2 * E
-                let p = block(weights, b, h)
-                // scores(T, T) = Q(T, HS) K^T(HS, T) / sqrt(HS); only s <= t is used
-                BLAS.gemm(.none, .transposed, m: T, n: T, k: HS, alpha: scale, a: q, lda: rowStride, b: k,
-                          ldb: rowStride, beta: 0, c: p, ldc: T, context: context)
-                // softmax over s <= t of each row t; zero above the diagonal
-                for t in 0..<T {
-                    softmax(p + t * T, count: t + 1)
-                    (p + t * T + t + 1).update(repeating: 0, count: T - t - 1)
+        let products = CausalProducts(length: T, headSize: HS)
+        context.team.runParts(work: B * heads * T * T * HS) { member in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount) { keysT in
+                for pair in member.share(of: B * heads) {
+                    let (b, h) = (pair / heads, pair % heads)
+                    let q = qkv + b * 3 * E + h * HS, k = q + E, v = q + 2 * E
+                    let p = block(weights, b, h)
+                    // scores(T, T) = Q(T, HS) K^T(HS, T) / sqrt(HS); only s <= t is used
+                    products.transposeKeys(k, stride: rowStride, into: keysT.baseAddress!)
+                    products.scores(q, stride: rowStride, keysT: keysT.baseAddress!, scale: scale, into: p)
+                    // softmax over s <= t of each row t; zero above the diagonal
+                    for t in 0..<T {
+                        softmax(p + t * T, count: t + 1)
+                        (p + t * T + t + 1).update(repeating: 0, count: T - t - 1)
+                    }
+                    // through the dropout on the weights
+                    var used = UnsafePointer(p)
+                    if let mask {
+                        let (m, d) = (mask + (b * heads + h) * T * T, block(dropped, b, h))
+                        for index in 0..<(T * T) { d[index] = p[index] * m[index] }
+                        used = UnsafePointer(d)
+                    }
+                    // y(T, HS) = P(T, T) V(T, HS)
+                    products.pastSum(used, v, stride: rowStride, scale: 1, into: y + b * E + h * HS, outStride: B * E)
                 }
-                // through the dropout on the weights
-                var used = UnsafePointer(p)
-                if let mask {
-                    let (m, d) = (mask + (b * heads + h) * T * T, block(dropped, b, h))
-                    for index in 0..<(T * T) { d[index] = p[index] * m[index] }
-                    used = UnsafePointer(d)
-                }
-                // y(T, HS) = P(T, T) V(T, HS)
-                BLAS.gemm(.none, .none, m: T, n: HS, k: T, a: used, lda: T, b: v, ldb: rowStride, beta: 0,
-                          c: y + b * E + h * HS, ldc: B * E, context: context)
             }
         }
     }
@@ -260,36 +262,38 @@ struct CausalAttention {
                   qkvGradient: UnsafeMutablePointer<Float>, context: ComputeContext) {
         let (T, B, HS, E) = (length, batch, headSize, embedding)
         let rowStride = B * 3 * E
-        context.team.runParts(work: B * heads * T * T * HS * 4) { member in
-            for pair in member.share(of: B * heads) {
-                let (b, h) = (pair / heads, pair % heads)
-                let offset = b * 3 * E + h * HS
-                let (q, k, v) = (qkv + offset, qkv + offset + E, qkv + offset + 2 * E)
-                let (dq, dk, dv) = (qkvGradient + offset, qkvGradient + offset + E, qkvGradient + offset + 2 * E)
-                let dyBlock = dy + b * E + h * HS
-                let p = weights + (b * heads + h) * T * T
-                let d = block(scratch, b, h)
-                let m = mask.map { $0 + (b * heads + h) * T * T }
-                // P' = P * mask, as the forward used it
-                if let m { for index in 0..<(T * T) { d[index] = p[index] * m[index] } }
-                // through y = P' V, to V: dV(T, HS) = P'^T(T, T) dy(T, HS)
-                BLAS.gemm(.transposed, .none, m: T, n: HS, k: T, a: m == nil ? p : UnsafePointer(d), lda: T, b: dyBlock,
-                          ldb: B * E, beta: 0, c: dv, ldc: rowStride, context: context)
-                // ... and to P': dP'(T, T) = dy(T, HS) V^T(HS, T)
-                BLAS.gemm(.none, .transposed, m: T, n: T, k: HS, a: dyBlock, lda: B * E, b: v, ldb: rowStride,
-                          beta: 0, c: d, ldc: T, context: context)
-                // through the dropout: dP = dP' * mask
-                if let m { for index in 0..<(T * T) { d[index] *= m[index] } }
-                // through the softmax, row by row: dscores_s = P_s (dP_s - sum_s' P_s' dP_s'), zero above the diagonal
-                for t in 0..<T {
-                    softmaxBackward(weights: p + t * T, gradient: d + t * T, count: t + 1)
-                    (d + t * T + t + 1).update(repeating: 0, count: T - t - 1)
+        let products = CausalProducts(length: T, headSize: HS)
+        context.team.runParts(work: B * heads * T * T * HS * 2) { member in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount) { valuesT in
+                for pair in member.share(of: B * heads) {
+                    let (b, h) = (pair / heads, pair % heads)
+                    let offset = b * 3 * E + h * HS
+                    let (q, k, v) = (qkv + offset, qkv + offset + E, qkv + offset + 2 * E)
+                    let (dq, dk, dv) = (qkvGradient + offset, qkvGradient + offset + E, qkvGradient + offset + 2 * E)
+                    let dyBlock = dy + b * E + h * HS
+                    let p = weights + (b * heads + h) * T * T
+                    let d = block(scratch, b, h)
+                    let m = mask.map { $0 + (b * heads + h) * T * T }
+                    // P' = P * mask, as the forward used it
+                    if let m { for index in 0..<(T * T) { d[index] = p[index] * m[index] } }
+                    // through y = P' V, to V: dV(T, HS) = P'^T(T, T) dy(T, HS)
+                    products.futureSum(m == nil ? p : UnsafePointer(d), dyBlock, stride: B * E, scale: 1, into: dv,
+                                       outStride: rowStride)
+                    // ... and to P': dP'(T, T) = dy(T, HS) V^T(HS, T), for s <= t
+                    products.transposeKeys(v, stride: rowStride, into: valuesT.baseAddress!)
+                    products.scores(dyBlock, stride: B * E, keysT: valuesT.baseAddress!, scale: 1, into: d)
+                    // through the dropout: dP = dP' * mask
+                    if let m { for index in 0..<(T * T) { d[index] *= m[index] } }
+                    // through the softmax, row by row: dscores_s = P_s (dP_s - sum_s' P_s' dP_s'), zero above the
+                    // diagonal
+                    for t in 0..<T {
+                        softmaxBackward(weights: p + t * T, gradient: d + t * T, count: t + 1)
+                        (d + t * T + t + 1).update(repeating: 0, count: T - t - 1)
+                    }
+                    // through scores = Q K^T / sqrt(HS): dQ(T, HS) = dscores K / sqrt(HS); dK(T, HS) = dscores^T Q / sqrt(HS)
+                    products.pastSum(d, k, stride: rowStride, scale: scale, into: dq, outStride: rowStride)
+                    products.futureSum(d, q, stride: rowStride, scale: scale, into: dk, outStride: rowStride)
                 }
-                // through scores = Q K^T / sqrt(HS): dQ(T, HS) = dscores K / sqrt(HS); dK(T, HS) = dscores^T Q / sqrt(HS)
-                BLAS.gemm(.none, .none, m: T, n: HS, k: T, alpha: scale, a: d, lda: T, b: k, ldb: rowStride, beta: 0,
-                          c: dq, ldc: rowStride, context: context)
-                BLAS.gemm(.transposed, .none, m: T, n: HS, k: T, alpha: scale, a: d, lda: T, b: q, ldb: rowStride,
-                          beta: 0, c: dk, ldc: rowStride, context: context)
             }
         }
     }
