@@ -159,7 +159,7 @@ private func whileBusy(_ team: ThreadTeam, _ body: () -> Void) {
         release.signal()
         finished.wait()
         if holding.team { return }
-        usleep(UInt32(ThreadTeam.aloneNanoseconds / 1000) + 20_000)
+        usleep(UInt32(ThreadTeam.longestAlone / 1000) + 20_000)
     }
 }
 
@@ -191,7 +191,8 @@ private func processorNanoseconds(_ clock: clockid_t) -> UInt64 {
 /// A member that keeps the others waiting (its thread lost its core) makes the team run its next jobs on the caller
 /// alone: `run` as a team of one, `runParts` part after part on the caller, so the results are those of the team.
 @Test func aLateMemberMakesTheTeamRunAloneForAWhile() {
-    let team = ThreadTeam(size: 2)
+    // every stretch alone as long as the longest, so that a try fits in one on a busy machine
+    let team = ThreadTeam(size: 2, shortestAlone: ThreadTeam.longestAlone)
     defer { team.shutDown() }
     let caller = Thread.current
     /// The team size each member of a job saw: [2, 2] on the team, [1] alone.
@@ -201,22 +202,22 @@ private func processorNanoseconds(_ clock: clockid_t) -> UInt64 {
         team.run { member in lock.withLock { sizes.append(member.team.size) } }
         return sizes
     }
-    /// Whether a job runs on the team again after `aloneNanoseconds`. On a busy machine a worker that loses its core
+    /// Whether a job runs on the team again after the stretch alone. On a busy machine a worker that loses its core
     /// while it watches for a job starts another while alone (as it should), so each while is waited out in turn.
     func sharesAgain() -> Bool {
         let deadline = Date().addingTimeInterval(300)
         repeat {
-            usleep(UInt32(ThreadTeam.aloneNanoseconds / 1000) + 20_000)
+            usleep(UInt32(ThreadTeam.longestAlone / 1000) + 20_000)
             if sizesOfAJob() == [2, 2] { return true }
         } while Date() < deadline
         return false
     }
-    // A try counts when its late job ran on the team and all of it took less than `aloneNanoseconds` (a busy
+    // A try counts when its late job ran on the team and all of it took less than the stretch alone (a busy
     // machine can keep this thread off its core longer than that between two lines).
     var tried = false
     let deadline = Date().addingTimeInterval(300)
     while !tried && Date() < deadline {
-        #expect(sharesAgain(), "after `aloneNanoseconds`, the team again")
+        #expect(sharesAgain(), "after the stretch alone, the team again")
         let start = DispatchTime.now().uptimeNanoseconds
         // member 1 keeps the caller waiting far longer than `lateNanoseconds`: until the caller has spent 2 ms of
         // its own processor time waiting. (A sleep of so many milliseconds would not do: on a busy machine the
@@ -238,13 +239,13 @@ private func processorNanoseconds(_ clock: clockid_t) -> UInt64 {
         let sizes = sizesOfAJob()
         var parts: [(Int, Bool)] = []
         team.runParts(work: 1 << 20) { member in parts.append((member.index, Thread.current == caller)) }
-        guard lateMemberRan && DispatchTime.now().uptimeNanoseconds - start < ThreadTeam.aloneNanoseconds else { continue }
+        guard lateMemberRan && DispatchTime.now().uptimeNanoseconds - start < ThreadTeam.longestAlone else { continue }
         tried = true
         #expect(sizes == [1])
         #expect(parts.map(\.0) == [0, 1] && parts.allSatisfy(\.1), "every part on the caller, in order")
     }
-    #expect(tried, "no try fitted in `aloneNanoseconds` within 300 s")
-    // and after `aloneNanoseconds`, the team again
+    #expect(tried, "no try fitted in the stretch alone within 300 s")
+    // and after the stretch alone, the team again
     #expect(sharesAgain())
 }
 
@@ -292,4 +293,47 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     let (_, soloGradients) = pass(model, inputs: inputs, targets: targets,
                                   context: ComputeContext(threads: 1, productsAs: .machine))
     #expect(gradients == soloGradients)
+}
+
+@Test func stretchesAloneDoubleWhileTheTeamIsLateAgainAndStartShortAfterAGoodRun() {
+    let (first, longest, ms) = (ThreadTeam.shortestAlone, ThreadTeam.longestAlone, UInt64(1_000_000))
+    func stretch(at now: UInt64, lastUntil: UInt64, last: UInt64) -> UInt64 {
+        ThreadTeam.stretchAlone(now: now, lastUntil: lastUntil, last: last, first: first)
+    }
+    // the first late member: the shortest stretch
+    #expect(stretch(at: 1000 * ms, lastUntil: 0, last: 0) == first)
+    // late again 10 ms after a 5 ms stretch ended (within 20 ms): twice as long; and so on up to the longest
+    #expect(stretch(at: 1015 * ms, lastUntil: 1005 * ms, last: 5 * ms) == 10 * ms)
+    #expect(stretch(at: 1100 * ms, lastUntil: 1080 * ms, last: 80 * ms) == 160 * ms)
+    #expect(stretch(at: 1300 * ms, lastUntil: 1260 * ms, last: 160 * ms) == longest)
+    #expect(stretch(at: 1600 * ms, lastUntil: 1500 * ms, last: longest) == longest)
+    // late during a stretch (a worker that lost its core while it watched for a job): longer too
+    #expect(stretch(at: 1000 * ms, lastUntil: 1003 * ms, last: 5 * ms) == 10 * ms)
+    // a good run as long as the last stretch (20 ms at least) since it ended: the shortest again
+    #expect(stretch(at: 1030 * ms, lastUntil: 1005 * ms, last: 5 * ms) == first)
+    #expect(stretch(at: 1800 * ms, lastUntil: 1500 * ms, last: longest) == first)
+}
+
+/// A worker whose part takes a few milliseconds longer than the caller's, but less than twice as long, is late by
+/// more than `lateNanoseconds` and still worth having: the team goes on as a team.
+@Test func aWorkerSlowerByLessThanTheCallersOwnPartKeepsTheTeam() {
+    let team = ThreadTeam(size: 2)
+    defer { team.shutDown() }
+    /// Spins for `milliseconds` of wall time.
+    func spin(_ milliseconds: UInt64) {
+        let end = DispatchTime.now().uptimeNanoseconds + milliseconds * 1_000_000
+        while DispatchTime.now().uptimeNanoseconds < end {}
+    }
+    // On a busy machine the worker may lose its core for longer than the caller's part (rightly marked late), so
+    // this tries up to 50 times for one clean run: the caller 20 ms, the worker 26 ms, then a job on the team.
+    var kept = false
+    for _ in 0..<50 where !kept {
+        usleep(UInt32(ThreadTeam.longestAlone / 1000) + 20_000)  // out of any stretch alone
+        var sizes: [Int] = []
+        let lock = NSLock()
+        team.run { member in spin(member.index == 0 ? 20 : 26) }
+        team.run { member in lock.withLock { sizes.append(member.team.size) } }
+        kept = sizes == [2, 2]
+    }
+    #expect(kept, "a worker 6 ms slower than the caller's 20 ms made the team run alone every time")
 }

@@ -54,9 +54,10 @@ final class ThreadTeam: @unchecked Sendable {
     /// (see `waitUntil`).
     private let aloneUntil = Atomic<UInt64>(0)
 
-    /// A team of `size` threads (the caller and `size - 1` workers).
-    init(size: Int) {
+    /// A team of `size` threads (the caller and `size - 1` workers); `shortestAlone` is for tests (see `goAlone`).
+    init(size: Int, shortestAlone: UInt64 = ThreadTeam.shortestAlone) {
         self.size = max(1, size)
+        firstStretchAlone = shortestAlone
         alarms = (1..<self.size).map { _ in Alarm() }
         for index in 1..<self.size {
             let thread = Thread { [self] in workerLoop(index: index) }
@@ -94,8 +95,9 @@ final class ThreadTeam: @unchecked Sendable {
     }
 
     private func runOnEveryMember(_ job: (TeamMember) -> Void) {
-        // Every 16th job, whether the caller lost its core during it (see `waitUntil`): a clock read costs a system
-        // call, too much for every job of generation's 20-microsecond steps.
+        // Every 16th job, whether the caller lost its core during it (see `waitUntil`): reading the thread's processor
+        // time costs a system call, too much for every job of generation's 20-microsecond steps (the wall clock, read
+        // around the caller's own part of every job, costs about 30 ns).
         jobsTimed &+= 1
         let timed = jobsTimed % 16 == 0
         let (wallStart, processorStart) = timed
@@ -105,16 +107,17 @@ final class ThreadTeam: @unchecked Sendable {
             finished.store(0, ordering: .relaxed)
             jobsStarted.wrappingAdd(1, ordering: .sequentiallyConsistent)
             for alarm in alarms where alarm.asleep.load(ordering: .sequentiallyConsistent) { alarm.semaphore.signal() }
+            let started = DispatchTime.now().uptimeNanoseconds
             job(TeamMember(index: 0, team: self))
-            waitUntil { finished.load(ordering: .acquiring) == size - 1 }
+            // late: the workers took more than twice the caller's own part, longer than it alone would have taken
+            let ownPart = DispatchTime.now().uptimeNanoseconds - started
+            waitUntil(lateAfter: max(Self.lateNanoseconds, ownPart)) { finished.load(ordering: .acquiring) == size - 1 }
             self.job = nil
         }
         if timed {
             let now = DispatchTime.now().uptimeNanoseconds
             let offCore = (now - wallStart).subtractingReportingOverflow(threadProcessorNanoseconds() - processorStart)
-            if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds {
-                aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed)
-            }
+            if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds { goAlone(now: now) }
         }
     }
 
@@ -143,33 +146,71 @@ final class ThreadTeam: @unchecked Sendable {
     /// Spins until `condition` holds, yielding the core now and then: when there are more threads than free cores
     /// (a busy machine, or a team larger than the machine), the member being waited for needs it.
     ///
-    /// A wait longer than `lateNanoseconds` means a member lost its core (other programs want the cores too): a job
+    /// A wait longer than `late` means a member lost its core (other programs want the cores too): a job
     /// shared with it then takes as long as the scheduler keeps it off, every time, and the members that spin take
     /// core time from the ones that compute (measured: generation with 2 threads beside another program busy on
-    /// both cores ran 5-10 times slower than with 1). So for the next `aloneNanoseconds` every job runs on the caller
-    /// alone (`run` as a team of one, `runParts` part after part, which gives the same results as the team: see
-    /// there), the workers sleep, and then the team is tried again. Three signs set it: a wait here that long, a
-    /// worker that finds a gap that long between two looks for a job (`waitForJob`), and a job during which the
-    /// caller was off its core that long (`runOnEveryMember`).
-    private func waitUntil(_ condition: () -> Bool) {
+    /// both cores ran 5-10 times slower than with 1). So for a while every job runs on the caller alone (`run` as a
+    /// team of one, `runParts` part after part, which gives the same results as the team: see there), the workers
+    /// sleep, and then the team is tried again (`goAlone` says for how long). Three signs set it: a wait here that
+    /// long, a worker that finds a gap that long between two looks for a job (`waitForJob`), and a job during which
+    /// the caller was off its core that long (`runOnEveryMember`).
+    private func waitUntil(lateAfter late: UInt64 = lateNanoseconds, _ condition: () -> Bool) {
         var spins = 0
         var waitingSince: UInt64 = 0
+        var wasLate = false
         while !condition() {
             spins += 1
             if spins % 1024 != 0 { continue }
             yieldProcessor()
             let now = DispatchTime.now().uptimeNanoseconds
             if waitingSince == 0 { waitingSince = now }
-            if now - waitingSince > Self.lateNanoseconds {
-                aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed)
-            }
+            if now - waitingSince > late { wasLate = true }
         }
+        // from the end of the wait (a stretch that began during it would be spent waiting), and once per wait
+        // (`goAlone` lengthens the stretch each time it is called soon after the last)
+        if wasLate { goAlone(now: DispatchTime.now().uptimeNanoseconds) }
     }
 
-    /// A wait this long for another member means it lost its core (a member's part of a job takes microseconds).
+    /// A wait this long for another member means it lost its core (a member's part of a time step takes
+    /// microseconds). For a whole job, the wait must also be longer than the caller's own part of it
+    /// (`runOnEveryMember`): the transformer's parts of a product take milliseconds, and a worker slower by a
+    /// millisecond is still faster than no worker.
     static let lateNanoseconds: UInt64 = 1_000_000
-    /// How long jobs then run on the caller alone before the team is tried again.
-    static let aloneNanoseconds: UInt64 = 200_000_000
+    /// How long jobs run on the caller alone after a late member: from `shortestAlone`, doubled up to `longestAlone`
+    /// while the team is late again soon after it is tried again (see `goAlone`).
+    static let shortestAlone: UInt64 = 5_000_000
+    static let longestAlone: UInt64 = 200_000_000
+    /// This team's first stretch alone after a good run: `shortestAlone` except in tests.
+    private let firstStretchAlone: UInt64
+    /// The length of the last stretch alone.
+    private let alonePeriod = Atomic<UInt64>(0)
+
+    /// Runs jobs alone for a while from `now` (see `waitUntil`). A busy machine makes the team late again soon after
+    /// it is tried again: while that happens within as long as the last stretch alone lasted (20 ms at least), each
+    /// stretch doubles the last (5, 10, 20, ... 200 ms, and 200 from then on). A member that lost its core once (a
+    /// virtual machine's core taken by its host for a millisecond, some tens of times a second on the machine the
+    /// benchmarks ran on) costs only 5 ms alone.
+    ///
+    /// Before, every sign meant 200 ms alone, every check of a long wait gave the sign again, and any wait over 1 ms
+    /// was late; on that machine (2 cores of a Zen 4 virtual machine, `charlm-bench train-profile`, 2 threads) the
+    /// team then ran alone most of the time: the LSTM at size M trained at 20,400 tokens/s, now 32,300-32,800
+    /// (17,400-18,600 on 1 thread); the transformer at 6/6/192 at 7,200, now 8,400-9,000; generation at H 256 made
+    /// 20,400 characters/s, now 25,800-28,400. Beside two programs busy on both cores, 2 threads run about as fast
+    /// as 1, as before (the LSTM: 9,000-16,100 tokens/s against 12,000-12,300).
+    private func goAlone(now: UInt64) {
+        let period = Self.stretchAlone(now: now, lastUntil: aloneUntil.load(ordering: .relaxed),
+                                       last: alonePeriod.load(ordering: .relaxed), first: firstStretchAlone)
+        alonePeriod.store(period, ordering: .relaxed)
+        aloneUntil.store(now + period, ordering: .relaxed)
+    }
+
+    /// How long to run alone from `now`, after a last stretch of `last` that ended at `lastUntil` (0: none yet):
+    /// `first`, or twice the last (up to `longestAlone`) when the team was late again within as long as the last
+    /// stretch lasted (20 ms at least) of being tried again, or during it.
+    static func stretchAlone(now: UInt64, lastUntil: UInt64, last: UInt64, first: UInt64) -> UInt64 {
+        let lateAgain = lastUntil != 0 && now < lastUntil + max(last, 20_000_000)
+        return lateAgain ? min(longestAlone, max(first, last * 2)) : first
+    }
 
     /// Whether jobs run on the caller alone for now (see `waitUntil`).
     private var runsAlone: Bool {
@@ -212,7 +253,7 @@ final class ThreadTeam: @unchecked Sendable {
             // `waitUntil`), and this worker sleeps.
             let descheduled = lastLook != 0 && now - lastLook > Self.lateNanoseconds
             lastLook = now
-            if descheduled { aloneUntil.store(now + Self.aloneNanoseconds, ordering: .relaxed) }
+            if descheduled { goAlone(now: now) }
             if !descheduled && now - spinningSince < Self.spinNanoseconds { continue }
             alarm.asleep.store(true, ordering: .sequentiallyConsistent)
             if jobsStarted.load(ordering: .sequentiallyConsistent) == jobsSeen { alarm.semaphore.wait() }

@@ -110,7 +110,8 @@ public final class Adam {
         let groupCount = (count + Lanes.scalarCount - 1) / Lanes.scalarCount
         team.runParts(work: count * 4) { member in
             let groups = member.share(of: groupCount)
-            let part = min(count, groups.lowerBound * Lanes.scalarCount)..<min(count, groups.upperBound * Lanes.scalarCount)
+            let width = Lanes.scalarCount
+            let part = min(count, groups.lowerBound * width)..<min(count, groups.upperBound * width)
             if part.isEmpty { return }
             // AdamW: the decay is decoupled from the gradient (it never enters m or v), applied first as PyTorch does.
             if keep != 1 {
