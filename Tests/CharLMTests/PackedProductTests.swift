@@ -337,3 +337,33 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     }
     #expect(kept, "a worker 6 ms slower than the caller's 20 ms made the team run alone every time")
 }
+
+/// A team whose members meet often and whose worker is much slower than the caller (no single wait long: a worker
+/// whose core is given less time) is slower than the caller alone: within a few such jobs, jobs run alone.
+@Test func aTeamSlowerThanItsCallerAloneRunsAlone() {
+    let team = ThreadTeam(size: 2)
+    defer { team.shutDown() }
+    func spin(_ microseconds: UInt64) {
+        let end = DispatchTime.now().uptimeNanoseconds + microseconds * 1_000
+        while DispatchTime.now().uptimeNanoseconds < end {}
+    }
+    // Five tries; other signs (a member that lost its core) can make a try go alone too, so most must, not one.
+    var wentAlone = 0
+    for _ in 0..<5 {
+        usleep(UInt32(ThreadTeam.longestAlone / 1000) + 20_000)  // out of any stretch alone
+        // eight jobs of five phases: the caller works 20 us a phase, the worker 300 us (each wait under 1 ms)
+        for _ in 0..<8 {
+            team.run { member in
+                for _ in 0..<5 {
+                    spin(member.index == 0 ? 20 : 300)
+                    member.barrier()
+                }
+            }
+        }
+        var sizes: [Int] = []
+        let lock = NSLock()
+        team.run { member in lock.withLock { sizes.append(member.team.size) } }
+        if sizes == [1] { wentAlone += 1 }
+    }
+    #expect(wentAlone >= 4, "jobs went on as a team slower than the caller alone in \(5 - wentAlone) of 5 tries")
+}

@@ -24,7 +24,7 @@ struct TeamMember {
     }
 
     /// Waits until every member has reached this barrier.
-    func barrier() { team.barrier() }
+    func barrier() { team.barrier(byCaller: index == 0) }
 }
 
 /// A fixed group of threads that run jobs together. See the top of the file.
@@ -96,12 +96,15 @@ final class ThreadTeam: @unchecked Sendable {
 
     private func runOnEveryMember(_ job: (TeamMember) -> Void) {
         // Every 16th job, whether the caller lost its core during it (see `waitUntil`): reading the thread's processor
-        // time costs a system call, too much for every job of generation's 20-microsecond steps (the wall clock, read
-        // around the caller's own part of every job, costs about 30 ns).
+        // time costs a system call, too much for every job of generation's 20-microsecond steps. Every 4th job,
+        // whether the team was slower than the caller alone: the wall clock, read around each of the caller's waits
+        // (and around its own part of every job), costs about 30 ns.
         jobsTimed &+= 1
         let timed = jobsTimed % 16 == 0
-        let (wallStart, processorStart) = timed
-            ? (DispatchTime.now().uptimeNanoseconds, threadProcessorNanoseconds()) : (0, 0)
+        let wallStart = DispatchTime.now().uptimeNanoseconds
+        let processorStart = timed ? threadProcessorNanoseconds() : 0
+        callerWaited = 0
+        countsCallerWaits = jobsTimed % 4 == 0
         withoutActuallyEscaping(job) { job in
             self.job = job
             finished.store(0, ordering: .relaxed)
@@ -111,14 +114,39 @@ final class ThreadTeam: @unchecked Sendable {
             job(TeamMember(index: 0, team: self))
             // late: the workers took more than twice the caller's own part, longer than it alone would have taken
             let ownPart = DispatchTime.now().uptimeNanoseconds - started
-            waitUntil(lateAfter: max(Self.lateNanoseconds, ownPart)) { finished.load(ordering: .acquiring) == size - 1 }
+            callerWaits(lateAfter: max(Self.lateNanoseconds, ownPart)) { finished.load(ordering: .acquiring) == size - 1 }
             self.job = nil
         }
-        if timed {
+        if countsCallerWaits || timed {
+            countsCallerWaits = false
             let now = DispatchTime.now().uptimeNanoseconds
-            let offCore = (now - wallStart).subtractingReportingOverflow(threadProcessorNanoseconds() - processorStart)
-            if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds { goAlone(now: now) }
+            let wall = now - wallStart
+            let offCore = timed ? wall.subtractingReportingOverflow(threadProcessorNanoseconds() - processorStart)
+                                : (partialValue: 0, overflow: true)
+            // The team is slower than the caller alone when the caller waited, at the barriers and at the end, longer
+            // than the other members' share of the work would take it: (size - 1) times its own share. No single wait
+            // need be long for that: generation's steps meet at a barrier every few microseconds, and on a virtual
+            // machine whose host gave the worker's core less time, 2 threads generated at 5,800-8,900 characters/s
+            // where 1 made 13,400-15,200 (the transformer of nanoGPT's CPU recipe, `charlm-bench generate-speed`);
+            // with this check, 11,600-20,200.
+            let worked = wall - min(wall, callerWaited)
+            let slowTeam = callerWaited > Self.slowTeamWait && callerWaited > UInt64(size - 1) * worked
+            if slowTeam || (!offCore.overflow && offCore.partialValue > Self.lateNanoseconds) { goAlone(now: now) }
         }
+    }
+
+    /// Whether the caller's waits in this job are being added up (every 4th job), and their total so far.
+    private var countsCallerWaits = false
+    private var callerWaited: UInt64 = 0
+    /// Waits shorter than this in a job never make the team slow (a job so short is measured too coarsely).
+    static let slowTeamWait: UInt64 = 20_000
+
+    /// `waitUntil` for the caller, adding the wait to `callerWaited` in a job that counts them.
+    private func callerWaits(lateAfter late: UInt64 = lateNanoseconds, _ condition: () -> Bool) {
+        guard countsCallerWaits else { return waitUntil(lateAfter: late, condition) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        waitUntil(lateAfter: late, condition)
+        callerWaited += DispatchTime.now().uptimeNanoseconds - start
     }
 
     /// Jobs run as a team so far (the caller's count, for timing every 16th).
@@ -133,11 +161,13 @@ final class ThreadTeam: @unchecked Sendable {
         for alarm in alarms { alarm.semaphore.signal() }
     }
 
-    fileprivate func barrier() {
+    fileprivate func barrier(byCaller: Bool) {
         let opened = barriersOpened.load(ordering: .acquiring)
         if arrived.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == size {
             arrived.store(0, ordering: .relaxed)
             barriersOpened.wrappingAdd(1, ordering: .releasing)
+        } else if byCaller {
+            callerWaits { barriersOpened.load(ordering: .acquiring) != opened }
         } else {
             waitUntil { barriersOpened.load(ordering: .acquiring) != opened }
         }
