@@ -1,6 +1,7 @@
-// The BLAS wrapper against a naive triple loop, and clipping and Adam against values worked out by hand.
+// The BLAS wrapper against a naive triple loop; clipping and Adam against values worked out by hand and against
+// themselves on other team sizes; the flat buffers' scans.
 
-import CharLM
+@testable import CharLM
 import Testing
 
 private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
@@ -111,4 +112,27 @@ func gemvMatchesNaiveLoop(transposed: Bool) {
     #expect(abs(alone.norm - exact) <= 1e-12 * exact)
     // and the update did something: every decayed parameter moved
     #expect(alone.parameters[10] != initial[10])
+}
+
+@Test func firstNonFiniteFindsTheFirstNaNOrInfinityAnywhere() {
+    // positions around the 16-lane groups and in a partial last group, against the element-by-element answer
+    for count in [1, 5, 16, 17, 40, 1000] {
+        #expect(FloatBuffer(randomFloats(count, seed: 3)).firstNonFinite() == nil)
+        for position in Set([0, 7, 15, 16, 17, count / 2, count - 1]) where position < count {
+            for bad in [Float.nan, .infinity, -.infinity] {
+                var values = randomFloats(count, seed: 4)
+                values[position] = bad
+                if position + 3 < count { values[position + 3] = .nan }  // a later one does not count
+                #expect(FloatBuffer(values).firstNonFinite() == position, "count \(count), \(bad) at \(position)")
+            }
+        }
+    }
+    // the largest finite values are finite
+    #expect(FloatBuffer([Float](repeating: .greatestFiniteMagnitude, count: 33)).firstNonFinite() == nil)
+}
+
+@Test func zeroingOnATeamZeroesEveryElement() {
+    let buffer = FloatBuffer(randomFloats(100_003, seed: 5))
+    buffer.zero(team: ComputeContext(threads: 3).team)
+    #expect(buffer.array.allSatisfy { $0 == 0 })
 }

@@ -46,10 +46,24 @@ public final class FloatBuffer {
         pointer.update(from: other.pointer, count: count)
     }
 
-    /// The index of the first element that is NaN or infinite, or nil.
+    /// Zeroes every element, `team` sharing the work (the gradients before each backward pass: 11 MB at 6/6/192).
+    func zero(team: ThreadTeam) {
+        team.runParts(work: count) { member in
+            let part = member.share(of: count)
+            (pointer + part.lowerBound).update(repeating: 0, count: part.count)
+        }
+    }
+
+    /// The index of the first element that is NaN or infinite, or nil. Sixteen at a time: x - x is 0 for a finite
+    /// x and NaN for an infinite or NaN one.
     public func firstNonFinite() -> Int? {
-        for index in 0..<count where !pointer[index].isFinite { return index }
-        return nil
+        let (full, tailStart, _) = groups(count)
+        for start in full {
+            let lanes = load(pointer + start)
+            let zeros = lanes - lanes
+            if any(zeros .!= 0) { return (start..<(start + Lanes.scalarCount)).first { !pointer[$0].isFinite } }
+        }
+        return (tailStart..<count).first { !pointer[$0].isFinite }
     }
 
     /// The elements as an array (a copy).

@@ -188,7 +188,7 @@ public final class Trainer {
         let loss = workspace.loss(length: T, batch: B, vocabularySize: model.vocabularySize, gradient: true)
         guard loss.isFinite else { throw CharLMError.nonFiniteLoss(step: step + 1, loss: loss) }
         onPhase?(.loss)
-        model.gradients.zero()
+        model.gradients.zero(team: context.team)
         workspace.backward(length: T, batch: B)
         onPhase?(.backward)
         lastGradientNorm = clipGradientNorm(model.gradients, maxNorm: settings.clip, context: context)

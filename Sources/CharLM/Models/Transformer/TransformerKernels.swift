@@ -228,14 +228,15 @@ struct CausalAttention {
         let rowStride = B * 3 * E
         let products = CausalProducts(length: T, headSize: HS)
         context.team.runParts(work: B * heads * T * T * HS) { member in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount) { keysT in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount + products.sliceCount) {
+                let keysT = $0.baseAddress!, values = keysT + products.transposedCount
                 for pair in member.share(of: B * heads) {
                     let (b, h) = (pair / heads, pair % heads)
                     let q = qkv + b * 3 * E + h * HS, k = q + E, v = q + 2 * E
                     let p = block(weights, b, h)
                     // scores(T, T) = Q(T, HS) K^T(HS, T) / sqrt(HS); only s <= t is used
-                    products.transposeKeys(k, stride: rowStride, into: keysT.baseAddress!)
-                    products.scores(q, stride: rowStride, keysT: keysT.baseAddress!, scale: scale, into: p)
+                    products.transposeKeys(k, stride: rowStride, into: keysT)
+                    products.scores(q, stride: rowStride, keysT: keysT, scale: scale, into: p)
                     // softmax over s <= t of each row t; zero above the diagonal
                     for t in 0..<T {
                         softmax(p + t * T, count: t + 1)
@@ -249,7 +250,8 @@ struct CausalAttention {
                         used = UnsafePointer(d)
                     }
                     // y(T, HS) = P(T, T) V(T, HS)
-                    products.pastSum(used, v, stride: rowStride, scale: 1, into: y + b * E + h * HS, outStride: B * E)
+                    products.gather(v, stride: rowStride, into: values)
+                    products.pastSum(used, values, stride: HS, scale: 1, into: y + b * E + h * HS, outStride: B * E)
                 }
             }
         }
@@ -264,7 +266,10 @@ struct CausalAttention {
         let rowStride = B * 3 * E
         let products = CausalProducts(length: T, headSize: HS)
         context.team.runParts(work: B * heads * T * T * HS * 2) { member in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount) { valuesT in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: products.transposedCount + 2 * products.sliceCount) {
+                let valuesT = $0.baseAddress!
+                let (slice, gradientSlice) = (valuesT + products.transposedCount,
+                                              valuesT + products.transposedCount + products.sliceCount)
                 for pair in member.share(of: B * heads) {
                     let (b, h) = (pair / heads, pair % heads)
                     let offset = b * 3 * E + h * HS
@@ -277,11 +282,12 @@ struct CausalAttention {
                     // P' = P * mask, as the forward used it
                     if let m { for index in 0..<(T * T) { d[index] = p[index] * m[index] } }
                     // through y = P' V, to V: dV(T, HS) = P'^T(T, T) dy(T, HS)
-                    products.futureSum(m == nil ? p : UnsafePointer(d), dyBlock, stride: B * E, scale: 1, into: dv,
+                    products.gather(dyBlock, stride: B * E, into: gradientSlice)
+                    products.futureSum(m == nil ? p : UnsafePointer(d), gradientSlice, stride: HS, scale: 1, into: dv,
                                        outStride: rowStride)
                     // ... and to P': dP'(T, T) = dy(T, HS) V^T(HS, T), for s <= t
-                    products.transposeKeys(v, stride: rowStride, into: valuesT.baseAddress!)
-                    products.scores(dyBlock, stride: B * E, keysT: valuesT.baseAddress!, scale: 1, into: d)
+                    products.transposeKeys(v, stride: rowStride, into: valuesT)
+                    products.scores(gradientSlice, stride: HS, keysT: valuesT, scale: 1, into: d)
                     // through the dropout: dP = dP' * mask
                     if let m { for index in 0..<(T * T) { d[index] *= m[index] } }
                     // through the softmax, row by row: dscores_s = P_s (dP_s - sum_s' P_s' dP_s'), zero above the
@@ -291,8 +297,10 @@ struct CausalAttention {
                         (d + t * T + t + 1).update(repeating: 0, count: T - t - 1)
                     }
                     // through scores = Q K^T / sqrt(HS): dQ(T, HS) = dscores K / sqrt(HS); dK(T, HS) = dscores^T Q / sqrt(HS)
-                    products.pastSum(d, k, stride: rowStride, scale: scale, into: dq, outStride: rowStride)
-                    products.futureSum(d, q, stride: rowStride, scale: scale, into: dk, outStride: rowStride)
+                    products.gather(k, stride: rowStride, into: slice)
+                    products.pastSum(d, slice, stride: HS, scale: scale, into: dq, outStride: rowStride)
+                    products.gather(q, stride: rowStride, into: slice)
+                    products.futureSum(d, slice, stride: HS, scale: scale, into: dk, outStride: rowStride)
                 }
             }
         }
@@ -356,6 +364,26 @@ enum Residual {
             for i in 0..<count { branchGradient[i] = streamGradient[i] * mask[i] }
         } else {
             branchGradient.update(from: streamGradient, count: count)
+        }
+    }
+
+    /// `forward` with the context's team sharing the elements.
+    static func forward(input: UnsafePointer<Float>, branch: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                        output: UnsafeMutablePointer<Float>, count: Int, context: ComputeContext) {
+        context.team.runParts(work: count) { member in
+            let part = member.share(of: count), first = part.lowerBound
+            forward(input: input + first, branch: branch + first, mask: mask.map { $0 + first }, output: output + first,
+                    count: part.count)
+        }
+    }
+
+    /// `backward` with the context's team sharing the elements.
+    static func backward(streamGradient: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                         branchGradient: UnsafeMutablePointer<Float>, count: Int, context: ComputeContext) {
+        context.team.runParts(work: count) { member in
+            let part = member.share(of: count), first = part.lowerBound
+            backward(streamGradient: streamGradient + first, mask: mask.map { $0 + first },
+                     branchGradient: branchGradient + first, count: part.count)
         }
     }
 }

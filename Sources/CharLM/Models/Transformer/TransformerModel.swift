@@ -257,7 +257,8 @@ public final class TransformerModel {
                            bias: weight(views.attentionProjectionBias), output: pass.branch.pointer, rows: N, inputs: E,
                            outputs: E, context: context)
             Residual.forward(input: block.input.pointer, branch: pass.branch.pointer,
-                             mask: mask(block.attentionMask, count: N * E), output: block.middle.pointer, count: N * E)
+                             mask: mask(block.attentionMask, count: N * E), output: block.middle.pointer, count: N * E,
+                             context: context)
             // MLP branch: output = middle + drop(c_proj(gelu(c_fc(ln_2(middle)))))
             LayerNorm.forward(input: block.middle.pointer, weight: weight(views.ln2Weight)!, bias: weight(views.ln2Bias),
                               output: block.normalized2.pointer, mean: block.mean2.pointer, rstd: block.rstd2.pointer,
@@ -270,7 +271,8 @@ public final class TransformerModel {
                            outputs: E, context: context)
             let output = l + 1 < pass.blocks.count ? pass.blocks[l + 1].input : pass.final
             Residual.forward(input: block.middle.pointer, branch: pass.branch.pointer,
-                             mask: mask(block.mlpMask, count: N * E), output: output.pointer, count: N * E)
+                             mask: mask(block.mlpMask, count: N * E), output: output.pointer, count: N * E,
+                             context: context)
         }
         // logits(N, V) = ln_f(x)(N, E) wte^T(E, V): the head is the token embedding
         LayerNorm.forward(input: pass.final.pointer, weight: weight(layout.lnFinalWeight)!, bias: weight(layout.lnFinalBias),
@@ -303,7 +305,8 @@ public final class TransformerModel {
         for (l, views) in layout.blocks.enumerated().reversed() {
             let block = pass.blocks[l]
             // through the MLP branch's residual: dmiddle = doutput (in place), dbranch = doutput * mask
-            Residual.backward(streamGradient: dStream, mask: mask(block.mlpMask), branchGradient: dBranch, count: N * E)
+            Residual.backward(streamGradient: dStream, mask: mask(block.mlpMask), branchGradient: dBranch, count: N * E,
+                              context: context)
             // through c_proj, to GELU's output
             Linear.backward(outputGradient: dBranch, input: block.activated.pointer, weight: weight(views.mlpProjectionWeight)!,
                             weightGradient: gradient(views.mlpProjectionWeight)!,
@@ -321,7 +324,8 @@ public final class TransformerModel {
                                weightGradient: gradient(views.ln2Weight)!, biasGradient: gradient(views.ln2Bias),
                                rows: N, width: E, context: context)
             // through the attention branch's residual: dinput = dmiddle (in place), dbranch = dmiddle * mask
-            Residual.backward(streamGradient: dStream, mask: mask(block.attentionMask), branchGradient: dBranch, count: N * E)
+            Residual.backward(streamGradient: dStream, mask: mask(block.attentionMask), branchGradient: dBranch,
+                              count: N * E, context: context)
             // through c_proj, to the heads' outputs
             Linear.backward(outputGradient: dBranch, input: block.attended.pointer,
                             weight: weight(views.attentionProjectionWeight)!,
