@@ -300,8 +300,10 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     func stretch(at now: UInt64, lastUntil: UInt64, last: UInt64) -> UInt64 {
         ThreadTeam.stretchAlone(now: now, lastUntil: lastUntil, last: last, first: first)
     }
-    // the first late member: the shortest stretch
+    // the first late member: the shortest stretch; a team measured slower than its caller: a longer first one
     #expect(stretch(at: 1000 * ms, lastUntil: 0, last: 0) == first)
+    #expect(ThreadTeam.stretchAlone(now: 1000 * ms, lastUntil: 0, last: 0, first: ThreadTeam.slowTeamAlone)
+            == ThreadTeam.slowTeamAlone)
     // late again 10 ms after a 5 ms stretch ended (within 20 ms): twice as long; and so on up to the longest
     #expect(stretch(at: 1015 * ms, lastUntil: 1005 * ms, last: 5 * ms) == 10 * ms)
     #expect(stretch(at: 1100 * ms, lastUntil: 1080 * ms, last: 80 * ms) == 160 * ms)

@@ -127,11 +127,14 @@ final class ThreadTeam: @unchecked Sendable {
             // than the other members' share of the work would take it: (size - 1) times its own share. No single wait
             // need be long for that: generation's steps meet at a barrier every few microseconds, and on a virtual
             // machine whose host gave the worker's core less time, 2 threads generated at 5,800-8,900 characters/s
-            // where 1 made 13,400-15,200 (the transformer of nanoGPT's CPU recipe, `charlm-bench generate-speed`);
-            // with this check, 11,600-20,200.
+            // where 1 made 13,400-15,200 (the transformer of nanoGPT's CPU recipe, `charlm-bench generate-speed`).
             let worked = wall - min(wall, callerWaited)
             let slowTeam = callerWaited > Self.slowTeamWait && callerWaited > UInt64(size - 1) * worked
-            if slowTeam || (!offCore.overflow && offCore.partialValue > Self.lateNanoseconds) { goAlone(now: now) }
+            if slowTeam {
+                goAlone(now: now, first: Self.slowTeamAlone)
+            } else if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds {
+                goAlone(now: now)
+            }
         }
     }
 
@@ -140,6 +143,10 @@ final class ThreadTeam: @unchecked Sendable {
     private var callerWaited: UInt64 = 0
     /// Waits shorter than this in a job never make the team slow (a job so short is measured too coarsely).
     static let slowTeamWait: UInt64 = 20_000
+    /// The first stretch alone after a slow team: longer than after one late member, as the team was measured slower
+    /// than the caller alone. The transformer's generation above, 7 runs of 630 characters each: 5 ms made
+    /// 12,400-20,300 characters/s (median 13,100), 50 ms 13,800-19,700 (median 15,600); 1 thread 13,700-15,000.
+    static let slowTeamAlone: UInt64 = 50_000_000
 
     /// `waitUntil` for the caller, adding the wait to `callerWaited` in a job that counts them.
     private func callerWaits(lateAfter late: UInt64 = lateNanoseconds, _ condition: () -> Bool) {
@@ -227,9 +234,9 @@ final class ThreadTeam: @unchecked Sendable {
     /// (17,400-18,600 on 1 thread); the transformer at 6/6/192 at 7,200, now 8,400-9,000; generation at H 256 made
     /// 20,400 characters/s, now 25,800-28,400. Beside two programs busy on both cores, 2 threads run about as fast
     /// as 1, as before (the LSTM: 9,000-16,100 tokens/s against 12,000-12,300).
-    private func goAlone(now: UInt64) {
+    private func goAlone(now: UInt64, first: UInt64 = 0) {
         let period = Self.stretchAlone(now: now, lastUntil: aloneUntil.load(ordering: .relaxed),
-                                       last: alonePeriod.load(ordering: .relaxed), first: firstStretchAlone)
+                                       last: alonePeriod.load(ordering: .relaxed), first: max(first, firstStretchAlone))
         alonePeriod.store(period, ordering: .relaxed)
         aloneUntil.store(now + period, ordering: .relaxed)
     }
