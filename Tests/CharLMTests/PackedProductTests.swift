@@ -316,16 +316,17 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
     #expect(stretch(at: 1800 * ms, lastUntil: 1500 * ms, last: longest) == first)
 }
 
+/// Keeps the thread busy for `microseconds` of wall time (a member's part of a job, without sleeping).
+private func spin(microseconds: UInt64) {
+    let end = DispatchTime.now().uptimeNanoseconds + microseconds * 1_000
+    while DispatchTime.now().uptimeNanoseconds < end {}
+}
+
 /// A worker whose part takes a few milliseconds longer than the caller's, but less than twice as long, is late by
 /// more than `lateNanoseconds` and still worth having: the team goes on as a team.
 @Test func aWorkerSlowerByLessThanTheCallersOwnPartKeepsTheTeam() {
     let team = ThreadTeam(size: 2)
     defer { team.shutDown() }
-    /// Spins for `milliseconds` of wall time.
-    func spin(_ milliseconds: UInt64) {
-        let end = DispatchTime.now().uptimeNanoseconds + milliseconds * 1_000_000
-        while DispatchTime.now().uptimeNanoseconds < end {}
-    }
     // On a busy machine the worker may lose its core for longer than the caller's part (rightly marked late), so
     // this tries up to 50 times for one clean run: the caller 20 ms, the worker 26 ms, then a job on the team.
     var kept = false
@@ -333,7 +334,7 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
         usleep(UInt32(ThreadTeam.longestAlone / 1000) + 20_000)  // out of any stretch alone
         var sizes: [Int] = []
         let lock = NSLock()
-        team.run { member in spin(member.index == 0 ? 20 : 26) }
+        team.run { member in spin(microseconds: member.index == 0 ? 20_000 : 26_000) }
         team.run { member in lock.withLock { sizes.append(member.team.size) } }
         kept = sizes == [2, 2]
     }
@@ -345,10 +346,6 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
 @Test func aTeamSlowerThanItsCallerAloneRunsAlone() {
     let team = ThreadTeam(size: 2)
     defer { team.shutDown() }
-    func spin(_ microseconds: UInt64) {
-        let end = DispatchTime.now().uptimeNanoseconds + microseconds * 1_000
-        while DispatchTime.now().uptimeNanoseconds < end {}
-    }
     // Five tries; other signs (a member that lost its core) can make a try go alone too, so most must, not one.
     var wentAlone = 0
     for _ in 0..<5 {
@@ -357,7 +354,7 @@ func passesOnAnyTeamMatchTheNaiveModel(shape: (V: Int, E: Int, H: Int, L: Int, T
         for _ in 0..<8 {
             team.run { member in
                 for _ in 0..<5 {
-                    spin(member.index == 0 ? 20 : 300)
+                    spin(microseconds: member.index == 0 ? 20 : 300)
                     member.barrier()
                 }
             }
