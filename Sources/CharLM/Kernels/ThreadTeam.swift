@@ -114,7 +114,7 @@ final class ThreadTeam: @unchecked Sendable {
             job(TeamMember(index: 0, team: self))
             // late: the workers took more than twice the caller's own part, longer than it alone would have taken
             let ownPart = DispatchTime.now().uptimeNanoseconds - started
-            callerWaits(lateAfter: max(Self.lateNanoseconds, ownPart)) { finished.load(ordering: .acquiring) == size - 1 }
+            waitUntil(lateAfter: max(Self.lateNanoseconds, ownPart)) { finished.load(ordering: .acquiring) == size - 1 }
             self.job = nil
         }
         if countsCallerWaits || timed {
@@ -123,11 +123,15 @@ final class ThreadTeam: @unchecked Sendable {
             let wall = now - wallStart
             let offCore = timed ? wall.subtractingReportingOverflow(threadProcessorNanoseconds() - processorStart)
                                 : (partialValue: 0, overflow: true)
-            // The team is slower than the caller alone when the caller waited, at the barriers and at the end, longer
-            // than the other members' share of the work would take it: (size - 1) times its own share. No single wait
-            // need be long for that: generation's steps meet at a barrier every few microseconds, and on a virtual
-            // machine whose host gave the worker's core less time, 2 threads generated at 5,800-8,900 characters/s
-            // where 1 made 13,400-15,200 (the transformer of nanoGPT's CPU recipe, `charlm-bench generate-speed`).
+            // The team is slower than the caller alone when the caller waited at the barriers longer than the other
+            // members' share of the work would take it: (size - 1) times its own share. No single wait need be long
+            // for that: generation's steps meet at a barrier every few microseconds, and on a virtual machine whose
+            // host gave the worker's core less time, 2 threads generated at 5,800-8,900 characters/s where 1 made
+            // 13,400-15,200 (the transformer of nanoGPT's CPU recipe, `charlm-bench generate-speed`). The wait at a
+            // job's end does not count: a product's rows split evenly still take one member twice as long as the
+            // other when only the other has them in its cache, and counting it there made the transformer's
+            // training run alone most of the time in some runs (16,600-26,000 tokens/s at the CPU recipe, 21,300-27,400
+            // without; 1 thread about 15,000). That wait has its own rule (`lateAfter` above).
             let worked = wall - min(wall, callerWaited)
             let slowTeam = callerWaited > Self.slowTeamWait && callerWaited > UInt64(size - 1) * worked
             if slowTeam {
@@ -148,7 +152,7 @@ final class ThreadTeam: @unchecked Sendable {
     /// 12,400-20,300 characters/s (median 13,100), 50 ms 13,800-19,700 (median 15,600); 1 thread 13,700-15,000.
     static let slowTeamAlone: UInt64 = 50_000_000
 
-    /// `waitUntil` for the caller, adding the wait to `callerWaited` in a job that counts them.
+    /// `waitUntil` for the caller at a barrier, adding the wait to `callerWaited` in a job that counts them.
     private func callerWaits(lateAfter late: UInt64 = lateNanoseconds, _ condition: () -> Bool) {
         guard countsCallerWaits else { return waitUntil(lateAfter: late, condition) }
         let start = DispatchTime.now().uptimeNanoseconds
