@@ -236,8 +236,9 @@ final class ThreadTeam: @unchecked Sendable {
     /// was late; on that machine (2 cores of a Zen 4 virtual machine, `charlm-bench train-profile`, 2 threads) the
     /// team then ran alone most of the time: the LSTM at size M trained at 20,400 tokens/s, now 32,300-32,800
     /// (17,400-18,600 on 1 thread); the transformer at 6/6/192 at 7,200, now 8,400-9,000; generation at H 256 made
-    /// 20,400 characters/s, now 25,800-28,400. Beside two programs busy on both cores, 2 threads run about as fast
-    /// as 1, as before (the LSTM: 9,000-16,100 tokens/s against 12,000-12,300).
+    /// 20,400 characters/s, now 25,800-28,400. Beside two programs busy on both cores, 2 threads still run below 1
+    /// at times, as before: the LSTM at 8,100-17,700 tokens/s against 11,600-13,400 on 1 (before: 7,900-9,600
+    /// against 7,400-12,300).
     private func goAlone(now: UInt64, first: UInt64 = 0) {
         let period = Self.stretchAlone(now: now, lastUntil: aloneUntil.load(ordering: .relaxed),
                                        last: alonePeriod.load(ordering: .relaxed), first: max(first, firstStretchAlone))
