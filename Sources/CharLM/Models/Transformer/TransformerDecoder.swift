@@ -48,7 +48,9 @@ final class TransformerDecoder: Decoder {
     /// The weights of each block's four products and of the head, transposed into the column panels of charlm's
     /// packed kernel (PackedProduct.swift), once per decoder: each thread reads its own panels, contiguous, for every
     /// step. OpenBLAS's matrix-vector products on the weights as stored made 13,700-15,600 characters/s on 1 thread
-    /// and 13,000-21,000 on 2 at nanoGPT's CPU recipe (`charlm-bench generate-speed`, Zen 4), ...
+    /// and 13,000-21,000 on 2 at nanoGPT's CPU recipe; the panels 18,100-18,800 on 1 and 16,200-19,200 on 2
+    /// (`charlm-bench generate-speed --length 630`, 2 cores of a Zen 4). Packing costs one pass over the weights per
+    /// `gen`, and their size again in memory (counted in `floatCount`).
     private let packedBlocks: [(attention: PackedMatrix, attentionProjection: PackedMatrix, mlp: PackedMatrix,
                                 mlpProjection: PackedMatrix)]
     private let packedHead: PackedMatrix
