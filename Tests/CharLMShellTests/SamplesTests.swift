@@ -59,7 +59,9 @@ private func samples(in output: String) -> [String] {
     #expect(capped.status == 1)
     #expect(unwrapped(capped.stderr).contains("error: 256 samples of 1,000,000 characters needs about 1.0 GB of memory"),
             "\(capped.stderr)")
-    #expect(unwrapped(capped.stderr).hasSuffix("available: lower `samples` or N\n"), "\(capped.stderr)")
+    // the share the check allows, with the amount: the figures the message gives agree with the refusal
+    #expect(unwrapped(capped.stderr).contains("available, of which charlm takes at most 80% ("), "\(capped.stderr)")
+    #expect(unwrapped(capped.stderr).hasSuffix("): lower `samples` or N\n"), "\(capped.stderr)")
 }
 
 /// Found by the hostile-input run: under an address-space cap, `samples 2` on a large model crashed allocating its
@@ -90,4 +92,16 @@ private func samples(in output: String) -> [String] {
     let result = try runProgram("/bin/sh", ["-c", command])
     #expect(result.status == 1, "\(result.stderr)")
     #expect(result.stderr == "charlm: cannot write to standard output (No space left on device); its output is dropped\n")
+}
+
+@Test func aGenerationRefusedAfterItsPromptEndsThePromptsLine() throws {
+    // The transformer's decoder checks its memory once `gen` has echoed the prompt: the refusal must not be glued to
+    // the prompt's line (at a terminal both share the screen). Context 8192 with 8 heads needs about 2 GB.
+    let command = "ulimit -v 1500000; exec '\(charlmBinary)' -c 'set arch transformer' -c 'set context 8192' "
+        + "-c 'set heads 8' -c 'load \(fixture("tiny.txt"))' -c 'gen \"hi\" 5'"
+    let refused = try runProgram("/bin/sh", ["-c", command])
+    #expect(refused.status == 1)
+    #expect(unwrapped(refused.stderr).contains("error: generating 1 sample with context 8192 needs about"),
+            "\(refused.stderr)")
+    #expect(refused.stdout.hasSuffix("\nhi\n"), "\(refused.stdout)")
 }

@@ -60,7 +60,10 @@ public enum CharLMError: Error, Equatable, CustomStringConvertible {
                 ? ("\(grouped(bytes)) bytes", "\(grouped(maximum)) bytes") : (formatBytes(bytes), formatBytes(maximum))
             return "'\(path)' is \(size) or more; the most for \(limit) is \(most)"
         case .notEnoughMemory(let what, let bytes, let available, let hint):
-            return "\(what) needs about \(formatBytes(bytes)) of memory; the machine has \(formatBytes(available)) available: \(hint)"
+            // the check allows `usableShare` of what is available (Resources.swift): say both, or the figures disagree
+            let usable = Int(Double(available) * MemoryBudget.usableShare)
+            return "\(what) needs about \(formatBytes(bytes)) of memory; the machine has \(formatBytes(available)) available, "
+                + "of which charlm takes at most \(Int(MemoryBudget.usableShare * 100))% (\(formatBytes(usable))): \(hint)"
         case .tooLarge(let what, let value, let maximum):
             return "\(what) is \(value); charlm counts to at most \(maximum)"
         case .cancelled:

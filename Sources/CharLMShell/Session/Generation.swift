@@ -44,19 +44,26 @@ extension Session {
         var randomness = sampleGenerator
         defer { sampleGenerator = randomness }
         // Keys typed meanwhile are not echoed into the text, and run afterwards (a pasted session keeps its lines).
-        try whileRunningLong(true) {
-            try generator.stream(
-                prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &randomness,
-                cancellation: cancellation
-            ) { token in
-                console.out(shown(vocabulary.character(token)))
-                generated += 1
-                if interruptRequested() {
-                    stopped = true
-                    return false
+        do {
+            try whileRunningLong(true) {
+                try generator.stream(
+                    prompt: prompt, count: count, settings: settings.sampling, primer: primer, generator: &randomness,
+                    cancellation: cancellation
+                ) { token in
+                    console.out(shown(vocabulary.character(token)))
+                    generated += 1
+                    if interruptRequested() {
+                        stopped = true
+                        return false
+                    }
+                    return true
                 }
-                return true
             }
+        } catch {
+            // refused (memory) or stopped before the first character: end the prompt's line, so that the error
+            // starts a line of its own
+            if !promptText.isEmpty || generated > 0 { console.out("\n") }
+            throw error
         }
         console.out("\n")
         try endGeneration(quantity(generated, "character"), characters: generated,
