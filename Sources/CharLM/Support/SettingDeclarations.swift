@@ -216,7 +216,7 @@ public enum Setting {
         summary: "independent samples `gen` writes, generated together")
     public static let bf16 = SettingDeclaration(
         name: "bf16", group: .sampling, domain: .flag, defaultText: "off",
-        summary: "`gen` reads bfloat16 copies of the weights: faster, within 2% of float32")
+        summary: "LSTM, GRU and RNN `gen` reads bfloat16 weights: faster, within 2% of float32")
     public static let eval = SettingDeclaration(
         name: "eval", group: .training, domain: .integer(0...1_000_000), defaultText: "250",
         summary: "validate every this many steps while training (0 = only at the end)")
