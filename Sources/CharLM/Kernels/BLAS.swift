@@ -54,7 +54,7 @@ public enum BLAS {
     }
 
     /// `gemm` on the calling thread alone, for callers that share the work themselves (the transformer's decoder:
-    /// each thread owns the same columns of every product from one step to the next).
+    /// each thread computes its own attention heads).
     static func gemmOnThisThread(
         _ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -153,10 +153,10 @@ final class ThreadTeam: @unchecked Sendable {
     static let slowTeamAlone: UInt64 = 50_000_000
 
     /// `waitUntil` for the caller at a barrier, adding the wait to `callerWaited` in a job that counts them.
-    private func callerWaits(lateAfter late: UInt64 = lateNanoseconds, _ condition: () -> Bool) {
-        guard countsCallerWaits else { return waitUntil(lateAfter: late, condition) }
+    private func callerWaits(_ condition: () -> Bool) {
+        guard countsCallerWaits else { return waitUntil(condition) }
         let start = DispatchTime.now().uptimeNanoseconds
-        waitUntil(lateAfter: late, condition)
+        waitUntil(condition)
         callerWaited += DispatchTime.now().uptimeNanoseconds - start
     }
 

@@ -24,19 +24,6 @@ enum Linear {
                   beta: bias == nil ? 0 : 1, c: output, ldc: outputs, context: context)
     }
 
-    /// Columns `columns` of output(N, out) = input(N, in) weight^T + bias, on the calling thread: rows `columns` of
-    /// the weight. The decoder's threads each own a fixed share of every product's columns (TransformerDecoder.swift).
-    static func forwardColumns(_ columns: Range<Int>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, rows N: Int,
-                               inputs: Int, outputs: Int) {
-        if columns.isEmpty { return }
-        let first = columns.lowerBound
-        if let bias { for r in 0..<N { (output + r * outputs + first).update(from: bias + first, count: columns.count) } }
-        BLAS.gemmOnThisThread(.none, .transposed, m: N, n: columns.count, k: inputs, alpha: 1, a: input, lda: inputs,
-                              b: weight + first * inputs, ldb: inputs, beta: bias == nil ? 0 : 1, c: output + first,
-                              ldc: outputs)
-    }
-
     /// Backward: dweight(out, in) += doutput^T input; dbias(out) += column sums of doutput; dinput(N, in) =
     /// doutput weight (overwritten, or added to when `accumulateInput`).
     static func backward(outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
