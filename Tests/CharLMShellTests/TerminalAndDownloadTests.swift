@@ -230,7 +230,7 @@ private func startServer(_ arguments: (Int) -> [String]) throws -> (port: Int, s
     return (port, { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() })
 }
 
-private let sharedCorpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let sharedCorpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../../../shared/data/tinyshakespeare.txt").standardizedFileURL.path
 
 @Test(.enabled(if: FileManager.default.fileExists(atPath: sharedCorpus), "../shared/data/tinyshakespeare.txt is absent: the good-checksum download cannot be served"))

@@ -343,6 +343,35 @@ private func spin(microseconds: UInt64) {
 
 /// A team whose members meet often and whose worker is much slower than the caller (no single wait long: a worker
 /// whose core is given less time) is slower than the caller alone: within a few such jobs, jobs run alone.
+// The team is judged on 2 ms of its counted jobs, not job by job: one long wait among healthy jobs (a worker woken
+// from its sleep, a core taken by the host once) does not make it slow; waits longer than the caller's work, job
+// after job, do, as soon as the window is full.
+@Test func slowTeamIsJudgedOnAWindowOfJobs() {
+    var window = SlowTeamWindow()
+    // generation's steps on 2 threads: the caller works 20 us and waits 2 us, but one step waits 60 us
+    var verdicts: [Bool] = []
+    for step in 0..<200 {
+        if let verdict = window.add(waited: step == 3 ? 60_000 : 2_000, worked: 20_000, teamSize: 2) {
+            verdicts.append(verdict)
+        }
+    }
+    #expect(verdicts == [false, false], "a healthy team judged \(verdicts)")
+    // a worker twice as slow as the caller: every step waits 25 us for 20 of work
+    var slow = SlowTeamWindow()
+    var steps = 0
+    var verdict: Bool?
+    while verdict == nil {
+        steps += 1
+        verdict = slow.add(waited: 25_000, worked: 20_000, teamSize: 2)
+    }
+    #expect(verdict == true)
+    #expect(steps == 45, "judged after \(steps) steps of 45 us (2 ms)")
+    // on 3 threads the caller alone would do three shares: waits up to twice its work are still faster
+    var three = SlowTeamWindow()
+    #expect(three.add(waited: 1_300_000, worked: 700_000, teamSize: 3) == false)
+    #expect(three.add(waited: 1_500_000, worked: 700_000, teamSize: 3) == true)
+}
+
 @Test func aTeamSlowerThanItsCallerAloneRunsAlone() {
     let team = ThreadTeam(size: 2)
     defer { team.shutDown() }

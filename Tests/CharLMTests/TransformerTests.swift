@@ -168,7 +168,9 @@ func transformerDecoderEqualsFullRecomputation(batch K: Int, bias: Bool, threads
                                    bias: bias)
     let model = try makeTransformer(config, seed: 5)
     let context = ComputeContext(threads: threads)
-    let decoder = try #require(try model.makeDecoder(batch: K, context: context, weights: .float32))
+    // on the team however small the model (a model this small would otherwise step on one thread)
+    let decoder = try TransformerDecoder(model: model, batch: K, context: context, minimumStepWork: 0)
+    #expect(decoder.team.size == threads)
     let V = config.vocabularySize
     let prompt = [1, 4, 2]
     try decoder.start(prompt: prompt, cancellation: .never)
@@ -186,6 +188,20 @@ func transformerDecoderEqualsFullRecomputation(batch K: Int, bias: Bool, threads
     }
     // Float32 sums in another order (one row against a whole window): a few 1e-6 on scores of magnitude ~3.
     #expect(worst < 2e-5, "largest difference \(worst)")
+}
+
+// A step runs on the team when its products give each thread at least `minimumStepWork` multiply-adds between two
+// meetings (12 E^2 B over 5 phases), else on the caller alone: at batch 1 on 2 threads, E 128 alone, E 192 shared.
+@Test func transformerDecoderSharesOnlyStepsLargeEnough() throws {
+    let context = ComputeContext(threads: 2)
+    for (embed, batch, shared) in [(128, 1, false), (192, 1, true), (128, 4, true), (16, 1, false)] {
+        let config = TransformerConfig(vocabularySize: 7, embeddingSize: embed, layerCount: 1, headCount: 4,
+                                       context: 8, bias: false)
+        let decoder = try TransformerDecoder(model: try makeTransformer(config, seed: 1), batch: batch,
+                                             context: context)
+        #expect((decoder.team === context.team) == shared, "E \(embed), batch \(batch)")
+        #expect(decoder.team.size == (shared ? 2 : 1))
+    }
 }
 
 // A prompt longer than the context is cropped to its last C characters, as nanoGPT's generate crops; greedy text

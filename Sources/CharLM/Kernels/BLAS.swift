@@ -6,6 +6,7 @@
 import Accelerate
 #else
 import CBLAS
+import Glibc
 #endif
 
 /// Whether a matrix operand is used as stored or transposed.
@@ -125,9 +126,19 @@ public enum BLAS {
 
     /// Makes BLAS itself single-threaded, once per process (OpenBLAS only; Accelerate manages its own): see the
     /// type's comment. A `ComputeContext` decides how many threads share the products.
+    ///
+    /// OpenBLAS's threaded build starts its threads when the library is loaded, and each spins (calling
+    /// `sched_yield`) for about 2^28 processor cycles before it sleeps: 80-100 ms of a core at every start of charlm,
+    /// the whole of a short command (`charlm-bench generate-speed` at H 256 generates 2,000 characters in 50 ms) and
+    /// a third of its threads on a 2-core machine. Its `blas_thread_shutdown_` ends them at once; it is looked up by
+    /// name, as OpenBLAS's serial build has no such function (and no threads). BLAS starts them again if ever asked
+    /// for more than one thread, which charlm never does.
     static let setThreadCountOnce: Void = {
         #if !canImport(Accelerate)
         openblas_set_num_threads(1)
+        if let program = dlopen(nil, RTLD_NOW), let shutdown = dlsym(program, "blas_thread_shutdown_") {
+            _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
+        }
         #endif
     }()
 

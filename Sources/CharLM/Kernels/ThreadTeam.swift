@@ -118,6 +118,7 @@ final class ThreadTeam: @unchecked Sendable {
             self.job = nil
         }
         if countsCallerWaits || timed {
+            let counted = countsCallerWaits
             countsCallerWaits = false
             let now = DispatchTime.now().uptimeNanoseconds
             let wall = now - wallStart
@@ -132,8 +133,14 @@ final class ThreadTeam: @unchecked Sendable {
             // other when only the other has them in its cache, and counting it there made the transformer's
             // training run alone most of the time in some runs (16,600-26,000 tokens/s at the CPU recipe, 21,300-27,400
             // without; 1 thread about 15,000). That wait has its own rule (`lateAfter` above).
-            let worked = wall - min(wall, callerWaited)
-            let slowTeam = callerWaited > Self.slowTeamWait && callerWaited > UInt64(size - 1) * worked
+            //
+            // The waits and the work are added up over the counted jobs of a `SlowTeamWindow` before the team is
+            // judged: one job of generation's (20-40 microseconds) is too short a sample. Judged job by job, a
+            // worker just woken from its sleep, or a single wait for the host, sent the LSTM's generation (H 256)
+            // alone for most of a run: 20,000-25,000 characters/s on 2 threads as on 1, 39,000-41,000 with the
+            // team (the same machine, one session).
+            let slowTeam = counted && slowTeamWindow.add(waited: callerWaited, worked: wall - min(wall, callerWaited),
+                                                          teamSize: size) == true
             if slowTeam {
                 goAlone(now: now, first: Self.slowTeamAlone)
             } else if !offCore.overflow && offCore.partialValue > Self.lateNanoseconds {
@@ -145,8 +152,8 @@ final class ThreadTeam: @unchecked Sendable {
     /// Whether the caller's waits in this job are being added up (every 4th job), and their total so far.
     private var countsCallerWaits = false
     private var callerWaited: UInt64 = 0
-    /// Waits shorter than this in a job never make the team slow (a job so short is measured too coarsely).
-    static let slowTeamWait: UInt64 = 20_000
+    /// The counted jobs' waits at barriers and the caller's own work, since the team was last judged.
+    private var slowTeamWindow = SlowTeamWindow()
     /// The first stretch alone after a slow team: longer than after one late member, as the team was measured slower
     /// than the caller alone. The transformer's generation above, 7 runs of 630 characters each: 5 ms made
     /// 12,400-20,300 characters/s (median 13,100), 50 ms 13,800-19,700 (median 15,600); 1 thread 13,700-15,000.
@@ -310,5 +317,25 @@ final class ThreadTeam: @unchecked Sendable {
     private final class Alarm: Sendable {
         let semaphore = DispatchSemaphore(value: 0)
         let asleep = Atomic<Bool>(false)
+    }
+}
+
+/// The caller's waits at barriers and its own work, added up over the counted jobs until they make `length` of time,
+/// then judged: the team is slower than the caller alone when the caller waited longer than (size - 1) times its own
+/// work (alone, it would have done the others' shares too). See `ThreadTeam.runOnEveryMember`.
+struct SlowTeamWindow {
+    /// How much of the counted jobs' time (waits and work) the team is judged on: some 50 of generation's steps.
+    static let length: UInt64 = 2_000_000
+    private(set) var waited: UInt64 = 0
+    private(set) var worked: UInt64 = 0
+
+    /// Adds one counted job's waits and work; once the window is full, returns whether the team was slower than its
+    /// caller alone and starts a new window, else nil.
+    mutating func add(waited jobWaited: UInt64, worked jobWorked: UInt64, teamSize: Int) -> Bool? {
+        waited += jobWaited
+        worked += jobWorked
+        guard waited + worked >= Self.length else { return nil }
+        defer { (waited, worked) = (0, 0) }
+        return waited > UInt64(teamSize - 1) * worked
     }
 }

@@ -10,6 +10,8 @@
 // residual additions to its own columns, and computes the LayerNorms of all the rows into a copy of its own; the
 // attention's (sequence, head) pairs are shared among the threads. The threads meet five times per block: after
 // qkv, after the attention, after each branch's projection into the residual stream, and after c_fc.
+// A step too small to share (nanoGPT's CPU recipe, E 128, at batch 1) runs on the calling thread alone: meeting
+// 21 times a character then costs more than the second thread saves (`minimumStepWork`).
 //
 // Past the context. The position embeddings are learned and absolute: a sequence longer than C cannot slide its cache
 // (every cached key was computed at a position that has moved). So once a sequence holds C characters, each further
@@ -56,6 +58,16 @@ final class TransformerDecoder: Decoder {
     private let packedHead: PackedMatrix
     var logits: UnsafePointer<Float> { UnsafePointer(stepLogits.pointer) }
     private let context: ComputeContext
+    /// The team each step runs on: the context's, or the caller alone when a step's products are too small to share
+    /// (`minimumStepWork`).
+    let team: ThreadTeam
+    /// The fewest multiply-adds of weights per thread between two of a step's meetings (a block's 12 E^2 per
+    /// sequence over its five phases) for which the step runs on the team: at batch 1 on 2 threads, E 192 (44,000)
+    /// runs on the team and E 128 (nanoGPT's CPU recipe, 20,000) alone. Measured (`charlm-bench generate-speed
+    /// --arch transformer --layers 4 --heads 4 --context 64 --length 630`, 2 cores of a Zen 4, 3 runs each), 1 thread
+    /// against 2: E 128 13,400-16,300 against 10,900-14,300 characters/s, E 192 7,400-9,000 against 10,000-11,800,
+    /// E 256 3,400-4,200 against 5,500-6,500.
+    static let minimumStepWork = 1 << 15
 
     /// Floats a decoder of B sequences holds besides its pass (see the buffers above).
     static func floatCount(config: TransformerConfig, batch B: Int, threads: Int) -> Double {
@@ -78,7 +90,8 @@ final class TransformerDecoder: Decoder {
         return matrix
     }
 
-    init(model: TransformerModel, batch B: Int, context: ComputeContext) throws {
+    init(model: TransformerModel, batch B: Int, context: ComputeContext,
+         minimumStepWork: Int = TransformerDecoder.minimumStepWork) throws {
         let config = model.config
         let (E, L, C, NH, V) = (config.embeddingSize, config.layerCount, config.context, config.headCount,
                                 config.vocabularySize)
@@ -90,6 +103,8 @@ final class TransformerDecoder: Decoder {
         batch = B
         contextLength = C
         self.context = context
+        let stepWork = 12 * E * E * B / (5 * threads)
+        team = stepWork >= minimumStepWork ? context.team : ThreadTeam.solo
         pass = model.makeTransformerPass(length: C, batch: 1, context: context, forInference: true)
         keys = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
         values = (0..<L).map { _ in FloatBuffer(count: B * C * E) }
@@ -183,7 +198,7 @@ final class TransformerDecoder: Decoder {
         let (x, qkv, attended, branch) = (stream.pointer, self.qkv.pointer, self.attended.pointer, self.branch.pointer)
         let (expanded, activated) = (self.expanded.pointer, self.activated.pointer)
         let scale = 1 / Float(HS).squareRoot()
-        context.team.run { member in
+        team.run { member in
             // this thread's LayerNorm output and statistics
             let (normalized, mean, rstd) = (self.normalized.pointer + member.index * B * E,
                                             self.mean.pointer + member.index * B, self.rstd.pointer + member.index * B)
