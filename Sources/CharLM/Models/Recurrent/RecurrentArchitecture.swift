@@ -53,7 +53,7 @@ extension RecurrentConfig: ModelArchitecture {
         floats += L * (loop + kept)
         if dropout > 0 { floats += 2 * (L - 1) * rows * H }  // masks and dropped outputs
         floats += rows * V  // logits
-        floats += rows * H + (L > 1 ? rows * H : 0)  // output and input gradients
+        floats += rows * H + (dropout > 0 && L > 1 ? rows * H : 0)  // output gradient, and the input's under dropout
         return 4 * floats + 2 * 4 * rows  // float32, plus the Int32 inputs and targets
     }
 

@@ -37,7 +37,8 @@ public final class ModelWorkspace {
     public let logits: FloatBuffer
     /// (T, B, H) dLoss/d(output of the layer being back-propagated).
     let outputGradient: FloatBuffer
-    /// (T, B, H) dLoss/d(input of the layer above layer 0 being back-propagated); empty when L = 1.
+    /// (T, B, H) dLoss/d(input of the layer above layer 0 being back-propagated), before the dropout mask below it;
+    /// empty without dropout (or with one layer), where that gradient goes straight into `outputGradient`.
     let inputGradient: FloatBuffer
     /// The threads and kernels this workspace's passes run on.
     public let context: ComputeContext
@@ -63,7 +64,7 @@ public final class ModelWorkspace {
         droppedOutputs = (0..<boundaries).map { _ in FloatBuffer(count: T * B * H) }
         logits = FloatBuffer(count: T * B * V)
         outputGradient = FloatBuffer(count: T * B * H)
-        inputGradient = FloatBuffer(count: L > 1 ? T * B * H : 0)
+        inputGradient = FloatBuffer(count: boundaries > 0 ? T * B * H : 0)
     }
 
     deinit {
@@ -168,7 +169,9 @@ public final class RecurrentModel {
                 // projection(T*B, P) = input(T*B, in) * W_ih^T + projection bias
                 let projection = activations.projection.pointer
                 layer.projectionBias(parameters, into: projection)
-                for r in 1..<max(1, rows) { (projection + r * P).update(from: projection, count: P) }
+                context.team.runParts(work: rows * P) { member in
+                    for r in member.share(of: rows) where r > 0 { (projection + r * P).update(from: projection, count: P) }
+                }
                 let inputSize = layer.views.inputSize
                 Products.gemm(.none, .transposed, m: rows, n: P, k: inputSize,
                           a: layerInput, lda: inputSize, b: parameters.pointer + layer.views.weightIH.offset,
@@ -242,7 +245,6 @@ public final class RecurrentModel {
                   a: dLogits, lda: V, b: parameters.pointer + layout.fcWeight.offset, ldb: H, beta: 0, c: dOutput,
                   ldc: H, context: context)
         // through the recurrent layers, top to bottom.
-        let dInput = workspace.inputGradient.pointer
         for l in stride(from: config.layerCount - 1, through: 0, by: -1) {
             let layer = layers[l]
             let activations = workspace.layers[l]
@@ -262,17 +264,17 @@ public final class RecurrentModel {
                 Products.gemm(.transposed, .none, m: P, n: inputSize, k: rows,
                           a: dProjection, lda: P, b: input, ldb: inputSize, beta: 1, c: dWeightIH, ldc: inputSize,
                           context: context)
-                // dinput(T*B, in) = dprojection(T*B, P) * W_ih(P, in)
+                // dinput(T*B, in) = dprojection(T*B, P) * W_ih(P, in): layer l's dOutput is spent, so without
+                // dropout this is layer l-1's dOutput as it stands; with dropout, it goes through the mask between
+                // layer l-1 and l: doutput_{l-1} = dinput_l * mask
+                let masked = l - 1 < workspace.dropoutMasks.count
+                let dInput = masked ? workspace.inputGradient.pointer : dOutput
                 Products.gemm(.none, .none, m: rows, n: inputSize, k: P,
                           a: dProjection, lda: P, b: weightIH, ldb: inputSize, beta: 0, c: dInput, ldc: inputSize,
                           context: context)
-                // ... and through the dropout mask between layer l-1 and l: doutput_{l-1} = dinput_l * mask
-                let count = rows * H
-                if l - 1 < workspace.dropoutMasks.count {
+                if masked {
                     let mask = workspace.dropoutMasks[l - 1].pointer
-                    for index in 0..<count { dOutput[index] = dInput[index] * mask[index] }
-                } else {
-                    dOutput.update(from: dInput, count: count)
+                    for index in 0..<(rows * H) { dOutput[index] = dInput[index] * mask[index] }
                 }
             } else {
                 // through the row lookup: dtable[v](P) = sum of the dprojection rows whose input token is v
