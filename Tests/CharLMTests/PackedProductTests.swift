@@ -11,11 +11,11 @@ private func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
     return (0..<count).map { _ in generator.nextFloat(in: -1, 1) }
 }
 
-// M around the kernel's 6 rows (1, 5, 6, 7, 64) and N around its 64- or 16-column panels (37, 64, 100, 130), for
-// every kernel whatever this CPU prefers (the wide one runs, slowly, on AVX2 too; the avx2 one's 256-bit vectors run
-// on any x86 CPU).
+// M around the kernel's 6 rows (1, 3, 5, 6, 7, 16, 64: the last block of 1 to 4 rows takes the four-row kernel)
+// and N around its 64- or 16-column panels (37, 64, 100, 130), for every kernel whatever this CPU prefers (the wide
+// one runs, slowly, on AVX2 too; the avx2 one's 256-bit vectors run on any x86 CPU).
 @Test(arguments: [(M: 1, K: 5, N: 37), (M: 5, K: 16, N: 64), (M: 6, K: 9, N: 100), (M: 7, K: 33, N: 130),
-                  (M: 64, K: 40, N: 64), (M: 13, K: 128, N: 70)],
+                  (M: 64, K: 40, N: 64), (M: 13, K: 128, N: 70), (M: 3, K: 7, N: 64), (M: 16, K: 50, N: 128)],
       PackedKernel.allCases.flatMap { kernel in [false, true].map { (kernel: kernel, transposed: $0) } })
 func packedProductMatchesNaiveTripleLoop(
     shape: (M: Int, K: Int, N: Int), variant: (kernel: PackedKernel, transposed: Bool)

@@ -276,7 +276,14 @@ private func multiplyPanels<Row: PanelRow, Rows: KernelRows>(
                     let next = c + i * ldc + firstColumn
                     for line in stride(from: 0, to: width, by: 16) { charlm_prefetch_for_write(next + line) }
                 }
-                multiplyBlock(Row.self, aRows, step: step, panel, depth: K, cRows: cRows, accumulate: accumulate)
+                if M - r <= 4 {
+                    // The last rows, at most four (a batch of 64 or 16 rows ends so): the four-row kernel does no
+                    // multiply-adds for rows past M.
+                    multiplyFourRows(Row.self, (aRows.0, aRows.1, aRows.2, aRows.3), step: step, panel, depth: K,
+                                     cRows: (cRows.0, cRows.1, cRows.2, cRows.3), accumulate: accumulate)
+                } else {
+                    multiplyBlock(Row.self, aRows, step: step, panel, depth: K, cRows: cRows, accumulate: accumulate)
+                }
             } else {
                 // A panel past column N: through the (6, width) tile, zero past the panel's columns.
                 let validRows = min(blockRows, M - r)
@@ -418,6 +425,31 @@ private func multiplyBlock<Row: PanelRow>(
         a0 += step; a1 += step; a2 += step; a3 += step; a4 += step; a5 += step
     }
     s0.store(c0); s1.store(c1); s2.store(c2); s3.store(c3); s4.store(c4); s5.store(c5)
+}
+
+/// C(4, width) (+)= A(4, K) * panel(K, width): `multiplyBlock` for a last block of at most four rows (rows past M
+/// point at any row, their results dropped), with the same sums in the same order.
+@inline(__always)
+private func multiplyFourRows<Row: PanelRow>(
+    _ row: Row.Type, _ aRows: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+    step: Int, _ panel: UnsafePointer<Float>, depth K: Int,
+    cRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            UnsafeMutablePointer<Float>),
+    accumulate: Bool
+) {
+    var (a0, a1, a2, a3) = aRows
+    let (c0, c1, c2, c3) = cRows
+    var s0 = Row(zero: ()), s1 = s0, s2 = s0, s3 = s0
+    if accumulate { s0 = Row(c0); s1 = Row(c1); s2 = Row(c2); s3 = Row(c3) }
+    var w = panel
+    for _ in 0..<K {
+        let row = Row(w)
+        s0.add(a0.pointee, times: row); s1.add(a1.pointee, times: row)
+        s2.add(a2.pointee, times: row); s3.add(a3.pointee, times: row)
+        w += Row.width
+        a0 += step; a1 += step; a2 += step; a3 += step
+    }
+    s0.store(c0); s1.store(c1); s2.store(c2); s3.store(c3)
 }
 
 // MARK: bfloat16 panels, for one-row products (generation)
