@@ -201,9 +201,10 @@ struct GenerateSpeed: ParsableCommand {
                                                     primer: corpus.primer, generators: &generators) { _ in true }
         }
         let seconds = Date().timeIntervalSince(start)
-        // The weight matrices each step reads (W_hh of every layer, W_ih above layer 0, fc.weight), float32.
-        let (V, H, L) = (config.vocabularySize, config.hiddenSize, config.layerCount)
-        let weightBytes = (bf16 && samples == 1 ? 2 : 4) * Double((2 * L - 1) * 4 * H * H + V * H)
+        // The weight matrices each step reads (W_hh of every layer, W_ih above layer 0, fc.weight), float32: G gate
+        // blocks of (H, H) each (the LSTM 4, the GRU 3, the RNN 1).
+        let (V, H, L, G) = (config.vocabularySize, config.hiddenSize, config.layerCount, config.layerKind.gateCount)
+        let weightBytes = (bf16 && samples == 1 ? 2 : 4) * Double((2 * L - 1) * G * H * H + V * H)
         printJSON([("impl", "charlm"), ("figure", "generate"), ("hidden", config.hiddenSize), ("samples", samples),
                    ("weights", bf16 && samples == 1 ? "bf16" : "fp32"),
                    ("characters", steps * samples), ("seconds", seconds),
