@@ -134,16 +134,18 @@ func drawsFollowSoftmaxOfLogitsOverTemperature(temperature: Float) {
 
 /// K samples generated together (one batched step per character) are, sample for sample, the texts that K single
 /// generations with the same generators write: the batched step computes each sequence as the single one does, for
-/// every cell.
-@Test(arguments: [(hidden: 32, samples: 5), (hidden: 40, samples: 16)], LayerKind.allCases)
-func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int), cell: LayerKind) throws {
+/// every cell; and from 8 samples the team's threads draw a share of them each (1, 2 or 3 threads here).
+@Test(arguments: [(hidden: 32, samples: 5, threads: 2), (hidden: 40, samples: 16, threads: 1),
+                  (hidden: 40, samples: 16, threads: 3)], LayerKind.allCases)
+func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, samples: Int, threads: Int),
+                                                          cell: LayerKind) throws {
     let config = RecurrentConfig(vocabularySize: 17, embeddingSize: 8, hiddenSize: shape.hidden, layerCount: 2,
                                  layerKind: cell)
     var initial = SeededGenerator(seed: 31)
     let model = try RecurrentModel(config: config, generator: &initial)
     let settings = SamplingSettings(temperature: 1.3, topK: 9)
     let seeds = (0..<shape.samples).map { UInt64(100 + $0) }
-    let generator = TextGenerator(model: model)
+    let generator = TextGenerator(model: model, context: ComputeContext(threads: shape.threads))
     var batched = [[Int]](repeating: [], count: shape.samples)
     var generators = seeds.map { SeededGenerator(seed: $0) }
     let length = try generator.streamSamples(prompt: [3, 1, 4], count: 40, settings: settings, primer: 0,
