@@ -1,5 +1,5 @@
 // The BLAS wrapper against a naive triple loop; clipping and Adam against values worked out by hand and against
-// themselves on other team sizes; the flat buffers' scans.
+// themselves on other team sizes; the flat buffers' scans and where they start.
 
 @testable import CharLM
 import Testing
@@ -129,6 +129,23 @@ func gemvMatchesNaiveLoop(transposed: Bool) {
     }
     // the largest finite values are finite
     #expect(FloatBuffer([Float](repeating: .greatestFiniteMagnitude, count: 33)).firstNonFinite() == nil)
+}
+
+@Test func buffersStartOnACacheLine() {
+    // Sizes that malloc serves from its small bins, its large ones and with mmap (16 bytes into a page), each while
+    // other allocations of odd sizes are live, so that a buffer placed by malloc alone would be off the line.
+    var keep: [AnyObject] = []
+    for count in [1, 3, 17, 1000, 65_537, 1_048_576 + 5] {
+        keep.append([Float](repeating: 0, count: count % 7 + 1) as AnyObject)
+        let buffer = FloatBuffer(count: count)
+        #expect(Int(bitPattern: buffer.pointer) % FloatBuffer.alignment == 0, "count \(count)")
+        #expect(buffer.array.allSatisfy { $0 == 0 }, "count \(count)")
+        let panels = BFloat16Panels(rows: count % 300 + 1, columns: 65)
+        #expect(Int(bitPattern: panels.storage) % FloatBuffer.alignment == 0, "count \(count)")
+        keep.append(buffer)
+        keep.append(panels)
+    }
+    #expect(FloatBuffer.alignment == 64)
 }
 
 @Test func zeroingOnATeamZeroesEveryElement() {

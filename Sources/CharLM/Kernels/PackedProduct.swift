@@ -482,11 +482,15 @@ final class BFloat16Panels {
         columns = N
         panelCount = (N + Self.width - 1) / Self.width
         pairCount = (K + 1) / 2
-        storage = .allocate(capacity: max(1, panelCount * pairCount * Self.width))
-        storage.initialize(repeating: 0, count: max(1, panelCount * pairCount * Self.width))
+        let count = max(1, panelCount * pairCount * Self.width)
+        // on a cache line, as FloatBuffer's (a panel's row of 64 lanes is 4 lines)
+        storage = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<UInt32>.stride,
+                                                   alignment: FloatBuffer.alignment)
+            .bindMemory(to: UInt32.self, capacity: count)
+        storage.initialize(repeating: 0, count: count)
     }
 
-    deinit { storage.deallocate() }
+    deinit { UnsafeMutableRawPointer(storage).deallocate() }
 
     /// Bytes held.
     var byteCount: Int { 4 * panelCount * pairCount * Self.width }
