@@ -159,7 +159,24 @@ func batchedSamplesAreTheSingleSamplesOfTheSameGenerators(shape: (hidden: Int, s
         let alone = try TextGenerator(model: model).generate(prompt: [3, 1, 4], count: 40, settings: settings,
                                                              primer: 0, generator: &single)
         #expect(batched[k] == alone, "\(cell) sample \(k)")
+        // and drew as many numbers (a sample's characters are drawn only when wanted)
+        #expect(generators[k] == single, "\(cell) sample \(k)")
     }
     // and the samples differ from one another (each its own stream)
     #expect(Set(batched).count == shape.samples)
+    // Stopped by the callback after 6 characters: each sample has drawn what 6 single characters draw, no more.
+    generators = seeds.map { SeededGenerator(seed: $0) }
+    var steps = 0
+    let stopped = try generator.streamSamples(prompt: [3, 1, 4], count: 40, settings: settings, primer: 0,
+                                              generators: &generators) { _ in
+        steps += 1
+        return steps < 6
+    }
+    #expect(stopped == 6)
+    for (k, seed) in seeds.enumerated() {
+        var single = SeededGenerator(seed: seed)
+        _ = try TextGenerator(model: model).generate(prompt: [3, 1, 4], count: 6, settings: settings, primer: 0,
+                                                     generator: &single)
+        #expect(generators[k] == single, "\(cell) sample \(k), stopped")
+    }
 }
