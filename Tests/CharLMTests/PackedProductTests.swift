@@ -341,8 +341,6 @@ private func spin(microseconds: UInt64) {
     #expect(kept, "a worker 6 ms slower than the caller's 20 ms made the team run alone every time")
 }
 
-/// A team whose members meet often and whose worker is much slower than the caller (no single wait long: a worker
-/// whose core is given less time) is slower than the caller alone: within a few such jobs, jobs run alone.
 // The team is judged on 2 ms of its counted jobs, not job by job: one long wait among healthy jobs (a worker woken
 // from its sleep, a core taken by the host once) does not make it slow; waits longer than the caller's work, job
 // after job, do, as soon as the window is full.
@@ -372,6 +370,8 @@ private func spin(microseconds: UInt64) {
     #expect(three.add(waited: 1_500_000, worked: 700_000, teamSize: 3) == true)
 }
 
+/// A team whose members meet often and whose worker is much slower than the caller (no single wait long: a worker
+/// whose core is given less time) is slower than the caller alone: within a few such jobs, jobs run alone.
 @Test func aTeamSlowerThanItsCallerAloneRunsAlone() {
     let team = ThreadTeam(size: 2)
     defer { team.shutDown() }

@@ -12,8 +12,8 @@ public final class FloatBuffer {
     /// never straddles two lines, nor two pages. `malloc` starts large blocks 16 bytes into a page; a (T, B, 4H)
     /// buffer's rows of 4H = 1024 floats are then each one page, shifted by 16 bytes, and the last vector of every
     /// row crossed into the next page. Loads and stores across pages are slow: in training M's forward time loop the
-    /// thread owning the last units of every gate block ran its cells 30-50% slower than the other (78-86 ms against
-    /// 54-60 ms over 12 steps, measured with timers around the cells) and the other waited for it at every step.
+    /// thread owning the last units of every gate block ran its cells 15-50% slower than the other (76-87 ms against
+    /// 54-67 ms over 12 steps, measured with timers around the cells) and the other waited for it at every step.
     static let alignment = 64
 
     public init(count: Int) {

@@ -277,8 +277,8 @@ private func multiplyPanels<Row: PanelRow, Rows: KernelRows>(
                     for line in stride(from: 0, to: width, by: 16) { charlm_prefetch_for_write(next + line) }
                 }
                 if M - r <= 4 {
-                    // The last rows, at most four (a batch of 64 or 16 rows ends so): the four-row kernel does no
-                    // multiply-adds for rows past M.
+                    // The last rows, at most four (a batch of 64 or 16 rows ends so): the four-row kernel does a
+                    // third fewer multiply-adds than the six-row one (the rows past M still go to the tile).
                     multiplyFourRows(Row.self, (aRows.0, aRows.1, aRows.2, aRows.3), step: step, panel, depth: K,
                                      cRows: (cRows.0, cRows.1, cRows.2, cRows.3), accumulate: accumulate)
                 } else {
