@@ -33,6 +33,26 @@ func gemmMatchesNaiveTripleLoop(transA: Bool, transB: Bool) {
     }
 }
 
+/// A thread's rows go to BLAS in parts of at most `BLAS.rowsPerCall` (to bound OpenBLAS's packing buffer): with more
+/// rows than that per thread, on one thread and on two, every row, the last part's too, still matches the naive
+/// product, A stored as is and transposed.
+@Test(arguments: [1, 2], [false, true])
+func gemmWithMoreRowsThanOneCallTakes(threads: Int, transA: Bool) {
+    let (m, n, k) = (2 * threads * BLAS.rowsPerCall + 37, 9, 5)
+    let lda = transA ? m : k
+    let a = randomFloats(m * k, seed: 7)
+    let b = randomFloats(k * n, seed: 8)
+    var c = randomFloats(m * n, seed: 9)
+    let expected = naiveGemm(
+        transA: transA, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: n, beta: 1, c: c, ldc: n)
+    c.withUnsafeMutableBufferPointer { cBuffer in
+        BLAS.gemm(transA ? .transposed : .none, .none, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: n, beta: 1,
+                  c: cBuffer.baseAddress!, ldc: n, context: ComputeContext(threads: threads))
+    }
+    let worst = (0..<m * n).map { abs(Double(c[$0]) - expected[$0]) }.max()!
+    #expect(worst < 1e-5)
+}
+
 @Test(arguments: [false, true])
 func gemvMatchesNaiveLoop(transposed: Bool) {
     let (rows, cols, lda) = (6, 4, 5)

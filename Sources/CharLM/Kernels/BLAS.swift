@@ -25,6 +25,19 @@ public enum Transpose: Sendable {
 /// kept spinning between products and took a quarter of a core from the recurrent layers' time loops (measured with
 /// perf while training the LSTM, size M).
 public enum BLAS {
+    /// The most rows of C one BLAS call computes: a thread's share of rows goes to BLAS in parts of at most this many.
+    ///
+    /// OpenBLAS sees a row-major product as the column-major C^T = op(B)^T op(A)^T, and packs the rows of op(A) (its
+    /// second operand there) whole, min(k, its depth block) floats for each row, before multiplying: the forward
+    /// product of training M on two threads (6400 x 1024 x 256, 3,200 rows a thread) packed 3.3 MB per thread, the
+    /// whole difference between training M's peak memory with the forward products on BLAS (135.8 MB, the table at 256
+    /// bits) and on the packed kernel (128.8). Parts of 1,024 rows keep that under 1 MB a thread: the peak is then
+    /// 131.4 MB, and the products ran as fast or faster in alternating rounds (`charlm-bench gemm-speed --products
+    /// blas`, 4 rounds; with OpenBLAS's Haswell kernels, which AVX2 CPUs get: 6400 x 1024 x 256 at 193-214 GFLOP/s
+    /// against 190-211 whole, 6400 x 256 x 1024 at 197-209 against 201-204; with its Cooperlake ones, 196-203
+    /// against 198-206 and 193-199 against 188-193). Results are the same as one call's up to float32 rounding.
+    static let rowsPerCall = 1024
+
     /// C = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k), op(B) is (k, n) and C is (m, n).
     ///
     /// Leading dimensions are row strides in elements: `lda` is the stored row length of A (k when A is used as
@@ -40,9 +53,12 @@ public enum BLAS {
                 // rows i of C: rows i of op(A), which start at row i of A, or at column i when A is transposed
                 let rows = member.share(of: m)
                 if rows.isEmpty { return }
-                let aStart = transA == .none ? a + rows.lowerBound * lda : a + rows.lowerBound
-                gemmOnThisThread(transA, transB, m: rows.count, n: n, k: k, alpha: alpha, a: aStart, lda: lda,
-                                 b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+                for part in stride(from: rows.lowerBound, to: rows.upperBound, by: rowsPerCall) {
+                    let partRows = part..<min(rows.upperBound, part + rowsPerCall)
+                    let aStart = transA == .none ? a + part * lda : a + part
+                    gemmOnThisThread(transA, transB, m: partRows.count, n: n, k: k, alpha: alpha, a: aStart,
+                                     lda: lda, b: b, ldb: ldb, beta: beta, c: c + part * ldc, ldc: ldc)
+                }
             } else {
                 // columns j of C: columns j of op(B), which start at column j of B, or at row j when transposed
                 let columns = member.share(of: n)
