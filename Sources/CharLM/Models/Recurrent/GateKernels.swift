@@ -51,6 +51,24 @@ func lstmCellForward(
     }
 }
 
+/// The LSTM's forward cell on one row in generation's interleaved layout (Stepper.swift): for each group u of U units
+/// in `groups` (U a multiple of 16), its pre-activations a at columns 4Uu ..< 4U(u + 1) of `gates` (i, f, g, o, U
+/// each; the activations on return), its units at Uu ..< U(u + 1) of `cell` (c_{t-1} in, c_t out) and `hidden` (h_t
+/// out). The same arithmetic as `lstmCellForward` on a block of H = U per group, in one call for all of a thread's
+/// groups: a call per group (U = 16 at batch 16) cost 7% of generating 16 LSTM samples.
+func lstmCellForwardInterleaved(
+    gates: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>,
+    groups: Range<Int>, unitsPerGroup U: Int
+) {
+    let width = Lanes.scalarCount
+    for u in groups {
+        for j in stride(from: u * U, to: (u + 1) * U, by: width) {
+            lstmGroupForward(a: gates + u * 3 * U + j, cellPrevious: cell + j, cell: cell + j, hidden: hidden + j,
+                             H: U, n: width)
+        }
+    }
+}
+
 /// The LSTM's backward cell on `n` units of one row, the mirror of `lstmGroupForward`.
 @inline(always) private func lstmGroupBackward(
     a: UnsafeMutablePointer<Float>, cellPrevious: UnsafePointer<Float>, cell: UnsafePointer<Float>,
@@ -139,6 +157,25 @@ func gruCellForward(
                             hidden: hidden + row + j, H: H, n: n)
         }
         forEachGroup(units.count, group)
+    }
+}
+
+/// The GRU's forward cell on one row in generation's interleaved layout (Stepper.swift): for each group u of U units
+/// in `groups` (U a multiple of 16), its input-side pre-activations at columns 3Uu ..< 3U(u + 1) of `gates` (r, z, n,
+/// U each; the activations on return) and its recurrent products at the same columns of `recurrent`; its units at
+/// Uu ..< U(u + 1) of `biasHN`, `hiddenPrevious` and `hidden`. The same arithmetic as `gruCellForward` on a block of
+/// H = U per group, in one call for all of a thread's groups.
+func gruCellForwardInterleaved(
+    gates: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>, biasHN: UnsafePointer<Float>,
+    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>, groups: Range<Int>,
+    unitsPerGroup U: Int
+) {
+    let width = Lanes.scalarCount
+    for u in groups {
+        for j in stride(from: u * U, to: (u + 1) * U, by: width) {
+            gruGroupForward(a: gates + u * 2 * U + j, u: recurrent + u * 2 * U + j, biasHN: biasHN + j,
+                            hiddenPrevious: hiddenPrevious + j, hidden: hidden + j, H: U, n: width)
+        }
     }
 }
 

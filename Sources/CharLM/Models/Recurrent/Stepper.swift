@@ -284,26 +284,23 @@ final class Stepper {
                                        depth: H, columns: columns, panels: panels, a: previous, rows: B,
                                        into: recurrent, ldc: columns, accumulate: addsRecurrent)
                     }
-                    // the cell, U units per group: h into the other slot (the LSTM's c updated in place)
+                    // the cell on this thread's groups, row by row: h into the other slot (the LSTM's c updated
+                    // in place)
                     for b in 0..<B {
-                        let (gateRow, recurrentRow) = (gates + b * columns, recurrent + b * columns)
-                        let (previousRow, hiddenRow) = (hiddenSlot(l, read) + b * Hp, hiddenSlot(l, write) + b * Hp)
-                        for u in groups {
-                            let (a, unit) = (gateRow + u * groupColumns, u * U)
-                            switch kind {
-                            case .lstm:
-                                let cellRow = cell.pointer + (l * B + b) * Hp + unit
-                                lstmCellForward(gates: a, cellPrevious: cellRow, cell: cellRow,
-                                                hidden: hiddenRow + unit, batch: 1, hiddenSize: U, units: 0..<U)
-                            case .gru:
-                                gruCellForward(gates: a, recurrent: recurrentRow + u * groupColumns,
-                                               biasHN: resetBiases.pointer + l * Hp + unit,
-                                               hiddenPrevious: previousRow + unit, hidden: hiddenRow + unit,
-                                               batch: 1, hiddenSize: U, units: 0..<U)
-                            case .rnn:
-                                rnnCellForward(preactivations: a, hidden: hiddenRow + unit, batch: 1, hiddenSize: U,
-                                               units: 0..<U)
-                            }
+                        let (gateRow, hiddenRow) = (gates + b * columns, hiddenSlot(l, write) + b * Hp)
+                        switch kind {
+                        case .lstm:
+                            lstmCellForwardInterleaved(gates: gateRow, cell: cell.pointer + (l * B + b) * Hp,
+                                                       hidden: hiddenRow, groups: groups, unitsPerGroup: U)
+                        case .gru:
+                            gruCellForwardInterleaved(gates: gateRow, recurrent: recurrent + b * columns,
+                                                      biasHN: resetBiases.pointer + l * Hp,
+                                                      hiddenPrevious: hiddenSlot(l, read) + b * Hp, hidden: hiddenRow,
+                                                      groups: groups, unitsPerGroup: U)
+                        case .rnn:
+                            // one gate: the interleaved columns are the units themselves
+                            rnnCellForward(preactivations: gateRow, hidden: hiddenRow, batch: 1, hiddenSize: Hp,
+                                           units: (groups.lowerBound * U)..<(groups.upperBound * U))
                         }
                     }
                 }
