@@ -33,6 +33,34 @@ private let inputs: [Float] = (-6400...6400).map { Float($0) / 64 } + [1e-8, -1e
     #expect(worst < 3e-7, "worst relative error \(worst)")
 }
 
+/// The sampler's double-precision e^x (VectorMath.swift) against the C library's, in units in the last place: every
+/// 1/64 over the whole range the softmax gives it (-708 to 0), random points across the normal range, and the edges:
+/// e^0 = 1 exactly, 0 below e^-708 and for -infinity, NaN kept.
+@Test func doubleExponentialIsWithinTwoUnitsInTheLastPlace() {
+    var generator = SeededGenerator(seed: 11)
+    let grid = (0...(708 * 64)).map { -Double($0) / 64 }
+    let random = (0..<20_000).map { _ in Double(generator.nextFloat(in: -708, 708)) + generator.nextUnitDouble() }
+    let inputs = grid + random + [1e-300, -1e-300, 1e-10, 709, -707.9]
+    var worstUnits = 0.0
+    for start in stride(from: 0, to: inputs.count, by: 8) {
+        var lanes = DoubleLanes(repeating: 0)
+        let count = min(8, inputs.count - start)
+        for lane in 0..<count { lanes[lane] = inputs[start + lane] }
+        let result = exponential(lanes)
+        for lane in 0..<count {
+            let exact = Foundation.exp(inputs[start + lane])
+            worstUnits = max(worstUnits, abs(result[lane] - exact) / exact.ulp)
+        }
+    }
+    #expect(worstUnits <= 2, "worst error \(worstUnits) units in the last place")
+    let edges = exponential(DoubleLanes(0, -708.5, -1000, -.infinity, .nan, 710, -0.0, 1))
+    #expect(edges[0] == 1 && edges[6] == 1)
+    #expect(edges[1] == 0 && edges[2] == 0 && edges[3] == 0)
+    #expect(edges[4].isNaN)
+    #expect(edges[5] == Foundation.exp(709) || abs(edges[5] - Foundation.exp(709)) <= 2 * Foundation.exp(709).ulp)
+    #expect(abs(edges[7] - M_E) <= 2 * M_E.ulp)
+}
+
 @Test func sigmoidAndTanhHaveSmallAbsoluteError() {
     let sigmoids = lanewise(inputs, sigmoid)
     let tanhs = lanewise(inputs, tanh)

@@ -53,12 +53,24 @@ public final class Sampler {
         var maximum = -Float.infinity
         for v in 0..<V { maximum = max(maximum, logits[v]) }
         let inverseTemperature = 1 / Double(temperature)
-        var sum = 0.0
-        for v in 0..<V {
-            let e = exp((Double(logits[v]) - Double(maximum)) * inverseTemperature)
-            probabilities[v] = e
-            sum += e
+        let p = probabilities.baseAddress!
+        for v in 0..<V { p[v] = (Double(logits[v]) - Double(maximum)) * inverseTemperature }
+        // e^x in place, 8 at a time (VectorMath.swift), the last partial group padded
+        let width = DoubleLanes.scalarCount
+        var v = 0
+        while v + width <= V {
+            let x = UnsafeRawPointer(p + v).loadUnaligned(as: DoubleLanes.self)
+            UnsafeMutableRawPointer(p + v).storeBytes(of: exponential(x), as: DoubleLanes.self)
+            v += width
         }
+        if v < V {
+            var x = DoubleLanes(repeating: 0)
+            for lane in 0..<(V - v) { x[lane] = p[v + lane] }
+            let e = exponential(x)
+            for lane in 0..<(V - v) { p[v + lane] = e[lane] }
+        }
+        var sum = 0.0
+        for v in 0..<V { sum += probabilities[v] }
         for v in 0..<V { probabilities[v] /= sum }
     }
 
