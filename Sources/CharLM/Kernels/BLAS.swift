@@ -27,15 +27,11 @@ public enum Transpose: Sendable {
 public enum BLAS {
     /// The most rows of C one BLAS call computes: a thread's share of rows goes to BLAS in parts of at most this many.
     ///
-    /// OpenBLAS sees a row-major product as the column-major C^T = op(B)^T op(A)^T, and packs the rows of op(A) (its
-    /// second operand there) whole, min(k, its depth block) floats for each row, before multiplying: the forward
-    /// product of training M on two threads (6400 x 1024 x 256, 3,200 rows a thread) packed 3.3 MB per thread, the
-    /// whole difference between training M's peak memory with the forward products on BLAS (135.8 MB, the table at 256
-    /// bits) and on the packed kernel (128.8). Parts of 1,024 rows keep that under 1 MB a thread: the peak is then
-    /// 131.4 MB, and the products ran as fast or faster in alternating rounds (`charlm-bench gemm-speed --products
-    /// blas`, 4 rounds; with OpenBLAS's Haswell kernels, which AVX2 CPUs get: 6400 x 1024 x 256 at 193-214 GFLOP/s
-    /// against 190-211 whole, 6400 x 256 x 1024 at 197-209 against 201-204; with its Cooperlake ones, 196-203
-    /// against 198-206 and 193-199 against 188-193). Results are the same as one call's up to float32 rounding.
+    /// OpenBLAS sees a row-major product as the column-major C^T = op(B)^T op(A)^T and packs the rows of op(A) (its
+    /// second operand there) whole, min(k, its depth block) floats for each row, before multiplying: 3.3 MB a thread
+    /// for training M's forward product (3,200 rows a thread, k = 256), most of what OpenBLAS added to training's
+    /// peak memory. Parts of 1,024 rows keep that under 1 MB a thread and ran as fast (docs/benchmarks.md, the eighth
+    /// session's section). Results are the same as one call's up to float32 rounding.
     static let rowsPerCall = 1024
 
     /// C = alpha * op(A) * op(B) + beta * C, where op(A) is (m, k), op(B) is (k, n) and C is (m, n).

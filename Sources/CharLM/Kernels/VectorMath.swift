@@ -158,13 +158,12 @@ typealias Lanes = SIMD16<Float>
 /// 8 double-precision lanes: one AVX-512 register, or two AVX ones.
 typealias DoubleLanes = SIMD8<Double>
 
-/// e^x lane-wise in double precision, for the sampler's softmax (Sampler.swift), which called the C library's `exp`
-/// once per character of the vocabulary (16 samples at H 256 run 2-3% faster with this). x = n ln2 + r with n an
-/// integer and |r| <= ln2/2 (ln2 split in two parts, Cody and Waite's, so n ln2's first part is exact), e^r by its
-/// Taylor series to r^13/13! (truncation below 5e-18 relative), times 2^n built from its bit pattern: within 2 units
-/// in the last place of the C library's (1 measured; the tests check it). Plain multiplications and additions only,
-/// so the bits are the same on every CPU. Results below e^-708 (about 3e-308, where 2^n would leave the normal range)
-/// are 0, and x is limited to 709 above; NaN stays NaN.
+/// e^x lane-wise in double precision, for the sampler's softmax (Sampler.swift), in place of the C library's `exp`
+/// once per character of the vocabulary. x = n ln2 + r with n an integer and |r| <= ln2/2 (ln2 split in two parts,
+/// Cody and Waite's, so n ln2's first part is exact), e^r by its Taylor series to r^13/13! (truncation below 5e-18
+/// relative), times 2^n built from its bit pattern: within 2 units in the last place of the C library's (the tests
+/// check it). Plain multiplications and additions only, so the bits are the same on every CPU. Results below e^-708
+/// (about 3e-308, where 2^n would leave the normal range) are 0, and x is limited to 709 above; NaN stays NaN.
 @inline(always) func exponential(_ x: DoubleLanes) -> DoubleLanes {
     let clamped = x.replacing(with: 709, where: x .> DoubleLanes(repeating: 709))
     let underflows = clamped .< DoubleLanes(repeating: -708)

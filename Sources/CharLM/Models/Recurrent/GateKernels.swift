@@ -55,7 +55,7 @@ func lstmCellForward(
 /// in `groups` (U a multiple of 16), its pre-activations a at columns 4Uu ..< 4U(u + 1) of `gates` (i, f, g, o, U
 /// each; the activations on return), its units at Uu ..< U(u + 1) of `cell` (c_{t-1} in, c_t out) and `hidden` (h_t
 /// out). The same arithmetic as `lstmCellForward` on a block of H = U per group, in one call for all of a thread's
-/// groups: a call per group (U = 16 at batch 16) cost 7% of generating 16 LSTM samples.
+/// groups (a call per group of 16 units cost more than the cell's own work at 16 samples).
 func lstmCellForwardInterleaved(
     gates: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>,
     groups: Range<Int>, unitsPerGroup U: Int
