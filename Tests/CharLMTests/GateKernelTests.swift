@@ -57,7 +57,7 @@ private let inputs: [Float] = (-6400...6400).map { Float($0) / 64 } + [1e-8, -1e
     #expect(edges[0] == 1 && edges[6] == 1)
     #expect(edges[1] == 0 && edges[2] == 0 && edges[3] == 0)
     #expect(edges[4].isNaN)
-    #expect(edges[5] == Foundation.exp(709) || abs(edges[5] - Foundation.exp(709)) <= 2 * Foundation.exp(709).ulp)
+    #expect(abs(edges[5] - Foundation.exp(709)) <= 2 * Foundation.exp(709).ulp)  // 710 limited to 709
     #expect(abs(edges[7] - M_E) <= 2 * M_E.ulp)
 }
 

@@ -53,7 +53,7 @@ public final class Sampler {
         var maximum = -Float.infinity
         for v in 0..<V { maximum = max(maximum, logits[v]) }
         let inverseTemperature = 1 / Double(temperature)
-        let p = probabilities.baseAddress!
+        guard let p = probabilities.baseAddress else { return }  // V = 0: nothing to fill
         for v in 0..<V { p[v] = (Double(logits[v]) - Double(maximum)) * inverseTemperature }
         // e^x in place, 8 at a time (VectorMath.swift), the last partial group padded
         let width = DoubleLanes.scalarCount
