@@ -324,6 +324,44 @@ func narrowingTheTerminalDuringTrainLeavesNoFragmentOfTheLiveLine() throws {
     #expect(terminal.waitFor("interrupted: `train` stopped"))
 }
 
+/// The race the test above can meet only by chance, made certain: the live line is cut to the width read before the
+/// terminal was narrowed, and its bytes reach the terminal after the narrowed terminal has re-wrapped the line before
+/// it. A shell in tmux writes StandardConsole's own sequences: the first line, then (once this test has narrowed
+/// the terminal from 120 to 50 columns and tmux has re-wrapped that line) the erase and the second line. Counting
+/// the rows to erase from the width read before the write erased one row and left two of the first line's.
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func aLiveLineDrawnAfterTheTerminalNarrowedLeavesNoFragmentOfTheOldOne() throws {
+    let folder = try temporaryFolder()
+    let console = StandardConsole(quiet: false)
+    let (old, new) = ("step 1 " + String(repeating: "a", count: 110), "step 2 " + String(repeating: "b", count: 110))
+    try Data((console.clearStatus() + console.statusLine(old)).utf8).write(to: folder.appendingPathComponent("old"))
+    try Data((console.clearStatus() + console.statusLine(new)).utf8).write(to: folder.appendingPathComponent("new"))
+    let go = folder.appendingPathComponent("go").path
+    #expect(mkfifo(go, 0o600) == 0)
+    let name = "charlm-race-\(UUID().uuidString.prefix(8))"
+    try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", "120", "-y", "24", "-c", folder.path,
+               "clear; seq 1 40; cat old; cat go > /dev/null; cat new; sleep 600"], capture: false)
+    defer { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
+    func screen() -> [String] {
+        ((try? shell(["tmux", "-L", name, "capture-pane", "-p", "-t", name]).1) ?? "").split(separator: "\n").map(String.init)
+    }
+    #expect(waitUntil(every: 0.05) { screen().contains { $0.hasPrefix("step 1 aaa") } }, "\(screen())")
+    try shell(["tmux", "-L", name, "resize-window", "-t", name, "-x", "50"])
+    // tmux has re-wrapped the old line onto three rows (at the bottom of the screen, as a live line is after a while:
+    // a line with empty rows below it may be pushed into the scrollback instead) before the new one is written.
+    #expect(waitUntil(every: 0.05) { screen().filter { $0.hasPrefix("aaa") }.count == 2 }, "\(screen())")
+    // The shell waits to read the FIFO: opening it for writing and closing it lets the shell go on.
+    let opened = waitUntil(every: 0.05) {
+        let trigger = open(go, O_WRONLY | O_NONBLOCK)
+        if trigger >= 0 { close(trigger) }
+        return trigger >= 0
+    }
+    #expect(opened, "the shell in tmux never waited at the FIFO: \(screen())")
+    #expect(waitUntil(every: 0.05) { screen().contains { $0.hasPrefix("step 2 bbb") } }, "\(screen())")
+    let rows = screen().filter { $0.contains("aaa") || $0.contains("bbb") }
+    #expect(rows.count == 1 && rows[0].hasPrefix("step 2 "), "\(screen())")
+}
+
 
 @Test(.enabled(if: tmuxAvailable && FileManager.default.isExecutableFile(atPath: "/usr/bin/less"),
                "tmux or less is not installed: the real pager cannot be tried"))

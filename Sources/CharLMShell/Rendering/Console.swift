@@ -15,8 +15,8 @@ public protocol Console: AnyObject {
     var isTerminal: Bool { get }
     /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
     var outputIsTerminal: Bool { get }
-    /// Remembers how wide the live status line on screen is, so a narrower terminal can erase all of it.
-    func statusShown(columns: Int)
+    /// What draws `line` (already cut to the width) as the live status line, in place of the erased one.
+    func statusLine(_ line: String) -> String
     /// What erases the live status line, however many rows it takes now.
     func clearStatus() -> String
     /// Shows `text` through the pager when it is taller than the terminal and paging is on; false when it did not
@@ -81,19 +81,15 @@ extension Console {
     public func status(_ text: String) {
         if isTerminal && !quiet {
             let fitted = text.count < width ? text : String(text.prefix(max(1, width - 2))) + "…"
-            err(clearStatus() + fitted)
-            statusShown(columns: fitted.count)
+            err(clearStatus() + statusLine(fitted))
         }
     }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
     public func endStatus() {
-        if isTerminal && !quiet {
-            err(clearStatus())
-            statusShown(columns: 0)
-        }
+        if isTerminal && !quiet { err(clearStatus()) }
     }
-    /// Remembers how wide the status line on screen is (consoles that do not keep it ignore this).
-    public func statusShown(columns: Int) {}
+    /// The line as it is, the cursor left at its end.
+    public func statusLine(_ line: String) -> String { line }
     /// What erases the status line: back to the start of the line, then erase it.
     public func clearStatus() -> String { "\r\u{1B}[K" }
 
@@ -117,19 +113,17 @@ public final class StandardConsole: Console {
     public let colorMode: ColorMode
     /// Whether to page (the session's `pager` setting, asked at each page).
     public var pagingEnabled: () -> Bool = { true }
-    /// Columns of the live status line on screen (0: none).
-    private var statusColumns = 0
+    /// The live line with the cursor left at its first character, and drawn without wrapping (DECAWM off while it
+    /// is written, so a line cut to a width the terminal has just narrowed from stays on one row). A terminal that
+    /// reflows when it is narrowed (tmux, kitty, VTE, iTerm2) re-wraps the line onto several rows and keeps the
+    /// cursor on the cell it was on, the line's first, so `clearStatus` erases every row of it whenever the
+    /// resize came: counting the rows instead, from the width read before the write, left a fragment of the old
+    /// line when the resize reached the terminal between the read and the write.
+    public func statusLine(_ line: String) -> String { "\u{1B}[?7l" + line + "\u{1B}[?7h\r" }
 
-    public func statusShown(columns: Int) { statusColumns = columns }
-
-    /// Back to the start of the line and erase it; when the terminal was made narrower than the line on screen, it
-    /// re-wrapped it onto several rows (terminals that reflow, tmux among them): those above are erased too, so no
-    /// stale fragment of the old line stays behind.
-    public func clearStatus() -> String {
-        let columns = terminalColumns(.error) ?? width
-        let rows = columns > 0 && statusColumns > columns ? (statusColumns + columns - 1) / columns : 1
-        return "\r\u{1B}[K" + String(repeating: "\u{1B}[1A\u{1B}[2K", count: rows - 1)
-    }
+    /// Back to the start of the line, then erase from there to the end of the screen: the live line, however many
+    /// rows it takes now (nothing is ever written below it).
+    public func clearStatus() -> String { "\r\u{1B}[J" }
 
     public init(quiet: Bool) {
         let environment = ProcessInfo.processInfo.environment
