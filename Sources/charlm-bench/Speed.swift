@@ -396,3 +396,23 @@ struct GemmSpeed: ParsableCommand {
                    ("gflops", 2 * Double(m * n * k * repeats) / seconds / 1e9)])
     }
 }
+
+struct FMAPeak: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fma-peak",
+        abstract: "GFLOP/s of independent multiply-adds on registers: the ceiling under every product (one JSON line).")
+
+    @Option(help: "Rounds of 12 multiply-adds per thread.")
+    var iterations = 200_000_000
+
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws { try requireAtLeast(1, iterations, "iterations") }
+
+    func run() throws {
+        let context = try compute.makeContext()
+        let bits = context.cpu.vectorBits
+        let rate = fusedMultiplyAddRate(threads: context.threadCount, vectorBits: bits, iterations: iterations)
+        printJSON([("threads", context.threadCount), ("vector_bits", bits), ("gflops", rate)])
+    }
+}

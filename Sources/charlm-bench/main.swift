@@ -24,7 +24,7 @@ struct CharLMBench: ParsableCommand {
         abstract: "Measurements of charlm that are too slow or too machine-dependent for unit tests.",
         discussion: "scripts/bench runs the speed subcommands side by side with the PyTorch reference.",
         subcommands: [Quality.self, Eval.self, DumpStep.self, TrainSpeed.self, GenerateSpeed.self, LoadSpeed.self,
-                      TrainProfile.self, GemmSpeed.self])
+                      TrainProfile.self, GemmSpeed.self, FMAPeak.self])
 }
 
 /// A measurement that cannot run, and what to do about it.

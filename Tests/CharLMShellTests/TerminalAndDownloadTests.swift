@@ -332,10 +332,11 @@ func narrowingTheTerminalDuringTrainLeavesNoFragmentOfTheLiveLine() throws {
 @Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
 func aLiveLineDrawnAfterTheTerminalNarrowedLeavesNoFragmentOfTheOldOne() throws {
     let folder = try temporaryFolder()
-    let console = StandardConsole(quiet: false)
     let (old, new) = ("step 1 " + String(repeating: "a", count: 110), "step 2 " + String(repeating: "b", count: 110))
-    try Data((console.clearStatus() + console.statusLine(old)).utf8).write(to: folder.appendingPathComponent("old"))
-    try Data((console.clearStatus() + console.statusLine(new)).utf8).write(to: folder.appendingPathComponent("new"))
+    // What StandardConsole writes: the old line; then, having read 120 columns and 24 rows, the erase and the new line.
+    let erase = StandardConsole.erasing(columns: old.count, terminalColumns: 120, terminalRows: 24)
+    try Data(StandardConsole.drawing(old).utf8).write(to: folder.appendingPathComponent("old"))
+    try Data((erase + StandardConsole.drawing(new)).utf8).write(to: folder.appendingPathComponent("new"))
     let go = folder.appendingPathComponent("go").path
     #expect(mkfifo(go, 0o600) == 0)
     let name = "charlm-race-\(UUID().uuidString.prefix(8))"
@@ -360,6 +361,29 @@ func aLiveLineDrawnAfterTheTerminalNarrowedLeavesNoFragmentOfTheOldOne() throws 
     #expect(waitUntil(every: 0.05) { screen().contains { $0.hasPrefix("step 2 bbb") } }, "\(screen())")
     let rows = screen().filter { $0.contains("aaa") || $0.contains("bbb") }
     #expect(rows.count == 1 && rows[0].hasPrefix("step 2 "), "\(screen())")
+}
+
+/// A live line on the screen's first row (the first thing a run writes after `clear`, or a terminal one row tall),
+/// redrawn many times, leaves no copy of itself in tmux's scrollback: erasing to the end of the screen there (ESC [J)
+/// made tmux copy the whole screen into its history at every redraw.
+@Test(.enabled(if: tmuxAvailable, "tmux is not installed (scripts/setup installs it): the real-terminal test cannot run"))
+func liveLinesRedrawnOnTheFirstRowLeaveNoCopiesInTheScrollback() throws {
+    let folder = try temporaryFolder()
+    var frames = "", shown = 0
+    for step in 1...50 {
+        let line = "step \(step)  loss 2.0000  12,345 tok/s"
+        frames += StandardConsole.erasing(columns: shown, terminalColumns: 80, terminalRows: 24) + StandardConsole.drawing(line)
+        shown = line.count
+    }
+    try Data(frames.utf8).write(to: folder.appendingPathComponent("frames"))
+    let name = "charlm-top-\(UUID().uuidString.prefix(8))"
+    try shell(["tmux", "-L", name, "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", folder.path,
+               "clear; cat frames; sleep 600"], capture: false)
+    defer { _ = try? shell(["tmux", "-L", name, "kill-server"]) }
+    func everything() -> String { (try? shell(["tmux", "-L", name, "capture-pane", "-p", "-S", "-1000", "-t", name]).1) ?? "" }
+    #expect(waitUntil(every: 0.05) { everything().contains("step 50 ") }, "\(everything())")
+    let copies = everything().components(separatedBy: "\n").filter { $0.hasPrefix("step ") }
+    #expect(copies == ["step 50  loss 2.0000  12,345 tok/s"], "\(copies.count) lines: \(copies.prefix(3))")
 }
 
 

@@ -230,3 +230,29 @@ import Testing
     try runner.execute("history 3")
     #expect(console.stdout == "  2  quit\n  3  echo still here\n  4  quit\n", "\(console.stdout)")
 }
+
+/// What a terminal is sent around the live line: drawn without wrapping with the cursor put back on its first
+/// character; erased, row by row from there, before anything else is written (a warning during `train`, generated
+/// text), so nothing else is ever written over a piece of it; and erased once only.
+@Test func outputWhileTheLiveLineIsShownErasesItFirst() {
+    final class Sent { var writes: [(StandardStream, String)] = [] }
+    let sent = Sent()
+    let console = StandardConsole(quiet: false, write: { stream, text in
+        sent.writes.append((stream, text))
+        return nil
+    })
+    let line = String(repeating: "x", count: 50)
+    console.drawStatus(line)
+    console.err("warning: autosave failed\n")
+    console.out("generated\n")
+    console.eraseStatus()
+    let texts = sent.writes.map(\.1)
+    // Not a terminal here: the erase covers the rows the line would take at 20 columns, 3 for 50 columns.
+    let erase = "\r\u{1B}7\u{1B}[2K" + String(repeating: "\u{1B}[B\u{1B}[2K", count: 2) + "\u{1B}8"
+    #expect(texts == ["\u{1B}[?7l" + line + "\u{1B}[?7h\r", erase, "warning: autosave failed\n", "generated\n"])
+    #expect(sent.writes.map(\.0) == [.error, .error, .error, .output])
+    // Narrower than 20 columns, the rows it would take there; never more than the screen has.
+    #expect(StandardConsole.erasing(columns: 50, terminalColumns: 10, terminalRows: 24).components(separatedBy: "[2K").count - 1 == 5)
+    #expect(StandardConsole.erasing(columns: 999, terminalColumns: 120, terminalRows: 4).components(separatedBy: "[2K").count - 1 == 4)
+    #expect(StandardConsole.erasing(columns: 0, terminalColumns: 120, terminalRows: 24).isEmpty)
+}

@@ -15,10 +15,12 @@ public protocol Console: AnyObject {
     var isTerminal: Bool { get }
     /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
     var outputIsTerminal: Bool { get }
-    /// What draws `line` (already cut to the width) as the live status line, in place of the erased one.
-    func statusLine(_ line: String) -> String
-    /// What erases the live status line, however many rows it takes now.
-    func clearStatus() -> String
+    /// Columns the live status line is cut to (`width`, or fewer on a terminal narrower than `width`'s floor).
+    var statusWidth: Int { get }
+    /// Draws `line` (already cut to `statusWidth`) as the live status line, in place of the one shown.
+    func drawStatus(_ line: String)
+    /// Erases the live status line, however many rows it takes now, if one is shown.
+    func eraseStatus()
     /// Shows `text` through the pager when it is taller than the terminal and paging is on; false when it did not
     /// (no terminal, paging off, short text, no pager to run), and the caller writes it.
     func page(_ text: String) -> Bool
@@ -80,18 +82,20 @@ extension Console {
     /// elsewhere nothing is written).
     public func status(_ text: String) {
         if isTerminal && !quiet {
-            let fitted = text.count < width ? text : String(text.prefix(max(1, width - 2))) + "…"
-            err(clearStatus() + statusLine(fitted))
+            let columns = statusWidth
+            drawStatus(text.count < columns ? text : String(text.prefix(max(1, columns - 2))) + "…")
         }
     }
     /// Clears the live status line so the next output starts on an empty line (a terminal only).
     public func endStatus() {
-        if isTerminal && !quiet { err(clearStatus()) }
+        if isTerminal && !quiet { eraseStatus() }
     }
-    /// The line as it is, the cursor left at its end.
-    public func statusLine(_ line: String) -> String { line }
-    /// What erases the status line: back to the start of the line, then erase it.
-    public func clearStatus() -> String { "\r\u{1B}[K" }
+    /// The width.
+    public var statusWidth: Int { width }
+    /// Back to the start of the line, erase it, and write the line, the cursor left at its end.
+    public func drawStatus(_ line: String) { err("\r\u{1B}[K" + line) }
+    /// Back to the start of the line, then erase it.
+    public func eraseStatus() { err("\r\u{1B}[K") }
 
     /// An error line, "error:" in red on a colour terminal.
     public func error(_ message: String, location: String? = nil) {
@@ -113,19 +117,55 @@ public final class StandardConsole: Console {
     public let colorMode: ColorMode
     /// Whether to page (the session's `pager` setting, asked at each page).
     public var pagingEnabled: () -> Bool = { true }
-    /// The live line with the cursor left at its first character, and drawn without wrapping (DECAWM off while it
+    /// Columns of the live status line on screen, 0 when none is.
+    private var statusColumns = 0
+
+    /// The terminal's own width when it is narrower than `width`'s floor of 20: a line cut to 20 columns and drawn
+    /// without wrapping on a terminal of 15 would lose its end to the last column.
+    public var statusWidth: Int { min(width, max(1, terminalColumns(.error) ?? width)) }
+
+    /// Draws the live line with the cursor left at its first character, and without wrapping (DECAWM off while it
     /// is written, so a line cut to a width the terminal has just narrowed from stays on one row). A terminal that
-    /// reflows when it is narrowed (tmux, kitty, VTE, iTerm2) re-wraps the line onto several rows and keeps the
-    /// cursor on the cell it was on, the line's first, so `clearStatus` erases every row of it whenever the
-    /// resize came: counting the rows instead, from the width read before the write, left a fragment of the old
-    /// line when the resize reached the terminal between the read and the write.
-    public func statusLine(_ line: String) -> String { "\u{1B}[?7l" + line + "\u{1B}[?7h\r" }
+    /// reflows when it is narrowed (tmux, kitty, VTE, iTerm2) re-wraps the line onto several rows below that
+    /// character and keeps the cursor on it, so `eraseStatus` finds every row of it whenever the resize came:
+    /// counting the rows from the width read before the write (the way before) left pieces of the old line when the
+    /// resize reached the terminal between the read and the write.
+    public func drawStatus(_ line: String) {
+        _ = write(.error, erasingStatus() + Self.drawing(line))
+        statusColumns = max(1, line.count)
+    }
 
-    /// Back to the start of the line, then erase from there to the end of the screen: the live line, however many
-    /// rows it takes now (nothing is ever written below it).
-    public func clearStatus() -> String { "\r\u{1B}[J" }
+    public func eraseStatus() {
+        if statusColumns > 0 { _ = write(.error, erasingStatus()) }
+        statusColumns = 0
+    }
 
-    public init(quiet: Bool) {
+    private func erasingStatus() -> String {
+        Self.erasing(columns: statusColumns, terminalColumns: terminalColumns(.error), terminalRows: terminalRows(.error))
+    }
+
+    /// What draws `line` as the live line: without wrapping, the cursor left at its first character.
+    static func drawing(_ line: String) -> String { "\u{1B}[?7l" + line + "\u{1B}[?7h\r" }
+
+    /// What erases a live line of `columns` (0: none shown) from its first row down: each row it may take now, the
+    /// cursor saved and put back (DECSC, DECRC), as moving down stops at the screen's last row. Rows below the line
+    /// hold nothing (every other write erases the line first), so erasing more of them than it takes costs only
+    /// bytes: as many as it would take at 20 columns, or at the terminal's width if narrower, and at most the
+    /// screen's height. (Erasing to the end of the screen, ESC [J, would be shorter, but tmux copies the whole
+    /// screen into its scrollback when that is asked with the cursor on its first row: a copy of the live line at
+    /// every redraw.)
+    static func erasing(columns: Int, terminalColumns: Int?, terminalRows: Int?) -> String {
+        guard columns > 0 else { return "" }
+        let narrowest = max(1, min(20, terminalColumns ?? 20))
+        let rows = min(max(1, terminalRows ?? 100), (columns + narrowest - 1) / narrowest)
+        return "\r\u{1B}7\u{1B}[2K" + String(repeating: "\u{1B}[B\u{1B}[2K", count: rows - 1) + "\u{1B}8"
+    }
+
+    /// Where the console's bytes go: stdout and stderr (tests pass their own, to see what a terminal is sent).
+    private let write: (StandardStream, String) -> String?
+
+    public init(quiet: Bool, write: @escaping (StandardStream, String) -> String? = writeToStream) {
+        self.write = write
         let environment = ProcessInfo.processInfo.environment
         isTerminal = CharLMShell.isTerminal(.error)
         outputIsTerminal = CharLMShell.isTerminal(.output)
@@ -172,16 +212,19 @@ public final class StandardConsole: Console {
     /// executable then exits 1, as `cat` does, however the commands went.
     public private(set) var outputFailed = false
 
+    /// Output while the live line is shown erases it first (the cursor is on its first character).
     public func out(_ text: String) {
+        eraseStatus()
         if outputFailed { return }
-        if let reason = writeToStream(.output, text) {
+        if let reason = write(.output, text) {
             outputFailed = true
-            _ = writeToStream(.error, "charlm: cannot write to standard output (\(reason)); its output is dropped\n")
+            _ = write(.error, "charlm: cannot write to standard output (\(reason)); its output is dropped\n")
         }
     }
 
     public func err(_ text: String) {
-        _ = writeToStream(.error, text)
+        eraseStatus()
+        _ = write(.error, text)
     }
 }
 

@@ -112,7 +112,11 @@ struct TrainingEventRenderer {
             console.endStatus()
             let done = snapshot.stepsDone
             let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(seconds)))"
-            console.progress(progress(snapshot, reserve: summary.count) + summary + "\n")
+            // Beside the last state when both fit the width, else under it (at 20 columns, "step 1,827/1,827" and
+            // "(1,827 steps in 0:02)" do not).
+            let roomBeside = console.width - 1 - summary.count >= 20
+            console.progress(roomBeside ? progress(snapshot, reserve: summary.count) + summary + "\n"
+                                        : progress(snapshot) + "\n" + summary + "\n")
         case .stoppedEarly(let patience, let best):
             console.report("stopped: validation has not improved for \(patience) validation\(patience == 1 ? "" : "s"); "
                            + "restored the best, step \(grouped(best.step)) (validation loss \(String(format: "%.4f", best.loss))); "

@@ -105,22 +105,26 @@ extension Session {
         var stopped = false
         let start = Date()
         var lastStatus = start
-        let generated = try TextGenerator(model: model, context: context).streamSamples(
-            prompt: prompt, count: count, settings: settings.sampling, primer: primer, generators: &generators,
-            cancellation: cancellation
-        ) { tokens in
-            for (k, token) in tokens.enumerated() where token >= 0 { texts[k].append(Int32(token)) }
-            // At a terminal, a live line while the samples grow (they are written when done).
-            if console.isTerminal, Date().timeIntervalSince(lastStatus) > 0.25 {
-                lastStatus = Date()
-                console.status("generating \(K) samples: \(grouped(texts[K - 1].count)) of \(grouped(count)) "
-                               + "characters")
+        var generated = 0
+        // Keys typed meanwhile are not echoed into the live line, and are read afterwards (as in `gen` of one sample).
+        try whileRunningLong(true) {
+            generated = try TextGenerator(model: model, context: context).streamSamples(
+                prompt: prompt, count: count, settings: settings.sampling, primer: primer, generators: &generators,
+                cancellation: cancellation
+            ) { tokens in
+                for (k, token) in tokens.enumerated() where token >= 0 { texts[k].append(Int32(token)) }
+                // At a terminal, a live line while the samples grow (they are written when done).
+                if console.isTerminal, Date().timeIntervalSince(lastStatus) > 0.25 {
+                    lastStatus = Date()
+                    console.status("generating \(K) samples: \(grouped(texts[K - 1].count)) of \(grouped(count)) "
+                                   + "characters")
+                }
+                if interruptRequested() {
+                    stopped = true
+                    return false
+                }
+                return true
             }
-            if interruptRequested() {
-                stopped = true
-                return false
-            }
-            return true
         }
         let seconds = Date().timeIntervalSince(start)
         console.endStatus()

@@ -104,12 +104,18 @@ extension Session {
         let trainer = try readyTrainer(for: "eval")
         defer { console.endStatus() }
         var shown = -1
-        return try trainer.evaluate(cancellation: cancellation) { done in
-            let percent = Int(done * 100)
-            guard percent != shown else { return }
-            shown = percent
-            console.status("evaluating \(percent)% of \(grouped(dataset?.validationRange.count ?? 0)) characters")
+        var evaluation: Evaluation?
+        // At a terminal, keys typed meanwhile are neither echoed into the live line nor run afterwards (as in `train`).
+        try whileRunningLong(false) {
+            evaluation = try trainer.evaluate(cancellation: cancellation) { done in
+                let percent = Int(done * 100)
+                guard percent != shown else { return }
+                shown = percent
+                console.status("evaluating \(percent)% of \(grouped(dataset?.validationRange.count ?? 0)) characters")
+            }
         }
+        guard let evaluation else { preconditionFailure("whileRunningLong returned without running its body") }
+        return evaluation
     }
 
 }
