@@ -407,7 +407,10 @@ struct FMAPeak: ParsableCommand {
 
     @OptionGroup var compute: ComputeOptions
 
-    func validate() throws { try requireAtLeast(1, iterations, "iterations") }
+    func validate() throws {
+        try requireAtLeast(1, iterations, "iterations")
+        if iterations > 100_000_000_000 { throw ValidationError("--iterations must be at most 100000000000; got \(iterations)") }
+    }
 
     func run() throws {
         let context = try compute.makeContext()

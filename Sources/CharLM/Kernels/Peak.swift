@@ -30,7 +30,7 @@ public func fusedMultiplyAddRate(threads: Int, vectorBits: Int, iterations: Int)
     }
     done.wait()
     let seconds = Date().timeIntervalSince(start)
-    return 2 * Double(threads * iterations * 12 * lanes) / seconds / 1e9
+    return 2 * Double(threads) * Double(iterations) * Double(12 * lanes) / seconds / 1e9
 }
 
 /// `iterations` rounds of a = a * 0.9999 + 0.0001 on twelve vectors: the values stay near 1, never overflow or go
