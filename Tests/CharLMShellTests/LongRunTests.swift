@@ -187,6 +187,31 @@ private func parametersAfter(_ steps: Int, settings: [String]) throws -> [Float]
     #expect(session.settings.checkpointSettings["log"] == nil && session.settings.checkpointSettings["keepbest"] == nil)
 }
 
+/// A checkpoint brings back its run's settings (seed, length, eval) but not this session's preferences: `timing`,
+/// `pager` and `threads` stay as set, also when an older file still holds them (read without a note).
+@Test func loadingACheckpointKeepsTheSessionsPreferences() throws {
+    let folder = try folderWithText()
+    let (text, saved) = (folder.appendingPathComponent("tiny.txt").path, folder.appendingPathComponent("run.safetensors").path)
+    let (session, runner, console) = makeShell()
+    try runner.execute("set hidden 8; set seed 7; set length 321; load \(text); save \(saved)")
+    try runner.execute("set timing on; set pager off; set threads 1; set seed 9; set length 5")
+    console.clear()
+    try runner.execute("load \(saved)")
+    #expect(session.settings.timing && !session.settings.pager && session.settings.threads == 1)
+    #expect(session.settings.seed == 7 && session.settings.length == 321)
+    #expect(!console.stderr.contains("left out"), "\(console.stderr)")
+    // A file from before: its settings metadata also holds the three preferences.
+    var file = try SafeTensorsFile.parse(Array(try Data(contentsOf: URL(fileURLWithPath: saved))), path: saved)
+    file.metadata["settings"] = "{\"eval\": \"250\", \"length\": \"300\", \"pager\": \"on\", \"seed\": \"7\", \"threads\": \"2\", \"timing\": \"off\"}"
+    let older = folder.appendingPathComponent("older.safetensors").path
+    try Data(file.serialized()).write(to: URL(fileURLWithPath: older))
+    console.clear()
+    try runner.execute("load \(older)")
+    #expect(session.settings.timing && !session.settings.pager && session.settings.threads == 1)
+    #expect(session.settings.length == 300)
+    #expect(!console.stderr.contains("left out"), "\(console.stderr)")
+}
+
 @Test func autosaveSurvivesAKilledProcess() throws {
     let folder = try folderWithText()
     let process = Process()

@@ -363,6 +363,26 @@ func aLiveLineDrawnAfterTheTerminalNarrowedLeavesNoFragmentOfTheOldOne() throws 
     #expect(rows.count == 1 && rows[0].hasPrefix("step 2 "), "\(screen())")
 }
 
+/// On a terminal whose TERM says it takes no escape sequences (dumb: Emacs's shell buffer), training shows no live
+/// line, only plain lines; the same run on an ordinary terminal draws one. `script` gives charlm a pseudo-terminal
+/// and passes on its bytes as written.
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "script (util-linux) is not installed"))
+func aDumbTerminalGetsNoLiveLine() throws {
+    let folder = try temporaryFolder()
+    func bytes(term: String) throws -> String {
+        let command = "env TERM=\(term) NO_COLOR=1 CHARLM_HISTORY=\(folder.path)/history \(charlmBinary) -c 'set hidden 8' "
+            + "-c 'set eval 0' -c 'load \(fixture("tiny.txt"))' -c 'train 300 steps'"
+        let run = try runProgram("/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"], in: folder)
+        #expect(run.status == 0, "\(run.stderr)")
+        return run.stdout
+    }
+    let ordinary = try bytes(term: "xterm")
+    #expect(ordinary.contains("\u{1B}[?7l") && ordinary.contains("(300 steps in"), "\(ordinary.debugDescription)")
+    let dumb = try bytes(term: "dumb")
+    #expect(dumb.contains("(300 steps in"), "\(dumb.debugDescription)")
+    #expect(!dumb.contains("\u{1B}"), "\(dumb.debugDescription)")
+}
+
 /// A live line on the screen's first row (the first thing a run writes after `clear`, or a terminal one row tall),
 /// redrawn many times, leaves no copy of itself in tmux's scrollback: erasing to the end of the screen there (ESC [J)
 /// made tmux copy the whole screen into its history at every redraw.

@@ -11,7 +11,8 @@ public protocol Console: AnyObject {
     func out(_ text: String)
     /// Progress, notes, warnings and errors.
     func err(_ text: String)
-    /// Whether stderr is a terminal (live progress lines rewrite themselves).
+    /// Whether stderr is a terminal that takes escape sequences (live progress lines rewrite themselves): not with
+    /// TERM=dumb.
     var isTerminal: Bool { get }
     /// Whether stdout is a terminal (generated text is then shown with its control characters spelled out).
     var outputIsTerminal: Bool { get }
@@ -167,7 +168,9 @@ public final class StandardConsole: Console {
     public init(quiet: Bool, write: @escaping (StandardStream, String) -> String? = writeToStream) {
         self.write = write
         let environment = ProcessInfo.processInfo.environment
-        isTerminal = CharLMShell.isTerminal(.error)
+        // A terminal that says it understands no escape sequences (TERM=dumb: Emacs's shell buffer) gets progress
+        // as plain lines, and no colour.
+        isTerminal = CharLMShell.isTerminal(.error) && environment["TERM"] != "dumb"
         outputIsTerminal = CharLMShell.isTerminal(.output)
         useColor = isTerminal && environment["NO_COLOR"] == nil
         self.quiet = quiet

@@ -112,9 +112,9 @@ struct TrainingEventRenderer {
             console.endStatus()
             let done = snapshot.stepsDone
             let summary = "  (\(grouped(done)) step\(done == 1 ? "" : "s") in \(duration(seconds)))"
-            // Beside the last state when both fit the width, else under it (at 20 columns, "step 1,827/1,827" and
-            // "(1,827 steps in 0:02)" do not).
-            let roomBeside = console.width - 1 - summary.count >= 20
+            // Beside the last state when the step and the loss still fit beside it ("step 255814/300000  loss
+            // 1.4052": 31 columns), else under it.
+            let roomBeside = console.width - 1 - summary.count >= 32
             console.progress(roomBeside ? progress(snapshot, reserve: summary.count) + summary + "\n"
                                         : progress(snapshot) + "\n" + summary + "\n")
         case .stoppedEarly(let patience, let best):

@@ -104,15 +104,20 @@ public struct Settings: Equatable, Sendable {
 
     // MARK: Checkpoints
 
-    /// The settings a checkpoint stores as the shell's own (`settings` metadata): those not carried by the model,
-    /// training or sampling fields.
+    /// The settings a checkpoint stores as the shell's own (`settings` metadata): those of the run not carried by the
+    /// model, training or sampling fields. Not the preferences of the person or the machine (`timing`, `pager`,
+    /// `threads`): loading a file made elsewhere must not turn this session's pager back on or set its threads to
+    /// another machine's count.
     public var checkpointSettings: [String: String] {
         var saved: [String: String] = [:]
-        for key in Self.keys where key.group == .system || ["length", "eval"].contains(key.name) {
+        for key in Self.keys where ["seed", "length", "eval"].contains(key.name) {
             saved[key.name] = key.get(self)
         }
         return saved
     }
+
+    /// Preferences that files written before they were left out still hold: skipped when read, without a note.
+    static let preferencesInOlderFiles: Set<String> = ["timing", "pager", "threads"]
 
     /// These settings with everything `checkpoint` restores: the architecture, normalisation, training and sampling
     /// settings, and the shell's own (`checkpointSettings`). Settings the file does not mention keep their values.
@@ -143,7 +148,8 @@ public struct Settings: Equatable, Sendable {
         }
         var leftOut: [String] = []
         let own = Set(checkpointSettings.keys)
-        for (name, value) in checkpoint.settings.sorted(by: { $0.key < $1.key }) {
+        for (name, value) in checkpoint.settings.sorted(by: { $0.key < $1.key })
+        where !Self.preferencesInOlderFiles.contains(name) {
             guard own.contains(name), let key = Self.key(named: name), (try? key.set(&restored, value)) != nil else {
                 leftOut.append(name)
                 continue

@@ -105,8 +105,9 @@ extension Session {
         defer { console.endStatus() }
         var shown = -1
         var evaluation: Evaluation?
-        // At a terminal, keys typed meanwhile are neither echoed into the live line nor run afterwards (as in `train`).
-        try whileRunningLong(false) {
+        // At a terminal, keys typed meanwhile are not echoed into the live line, and are read afterwards (as in `gen`:
+        // lines pasted after `eval` run).
+        try whileRunningLong(true) {
             evaluation = try trainer.evaluate(cancellation: cancellation) { done in
                 let percent = Int(done * 100)
                 guard percent != shown else { return }
