@@ -91,7 +91,7 @@ extension Console {
     public func endStatus() {
         if isTerminal && !quiet { eraseStatus() }
     }
-    /// The width.
+    /// The width (a console that is no terminal has no narrower one).
     public var statusWidth: Int { width }
     /// Back to the start of the line, erase it, and write the line, the cursor left at its end.
     public func drawStatus(_ line: String) { err("\r\u{1B}[K" + line) }
