@@ -113,7 +113,7 @@ public enum Commands {
                 to a file). `train until N` trains until N validations in a row have not improved on the best \
                 (early stopping), then restores the best. A note says when validation rises while training loss \
                 falls (overfitting). `log` records every step, `autosave` saves on an interval. Ctrl-C stops after \
-                the current step.
+                the current step; keys typed while it trains are dropped, so that none runs a command when it ends.
                 Example: train 500 steps
                 """,
                 complete: { _, previous, prefix in
