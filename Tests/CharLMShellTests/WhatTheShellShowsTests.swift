@@ -213,6 +213,11 @@ private func backticked(_ text: String) -> [String] {
     #expect(console.stderr.contains("evaluating 100% of 240 characters"),
             "\(console.stderr)")
     #expect(console.stderr.hasSuffix("\r\u{1B}[K"), "the status line is cleared")
+    // Whole windows of seq predict fewer characters than the split holds, and the result says so (`load` reported
+    // the whole split): (240 - 1) / seq windows of seq characters each.
+    let seq = session.settings.seq
+    #expect(unwrapped(console.stdout).contains("(\(grouped(239 / seq * seq)) of the 240 validation characters, in whole "
+                                               + "windows of seq \(seq))"), "\(console.stdout)")
     // A checkpoint given to `source` is named for what it is.
     #expect("\(try #require(thrownError(runner, "source \(checkpoint)")))" == "'\(checkpoint)' is a checkpoint, not a script: `load \(checkpoint)` reads it")
     // A missing file named like the built-in dataset points to it.

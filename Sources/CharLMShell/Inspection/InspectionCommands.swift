@@ -39,9 +39,15 @@ func runModel(_ context: CommandContext, _ words: [Word]) throws {
 /// `eval`: validation loss in nats/char, bits/char and perplexity.
 func runEval(_ context: CommandContext, _ words: [Word]) throws {
     try expectArguments(words, 0, 0, "eval")
-    let evaluation = try context.session.evaluate()
-    context.session.console.infoWrapped(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %@ (%@ characters)",
-                                        evaluation.nats, evaluation.bits, formatPerplexity(evaluation.perplexity), grouped(evaluation.characters)))
+    let session = context.session
+    let evaluation = try session.evaluate()
+    // The split's characters are predicted in whole windows of seq (ValidationWindows): say so when a few are left
+    // over, as `load` reported the whole split.
+    let split = session.dataset?.validationRange.count ?? evaluation.characters
+    let predicted = evaluation.characters >= split - 1 ? grouped(evaluation.characters) + " characters"
+        : "\(grouped(evaluation.characters)) of the \(grouped(split)) validation characters, in whole windows of seq \(session.settings.seq)"
+    session.console.infoWrapped(String(format: "validation loss %.4f nats/char, %.4f bits/char, perplexity %@ (%@)",
+                                       evaluation.nats, evaluation.bits, formatPerplexity(evaluation.perplexity), predicted))
 }
 
 /// `windows [N]`: training examples, input over target.
