@@ -5,7 +5,7 @@
 // Each thread runs twelve independent chains of multiply-adds on registers (a chain waits for its own previous
 // result; twelve of them keep both of a core's multiply-add units busy through the latency of four cycles), with
 // nothing loaded or stored in the loop. Compiled for this CPU (the package builds CharLM with -target-cpu native), each
-// `addingProduct` below is one vfmadd instruction on 8 lanes (256 bits) or 16 (512 bits).
+// `addingProduct` below is one vfmadd instruction on 4 lanes (128 bits), 8 (256) or 16 (512).
 
 import Foundation
 
@@ -18,7 +18,7 @@ public func fusedMultiplyAddRate(threads: Int, vectorBits: Int, iterations: Int)
     for _ in 0..<threads {
         done.enter()
         Thread {
-            // The result is used (never zero), so the loop cannot be dropped.
+            // The result is used (it is never zero, so nothing is printed): the optimiser cannot drop the loop.
             let sum = switch lanes {
             case 4: multiplyAddChains(SIMD4<Float>.self, iterations)
             case 8: multiplyAddChains(SIMD8<Float>.self, iterations)
